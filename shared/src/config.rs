@@ -1,0 +1,223 @@
+//! Settings from environment variables, checked once at start-up.
+
+use std::fmt;
+
+/// A setting that is missing or malformed, named so the operator can fix it.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{variable}: {problem}")]
+pub struct ConfigError {
+    pub variable: &'static str,
+    pub problem: String,
+}
+
+fn bad(variable: &'static str, problem: impl fmt::Display) -> ConfigError {
+    ConfigError {
+        variable,
+        problem: problem.to_string(),
+    }
+}
+
+pub const SESSION_ROLE_NAME: &str = "SESSION_ROLE_NAME";
+pub const SESSION_ROLE_ID: &str = "SESSION_ROLE_ID";
+pub const OWNER_TAG_KEY: &str = "OWNER_TAG_KEY";
+pub const USER_ID_TAG_KEY: &str = "USER_ID_TAG_KEY";
+pub const TRUSTED_LAUNCHER_ARNS: &str = "TRUSTED_LAUNCHER_ARNS";
+
+/// Settings shared by every function.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Config {
+    /// Name of the federated role the users sign in through.
+    pub session_role_name: String,
+    /// Its unique id (`AROA…`); resolved with one GetRole per process when not given.
+    pub session_role_id: Option<String>,
+    /// Tag the portal writes with the username (`CreatedBy`).
+    pub owner_tag_key: String,
+    /// Tag this product writes with `<role-id>:<username>` (`AwsUserId`).
+    pub user_id_tag_key: String,
+    /// When non-empty, only launches by these principals are tagged.
+    pub trusted_launcher_arns: Vec<String>,
+}
+
+impl Config {
+    pub fn from_env() -> Result<Self, ConfigError> {
+        Self::from_lookup(|name| std::env::var(name).ok())
+    }
+
+    /// Build from any variable source; `from_env` uses the process environment.
+    pub fn from_lookup(get: impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
+        let value = |name: &str| {
+            get(name)
+                .map(|v| v.trim().to_owned())
+                .filter(|v| !v.is_empty())
+        };
+
+        let session_role_name = value(SESSION_ROLE_NAME).ok_or_else(|| {
+            bad(
+                SESSION_ROLE_NAME,
+                "is required: the name of the users' federated IAM role",
+            )
+        })?;
+        validate_role_name(&session_role_name).map_err(|p| bad(SESSION_ROLE_NAME, p))?;
+
+        let session_role_id = value(SESSION_ROLE_ID);
+        if let Some(id) = &session_role_id {
+            validate_role_id(id).map_err(|p| bad(SESSION_ROLE_ID, p))?;
+        }
+
+        let owner_tag_key = value(OWNER_TAG_KEY).unwrap_or_else(|| "CreatedBy".into());
+        validate_tag_key(&owner_tag_key).map_err(|p| bad(OWNER_TAG_KEY, p))?;
+        let user_id_tag_key = value(USER_ID_TAG_KEY).unwrap_or_else(|| "AwsUserId".into());
+        validate_tag_key(&user_id_tag_key).map_err(|p| bad(USER_ID_TAG_KEY, p))?;
+        if owner_tag_key == user_id_tag_key {
+            return Err(bad(
+                USER_ID_TAG_KEY,
+                format!("must differ from {OWNER_TAG_KEY} (both are {owner_tag_key:?})"),
+            ));
+        }
+
+        let trusted_launcher_arns = match value(TRUSTED_LAUNCHER_ARNS) {
+            None => Vec::new(),
+            Some(list) => list
+                .split(',')
+                .map(str::trim)
+                .filter(|arn| !arn.is_empty())
+                .map(|arn| {
+                    if arn.starts_with("arn:") && !arn.contains('*') && !arn.contains('?') {
+                        Ok(arn.to_owned())
+                    } else {
+                        Err(bad(
+                            TRUSTED_LAUNCHER_ARNS,
+                            format!("{arn:?} is not an ARN (comma-separated, no wildcards)"),
+                        ))
+                    }
+                })
+                .collect::<Result<_, _>>()?,
+        };
+
+        Ok(Self {
+            session_role_name,
+            session_role_id,
+            owner_tag_key,
+            user_id_tag_key,
+            trusted_launcher_arns,
+        })
+    }
+}
+
+fn validate_role_name(name: &str) -> Result<(), String> {
+    let ok_char = |c: char| c.is_ascii_alphanumeric() || "+=,.@_-".contains(c);
+    if name.len() > 64 || !name.chars().all(ok_char) {
+        return Err(format!(
+            "{name:?} is not an IAM role name (1-64 characters of A-Z a-z 0-9 + = , . @ _ -, no path)"
+        ));
+    }
+    Ok(())
+}
+
+/// Role ids are `AROA` followed by upper-case letters and digits.
+pub fn validate_role_id(id: &str) -> Result<(), String> {
+    let rest = id.strip_prefix("AROA").unwrap_or("");
+    if rest.len() < 4
+        || rest.len() > 124
+        || !rest
+            .chars()
+            .all(|c| c.is_ascii_uppercase() || c.is_ascii_digit())
+    {
+        return Err(format!(
+            "{id:?} is not an IAM role id (AROA followed by upper-case letters and digits)"
+        ));
+    }
+    Ok(())
+}
+
+fn validate_tag_key(key: &str) -> Result<(), String> {
+    if key.chars().count() > 128 {
+        return Err(format!("{key:?} is longer than 128 characters"));
+    }
+    if key.to_ascii_lowercase().starts_with("aws:") {
+        return Err(format!("{key:?} uses the reserved aws: prefix"));
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::HashMap;
+
+    fn from(vars: &[(&str, &str)]) -> Result<Config, ConfigError> {
+        let map: HashMap<String, String> = vars
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        Config::from_lookup(|k| map.get(k).cloned())
+    }
+
+    #[test]
+    fn defaults_apply_when_only_the_role_name_is_set() {
+        let config = from(&[(SESSION_ROLE_NAME, "Okta-ServiceWorkbenchUser")]).unwrap();
+        assert_eq!(
+            config,
+            Config {
+                session_role_name: "Okta-ServiceWorkbenchUser".into(),
+                session_role_id: None,
+                owner_tag_key: "CreatedBy".into(),
+                user_id_tag_key: "AwsUserId".into(),
+                trusted_launcher_arns: vec![],
+            }
+        );
+    }
+
+    #[test]
+    fn every_setting_is_read() {
+        let config = from(&[
+            (SESSION_ROLE_NAME, "R"),
+            (SESSION_ROLE_ID, "AROAEXAMPLE123"),
+            (OWNER_TAG_KEY, "Owner"),
+            (USER_ID_TAG_KEY, "SessionOwner"),
+            (
+                TRUSTED_LAUNCHER_ARNS,
+                " arn:aws:iam::1:role/Portal , arn:aws:iam::1:role/Other,",
+            ),
+        ])
+        .unwrap();
+        assert_eq!(config.session_role_id.as_deref(), Some("AROAEXAMPLE123"));
+        assert_eq!(config.owner_tag_key, "Owner");
+        assert_eq!(config.user_id_tag_key, "SessionOwner");
+        assert_eq!(
+            config.trusted_launcher_arns,
+            vec!["arn:aws:iam::1:role/Portal", "arn:aws:iam::1:role/Other"]
+        );
+    }
+
+    #[test]
+    fn errors_name_the_variable() {
+        let cases: &[(&[(&str, &str)], &str)] = &[
+            (&[], "SESSION_ROLE_NAME: is required: the name of the users' federated IAM role"),
+            (&[(SESSION_ROLE_NAME, "  ")], "SESSION_ROLE_NAME: is required: the name of the users' federated IAM role"),
+            (
+                &[(SESSION_ROLE_NAME, "path/Role")],
+                "SESSION_ROLE_NAME: \"path/Role\" is not an IAM role name (1-64 characters of A-Z a-z 0-9 + = , . @ _ -, no path)",
+            ),
+            (
+                &[(SESSION_ROLE_NAME, "R"), (SESSION_ROLE_ID, "AIDAX1234")],
+                "SESSION_ROLE_ID: \"AIDAX1234\" is not an IAM role id (AROA followed by upper-case letters and digits)",
+            ),
+            (
+                &[(SESSION_ROLE_NAME, "R"), (USER_ID_TAG_KEY, "aws:owner")],
+                "USER_ID_TAG_KEY: \"aws:owner\" uses the reserved aws: prefix",
+            ),
+            (
+                &[(SESSION_ROLE_NAME, "R"), (USER_ID_TAG_KEY, "CreatedBy")],
+                "USER_ID_TAG_KEY: must differ from OWNER_TAG_KEY (both are \"CreatedBy\")",
+            ),
+            (
+                &[(SESSION_ROLE_NAME, "R"), (TRUSTED_LAUNCHER_ARNS, "arn:aws:iam::1:role/*")],
+                "TRUSTED_LAUNCHER_ARNS: \"arn:aws:iam::1:role/*\" is not an ARN (comma-separated, no wildcards)",
+            ),
+        ];
+        for (vars, message) in cases {
+            assert_eq!(from(vars).unwrap_err().to_string(), *message);
+        }
+    }
+}

@@ -1,0 +1,181 @@
+//! The EventBridge events this product reacts to, modelling only the fields it reads.
+
+use std::collections::BTreeMap;
+
+use aws_lambda_events::event::eventbridge::EventBridgeEvent;
+use serde::Deserialize;
+use serde_json::Value;
+
+pub const CLOUDTRAIL_API_CALL: &str = "AWS API Call via CloudTrail";
+
+/// Which function an event belongs to, decided from `source`, `detail-type` and `eventName`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Route {
+    /// CloudTrail `RunInstances`: the owner-tagging function.
+    RunInstances,
+}
+
+impl Route {
+    /// The function (and `functions/` crate) that handles the route.
+    pub fn function(self) -> &'static str {
+        match self {
+            Route::RunInstances => "owner-tagger",
+        }
+    }
+}
+
+/// An event no function handles, with the reason.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Unrouted(pub String);
+
+/// Parse the envelope of any EventBridge event.
+pub fn parse_envelope(event: Value) -> Result<EventBridgeEvent<Value>, String> {
+    serde_json::from_value(event).map_err(|e| format!("not an EventBridge event: {e}"))
+}
+
+/// Decide which function handles an event.
+pub fn route(envelope: &EventBridgeEvent<Value>) -> Result<Route, Unrouted> {
+    let event_name = envelope.detail.get("eventName").and_then(Value::as_str);
+    match (
+        envelope.source.as_str(),
+        envelope.detail_type.as_str(),
+        event_name,
+    ) {
+        ("aws.ec2", CLOUDTRAIL_API_CALL, Some("RunInstances")) => Ok(Route::RunInstances),
+        (source, detail_type, Some(name)) => Err(Unrouted(format!(
+            "no function handles {source} / {detail_type} / {name}"
+        ))),
+        (source, detail_type, None) => Err(Unrouted(format!(
+            "no function handles {source} / {detail_type}"
+        ))),
+    }
+}
+
+/// A CloudTrail record as delivered in `detail`.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct CloudTrailDetail {
+    pub event_id: Option<String>,
+    pub event_source: Option<String>,
+    pub event_name: Option<String>,
+    pub error_code: Option<String>,
+    pub error_message: Option<String>,
+    pub user_identity: Option<UserIdentity>,
+    pub request_parameters: Option<RunInstancesRequest>,
+    pub response_elements: Option<RunInstancesResponse>,
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct UserIdentity {
+    #[serde(rename = "type")]
+    pub identity_type: Option<String>,
+    pub principal_id: Option<String>,
+    pub arn: Option<String>,
+    pub session_context: Option<SessionContext>,
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct SessionContext {
+    pub session_issuer: Option<SessionIssuer>,
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct SessionIssuer {
+    #[serde(rename = "type")]
+    pub issuer_type: Option<String>,
+    pub principal_id: Option<String>,
+    pub arn: Option<String>,
+    pub user_name: Option<String>,
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct RunInstancesRequest {
+    pub tag_specification_set: Option<Items<TagSpecification>>,
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct TagSpecification {
+    pub resource_type: Option<String>,
+    #[serde(default)]
+    pub tags: Vec<Tag>,
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct RunInstancesResponse {
+    pub instances_set: Option<Items<LaunchedInstanceItem>>,
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct LaunchedInstanceItem {
+    pub instance_id: String,
+    pub tag_set: Option<Items<Tag>>,
+}
+
+/// CloudTrail's `{"items": [...]}` wrapper.
+#[derive(Debug, Clone, Deserialize)]
+pub struct Items<T> {
+    #[serde(default = "Vec::new")]
+    pub items: Vec<T>,
+}
+
+impl<T> Default for Items<T> {
+    fn default() -> Self {
+        Self { items: Vec::new() }
+    }
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+pub struct Tag {
+    pub key: String,
+    #[serde(default)]
+    pub value: String,
+}
+
+/// Tags as a map; a later duplicate key wins, as in EC2.
+pub fn tag_map<'a>(tags: impl IntoIterator<Item = &'a Tag>) -> BTreeMap<String, String> {
+    tags.into_iter()
+        .map(|t| (t.key.clone(), t.value.clone()))
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn envelope(json: &str) -> EventBridgeEvent<Value> {
+        parse_envelope(serde_json::from_str(json).unwrap()).unwrap()
+    }
+
+    #[test]
+    fn run_instances_routes_to_the_owner_tagger() {
+        let event = envelope(include_str!("../../events/run-instances-created-by.json"));
+        assert_eq!(route(&event), Ok(Route::RunInstances));
+        assert_eq!(Route::RunInstances.function(), "owner-tagger");
+    }
+
+    #[test]
+    fn other_api_calls_are_unrouted_with_the_reason() {
+        let event = envelope(&crate::samples::real_event(
+            "negative-cloudtrail-controltower-sso-assumed-role.json",
+        ));
+        assert_eq!(
+            route(&event),
+            Err(Unrouted(
+                "no function handles aws.controltower / AWS API Call via CloudTrail / CreateManagedAccount".into()
+            ))
+        );
+    }
+
+    #[test]
+    fn a_non_eventbridge_payload_is_rejected_with_the_reason() {
+        let err = parse_envelope(serde_json::json!({"hello": "world"})).unwrap_err();
+        assert_eq!(err, "not an EventBridge event: missing field `detail-type`");
+    }
+}

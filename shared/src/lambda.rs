@@ -1,0 +1,15 @@
+//! The Lambda edge: one log line per failed event, and the error returned so that a retryable
+//! failure is delivered again and a permanent one ends in the OnFailure destination.
+
+use tracing::error;
+
+use crate::error::Error;
+use crate::outcome::Outcome;
+
+/// Log a failure with its kind and pass the result on to the runtime.
+pub fn finish(event_id: &str, result: Result<Outcome, Error>) -> Result<Outcome, Error> {
+    if let Err(err) = &result {
+        error!(event_id, error_type = err.kind(), aws_code = err.aws_code(), error = %err, "event failed");
+    }
+    result
+}

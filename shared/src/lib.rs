@@ -1,0 +1,21 @@
+//! ssm-session-owner: let each federated user open Session Manager sessions on the EC2
+//! instances they launched, and on no other.
+//!
+//! The domain modules (`session_name`, `owner_tag`, `event`) are pure; `ports` are the small
+//! traits the functions depend on; `aws` implements them on the SDK clients.
+
+pub mod aws;
+pub mod config;
+pub mod error;
+pub mod event;
+pub mod lambda;
+pub mod outcome;
+pub mod owner_tag;
+pub mod owner_tagger;
+pub mod ports;
+pub mod samples;
+pub mod session_name;
+
+pub use config::Config;
+pub use error::Error;
+pub use outcome::{Outcome, Status};

@@ -1,0 +1,552 @@
+//! Owner tagging, pure: turn a CloudTrail `RunInstances` record into a plan of tag writes.
+//!
+//! The owner of an instance is, in order of precedence:
+//! 1. the launching session, when a user of the shared role launched it directly (its
+//!    `principalId` already is `<role-id>:<session-name>`; a `CreatedBy` naming somebody else
+//!    cannot hand the instance to them);
+//! 2. the `CreatedBy` tag carried in the event (request tag specification or response tag set);
+//! 3. the `CreatedBy` tag EC2 reports now, for instances whose tags were not in the event.
+
+use std::collections::BTreeMap;
+
+use chrono::{DateTime, Duration, Utc};
+
+use crate::config::Config;
+use crate::event::{tag_map, CloudTrailDetail};
+use crate::session_name::SessionName;
+
+/// How long after a launch EC2 may still not show the instance (eventual consistency). Within
+/// this window a missing instance is retried; after it, the instance is taken to be gone.
+pub const CONSISTENCY_WINDOW: Duration = Duration::minutes(15);
+
+/// A successful launch that passed screening.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Launch {
+    pub launcher_arn: Option<String>,
+    /// Set when a session of the users' role launched the instances itself.
+    pub users_role_session: Option<UsersRoleSession>,
+    pub instances: Vec<LaunchedInstance>,
+    /// Instances in the event whose id is not an EC2 instance id, with the reason.
+    pub rejected: Vec<Skipped>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UsersRoleSession {
+    /// The `<role-id>` half of the launcher's `principalId`.
+    pub role_id: String,
+    /// The `<session-name>` half, not yet validated.
+    pub session_name: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LaunchedInstance {
+    pub instance_id: String,
+    /// The tags the event shows for the instance (request specification, then response set).
+    pub tags: BTreeMap<String, String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct Skipped {
+    pub instance_id: String,
+    pub reason: String,
+}
+
+/// What to do with one instance.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Decision {
+    /// Write `value` as the user-id tag.
+    Tag {
+        value: String,
+    },
+    /// The tag already holds `value`; nothing to write.
+    AlreadyTagged {
+        value: String,
+    },
+    /// The event does not show the owner tag; ask EC2.
+    Lookup,
+    Skip {
+        reason: String,
+    },
+}
+
+/// Keep launches that created instances; return the reason for everything else.
+pub fn screen(detail: &CloudTrailDetail, config: &Config) -> Result<Launch, String> {
+    match detail.event_name.as_deref() {
+        Some("RunInstances") => {}
+        Some(other) => return Err(format!("not a RunInstances call (eventName {other:?})")),
+        None => return Err("not a RunInstances call (no eventName)".into()),
+    }
+    if let Some(code) = detail.error_code.as_deref() {
+        return Err(if code.contains("DryRunOperation") {
+            format!("dry run ({code}): nothing was launched")
+        } else {
+            format!("failed call ({code}): nothing was launched")
+        });
+    }
+    let items = match detail
+        .response_elements
+        .as_ref()
+        .and_then(|r| r.instances_set.as_ref())
+    {
+        Some(set) if !set.items.is_empty() => &set.items,
+        Some(_) => return Err("responseElements lists no instances".into()),
+        None => return Err("no responseElements.instancesSet: nothing was launched".into()),
+    };
+
+    let identity = detail.user_identity.clone().unwrap_or_default();
+    let issuer = identity
+        .session_context
+        .and_then(|c| c.session_issuer)
+        .unwrap_or_default();
+    if !config.trusted_launcher_arns.is_empty() {
+        let trusted = [identity.arn.as_deref(), issuer.arn.as_deref()]
+            .into_iter()
+            .flatten()
+            .any(|arn| config.trusted_launcher_arns.iter().any(|t| t == arn));
+        if !trusted {
+            return Err(format!(
+                "launcher {} is not in TRUSTED_LAUNCHER_ARNS",
+                identity.arn.as_deref().unwrap_or("(no arn)")
+            ));
+        }
+    }
+
+    let users_role_session = match (
+        &identity.identity_type,
+        &issuer.issuer_type,
+        &issuer.user_name,
+    ) {
+        (Some(t), Some(it), Some(name))
+            if t == "AssumedRole" && it == "Role" && *name == config.session_role_name =>
+        {
+            identity
+                .principal_id
+                .as_deref()
+                .and_then(|p| p.split_once(':'))
+                .map(|(role_id, session)| UsersRoleSession {
+                    role_id: role_id.to_owned(),
+                    session_name: session.to_owned(),
+                })
+        }
+        _ => None,
+    };
+
+    let request_tags = detail
+        .request_parameters
+        .as_ref()
+        .and_then(|r| r.tag_specification_set.as_ref())
+        .map(|set| {
+            tag_map(
+                set.items
+                    .iter()
+                    .filter(|spec| spec.resource_type.as_deref() == Some("instance"))
+                    .flat_map(|spec| spec.tags.iter()),
+            )
+        })
+        .unwrap_or_default();
+
+    let mut instances: Vec<LaunchedInstance> = Vec::new();
+    let mut rejected = Vec::new();
+    for item in items {
+        if !is_instance_id(&item.instance_id) {
+            rejected.push(Skipped {
+                instance_id: item.instance_id.clone(),
+                reason: format!("{:?} is not an EC2 instance id", item.instance_id),
+            });
+            continue;
+        }
+        if instances.iter().any(|i| i.instance_id == item.instance_id) {
+            continue;
+        }
+        let mut tags = request_tags.clone();
+        if let Some(set) = &item.tag_set {
+            tags.extend(tag_map(&set.items));
+        }
+        instances.push(LaunchedInstance {
+            instance_id: item.instance_id.clone(),
+            tags,
+        });
+    }
+
+    Ok(Launch {
+        launcher_arn: identity.arn,
+        users_role_session,
+        instances,
+        rejected,
+    })
+}
+
+/// Decide what one instance needs, given the tags known for it.
+///
+/// `looked_up` is true once EC2 itself was asked, so a missing owner tag is final.
+pub fn decide(
+    tags: &BTreeMap<String, String>,
+    launcher: Option<&UsersRoleSession>,
+    role_id: &str,
+    config: &Config,
+    looked_up: bool,
+) -> Decision {
+    let candidate = match launcher {
+        Some(session) if session.role_id != role_id => return Decision::Skip {
+            reason: format!(
+                "launched by a session of role id {} but {} now has id {role_id} (role recreated?)",
+                session.role_id, config.session_role_name
+            ),
+        },
+        Some(session) => &session.session_name,
+        None => match tags.get(&config.owner_tag_key) {
+            Some(owner) => owner,
+            None if looked_up => {
+                return Decision::Skip {
+                    reason: format!(
+                        "no {} tag, and not launched by a session of {}",
+                        config.owner_tag_key, config.session_role_name
+                    ),
+                }
+            }
+            None => return Decision::Lookup,
+        },
+    };
+    let username = match SessionName::parse(candidate) {
+        Ok(name) => name,
+        Err(err) => {
+            let source = if launcher.is_some() {
+                "launching session name".to_owned()
+            } else {
+                format!("{} tag", config.owner_tag_key)
+            };
+            return Decision::Skip {
+                reason: format!("{source} {candidate:?} rejected: {err}"),
+            };
+        }
+    };
+    let value = user_id_value(role_id, &username);
+    if tags.get(&config.user_id_tag_key) == Some(&value) {
+        Decision::AlreadyTagged { value }
+    } else {
+        Decision::Tag { value }
+    }
+}
+
+/// The `${aws:userid}` of a session of the users' role.
+pub fn user_id_value(role_id: &str, username: &SessionName) -> String {
+    format!("{role_id}:{username}")
+}
+
+/// Whether EC2 may still be catching up with a launch at `event_time`. An unknown time counts
+/// as recent, so the event is retried rather than dropped.
+pub fn within_consistency_window(event_time: Option<DateTime<Utc>>, now: DateTime<Utc>) -> bool {
+    event_time.is_none_or(|t| now - t < CONSISTENCY_WINDOW)
+}
+
+/// `i-` followed by 8 or 17 lower-case hex digits.
+pub fn is_instance_id(id: &str) -> bool {
+    id.strip_prefix("i-").is_some_and(|hex| {
+        (hex.len() == 8 || hex.len() == 17)
+            && hex
+                .chars()
+                .all(|c| c.is_ascii_digit() || ('a'..='f').contains(&c))
+    })
+}
+
+/// Instances to write, grouped by value so one call covers every instance needing it.
+pub fn group_writes<'a>(
+    decisions: impl IntoIterator<Item = (&'a str, &'a Decision)>,
+) -> BTreeMap<&'a str, Vec<&'a str>> {
+    let mut groups: BTreeMap<&str, Vec<&str>> = BTreeMap::new();
+    for (instance_id, decision) in decisions {
+        if let Decision::Tag { value } = decision {
+            groups.entry(value.as_str()).or_default().push(instance_id);
+        }
+    }
+    groups
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::samples::{detail_of, real_event, sample_event};
+
+    const ROLE_ID: &str = "AROAEXAMPLEROLEID1234";
+
+    fn config() -> Config {
+        Config::from_lookup(|k| {
+            (k == "SESSION_ROLE_NAME").then(|| "Okta-ServiceWorkbenchUser".to_owned())
+        })
+        .unwrap()
+    }
+
+    fn tags(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
+        pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
+    }
+
+    #[test]
+    fn every_instance_of_the_call_is_screened_with_its_event_tags() {
+        // GIVEN a portal launch of two instances with CreatedBy in the tag specification
+        let detail = detail_of(&sample_event("run-instances-created-by.json"));
+        // WHEN it is screened
+        let launch = screen(&detail, &config()).unwrap();
+        // THEN both instances are kept with the tag, and the launcher is not a user session
+        let ids: Vec<_> = launch
+            .instances
+            .iter()
+            .map(|i| i.instance_id.as_str())
+            .collect();
+        assert_eq!(ids, ["i-0a1b2c3d4e5f60001", "i-0a1b2c3d4e5f60002"]);
+        for instance in &launch.instances {
+            assert_eq!(
+                instance.tags.get("CreatedBy").map(String::as_str),
+                Some("tim.malone")
+            );
+        }
+        assert_eq!(launch.users_role_session, None);
+    }
+
+    #[test]
+    fn failed_dry_run_and_other_calls_are_ignored_with_the_reason() {
+        let cases = [
+            (
+                "runinstances-failed-unauthorized-operation.json",
+                "failed call (Client.UnauthorizedOperation): nothing was launched",
+            ),
+            (
+                "runinstances-dryrun-eks-nodegroup-launch-template.json",
+                "dry run (Client.DryRunOperation): nothing was launched",
+            ),
+            (
+                "runinstances-dryrun-invokedby-aws-internal.json",
+                "dry run (Client.DryRunOperation): nothing was launched",
+            ),
+            (
+                "negative-cloudtrail-controltower-sso-assumed-role.json",
+                "not a RunInstances call (eventName \"CreateManagedAccount\")",
+            ),
+        ];
+        for (file, reason) in cases {
+            let detail = detail_of(&real_event(file));
+            assert_eq!(screen(&detail, &config()).unwrap_err(), reason, "{file}");
+        }
+    }
+
+    #[test]
+    fn all_instances_of_a_multi_instance_launch_are_kept() {
+        let detail = detail_of(&real_event(
+            "runinstances-root-invokedby-autoscaling-two-instances.json",
+        ));
+        let launch = screen(&detail, &config()).unwrap();
+        let ids: Vec<_> = launch
+            .instances
+            .iter()
+            .map(|i| i.instance_id.as_str())
+            .collect();
+        assert_eq!(ids, ["i-784cdacd", "i-7b4cdace"]);
+    }
+
+    #[test]
+    fn a_session_of_the_users_role_is_recognised_from_the_issuer() {
+        let detail = detail_of(&sample_event("run-instances-users-role-session.json"));
+        let launch = screen(&detail, &config()).unwrap();
+        assert_eq!(
+            launch.users_role_session,
+            Some(UsersRoleSession {
+                role_id: "AROAEXAMPLEROLEID1234".into(),
+                session_name: "tim.malone".into()
+            })
+        );
+    }
+
+    #[test]
+    fn untrusted_launchers_are_ignored_when_an_allow_list_is_set() {
+        let mut config = config();
+        config.trusted_launcher_arns =
+            vec!["arn:aws:iam::123456789012:role/ServiceWorkbench-Portal".into()];
+        let detail = detail_of(&sample_event("run-instances-created-by.json"));
+        assert!(
+            screen(&detail, &config).is_ok(),
+            "the portal role is trusted"
+        );
+        let detail = detail_of(&real_event(
+            "runinstances-sso-role-two-instances-tagspec.json",
+        ));
+        assert_eq!(
+            screen(&detail, &config).unwrap_err(),
+            "launcher arn:aws:sts::123456789012:assumed-role/ARole/user.name is not in TRUSTED_LAUNCHER_ARNS"
+        );
+    }
+
+    #[test]
+    fn owner_tag_becomes_role_id_and_username() {
+        let d = decide(
+            &tags(&[("CreatedBy", "tim.malone")]),
+            None,
+            ROLE_ID,
+            &config(),
+            false,
+        );
+        assert_eq!(
+            d,
+            Decision::Tag {
+                value: format!("{ROLE_ID}:tim.malone")
+            }
+        );
+    }
+
+    #[test]
+    fn a_correct_tag_is_not_written_again_and_a_wrong_one_is_overwritten() {
+        let right = format!("{ROLE_ID}:tim.malone");
+        let d = decide(
+            &tags(&[("CreatedBy", "tim.malone"), ("AwsUserId", &right)]),
+            None,
+            ROLE_ID,
+            &config(),
+            false,
+        );
+        assert_eq!(
+            d,
+            Decision::AlreadyTagged {
+                value: right.clone()
+            }
+        );
+        let d = decide(
+            &tags(&[("CreatedBy", "tim.malone"), ("AwsUserId", "AROAOTHER:eve")]),
+            None,
+            ROLE_ID,
+            &config(),
+            false,
+        );
+        assert_eq!(d, Decision::Tag { value: right });
+    }
+
+    #[test]
+    fn missing_owner_asks_ec2_once_then_skips() {
+        assert_eq!(
+            decide(&tags(&[]), None, ROLE_ID, &config(), false),
+            Decision::Lookup
+        );
+        assert_eq!(
+            decide(&tags(&[]), None, ROLE_ID, &config(), true),
+            Decision::Skip {
+                reason:
+                    "no CreatedBy tag, and not launched by a session of Okta-ServiceWorkbenchUser"
+                        .into()
+            }
+        );
+    }
+
+    #[test]
+    fn the_launching_session_wins_over_a_created_by_naming_someone_else() {
+        let session = UsersRoleSession {
+            role_id: ROLE_ID.into(),
+            session_name: "alice".into(),
+        };
+        let d = decide(
+            &tags(&[("CreatedBy", "bob")]),
+            Some(&session),
+            ROLE_ID,
+            &config(),
+            false,
+        );
+        assert_eq!(
+            d,
+            Decision::Tag {
+                value: format!("{ROLE_ID}:alice")
+            }
+        );
+    }
+
+    #[test]
+    fn a_session_of_a_recreated_role_is_skipped() {
+        let session = UsersRoleSession {
+            role_id: "AROAOLDROLEID".into(),
+            session_name: "alice".into(),
+        };
+        let d = decide(&tags(&[]), Some(&session), ROLE_ID, &config(), false);
+        assert_eq!(
+            d,
+            Decision::Skip {
+                reason: format!("launched by a session of role id AROAOLDROLEID but Okta-ServiceWorkbenchUser now has id {ROLE_ID} (role recreated?)")
+            }
+        );
+    }
+
+    #[test]
+    fn hostile_usernames_are_skipped_with_the_reason() {
+        let d = decide(
+            &tags(&[("CreatedBy", "*")]),
+            None,
+            ROLE_ID,
+            &config(),
+            false,
+        );
+        assert_eq!(
+            d,
+            Decision::Skip {
+                reason: "CreatedBy tag \"*\" rejected: username contains '*' at character 1; only A-Z a-z 0-9 + = , . @ _ - are allowed".into()
+            }
+        );
+        let d = decide(
+            &tags(&[("CreatedBy", "tim\n*")]),
+            None,
+            ROLE_ID,
+            &config(),
+            false,
+        );
+        assert_eq!(
+            d,
+            Decision::Skip {
+                reason: "CreatedBy tag \"tim\\n*\" rejected: username contains '\\n' at character 4; only A-Z a-z 0-9 + = , . @ _ - are allowed".into()
+            }
+        );
+    }
+
+    #[test]
+    fn writes_are_grouped_by_value() {
+        let a = Decision::Tag {
+            value: "R:a".into(),
+        };
+        let b = Decision::Tag {
+            value: "R:b".into(),
+        };
+        let done = Decision::AlreadyTagged {
+            value: "R:a".into(),
+        };
+        let groups = group_writes([("i-1", &a), ("i-2", &b), ("i-3", &a), ("i-4", &done)]);
+        assert_eq!(
+            groups,
+            BTreeMap::from([("R:a", vec!["i-1", "i-3"]), ("R:b", vec!["i-2"])])
+        );
+    }
+
+    #[test]
+    fn instance_ids_are_checked() {
+        for ok in ["i-784cdacd", "i-0a1b2c3d4e5f60001"] {
+            assert!(is_instance_id(ok), "{ok}");
+        }
+        for bad in [
+            "i-018*9f1",
+            " i-1234567890abcdef0",
+            "i-ABCDEF12",
+            "sg-12345678",
+            "i-1234567",
+        ] {
+            assert!(!is_instance_id(bad), "{bad}");
+        }
+    }
+
+    #[test]
+    fn the_consistency_window_is_fifteen_minutes() {
+        let now = Utc::now();
+        assert!(within_consistency_window(
+            Some(now - Duration::minutes(14)),
+            now
+        ));
+        assert!(!within_consistency_window(
+            Some(now - Duration::minutes(16)),
+            now
+        ));
+        assert!(within_consistency_window(None, now));
+    }
+}

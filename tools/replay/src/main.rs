@@ -1,0 +1,199 @@
+// The SDK futures nest deeply; computing their layout needs more than the default depth.
+#![recursion_limit = "256"]
+
+//! `replay FILE...` (`-` is stdin): send each EventBridge event to the handler the matching
+//! Lambda runs, against whatever AWS endpoint the SDK is configured with (`AWS_ENDPOINT_URL`),
+//! and print one JSON line per event. Exit 0 when every event was handled or deliberately
+//! ignored, 1 when any failed, 2 on a usage or configuration error.
+
+use std::collections::BTreeMap;
+use std::io::Read;
+use std::process::ExitCode;
+
+use serde::Serialize;
+use serde_json::Value;
+use shared::aws::{load_sdk_config, CallCounter, Clients};
+use shared::event::{parse_envelope, route, Route};
+use shared::owner_tag::Skipped;
+use shared::owner_tagger::OwnerTagger;
+use shared::{Config, Outcome};
+
+const USAGE: &str = "usage: replay FILE... (- reads one event from stdin)";
+
+/// One line of output.
+#[derive(Serialize)]
+struct Line<'a> {
+    file: &'a str,
+    function: &'a str,
+    outcome: &'a str,
+    reason: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    event_id: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    error_type: Option<&'static str>,
+    /// AWS requests sent for this event, per `service:Operation`, retries included.
+    calls: BTreeMap<String, u64>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    changed: Vec<String>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    unchanged: Vec<String>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    skipped: Vec<Skipped>,
+}
+
+#[tokio::main]
+async fn main() -> ExitCode {
+    lambda_runtime::tracing::init_default_subscriber_with_writer(std::io::stderr);
+    let files: Vec<String> = std::env::args().skip(1).collect();
+    if files.is_empty() || files.iter().any(|f| f == "-h" || f == "--help") {
+        eprintln!("{USAGE}");
+        return ExitCode::from(2);
+    }
+    let config = match Config::from_env() {
+        Ok(config) => config,
+        Err(err) => {
+            eprintln!("replay: invalid configuration: {err}");
+            return ExitCode::from(2);
+        }
+    };
+    let counter = CallCounter::default();
+    let clients = Clients::with_counter(&load_sdk_config().await, Some(counter.clone()));
+    let tagger = OwnerTagger::new(config, clients.ec2.clone(), clients.iam.clone());
+
+    let mut failed = false;
+    for file in &files {
+        let line = match read_event(file) {
+            Err(reason) => error_line(file, "none", None, reason, "Permanent"),
+            Ok(event) => replay_one(file, event, &tagger, &counter).await,
+        };
+        failed |= line.outcome == "error";
+        match serde_json::to_string(&line) {
+            Ok(json) => println!("{json}"),
+            Err(err) => {
+                eprintln!("replay: cannot print the result for {file}: {err}");
+                failed = true;
+            }
+        }
+    }
+    if failed {
+        ExitCode::FAILURE
+    } else {
+        ExitCode::SUCCESS
+    }
+}
+
+fn read_event(file: &str) -> Result<Value, String> {
+    let text = if file == "-" {
+        let mut text = String::new();
+        std::io::stdin()
+            .read_to_string(&mut text)
+            .map_err(|e| format!("cannot read stdin: {e}"))?;
+        text
+    } else {
+        std::fs::read_to_string(file).map_err(|e| format!("cannot read {file}: {e}"))?
+    };
+    serde_json::from_str(&text).map_err(|e| format!("not JSON: {e}"))
+}
+
+async fn replay_one<'a, E, R>(
+    file: &'a str,
+    event: Value,
+    tagger: &OwnerTagger<E, R>,
+    counter: &CallCounter,
+) -> Line<'a>
+where
+    E: shared::ports::InstanceDirectory + shared::ports::InstanceTagger + Sync,
+    R: shared::ports::RoleDirectory + Sync,
+{
+    let envelope = match parse_envelope(event.clone()) {
+        Ok(envelope) => envelope,
+        Err(reason) => {
+            return outcome_line(
+                file,
+                "none",
+                Outcome::ignored(reason),
+                BTreeMap::new(),
+                None,
+            )
+        }
+    };
+    let event_id = envelope.id.clone();
+    let function = match route(&envelope) {
+        Ok(route) => route,
+        Err(unrouted) => {
+            return outcome_line(
+                file,
+                "none",
+                Outcome::ignored(unrouted.0),
+                BTreeMap::new(),
+                event_id,
+            )
+        }
+    };
+    counter.take();
+    let result = match function {
+        Route::RunInstances => tagger.handle(event).await,
+    };
+    let calls = counter.take();
+    match result {
+        Ok(outcome) => outcome_line(file, function.function(), outcome, calls, event_id),
+        Err(err) => {
+            let mut line = error_line(
+                file,
+                function.function(),
+                event_id,
+                err.to_string(),
+                err.kind(),
+            );
+            line.calls = calls;
+            line
+        }
+    }
+}
+
+fn outcome_line<'a>(
+    file: &'a str,
+    function: &'a str,
+    outcome: Outcome,
+    calls: BTreeMap<String, u64>,
+    event_id: Option<String>,
+) -> Line<'a> {
+    let status = match outcome.status {
+        shared::Status::Changed => "changed",
+        shared::Status::Unchanged => "unchanged",
+        shared::Status::Ignored => "ignored",
+    };
+    Line {
+        file,
+        function,
+        outcome: status,
+        reason: outcome.reason,
+        event_id,
+        error_type: None,
+        calls,
+        changed: outcome.changed,
+        unchanged: outcome.unchanged,
+        skipped: outcome.skipped,
+    }
+}
+
+fn error_line<'a>(
+    file: &'a str,
+    function: &'a str,
+    event_id: Option<String>,
+    reason: String,
+    error_type: &'static str,
+) -> Line<'a> {
+    Line {
+        file,
+        function,
+        outcome: "error",
+        reason,
+        event_id,
+        error_type: Some(error_type),
+        calls: BTreeMap::new(),
+        changed: Vec::new(),
+        unchanged: Vec::new(),
+        skipped: Vec::new(),
+    }
+}

@@ -1,0 +1,211 @@
+//! A real local AWS for tests and the demo: `python3 -m moto.server` on a free loopback port.
+//!
+//! The server is stopped when the [`Moto`] value is dropped (also on a test panic), and the
+//! kernel stops it if the process that started it dies first, so no server outlives its test.
+
+use std::collections::BTreeMap;
+use std::io;
+use std::net::{Ipv4Addr, SocketAddr, TcpListener, TcpStream};
+use std::os::unix::process::CommandExt;
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use aws_config::SdkConfig;
+use aws_sdk_ec2::types::{ResourceType, Tag, TagSpecification};
+
+pub const REGION: &str = "us-east-1";
+/// An AMI that moto ships, so RunInstances needs no set-up.
+pub const AMI: &str = "ami-12c6146b";
+const STARTUP_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// A running moto server; stopped on drop.
+pub struct Moto {
+    child: Child,
+    port: u16,
+    log: PathBuf,
+}
+
+impl Moto {
+    /// Start moto on 127.0.0.1 with a free port and wait until it accepts connections.
+    ///
+    /// The interpreter is `MOTO_PYTHON` if set (the scripts point it at their virtualenv),
+    /// otherwise `python3`.
+    pub fn start() -> io::Result<Self> {
+        let python = std::env::var("MOTO_PYTHON").unwrap_or_else(|_| "python3".into());
+        let port = free_port()?;
+        let log = std::env::temp_dir().join(format!("ssm-session-owner-moto-{port}.log"));
+        let mut command = Command::new(&python);
+        command
+            .args([
+                "-m",
+                "moto.server",
+                "-H",
+                "127.0.0.1",
+                "-p",
+                &port.to_string(),
+            ])
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(std::fs::File::create(&log)?);
+        // SAFETY: prctl is async-signal-safe; it only asks the kernel to SIGTERM the child
+        // when the thread that spawned it exits, so an aborted test cannot leak a server.
+        unsafe {
+            command.pre_exec(|| {
+                libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGTERM);
+                Ok(())
+            });
+        }
+        let child = command.spawn().map_err(|e| {
+            io::Error::new(e.kind(), format!("cannot run {python} -m moto.server: {e}"))
+        })?;
+        let mut moto = Moto { child, port, log };
+        moto.wait_until_ready()?;
+        Ok(moto)
+    }
+
+    fn wait_until_ready(&mut self) -> io::Result<()> {
+        let address = SocketAddr::from((Ipv4Addr::LOCALHOST, self.port));
+        let deadline = Instant::now() + STARTUP_TIMEOUT;
+        loop {
+            if let Some(status) = self.child.try_wait()? {
+                let log = std::fs::read_to_string(&self.log).unwrap_or_default();
+                return Err(io::Error::other(format!(
+                    "moto exited with {status} before listening (is it installed? run scripts/install-test-deps): {log}"
+                )));
+            }
+            if TcpStream::connect_timeout(&address, Duration::from_millis(200)).is_ok() {
+                return Ok(());
+            }
+            if Instant::now() > deadline {
+                return Err(io::Error::new(
+                    io::ErrorKind::TimedOut,
+                    "moto did not start within 60 s",
+                ));
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    pub fn endpoint(&self) -> String {
+        format!("http://127.0.0.1:{}", self.port)
+    }
+
+    /// Environment for a child process (replay, a function) that should talk to this moto.
+    pub fn env(&self) -> Vec<(&'static str, String)> {
+        vec![
+            ("AWS_ENDPOINT_URL", self.endpoint()),
+            ("AWS_REGION", REGION.into()),
+            ("AWS_ACCESS_KEY_ID", "testing".into()),
+            ("AWS_SECRET_ACCESS_KEY", "testing".into()),
+            ("AWS_SESSION_TOKEN", "testing".into()),
+            ("AWS_EC2_METADATA_DISABLED", "true".into()),
+        ]
+    }
+
+    /// The product's SDK configuration (same timeouts and retries), pointed at this moto.
+    pub async fn sdk_config(&self) -> SdkConfig {
+        shared::aws::sdk_loader()
+            .endpoint_url(self.endpoint())
+            .region(aws_config::Region::new(REGION))
+            .credentials_provider(aws_sdk_ec2::config::Credentials::new(
+                "testing", "testing", None, None, "moto",
+            ))
+            .load()
+            .await
+    }
+}
+
+impl Drop for Moto {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        let _ = std::fs::remove_file(&self.log);
+    }
+}
+
+fn free_port() -> io::Result<u16> {
+    Ok(TcpListener::bind((Ipv4Addr::LOCALHOST, 0))?
+        .local_addr()?
+        .port())
+}
+
+/// Create the users' role and return its id.
+pub async fn create_role(iam: &aws_sdk_iam::Client, name: &str) -> String {
+    let trust = serde_json::json!({
+        "Version": "2012-10-17",
+        "Statement": [{"Effect": "Allow", "Principal": {"Federated": "arn:aws:iam::123456789012:saml-provider/Okta"},
+                       "Action": "sts:AssumeRoleWithSAML"}]
+    });
+    iam.create_role()
+        .role_name(name)
+        .assume_role_policy_document(trust.to_string())
+        .send()
+        .await
+        .expect("moto CreateRole")
+        .role()
+        .expect("role in CreateRole answer")
+        .role_id()
+        .to_owned()
+}
+
+/// Launch `count` instances with `tags` and return their ids.
+pub async fn run_instances(
+    ec2: &aws_sdk_ec2::Client,
+    count: i32,
+    tags: &[(&str, &str)],
+) -> Vec<String> {
+    let mut request = ec2
+        .run_instances()
+        .image_id(AMI)
+        .min_count(count)
+        .max_count(count);
+    if !tags.is_empty() {
+        let mut spec = TagSpecification::builder().resource_type(ResourceType::Instance);
+        for (key, value) in tags {
+            spec = spec.tags(Tag::builder().key(*key).value(*value).build());
+        }
+        request = request.tag_specifications(spec.build());
+    }
+    request
+        .send()
+        .await
+        .expect("moto RunInstances")
+        .instances()
+        .iter()
+        .filter_map(|i| i.instance_id().map(str::to_owned))
+        .collect()
+}
+
+/// The tags EC2 holds for one instance.
+pub async fn tags_of(ec2: &aws_sdk_ec2::Client, instance_id: &str) -> BTreeMap<String, String> {
+    ec2.describe_instances()
+        .instance_ids(instance_id)
+        .send()
+        .await
+        .expect("moto DescribeInstances")
+        .reservations()
+        .iter()
+        .flat_map(|r| r.instances())
+        .flat_map(|i| i.tags())
+        .map(|t| {
+            (
+                t.key().unwrap_or_default().to_owned(),
+                t.value().unwrap_or_default().to_owned(),
+            )
+        })
+        .collect()
+}
+
+/// A sample event with its placeholder ids replaced by the ones moto made.
+pub fn rewrite(template: &str, replacements: &[(&str, &str)]) -> serde_json::Value {
+    let mut text = template.to_owned();
+    for (from, to) in replacements {
+        text = text.replace(from, to);
+    }
+    serde_json::from_str(&text).expect("sample event is JSON")
+}
