@@ -187,12 +187,14 @@ pub fn decide(
     looked_up: bool,
 ) -> Decision {
     let candidate = match launcher {
-        Some(session) if session.role_id != role_id => return Decision::Skip {
-            reason: format!(
+        Some(session) if session.role_id != role_id => {
+            return Decision::Skip {
+                reason: format!(
                 "launched by a session of role id {} but {} now has id {role_id} (role recreated?)",
                 session.role_id, config.session_role_name
             ),
-        },
+            }
+        }
         Some(session) => &session.session_name,
         None => match tags.get(&config.owner_tag_key) {
             Some(owner) => owner,

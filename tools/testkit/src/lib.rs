@@ -181,17 +181,22 @@ pub async fn run_instances(
         .collect()
 }
 
-/// The tags EC2 holds for one instance.
-pub async fn tags_of(ec2: &aws_sdk_ec2::Client, instance_id: &str) -> BTreeMap<String, String> {
-    ec2.describe_instances()
-        .instance_ids(instance_id)
+/// The tags EC2 holds for one resource. DescribeTags, unlike DescribeInstances, also answers for
+/// ids moto has no instance for, so "nothing was written" can be checked for any id.
+pub async fn tags_of(ec2: &aws_sdk_ec2::Client, resource_id: &str) -> BTreeMap<String, String> {
+    use aws_sdk_ec2::types::Filter;
+    ec2.describe_tags()
+        .filters(
+            Filter::builder()
+                .name("resource-id")
+                .values(resource_id)
+                .build(),
+        )
         .send()
         .await
-        .expect("moto DescribeInstances")
-        .reservations()
+        .expect("moto DescribeTags")
+        .tags()
         .iter()
-        .flat_map(|r| r.instances())
-        .flat_map(|i| i.tags())
         .map(|t| {
             (
                 t.key().unwrap_or_default().to_owned(),
@@ -208,4 +213,67 @@ pub fn rewrite(template: &str, replacements: &[(&str, &str)]) -> serde_json::Val
         text = text.replace(from, to);
     }
     serde_json::from_str(&text).expect("sample event is JSON")
+}
+
+/// The users' role in the samples and the demo.
+pub const DEMO_ROLE: &str = "Okta-ServiceWorkbenchUser";
+/// The placeholder role id in `events/`.
+pub const SAMPLE_ROLE_ID: &str = "AROAEXAMPLEROLEID1234";
+
+/// Make moto match `events/`: create the users' role and launch, for every sample instance id,
+/// an instance tagged as the portal would have. Returns the role id and the replacements
+/// (sample id → moto id) that turn a sample event into one about these instances.
+pub async fn seed_samples(
+    admin_ec2: &aws_sdk_ec2::Client,
+    admin_iam: &aws_sdk_iam::Client,
+) -> (String, Vec<(String, String)>) {
+    let role_id = create_role(admin_iam, DEMO_ROLE).await;
+    let mut replacements = vec![(SAMPLE_ROLE_ID.to_owned(), role_id.clone())];
+    let launches: &[(&str, &[(&str, &str)])] = &[
+        // run-instances-created-by.json: two portal instances for tim.malone
+        (
+            "i-0a1b2c3d4e5f60001",
+            &[("CreatedBy", "tim.malone"), ("Name", "workspace-tim")],
+        ),
+        (
+            "i-0a1b2c3d4e5f60002",
+            &[("CreatedBy", "tim.malone"), ("Name", "workspace-tim")],
+        ),
+        // run-instances-owner-not-in-event.json: the portal tagged after launch
+        ("i-0a1b2c3d4e5f60003", &[("CreatedBy", "ada.lovelace")]),
+        // run-instances-users-role-session.json: tim.malone launched it himself
+        ("i-0a1b2c3d4e5f60004", &[("Name", "scratch")]),
+        // run-instances-hostile-username.json
+        ("i-0a1b2c3d4e5f60005", &[("CreatedBy", "tim*")]),
+    ];
+    for (sample_id, tags) in launches {
+        let ids = run_instances(admin_ec2, 1, tags).await;
+        replacements.push((sample_id.to_string(), ids[0].clone()));
+    }
+    (role_id, replacements)
+}
+
+/// Every sample in `events/`, rewritten with `replacements` into `dir`; returns the paths.
+pub fn write_samples(
+    dir: &std::path::Path,
+    replacements: &[(String, String)],
+) -> io::Result<Vec<PathBuf>> {
+    let pairs: Vec<(&str, &str)> = replacements
+        .iter()
+        .map(|(a, b)| (a.as_str(), b.as_str()))
+        .collect();
+    let mut paths = Vec::new();
+    let mut entries: Vec<_> = std::fs::read_dir(shared::samples::events_dir())?
+        .filter_map(Result::ok)
+        .map(|e| e.path())
+        .filter(|p| p.extension().is_some_and(|x| x == "json"))
+        .collect();
+    entries.sort();
+    for source in entries {
+        let text = std::fs::read_to_string(&source)?;
+        let target = dir.join(source.file_name().unwrap_or_default());
+        std::fs::write(&target, rewrite(&text, &pairs).to_string())?;
+        paths.push(target);
+    }
+    Ok(paths)
 }

@@ -1,0 +1,17 @@
+# Shared by the scripts: install the Python tools into the project's own virtualenv.
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+VENV="${SSM_OWNER_VENV:-$ROOT/.venv}"
+
+# ensure_venv REQUIREMENTS...: create .venv if needed and install the pinned requirements.
+ensure_venv() {
+  if [ ! -x "$VENV/bin/python" ]; then
+    echo "==> creating $VENV" >&2
+    python3 -m venv "$VENV"
+  fi
+  local req
+  for req in "$@"; do
+    "$VENV/bin/python" -m pip install --quiet --disable-pip-version-check -r "$ROOT/$req" >&2
+  done
+  export MOTO_PYTHON="$VENV/bin/python"
+  export PATH="$VENV/bin:$PATH"
+}

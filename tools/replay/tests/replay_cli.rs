@@ -1,0 +1,327 @@
+//! The `replay` binary end to end, against moto in server mode on loopback.
+
+use std::collections::BTreeMap;
+use std::io::Write;
+use std::path::PathBuf;
+use std::process::{Command, Output, Stdio};
+
+use serde_json::Value;
+use shared::aws::Clients;
+use shared::samples::{events_dir, real_events_dir};
+use testkit::{create_role, seed_samples, tags_of, write_samples, Moto, DEMO_ROLE};
+
+fn replay(moto: &Moto, role: &str, args: &[PathBuf], stdin: Option<&str>) -> Output {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_replay"))
+        .args(args)
+        .envs(moto.env())
+        .env("SESSION_ROLE_NAME", role)
+        .env("RUST_LOG", "error")
+        .stdin(if stdin.is_some() {
+            Stdio::piped()
+        } else {
+            Stdio::null()
+        })
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("replay runs");
+    if let Some(text) = stdin {
+        child
+            .stdin
+            .take()
+            .unwrap()
+            .write_all(text.as_bytes())
+            .unwrap();
+    }
+    child.wait_with_output().unwrap()
+}
+
+/// The JSON lines, keyed by file name.
+fn lines(output: &Output) -> BTreeMap<String, Value> {
+    String::from_utf8_lossy(&output.stdout)
+        .lines()
+        .map(|l| {
+            let v: Value = serde_json::from_str(l).unwrap_or_else(|e| panic!("not JSON: {l}: {e}"));
+            let name = v["file"]
+                .as_str()
+                .unwrap()
+                .rsplit('/')
+                .next()
+                .unwrap()
+                .to_owned();
+            (name, v)
+        })
+        .collect()
+}
+
+fn json_files(dir: PathBuf) -> Vec<PathBuf> {
+    let mut files: Vec<PathBuf> = std::fs::read_dir(&dir)
+        .unwrap_or_else(|e| panic!("{}: {e}", dir.display()))
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|x| x == "json"))
+        .collect();
+    files.sort();
+    files
+}
+
+const GONE: &str = "instance no longer exists in EC2";
+
+#[tokio::test]
+async fn every_real_event_gets_its_expected_outcome_and_none_fails() {
+    // GIVEN moto with the users' role, and the public real-event corpus
+    let moto = Moto::start().unwrap();
+    let admin = Clients::new(&moto.sdk_config().await);
+    create_role(&admin.iam, DEMO_ROLE).await;
+    let files = json_files(real_events_dir());
+
+    // WHEN all of them are replayed in one run
+    let output = replay(&moto, DEMO_ROLE, &files, None);
+
+    // THEN the run succeeds with one line per file and no panic
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        output.status.success(),
+        "exit {:?}: {stderr}",
+        output.status
+    );
+    assert!(!stderr.contains("panicked"), "{stderr}");
+    let results = lines(&output);
+    assert_eq!(results.len(), files.len());
+
+    let expected: &[(&str, &str, &str)] = &[
+        ("negative-cloudtrail-controltower-sso-assumed-role.json", "ignored", "no function handles aws.controltower / AWS API Call via CloudTrail / CreateManagedAccount"),
+        ("runinstances-assumed-role-console-name-tag.json", "ignored", GONE),
+        ("runinstances-assumed-role-console-private-ip-name-tag.json", "ignored", GONE),
+        ("runinstances-autoscaling-eks-ec2fleet.json", "ignored", GONE),
+        ("runinstances-dryrun-eks-nodegroup-launch-template.json", "ignored", "dry run (Client.DryRunOperation): nothing was launched"),
+        ("runinstances-dryrun-invokedby-aws-internal.json", "ignored", "dry run (Client.DryRunOperation): nothing was launched"),
+        ("runinstances-failed-unauthorized-operation.json", "ignored", "failed call (Client.UnauthorizedOperation): nothing was launched"),
+        ("runinstances-iam-user-cli-tagspec-multitag.json", "ignored", GONE),
+        ("runinstances-iam-user-console-2015.json", "ignored", GONE),
+        ("runinstances-iam-user-console-instance-store.json", "ignored", GONE),
+        ("runinstances-root-invokedby-autoscaling-two-instances.json", "ignored", "skipped i-784cdacd: instance no longer exists in EC2; skipped i-7b4cdace: instance no longer exists in EC2"),
+        ("runinstances-sso-role-two-instances-tagspec.json", "ignored", GONE),
+    ];
+    for (file, outcome, reason) in expected {
+        let line = results
+            .get(*file)
+            .unwrap_or_else(|| panic!("no line for {file}"));
+        assert_eq!(line["outcome"], *outcome, "{file}: {line}");
+        assert!(
+            line["reason"].as_str().unwrap().contains(reason),
+            "{file}: {line}"
+        );
+        assert_eq!(
+            line["function"],
+            if file.starts_with("runinstances") {
+                "owner-tagger"
+            } else {
+                "none"
+            }
+        );
+    }
+    for (file, line) in &results {
+        assert_ne!(line["outcome"], "error", "{file}: {line}");
+    }
+}
+
+#[tokio::test]
+async fn a_real_launch_by_a_session_of_a_same_named_but_different_role_is_not_tagged() {
+    // GIVEN a role named like the SSO event's issuer, but with another id (role recreated)
+    let moto = Moto::start().unwrap();
+    let admin = Clients::new(&moto.sdk_config().await);
+    create_role(&admin.iam, "ARole").await;
+    let file = real_events_dir().join("runinstances-sso-role-two-instances-tagspec.json");
+
+    let output = replay(&moto, "ARole", &[file], None);
+
+    assert!(output.status.success());
+    let line = &lines(&output)["runinstances-sso-role-two-instances-tagspec.json"];
+    assert_eq!(line["outcome"], "ignored");
+    assert!(
+        line["reason"]
+            .as_str()
+            .unwrap()
+            .contains("launched by a session of role id 00000000000000000"),
+        "{line}"
+    );
+    assert_eq!(
+        tags_of(&admin.ec2, "i-00000000000000000")
+            .await
+            .get("AwsUserId"),
+        None
+    );
+}
+
+#[tokio::test]
+async fn the_samples_tag_their_instances_and_a_second_replay_changes_nothing() {
+    // GIVEN moto seeded as the samples describe
+    let moto = Moto::start().unwrap();
+    let admin = Clients::new(&moto.sdk_config().await);
+    let (role_id, replacements) = seed_samples(&admin.ec2, &admin.iam).await;
+    let dir = tempdir();
+    let files = write_samples(&dir, &replacements).unwrap();
+    assert_eq!(files.len(), json_files(events_dir()).len());
+    let id = |sample: &str| {
+        replacements
+            .iter()
+            .find(|(s, _)| s == sample)
+            .unwrap()
+            .1
+            .clone()
+    };
+
+    // WHEN every sample is replayed
+    let first = replay(&moto, DEMO_ROLE, &files, None);
+    assert!(
+        first.status.success(),
+        "{}",
+        String::from_utf8_lossy(&first.stderr)
+    );
+    let results = lines(&first);
+    assert_eq!(
+        results["run-instances-created-by.json"]["outcome"],
+        "changed"
+    );
+    assert_eq!(
+        results["run-instances-owner-not-in-event.json"]["outcome"],
+        "changed"
+    );
+    assert_eq!(
+        results["run-instances-users-role-session.json"]["outcome"],
+        "changed"
+    );
+    assert_eq!(
+        results["run-instances-hostile-username.json"]["outcome"],
+        "ignored"
+    );
+    assert_eq!(results["run-instances-dry-run.json"]["outcome"], "ignored");
+
+    // THEN the tags in moto name the right users, and the hostile one got nothing
+    let expected = [
+        ("i-0a1b2c3d4e5f60001", Some("tim.malone")),
+        ("i-0a1b2c3d4e5f60002", Some("tim.malone")),
+        ("i-0a1b2c3d4e5f60003", Some("ada.lovelace")),
+        ("i-0a1b2c3d4e5f60004", Some("tim.malone")),
+        ("i-0a1b2c3d4e5f60005", None),
+    ];
+    let mut before = Vec::new();
+    for (sample, user) in expected {
+        let tags = tags_of(&admin.ec2, &id(sample)).await;
+        assert_eq!(
+            tags.get("AwsUserId").cloned(),
+            user.map(|u| format!("{role_id}:{u}")),
+            "{sample}"
+        );
+        before.push(tags);
+    }
+
+    // WHEN replayed again THEN every tag is unchanged and no event costs more than one call
+    // beyond the per-process GetRole
+    let second = replay(&moto, DEMO_ROLE, &files, None);
+    assert!(second.status.success());
+    for (file, line) in lines(&second) {
+        let calls: u64 = line["calls"]
+            .as_object()
+            .unwrap()
+            .iter()
+            .filter(|(op, _)| *op != "iam:GetRole")
+            .map(|(_, n)| n.as_u64().unwrap())
+            .sum();
+        assert!(calls <= 1, "{file}: {line}");
+    }
+    assert_eq!(
+        lines(&second)["run-instances-owner-not-in-event.json"]["outcome"],
+        "unchanged"
+    );
+    for ((sample, _), tags) in expected.iter().zip(before) {
+        assert_eq!(tags_of(&admin.ec2, &id(sample)).await, tags, "{sample}");
+    }
+    let _ = std::fs::remove_dir_all(dir);
+}
+
+#[tokio::test]
+async fn stdin_garbage_and_missing_files_are_errors_with_exit_1() {
+    let moto = Moto::start().unwrap();
+    let output = replay(
+        &moto,
+        DEMO_ROLE,
+        &["-".into(), "/nonexistent.json".into()],
+        Some("{not json"),
+    );
+    assert_eq!(output.status.code(), Some(1));
+    let results = lines(&output);
+    assert_eq!(results["-"]["outcome"], "error");
+    assert!(
+        results["-"]["reason"]
+            .as_str()
+            .unwrap()
+            .starts_with("not JSON: "),
+        "{}",
+        results["-"]
+    );
+    assert_eq!(results["nonexistent.json"]["outcome"], "error");
+    assert!(results["nonexistent.json"]["reason"]
+        .as_str()
+        .unwrap()
+        .starts_with("cannot read /nonexistent.json"));
+
+    // A JSON value that is not an event is acknowledged as ignored, like the Lambda does.
+    let output = replay(&moto, DEMO_ROLE, &["-".into()], Some("[1, 2]"));
+    assert_eq!(output.status.code(), Some(0));
+    assert_eq!(lines(&output)["-"]["outcome"], "ignored");
+}
+
+#[tokio::test]
+async fn a_run_against_a_dead_endpoint_reports_retryable_errors_and_exits_1() {
+    let moto = Moto::start().unwrap();
+    let env = moto.env();
+    drop(moto);
+    let output = Command::new(env!("CARGO_BIN_EXE_replay"))
+        .arg(events_dir().join("run-instances-created-by.json"))
+        .envs(env)
+        .env("SESSION_ROLE_NAME", DEMO_ROLE)
+        .env("SESSION_ROLE_ID", "AROAEXAMPLEROLEID1234")
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(1));
+    let line = &lines(&output)["run-instances-created-by.json"];
+    assert_eq!(line["outcome"], "error");
+    assert_eq!(line["error_type"], "Retryable");
+    assert!(
+        line["reason"]
+            .as_str()
+            .unwrap()
+            .starts_with("ec2:CreateTags failed: DispatchFailure"),
+        "{line}"
+    );
+}
+
+#[test]
+fn configuration_errors_name_the_variable_and_exit_2() {
+    let output = Command::new(env!("CARGO_BIN_EXE_replay"))
+        .arg("-")
+        .env_remove("SESSION_ROLE_NAME")
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(2));
+    assert_eq!(
+        String::from_utf8_lossy(&output.stderr).trim(),
+        "replay: invalid configuration: SESSION_ROLE_NAME: is required: the name of the users' federated IAM role"
+    );
+    let output = Command::new(env!("CARGO_BIN_EXE_replay")).output().unwrap();
+    assert_eq!(output.status.code(), Some(2));
+}
+
+fn tempdir() -> PathBuf {
+    let dir = std::env::temp_dir().join(format!(
+        "replay-test-{}-{}",
+        std::process::id(),
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_nanos()
+    ));
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
