@@ -16,7 +16,10 @@ use aws_smithy_types::config_bag::ConfigBag;
 use tracing::instrument;
 
 use crate::error::Error;
-use crate::ports::{DescribedInstance, InstanceDirectory, InstanceTagger, RoleDirectory};
+use crate::ports::{
+    DescribedInstance, InstanceDirectory, InstanceTagger, LiveInstances, RoleDirectory,
+    RolePolicies, SessionTerminator,
+};
 
 /// Connect timeout for every AWS call.
 pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(3);
@@ -126,6 +129,9 @@ impl Intercept for CallCounter {
     }
 }
 
+/// Instance states in which a user can still have a use for their sessions.
+pub const LIVE_STATES: [&str; 4] = ["pending", "running", "stopping", "stopped"];
+
 impl InstanceDirectory for aws_sdk_ec2::Client {
     #[instrument(skip(self), fields(count = instance_ids.len()))]
     async fn describe_instances(
@@ -136,42 +142,74 @@ impl InstanceDirectory for aws_sdk_ec2::Client {
         let mut found = Vec::new();
         // A filter, unlike InstanceIds, does not fail the whole call for an unknown id.
         for batch in instance_ids.chunks(DESCRIBE_FILTER_BATCH) {
-            let mut pages = self
-                .describe_instances()
-                .filters(
-                    Filter::builder()
-                        .name("instance-id")
-                        .set_values(Some(batch.to_vec()))
-                        .build(),
-                )
-                .into_paginator()
-                .send();
-            while let Some(page) = pages.next().await {
-                let page = page.map_err(|e| Error::from_sdk("ec2:DescribeInstances", e))?;
-                for instance in page.reservations().iter().flat_map(|r| r.instances()) {
-                    found.push(DescribedInstance {
-                        instance_id: instance.instance_id().unwrap_or_default().to_owned(),
-                        state: instance
-                            .state()
-                            .and_then(|s| s.name())
-                            .map(|n| n.as_str().to_owned())
-                            .unwrap_or_default(),
-                        tags: instance
-                            .tags()
-                            .iter()
-                            .map(|t| {
-                                (
-                                    t.key().unwrap_or_default().to_owned(),
-                                    t.value().unwrap_or_default().to_owned(),
-                                )
-                            })
-                            .collect(),
-                    });
-                }
-            }
+            let filter = Filter::builder()
+                .name("instance-id")
+                .set_values(Some(batch.to_vec()))
+                .build();
+            found.extend(describe_filtered(self, vec![filter]).await?);
         }
         Ok(found)
     }
+}
+
+impl LiveInstances for aws_sdk_ec2::Client {
+    #[instrument(skip(self))]
+    async fn live_instances_tagged(
+        &self,
+        key: &str,
+        value: Option<&str>,
+    ) -> Result<Vec<DescribedInstance>, Error> {
+        use aws_sdk_ec2::types::Filter;
+        let tag = match value {
+            Some(value) => Filter::builder()
+                .name(format!("tag:{key}"))
+                .values(value)
+                .build(),
+            None => Filter::builder().name("tag-key").values(key).build(),
+        };
+        let live = Filter::builder()
+            .name("instance-state-name")
+            .set_values(Some(LIVE_STATES.iter().map(|s| s.to_string()).collect()))
+            .build();
+        describe_filtered(self, vec![tag, live]).await
+    }
+}
+
+async fn describe_filtered(
+    ec2: &aws_sdk_ec2::Client,
+    filters: Vec<aws_sdk_ec2::types::Filter>,
+) -> Result<Vec<DescribedInstance>, Error> {
+    let mut found = Vec::new();
+    let mut pages = ec2
+        .describe_instances()
+        .set_filters(Some(filters))
+        .max_results(1000)
+        .into_paginator()
+        .send();
+    while let Some(page) = pages.next().await {
+        let page = page.map_err(|e| Error::from_sdk("ec2:DescribeInstances", e))?;
+        for instance in page.reservations().iter().flat_map(|r| r.instances()) {
+            found.push(DescribedInstance {
+                instance_id: instance.instance_id().unwrap_or_default().to_owned(),
+                state: instance
+                    .state()
+                    .and_then(|s| s.name())
+                    .map(|n| n.as_str().to_owned())
+                    .unwrap_or_default(),
+                tags: instance
+                    .tags()
+                    .iter()
+                    .map(|t| {
+                        (
+                            t.key().unwrap_or_default().to_owned(),
+                            t.value().unwrap_or_default().to_owned(),
+                        )
+                    })
+                    .collect(),
+            });
+        }
+    }
+    Ok(found)
 }
 
 impl InstanceTagger for aws_sdk_ec2::Client {
@@ -218,5 +256,150 @@ impl RoleDirectory for aws_sdk_iam::Client {
             .role()
             .map(|r| r.role_id().to_owned())
             .unwrap_or_default())
+    }
+}
+
+impl RolePolicies for aws_sdk_iam::Client {
+    #[instrument(skip(self))]
+    async fn list_role_policies(&self, role_name: &str) -> Result<Vec<String>, Error> {
+        let mut names = Vec::new();
+        let mut pages = self
+            .list_role_policies()
+            .role_name(role_name)
+            .into_paginator()
+            .send();
+        while let Some(page) = pages.next().await {
+            let page = page.map_err(|e| {
+                if e.as_service_error()
+                    .is_some_and(|s| s.is_no_such_entity_exception())
+                {
+                    Error::RoleNotFound {
+                        role_name: role_name.to_owned(),
+                    }
+                } else {
+                    Error::from_sdk("iam:ListRolePolicies", e)
+                }
+            })?;
+            names.extend(page.policy_names().iter().cloned());
+        }
+        Ok(names)
+    }
+
+    #[instrument(skip(self))]
+    async fn get_role_policy(
+        &self,
+        role_name: &str,
+        policy_name: &str,
+    ) -> Result<Option<String>, Error> {
+        match self
+            .get_role_policy()
+            .role_name(role_name)
+            .policy_name(policy_name)
+            .send()
+            .await
+        {
+            Ok(output) => Ok(Some(decode_policy_document(output.policy_document()))),
+            Err(e)
+                if e.as_service_error()
+                    .is_some_and(|s| s.is_no_such_entity_exception()) =>
+            {
+                Ok(None)
+            }
+            Err(e) => Err(Error::from_sdk("iam:GetRolePolicy", e)),
+        }
+    }
+
+    #[instrument(skip(self, document), fields(chars = document.len()))]
+    async fn put_role_policy(
+        &self,
+        role_name: &str,
+        policy_name: &str,
+        document: &str,
+    ) -> Result<(), Error> {
+        self.put_role_policy()
+            .role_name(role_name)
+            .policy_name(policy_name)
+            .policy_document(document)
+            .send()
+            .await
+            .map_err(|e| Error::from_sdk("iam:PutRolePolicy", e))?;
+        Ok(())
+    }
+
+    #[instrument(skip(self))]
+    async fn delete_role_policy(&self, role_name: &str, policy_name: &str) -> Result<(), Error> {
+        match self
+            .delete_role_policy()
+            .role_name(role_name)
+            .policy_name(policy_name)
+            .send()
+            .await
+        {
+            Ok(_) => Ok(()),
+            Err(e)
+                if e.as_service_error()
+                    .is_some_and(|s| s.is_no_such_entity_exception()) =>
+            {
+                Ok(())
+            }
+            Err(e) => Err(Error::from_sdk("iam:DeleteRolePolicy", e)),
+        }
+    }
+}
+
+/// IAM returns policy documents URL-encoded (RFC 3986); moto returns them as written.
+pub fn decode_policy_document(raw: &str) -> String {
+    if raw.trim_start().starts_with('{') {
+        return raw.to_owned();
+    }
+    percent_encoding::percent_decode_str(raw)
+        .decode_utf8_lossy()
+        .into_owned()
+}
+
+impl SessionTerminator for aws_sdk_ssm::Client {
+    #[instrument(skip(self))]
+    async fn end_sessions_on(&self, instance_id: &str) -> Result<Vec<String>, Error> {
+        use aws_sdk_ssm::types::{SessionFilter, SessionFilterKey, SessionState};
+        let mut ids = Vec::new();
+        let mut next_token = None;
+        loop {
+            let page = self
+                .describe_sessions()
+                .state(SessionState::Active)
+                .filters(
+                    SessionFilter::builder()
+                        .key(SessionFilterKey::TargetId)
+                        .value(instance_id)
+                        .build()
+                        .map_err(|e| Error::Aws {
+                            operation: "ssm:DescribeSessions",
+                            code: "InvalidFilter".into(),
+                            message: e.to_string(),
+                            retryable: false,
+                        })?,
+                )
+                .set_next_token(next_token)
+                .send()
+                .await
+                .map_err(|e| Error::from_sdk("ssm:DescribeSessions", e))?;
+            ids.extend(
+                page.sessions()
+                    .iter()
+                    .filter_map(|s| s.session_id().map(str::to_owned)),
+            );
+            next_token = page.next_token().map(str::to_owned);
+            if next_token.is_none() {
+                break;
+            }
+        }
+        for id in &ids {
+            self.terminate_session()
+                .session_id(id)
+                .send()
+                .await
+                .map_err(|e| Error::from_sdk("ssm:TerminateSession", e))?;
+        }
+        Ok(ids)
     }
 }

@@ -22,6 +22,9 @@ pub const SESSION_ROLE_ID: &str = "SESSION_ROLE_ID";
 pub const OWNER_TAG_KEY: &str = "OWNER_TAG_KEY";
 pub const USER_ID_TAG_KEY: &str = "USER_ID_TAG_KEY";
 pub const TRUSTED_LAUNCHER_ARNS: &str = "TRUSTED_LAUNCHER_ARNS";
+pub const POLICY_NAME_PREFIX: &str = "POLICY_NAME_PREFIX";
+pub const END_SESSIONS_ON_TERMINATE: &str = "END_SESSIONS_ON_TERMINATE";
+pub const RECONCILE_DRY_RUN: &str = "RECONCILE_DRY_RUN";
 
 /// Settings shared by every function.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -36,6 +39,12 @@ pub struct Config {
     pub user_id_tag_key: String,
     /// When non-empty, only launches by these principals are tagged.
     pub trusted_launcher_arns: Vec<String>,
+    /// Every policy the product creates starts with this; it never touches any other.
+    pub policy_name_prefix: String,
+    /// End the sessions still open on an instance when it terminates.
+    pub end_sessions_on_terminate: bool,
+    /// Reconcile only reports the changes it would make.
+    pub reconcile_dry_run: bool,
 }
 
 impl Config {
@@ -94,12 +103,23 @@ impl Config {
                 .collect::<Result<_, _>>()?,
         };
 
+        let policy_name_prefix =
+            value(POLICY_NAME_PREFIX).unwrap_or_else(|| "ssm-session-owner-".into());
+        validate_policy_prefix(&policy_name_prefix).map_err(|p| bad(POLICY_NAME_PREFIX, p))?;
+        let end_sessions_on_terminate = flag(value(END_SESSIONS_ON_TERMINATE), true)
+            .map_err(|p| bad(END_SESSIONS_ON_TERMINATE, p))?;
+        let reconcile_dry_run =
+            flag(value(RECONCILE_DRY_RUN), false).map_err(|p| bad(RECONCILE_DRY_RUN, p))?;
+
         Ok(Self {
             session_role_name,
             session_role_id,
             owner_tag_key,
             user_id_tag_key,
             trusted_launcher_arns,
+            policy_name_prefix,
+            end_sessions_on_terminate,
+            reconcile_dry_run,
         })
     }
 }
@@ -125,6 +145,26 @@ pub fn validate_role_id(id: &str) -> Result<(), String> {
     {
         return Err(format!(
             "{id:?} is not an IAM role id (AROA followed by upper-case letters and digits)"
+        ));
+    }
+    Ok(())
+}
+
+fn flag(value: Option<String>, default: bool) -> Result<bool, String> {
+    match value.as_deref().map(str::to_ascii_lowercase).as_deref() {
+        None => Ok(default),
+        Some("true" | "1" | "yes") => Ok(true),
+        Some("false" | "0" | "no") => Ok(false),
+        Some(other) => Err(format!("{other:?} is not true or false")),
+    }
+}
+
+/// Room is left for `<username (64)>-<hash (8)>` within IAM's 128-character policy names.
+fn validate_policy_prefix(prefix: &str) -> Result<(), String> {
+    let ok_char = |c: char| c.is_ascii_alphanumeric() || "+=,.@_-".contains(c);
+    if prefix.is_empty() || prefix.len() > 50 || !prefix.chars().all(ok_char) {
+        return Err(format!(
+            "{prefix:?} is not a policy-name prefix (1-50 characters of A-Z a-z 0-9 + = , . @ _ -)"
         ));
     }
     Ok(())
@@ -164,6 +204,9 @@ mod tests {
                 owner_tag_key: "CreatedBy".into(),
                 user_id_tag_key: "AwsUserId".into(),
                 trusted_launcher_arns: vec![],
+                policy_name_prefix: "ssm-session-owner-".into(),
+                end_sessions_on_terminate: true,
+                reconcile_dry_run: false,
             }
         );
     }
@@ -210,6 +253,14 @@ mod tests {
             (
                 &[(SESSION_ROLE_NAME, "R"), (USER_ID_TAG_KEY, "CreatedBy")],
                 "USER_ID_TAG_KEY: must differ from OWNER_TAG_KEY (both are \"CreatedBy\")",
+            ),
+            (
+                &[(SESSION_ROLE_NAME, "R"), (POLICY_NAME_PREFIX, "bad prefix")],
+                "POLICY_NAME_PREFIX: \"bad prefix\" is not a policy-name prefix (1-50 characters of A-Z a-z 0-9 + = , . @ _ -)",
+            ),
+            (
+                &[(SESSION_ROLE_NAME, "R"), (RECONCILE_DRY_RUN, "maybe")],
+                "RECONCILE_DRY_RUN: \"maybe\" is not true or false",
             ),
             (
                 &[(SESSION_ROLE_NAME, "R"), (TRUSTED_LAUNCHER_ARNS, "arn:aws:iam::1:role/*")],

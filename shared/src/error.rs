@@ -48,6 +48,8 @@ pub enum Error {
     RoleNotFound { role_name: String },
     #[error("instances not visible in EC2 yet (eventual consistency): {}", instance_ids.join(", "))]
     InstancesNotYetVisible { instance_ids: Vec<String> },
+    #[error("{message}")]
+    PolicyBudgetFull { message: String },
     #[error("invalid configuration: {0}")]
     Config(#[from] crate::config::ConfigError),
 }
@@ -58,7 +60,7 @@ impl Error {
         match self {
             Error::Aws { retryable, .. } => *retryable,
             Error::InstancesNotYetVisible { .. } => true,
-            Error::RoleNotFound { .. } | Error::Config(_) => false,
+            Error::RoleNotFound { .. } | Error::PolicyBudgetFull { .. } | Error::Config(_) => false,
         }
     }
 

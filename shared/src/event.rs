@@ -13,6 +13,12 @@ pub const CLOUDTRAIL_API_CALL: &str = "AWS API Call via CloudTrail";
 pub enum Route {
     /// CloudTrail `RunInstances`: the owner-tagging function.
     RunInstances,
+    /// "Tag Change on Resource": a grant when an instance gains the user-id tag.
+    TagChange,
+    /// "EC2 Instance State-change Notification": a revoke when an instance terminates.
+    StateChange,
+    /// "Scheduled Event": the reconcile.
+    Scheduled,
 }
 
 impl Route {
@@ -20,9 +26,14 @@ impl Route {
     pub fn function(self) -> &'static str {
         match self {
             Route::RunInstances => "owner-tagger",
+            Route::TagChange | Route::StateChange | Route::Scheduled => "session-policy",
         }
     }
 }
+
+pub const TAG_CHANGE: &str = "Tag Change on Resource";
+pub const STATE_CHANGE: &str = "EC2 Instance State-change Notification";
+pub const SCHEDULED: &str = "Scheduled Event";
 
 /// An event no function handles, with the reason.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -42,6 +53,9 @@ pub fn route(envelope: &EventBridgeEvent<Value>) -> Result<Route, Unrouted> {
         event_name,
     ) {
         ("aws.ec2", CLOUDTRAIL_API_CALL, Some("RunInstances")) => Ok(Route::RunInstances),
+        ("aws.tag", TAG_CHANGE, _) => Ok(Route::TagChange),
+        ("aws.ec2", STATE_CHANGE, _) => Ok(Route::StateChange),
+        ("aws.events", SCHEDULED, _) => Ok(Route::Scheduled),
         (source, detail_type, Some(name)) => Err(Unrouted(format!(
             "no function handles {source} / {detail_type} / {name}"
         ))),
@@ -138,6 +152,27 @@ pub struct Tag {
     pub value: String,
 }
 
+/// `detail` of "Tag Change on Resource".
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub struct TagChangeDetail {
+    #[serde(default)]
+    pub changed_tag_keys: Vec<String>,
+    pub service: Option<String>,
+    pub resource_type: Option<String>,
+    /// The resource's tags after the change.
+    #[serde(default)]
+    pub tags: BTreeMap<String, Value>,
+}
+
+/// `detail` of "EC2 Instance State-change Notification".
+#[derive(Debug, Clone, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub struct StateChangeDetail {
+    pub instance_id: String,
+    pub state: String,
+}
+
 /// Tags as a map; a later duplicate key wins, as in EC2.
 pub fn tag_map<'a>(tags: impl IntoIterator<Item = &'a Tag>) -> BTreeMap<String, String> {
     tags.into_iter()
@@ -158,6 +193,23 @@ mod tests {
         let event = envelope(include_str!("../../events/run-instances-created-by.json"));
         assert_eq!(route(&event), Ok(Route::RunInstances));
         assert_eq!(Route::RunInstances.function(), "owner-tagger");
+    }
+
+    #[test]
+    fn state_tag_and_schedule_events_route_to_the_session_policy_function() {
+        for (file, expected) in [
+            ("state-change-terminated-docs.json", Route::StateChange),
+            ("state-change-running.json", Route::StateChange),
+            ("tag-change-instance-single-key.json", Route::TagChange),
+            ("tag-change-subnet-non-instance.json", Route::TagChange),
+        ] {
+            assert_eq!(
+                route(&envelope(&crate::samples::real_event(file))),
+                Ok(expected),
+                "{file}"
+            );
+            assert_eq!(expected.function(), "session-policy");
+        }
     }
 
     #[test]

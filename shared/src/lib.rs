@@ -12,9 +12,13 @@ pub mod lambda;
 pub mod outcome;
 pub mod owner_tag;
 pub mod owner_tagger;
+pub mod policy_store;
 pub mod ports;
+pub mod role_id;
 pub mod samples;
 pub mod session_name;
+pub mod session_policies;
+pub mod session_policy;
 
 pub use config::Config;
 pub use error::Error;

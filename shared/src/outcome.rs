@@ -27,6 +27,9 @@ pub struct Outcome {
     pub unchanged: Vec<String>,
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub skipped: Vec<Skipped>,
+    /// Writes a dry run would have made.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub planned: Vec<String>,
 }
 
 impl Outcome {
@@ -37,6 +40,7 @@ impl Outcome {
             changed: Vec::new(),
             unchanged: Vec::new(),
             skipped: Vec::new(),
+            planned: Vec::new(),
         }
     }
 }

@@ -4,7 +4,6 @@ use std::collections::BTreeMap;
 
 use chrono::{DateTime, Utc};
 use serde_json::Value;
-use tokio::sync::OnceCell;
 use tracing::{info, warn};
 
 use crate::config::Config;
@@ -13,13 +12,14 @@ use crate::event::{parse_envelope, CloudTrailDetail};
 use crate::outcome::{Outcome, Status};
 use crate::owner_tag::{self, Decision, Skipped};
 use crate::ports::{InstanceDirectory, InstanceTagger, RoleDirectory};
+use crate::role_id::RoleIdCache;
 
 /// Everything the function needs, built once per process.
 pub struct OwnerTagger<E, R> {
     config: Config,
     ec2: E,
     iam: R,
-    role_id: OnceCell<String>,
+    role_id: RoleIdCache,
 }
 
 impl<E, R> OwnerTagger<E, R>
@@ -28,10 +28,7 @@ where
     R: RoleDirectory + Sync,
 {
     pub fn new(config: Config, ec2: E, iam: R) -> Self {
-        let role_id = match &config.session_role_id {
-            Some(id) => OnceCell::new_with(Some(id.clone())),
-            None => OnceCell::new(),
-        };
+        let role_id = RoleIdCache::new(&config);
         Self {
             config,
             ec2,
@@ -76,7 +73,7 @@ where
             Ok(launch) => launch,
             Err(reason) => return Ok(log_ignored(event_id.as_deref(), reason)),
         };
-        let role_id = self.role_id().await?;
+        let role_id = self.role_id.get(&self.iam).await?;
 
         let launcher = launch.users_role_session.as_ref();
         let mut decisions: BTreeMap<String, Decision> = launch
@@ -166,24 +163,6 @@ where
         };
         outcome.reason = summary(&outcome, &self.config.user_id_tag_key);
         Ok(outcome)
-    }
-
-    /// The users' role id: from config, or one GetRole per process (a failure is not cached).
-    async fn role_id(&self) -> Result<&str, Error> {
-        self.role_id
-            .get_or_try_init(|| async {
-                let id = self.iam.role_id(&self.config.session_role_name).await?;
-                crate::config::validate_role_id(&id).map_err(|problem| Error::Aws {
-                    operation: "iam:GetRole",
-                    code: "UnexpectedRoleId".into(),
-                    message: problem,
-                    retryable: false,
-                })?;
-                info!(role_name = %self.config.session_role_name, role_id = %id, "resolved the users' role id");
-                Ok(id)
-            })
-            .await
-            .map(String::as_str)
     }
 }
 

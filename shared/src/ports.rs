@@ -36,3 +36,48 @@ pub trait InstanceTagger {
 pub trait RoleDirectory {
     fn role_id(&self, role_name: &str) -> impl Future<Output = Result<String, Error>> + Send;
 }
+
+/// Live (pending, running, stopping, stopped) instances that carry a tag.
+pub trait LiveInstances {
+    /// Instances whose tag `key` equals `value`, or that carry `key` at all when `value` is None.
+    fn live_instances_tagged(
+        &self,
+        key: &str,
+        value: Option<&str>,
+    ) -> impl Future<Output = Result<Vec<DescribedInstance>, Error>> + Send;
+}
+
+/// A role's inline policies.
+pub trait RolePolicies {
+    fn list_role_policies(
+        &self,
+        role_name: &str,
+    ) -> impl Future<Output = Result<Vec<String>, Error>> + Send;
+    /// The document, or None when the role has no policy of that name.
+    fn get_role_policy(
+        &self,
+        role_name: &str,
+        policy_name: &str,
+    ) -> impl Future<Output = Result<Option<String>, Error>> + Send;
+    fn put_role_policy(
+        &self,
+        role_name: &str,
+        policy_name: &str,
+        document: &str,
+    ) -> impl Future<Output = Result<(), Error>> + Send;
+    /// Deleting a policy that is already gone succeeds.
+    fn delete_role_policy(
+        &self,
+        role_name: &str,
+        policy_name: &str,
+    ) -> impl Future<Output = Result<(), Error>> + Send;
+}
+
+/// End the Session Manager sessions still open on an instance.
+pub trait SessionTerminator {
+    /// Returns the ids of the sessions it terminated.
+    fn end_sessions_on(
+        &self,
+        instance_id: &str,
+    ) -> impl Future<Output = Result<Vec<String>, Error>> + Send;
+}

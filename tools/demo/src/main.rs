@@ -1,12 +1,14 @@
 //! The README's demo: start moto, create the users' role, launch the instances the samples in
 //! `events/` talk about, replay every sample through the `replay` binary (twice, to show that a
-//! redelivery changes nothing), print the resulting tags, and stop moto.
+//! redelivery changes nothing), print the resulting tags and session policies, and stop moto.
+//!
+//! moto has no SSM session APIs, so the demo runs with END_SESSIONS_ON_TERMINATE=false.
 
 use std::path::PathBuf;
 use std::process::{Command, ExitCode};
 
 use shared::aws::Clients;
-use testkit::{seed_samples, tags_of, write_samples, Moto, DEMO_ROLE};
+use testkit::{role_policy_names, seed_samples, tags_of, write_samples, Moto, DEMO_ROLE};
 
 #[tokio::main]
 async fn main() -> ExitCode {
@@ -36,15 +38,27 @@ async fn run() -> Result<(), String> {
 
     for pass in ["first delivery", "redelivery (nothing may change)"] {
         println!("\n== replay events/ ({pass})");
-        let status = Command::new(&replay)
+        let output = Command::new(&replay)
             .args(&files)
             .envs(moto.env())
             .env("SESSION_ROLE_NAME", DEMO_ROLE)
-            .env("RUST_LOG", "warn")
-            .status()
+            .env("END_SESSIONS_ON_TERMINATE", "false")
+            .env("RUST_LOG", "error")
+            .output()
             .map_err(|e| format!("cannot run {}: {e}", replay.display()))?;
-        if !status.success() {
-            return Err(format!("replay exited with {status}"));
+        println!(
+            "{:<40} {:<15} {:<10} {:<5} reason",
+            "event", "function", "outcome", "calls"
+        );
+        for line in String::from_utf8_lossy(&output.stdout).lines() {
+            print_line(line);
+        }
+        if !output.status.success() {
+            return Err(format!(
+                "replay exited with {}: {}",
+                output.status,
+                String::from_utf8_lossy(&output.stderr)
+            ));
         }
     }
 
@@ -60,9 +74,37 @@ async fn run() -> Result<(), String> {
             get("AwsUserId")
         );
     }
+    println!("\n== inline policies on {DEMO_ROLE} (one per user with a live instance)");
+    for name in role_policy_names(&admin.iam, DEMO_ROLE).await {
+        println!("{name}");
+    }
     let _ = std::fs::remove_dir_all(&dir);
     println!("\n== stopping moto");
     Ok(())
+}
+
+/// One `replay` JSON line as a table row: file, function, outcome, AWS calls, reason.
+fn print_line(line: &str) {
+    let Ok(v) = serde_json::from_str::<serde_json::Value>(line) else {
+        println!("{line}");
+        return;
+    };
+    let text = |key: &str| v[key].as_str().unwrap_or_default().to_owned();
+    let file = text("file");
+    let file = file.rsplit('/').next().unwrap_or_default();
+    let calls: u64 = v["calls"]
+        .as_object()
+        .map(|m| m.values().filter_map(|n| n.as_u64()).sum())
+        .unwrap_or(0);
+    let mut reason = text("reason");
+    if reason.chars().count() > 90 {
+        reason = reason.chars().take(87).collect::<String>() + "...";
+    }
+    println!(
+        "{file:<40} {:<15} {:<10} {calls:<5} {reason}",
+        text("function"),
+        text("outcome")
+    );
 }
 
 /// A binary built next to this one.

@@ -1,10 +1,12 @@
 // The SDK futures nest deeply; computing their layout needs more than the default depth.
 #![recursion_limit = "256"]
 
-//! `replay FILE...` (`-` is stdin): send each EventBridge event to the handler the matching
-//! Lambda runs, against whatever AWS endpoint the SDK is configured with (`AWS_ENDPOINT_URL`),
-//! and print one JSON line per event. Exit 0 when every event was handled or deliberately
-//! ignored, 1 when any failed, 2 on a usage or configuration error.
+//! `replay [--dry-run] FILE...` (`-` is stdin): send each EventBridge event to the handler the
+//! matching Lambda runs, against whatever AWS endpoint the SDK is configured with
+//! (`AWS_ENDPOINT_URL`), and print one JSON line per event. `--dry-run` (or
+//! `RECONCILE_DRY_RUN=true`) makes a reconcile report its plan without writing. Exit 0 when every
+//! event was handled or deliberately ignored, 1 when any failed, 2 on a usage or configuration
+//! error.
 
 use std::collections::BTreeMap;
 use std::io::Read;
@@ -16,9 +18,11 @@ use shared::aws::{load_sdk_config, CallCounter, Clients};
 use shared::event::{parse_envelope, route, Route};
 use shared::owner_tag::Skipped;
 use shared::owner_tagger::OwnerTagger;
-use shared::{Config, Outcome};
+use shared::policy_store::InlineStore;
+use shared::session_policies::SessionPolicies;
+use shared::{Config, Error, Outcome};
 
-const USAGE: &str = "usage: replay FILE... (- reads one event from stdin)";
+const USAGE: &str = "usage: replay [--dry-run] FILE... (- reads one event from stdin)";
 
 /// One line of output.
 #[derive(Serialize)]
@@ -39,12 +43,37 @@ struct Line<'a> {
     unchanged: Vec<String>,
     #[serde(skip_serializing_if = "Vec::is_empty")]
     skipped: Vec<Skipped>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    planned: Vec<String>,
+}
+
+type Ec2 = aws_sdk_ec2::Client;
+type Iam = aws_sdk_iam::Client;
+
+/// Every function's handler, built once like the Lambdas build theirs.
+struct Functions {
+    owner_tagger: OwnerTagger<Ec2, Iam>,
+    session_policy: SessionPolicies<Ec2, Iam, aws_sdk_ssm::Client, InlineStore<Iam>>,
+    dry_run: bool,
+}
+
+impl Functions {
+    async fn handle(&self, route: Route, event: Value) -> Result<Outcome, Error> {
+        match route {
+            Route::RunInstances => self.owner_tagger.handle(event).await,
+            Route::TagChange | Route::StateChange | Route::Scheduled => {
+                self.session_policy.handle_with(event, self.dry_run).await
+            }
+        }
+    }
 }
 
 #[tokio::main]
 async fn main() -> ExitCode {
     lambda_runtime::tracing::init_default_subscriber_with_writer(std::io::stderr);
-    let files: Vec<String> = std::env::args().skip(1).collect();
+    let mut files: Vec<String> = std::env::args().skip(1).collect();
+    let dry_run_flag = files.iter().any(|f| f == "--dry-run");
+    files.retain(|f| f != "--dry-run");
     if files.is_empty() || files.iter().any(|f| f == "-h" || f == "--help") {
         eprintln!("{USAGE}");
         return ExitCode::from(2);
@@ -58,13 +87,28 @@ async fn main() -> ExitCode {
     };
     let counter = CallCounter::default();
     let clients = Clients::with_counter(&load_sdk_config().await, Some(counter.clone()));
-    let tagger = OwnerTagger::new(config, clients.ec2.clone(), clients.iam.clone());
+    let store = InlineStore::new(
+        clients.iam.clone(),
+        &config.session_role_name,
+        &config.policy_name_prefix,
+    );
+    let functions = Functions {
+        dry_run: dry_run_flag || config.reconcile_dry_run,
+        owner_tagger: OwnerTagger::new(config.clone(), clients.ec2.clone(), clients.iam.clone()),
+        session_policy: SessionPolicies::new(
+            config,
+            clients.ec2.clone(),
+            clients.iam.clone(),
+            clients.ssm.clone(),
+            store,
+        ),
+    };
 
     let mut failed = false;
     for file in &files {
         let line = match read_event(file) {
             Err(reason) => error_line(file, "none", None, reason, "Permanent"),
-            Ok(event) => replay_one(file, event, &tagger, &counter).await,
+            Ok(event) => replay_one(file, event, &functions, &counter).await,
         };
         failed |= line.outcome == "error";
         match serde_json::to_string(&line) {
@@ -95,16 +139,12 @@ fn read_event(file: &str) -> Result<Value, String> {
     serde_json::from_str(&text).map_err(|e| format!("not JSON: {e}"))
 }
 
-async fn replay_one<'a, E, R>(
+async fn replay_one<'a>(
     file: &'a str,
     event: Value,
-    tagger: &OwnerTagger<E, R>,
+    functions: &Functions,
     counter: &CallCounter,
-) -> Line<'a>
-where
-    E: shared::ports::InstanceDirectory + shared::ports::InstanceTagger + Sync,
-    R: shared::ports::RoleDirectory + Sync,
-{
+) -> Line<'a> {
     let envelope = match parse_envelope(event.clone()) {
         Ok(envelope) => envelope,
         Err(reason) => {
@@ -131,9 +171,7 @@ where
         }
     };
     counter.take();
-    let result = match function {
-        Route::RunInstances => tagger.handle(event).await,
-    };
+    let result = functions.handle(function, event).await;
     let calls = counter.take();
     match result {
         Ok(outcome) => outcome_line(file, function.function(), outcome, calls, event_id),
@@ -174,6 +212,7 @@ fn outcome_line<'a>(
         changed: outcome.changed,
         unchanged: outcome.unchanged,
         skipped: outcome.skipped,
+        planned: outcome.planned,
     }
 }
 
@@ -195,5 +234,6 @@ fn error_line<'a>(
         changed: Vec::new(),
         unchanged: Vec::new(),
         skipped: Vec::new(),
+        planned: Vec::new(),
     }
 }

@@ -8,13 +8,17 @@ use std::process::{Command, Output, Stdio};
 use serde_json::Value;
 use shared::aws::Clients;
 use shared::samples::{events_dir, real_events_dir};
-use testkit::{create_role, seed_samples, tags_of, write_samples, Moto, DEMO_ROLE};
+use testkit::{
+    create_role, role_policy_names, seed_samples, tags_of, write_samples, Moto, DEMO_ROLE,
+};
 
 fn replay(moto: &Moto, role: &str, args: &[PathBuf], stdin: Option<&str>) -> Output {
+    // moto has no SSM session APIs (HTTP 500); session ending is covered with aws-smithy-mocks.
     let mut child = Command::new(env!("CARGO_BIN_EXE_replay"))
         .args(args)
         .envs(moto.env())
         .env("SESSION_ROLE_NAME", role)
+        .env("END_SESSIONS_ON_TERMINATE", "false")
         .env("RUST_LOG", "error")
         .stdin(if stdin.is_some() {
             Stdio::piped()
@@ -101,6 +105,17 @@ async fn every_real_event_gets_its_expected_outcome_and_none_fails() {
         ("runinstances-iam-user-console-instance-store.json", "ignored", GONE),
         ("runinstances-root-invokedby-autoscaling-two-instances.json", "ignored", "skipped i-784cdacd: instance no longer exists in EC2; skipped i-7b4cdace: instance no longer exists in EC2"),
         ("runinstances-sso-role-two-instances-tagspec.json", "ignored", GONE),
+        ("state-change-pending-custodian-2015.json", "ignored", "instance is pending: nothing to revoke"),
+        ("state-change-pending-docs.json", "ignored", "instance is pending: nothing to revoke"),
+        ("state-change-running.json", "ignored", "instance is running: nothing to revoke"),
+        ("state-change-shutting-down.json", "ignored", "instance is shutting-down: nothing to revoke"),
+        ("state-change-stopped-masked-ids.json", "ignored", "instance is stopped: nothing to revoke"),
+        ("state-change-terminated-captured.json", "ignored", "i-0e3844befff9de3ba is no longer visible or has no AwsUserId tag; the next reconcile converges"),
+        ("state-change-terminated-docs-leading-space-id.json", "ignored", "i-1234567890abcdef0 is no longer visible or has no AwsUserId tag"),
+        ("state-change-terminated-docs.json", "ignored", "i-1234567890abcdef0 is no longer visible or has no AwsUserId tag"),
+        ("tag-change-instance-add-update-delete.json", "ignored", "AwsUserId did not change"),
+        ("tag-change-instance-single-key.json", "ignored", "AwsUserId did not change"),
+        ("tag-change-subnet-non-instance.json", "ignored", "not an EC2 instance (service ec2, resource-type subnet)"),
     ];
     for (file, outcome, reason) in expected {
         let line = results
@@ -111,14 +126,12 @@ async fn every_real_event_gets_its_expected_outcome_and_none_fails() {
             line["reason"].as_str().unwrap().contains(reason),
             "{file}: {line}"
         );
-        assert_eq!(
-            line["function"],
-            if file.starts_with("runinstances") {
-                "owner-tagger"
-            } else {
-                "none"
-            }
-        );
+        let function = match file.split('-').next() {
+            Some("runinstances") => "owner-tagger",
+            Some("state" | "tag") => "session-policy",
+            _ => "none",
+        };
+        assert_eq!(line["function"], function, "{file}");
     }
     for (file, line) in &results {
         assert_ne!(line["outcome"], "error", "{file}: {line}");
@@ -196,6 +209,35 @@ async fn the_samples_tag_their_instances_and_a_second_replay_changes_nothing() {
         "ignored"
     );
     assert_eq!(results["run-instances-dry-run.json"]["outcome"], "ignored");
+    // The reconcile grants the two users with live instances and removes grace.hopper's
+    // leftover statement; the termination and tag-change events then find nothing to do.
+    assert_eq!(results["scheduled-reconcile.json"]["outcome"], "changed");
+    assert_eq!(
+        results["scheduled-reconcile.json"]["changed"]
+            .as_array()
+            .unwrap()
+            .len(),
+        3
+    );
+    assert_eq!(
+        results["state-change-terminated.json"]["reason"],
+        "grace.hopper has no live instance: revoked"
+    );
+    assert_eq!(
+        results["tag-change-user-id-added.json"]["reason"],
+        "tim.malone has 3 live instance(s): granted"
+    );
+    let mut policies = role_policy_names(&admin.iam, DEMO_ROLE).await;
+    policies.sort();
+    assert_eq!(policies.len(), 2);
+    assert!(
+        policies[0].starts_with("ssm-session-owner-ada.lovelace-"),
+        "{policies:?}"
+    );
+    assert!(
+        policies[1].starts_with("ssm-session-owner-tim.malone-"),
+        "{policies:?}"
+    );
 
     // THEN the tags in moto name the right users, and the hostile one got nothing
     let expected = [
@@ -216,11 +258,21 @@ async fn the_samples_tag_their_instances_and_a_second_replay_changes_nothing() {
         before.push(tags);
     }
 
-    // WHEN replayed again THEN every tag is unchanged and no event costs more than one call
-    // beyond the per-process GetRole
+    // WHEN replayed again THEN every tag and policy is unchanged, no event writes to IAM, and no
+    // RunInstances event costs more than one call beyond the per-process GetRole
     let second = replay(&moto, DEMO_ROLE, &files, None);
     assert!(second.status.success());
     for (file, line) in lines(&second) {
+        let calls = line["calls"].as_object().unwrap();
+        assert!(
+            !calls
+                .keys()
+                .any(|op| op.starts_with("iam:Put") || op.starts_with("iam:Delete")),
+            "{file}: {line}"
+        );
+        if !file.starts_with("run-instances") {
+            continue;
+        }
         let calls: u64 = line["calls"]
             .as_object()
             .unwrap()
@@ -237,6 +289,9 @@ async fn the_samples_tag_their_instances_and_a_second_replay_changes_nothing() {
     for ((sample, _), tags) in expected.iter().zip(before) {
         assert_eq!(tags_of(&admin.ec2, &id(sample)).await, tags, "{sample}");
     }
+    let mut after = role_policy_names(&admin.iam, DEMO_ROLE).await;
+    after.sort();
+    assert_eq!(after, policies);
     let _ = std::fs::remove_dir_all(dir);
 }
 
@@ -324,4 +379,53 @@ fn tempdir() -> PathBuf {
     ));
     std::fs::create_dir_all(&dir).unwrap();
     dir
+}
+
+#[tokio::test]
+async fn a_dry_run_reconcile_prints_its_plan_and_writes_nothing() {
+    // GIVEN moto seeded as the samples describe, owners already tagged
+    let moto = Moto::start().unwrap();
+    let admin = Clients::new(&moto.sdk_config().await);
+    let (_, replacements) = seed_samples(&admin.ec2, &admin.iam).await;
+    let dir = tempdir();
+    let files = write_samples(&dir, &replacements).unwrap();
+    let launches: Vec<PathBuf> = files
+        .iter()
+        .filter(|f| f.to_string_lossy().contains("run-instances"))
+        .cloned()
+        .collect();
+    assert!(replay(&moto, DEMO_ROLE, &launches, None).status.success());
+    let before = role_policy_names(&admin.iam, DEMO_ROLE).await;
+    let reconcile = dir.join("scheduled-reconcile.json");
+
+    // WHEN the reconcile is replayed with --dry-run
+    let mut args = vec![PathBuf::from("--dry-run")];
+    args.push(reconcile.clone());
+    let output = replay(&moto, DEMO_ROLE, &args, None);
+
+    // THEN it lists the three changes it would make, and the role is as it was
+    assert!(output.status.success());
+    let line = &lines(&output)["scheduled-reconcile.json"];
+    assert_eq!(line["outcome"], "unchanged");
+    let planned: Vec<&str> = line["planned"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p.as_str().unwrap())
+        .collect();
+    assert_eq!(planned.len(), 3, "{line}");
+    assert!(
+        planned[0].starts_with("delete ssm-session-owner-grace.hopper-"),
+        "{planned:?}"
+    );
+    assert!(
+        planned[1].starts_with("put ssm-session-owner-ada.lovelace-")
+            && planned[1].ends_with("(grant ada.lovelace)")
+    );
+    assert!(
+        planned[2].starts_with("put ssm-session-owner-tim.malone-")
+            && planned[2].ends_with("(grant tim.malone)")
+    );
+    assert_eq!(role_policy_names(&admin.iam, DEMO_ROLE).await, before);
+    let _ = std::fs::remove_dir_all(dir);
 }

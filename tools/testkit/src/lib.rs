@@ -220,8 +220,13 @@ pub const DEMO_ROLE: &str = "Okta-ServiceWorkbenchUser";
 /// The placeholder role id in `events/`.
 pub const SAMPLE_ROLE_ID: &str = "AROAEXAMPLEROLEID1234";
 
+/// The policy-name prefix the samples and the demo use (the product's default).
+pub const DEMO_POLICY_PREFIX: &str = "ssm-session-owner-";
+
 /// Make moto match `events/`: create the users' role and launch, for every sample instance id,
-/// an instance tagged as the portal would have. Returns the role id and the replacements
+/// an instance tagged as the portal would have. grace.hopper's only instance
+/// (`i-0a1b2c3d4e5f60006`, the termination sample) is already tagged and terminated, and her
+/// statement from before is still on the role. Returns the role id and the replacements
 /// (sample id → moto id) that turn a sample event into one about these instances.
 pub async fn seed_samples(
     admin_ec2: &aws_sdk_ec2::Client,
@@ -250,6 +255,36 @@ pub async fn seed_samples(
         let ids = run_instances(admin_ec2, 1, tags).await;
         replacements.push((sample_id.to_string(), ids[0].clone()));
     }
+    let grace_value = format!("{role_id}:grace.hopper");
+    let grace = run_instances(
+        admin_ec2,
+        1,
+        &[("CreatedBy", "grace.hopper"), ("AwsUserId", &grace_value)],
+    )
+    .await
+    .remove(0);
+    admin_ec2
+        .terminate_instances()
+        .instance_ids(&grace)
+        .send()
+        .await
+        .expect("moto TerminateInstances");
+    let grace_user = shared::session_name::SessionName::parse("grace.hopper").expect("valid name");
+    admin_iam
+        .put_role_policy()
+        .role_name(DEMO_ROLE)
+        .policy_name(shared::session_policy::inline_policy_name(
+            DEMO_POLICY_PREFIX,
+            &grace_user,
+        ))
+        .policy_document(shared::session_policy::inline_document(
+            &role_id,
+            &grace_user,
+        ))
+        .send()
+        .await
+        .expect("moto PutRolePolicy");
+    replacements.push(("i-0a1b2c3d4e5f60006".into(), grace));
     (role_id, replacements)
 }
 
@@ -276,4 +311,15 @@ pub fn write_samples(
         paths.push(target);
     }
     Ok(paths)
+}
+
+/// The users' role's inline policy names.
+pub async fn role_policy_names(iam: &aws_sdk_iam::Client, role: &str) -> Vec<String> {
+    iam.list_role_policies()
+        .role_name(role)
+        .send()
+        .await
+        .expect("moto ListRolePolicies")
+        .policy_names()
+        .to_vec()
 }

@@ -1,0 +1,27 @@
+// The SDK futures nest deeply; computing their layout needs more than the default depth.
+#![recursion_limit = "256"]
+
+use lambda_runtime::{service_fn, LambdaEvent};
+use serde_json::Value;
+use shared::aws::{load_sdk_config, Clients};
+use shared::policy_store::InlineStore;
+use shared::session_policies::SessionPolicies;
+use shared::Config;
+
+#[tokio::main]
+async fn main() -> Result<(), lambda_runtime::Error> {
+    lambda_runtime::tracing::init_default_subscriber();
+    let config = Config::from_env()?;
+    let clients = Clients::new(&load_sdk_config().await);
+    let store = InlineStore::new(
+        clients.iam.clone(),
+        &config.session_role_name,
+        &config.policy_name_prefix,
+    );
+    let policies = &SessionPolicies::new(config, clients.ec2, clients.iam, clients.ssm, store);
+    lambda_runtime::run(service_fn(move |event: LambdaEvent<Value>| async move {
+        let result = policies.handle(event.payload).await;
+        shared::lambda::finish(&event.context.request_id, result)
+    }))
+    .await
+}

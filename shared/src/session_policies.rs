@@ -1,0 +1,340 @@
+//! The session-policy function: one writer for the users' role, with three triggers.
+//!
+//! - grant: "Tag Change on Resource" for the user-id tag on an instance;
+//! - revoke: "EC2 Instance State-change Notification" for `terminated` (and the sessions still
+//!   open on that instance are ended);
+//! - reconcile: a scheduled event converges every user.
+//!
+//! Every decision re-reads EC2: a user is granted exactly when at least one live instance
+//! carries their user-id tag. Duplicate, reordered and lost events therefore all converge.
+//! After a write, the user is checked again (EC2 and IAM re-read) until nothing changes, so a
+//! grant and a revoke racing for the same user cannot leave the other's decision undone.
+
+use std::collections::BTreeSet;
+
+use serde_json::Value;
+use tracing::{info, warn};
+
+use crate::config::Config;
+use crate::error::Error;
+use crate::event::{parse_envelope, route, Route, StateChangeDetail, TagChangeDetail};
+use crate::outcome::{Outcome, Status};
+use crate::owner_tag::{is_instance_id, Skipped};
+use crate::policy_store::{PolicyStore, StoreReport};
+use crate::ports::{InstanceDirectory, LiveInstances, RoleDirectory, SessionTerminator};
+use crate::role_id::RoleIdCache;
+use crate::session_name::SessionName;
+use crate::session_policy::{user_of_tag_value, Scope};
+
+/// Rounds of write-then-verify for one user before giving up for this delivery.
+const MAX_ROUNDS: usize = 3;
+
+pub struct SessionPolicies<E, R, T, S> {
+    config: Config,
+    ec2: E,
+    iam: R,
+    ssm: T,
+    store: S,
+    role_id: RoleIdCache,
+}
+
+impl<E, R, T, S> SessionPolicies<E, R, T, S>
+where
+    E: InstanceDirectory + LiveInstances + Sync,
+    R: RoleDirectory + Sync,
+    T: SessionTerminator + Sync,
+    S: PolicyStore + Sync,
+{
+    pub fn new(config: Config, ec2: E, iam: R, ssm: T, store: S) -> Self {
+        let role_id = RoleIdCache::new(&config);
+        Self {
+            config,
+            ec2,
+            iam,
+            ssm,
+            store,
+            role_id,
+        }
+    }
+
+    /// Handle one EventBridge event (tag change, state change or schedule).
+    pub async fn handle(&self, event: Value) -> Result<Outcome, Error> {
+        self.handle_with(event, self.config.reconcile_dry_run).await
+    }
+
+    /// As [`handle`](Self::handle), with the reconcile's dry run chosen by the caller.
+    pub async fn handle_with(&self, event: Value, dry_run: bool) -> Result<Outcome, Error> {
+        let envelope = match parse_envelope(event) {
+            Ok(envelope) => envelope,
+            Err(reason) => return Ok(ignored(None, reason)),
+        };
+        let id = envelope.id.clone();
+        let id = id.as_deref();
+        match route(&envelope) {
+            Ok(Route::TagChange) => {
+                match serde_json::from_value::<TagChangeDetail>(envelope.detail) {
+                    Ok(detail) => {
+                        self.on_tag_change(id, envelope.resources.unwrap_or_default(), detail)
+                            .await
+                    }
+                    Err(e) => Ok(ignored(id, format!("malformed tag-change detail: {e}"))),
+                }
+            }
+            Ok(Route::StateChange) => {
+                match serde_json::from_value::<StateChangeDetail>(envelope.detail) {
+                    Ok(detail) => self.on_state_change(id, detail).await,
+                    Err(e) => Ok(ignored(id, format!("malformed state-change detail: {e}"))),
+                }
+            }
+            Ok(Route::Scheduled) => self.reconcile(dry_run).await,
+            Ok(Route::RunInstances) => Ok(ignored(
+                id,
+                "RunInstances is the owner-tagger's event".into(),
+            )),
+            Err(unrouted) => Ok(ignored(id, unrouted.0)),
+        }
+    }
+
+    async fn on_tag_change(
+        &self,
+        id: Option<&str>,
+        resources: Vec<String>,
+        detail: TagChangeDetail,
+    ) -> Result<Outcome, Error> {
+        let key = &self.config.user_id_tag_key;
+        if detail.service.as_deref() != Some("ec2")
+            || detail.resource_type.as_deref() != Some("instance")
+        {
+            return Ok(ignored(
+                id,
+                format!(
+                    "not an EC2 instance (service {}, resource-type {})",
+                    detail.service.as_deref().unwrap_or("none"),
+                    detail.resource_type.as_deref().unwrap_or("none")
+                ),
+            ));
+        }
+        if !detail.changed_tag_keys.iter().any(|k| k == key) {
+            return Ok(ignored(id, format!("{key} did not change")));
+        }
+        let instance = resources
+            .iter()
+            .filter_map(|arn| arn.rsplit_once("instance/"))
+            .map(|(_, i)| i)
+            .next();
+        let Some(value) = detail.tags.get(key).and_then(Value::as_str) else {
+            return Ok(ignored(
+                id,
+                format!("{key} was removed from {}; the old value is unknown, the next reconcile revokes if needed", instance.unwrap_or("the instance")),
+            ));
+        };
+        let role_id = self.role_id.get(&self.iam).await?.to_owned();
+        match user_of_tag_value(value, &role_id) {
+            Ok(user) => self.converge_user(id, &role_id, &user).await,
+            Err(reason) => Ok(ignored(id, reason)),
+        }
+    }
+
+    async fn on_state_change(
+        &self,
+        id: Option<&str>,
+        detail: StateChangeDetail,
+    ) -> Result<Outcome, Error> {
+        if detail.state != "terminated" {
+            return Ok(ignored(
+                id,
+                format!("instance is {}: nothing to revoke", detail.state),
+            ));
+        }
+        // Tolerate stray whitespace (AWS's own documentation sample has a leading space).
+        let instance_id = detail.instance_id.trim().to_owned();
+        if !is_instance_id(&instance_id) {
+            return Ok(ignored(
+                id,
+                format!("{:?} is not an EC2 instance id", detail.instance_id),
+            ));
+        }
+        let described = self
+            .ec2
+            .describe_instances(std::slice::from_ref(&instance_id))
+            .await?;
+        let key = &self.config.user_id_tag_key;
+        let Some(value) = described
+            .iter()
+            .find(|i| i.instance_id == instance_id)
+            .and_then(|i| i.tags.get(key))
+        else {
+            return Ok(ignored(
+                id,
+                format!("{instance_id} is no longer visible or has no {key} tag; the next reconcile converges"),
+            ));
+        };
+        let role_id = self.role_id.get(&self.iam).await?.to_owned();
+        let user = match user_of_tag_value(value, &role_id) {
+            Ok(user) => user,
+            Err(reason) => return Ok(ignored(id, reason)),
+        };
+        let mut outcome = self.converge_user(id, &role_id, &user).await?;
+        if self.config.end_sessions_on_terminate {
+            let ended = self.ssm.end_sessions_on(&instance_id).await?;
+            for session in &ended {
+                info!(event_id = id, instance_id = %instance_id, session_id = %session, decision = "session ended");
+            }
+            if !ended.is_empty() {
+                outcome
+                    .changed
+                    .extend(ended.iter().map(|s| format!("terminate session {s}")));
+                outcome.status = Status::Changed;
+                outcome.reason = format!(
+                    "{}; ended {} session(s) on {instance_id}",
+                    outcome.reason,
+                    ended.len()
+                );
+            }
+        }
+        Ok(outcome)
+    }
+
+    /// Grant or revoke one user according to EC2, verifying after every write.
+    async fn converge_user(
+        &self,
+        id: Option<&str>,
+        role_id: &str,
+        user: &SessionName,
+    ) -> Result<Outcome, Error> {
+        let value = format!("{role_id}:{user}");
+        let mut applied = Vec::new();
+        let mut live_count = 0;
+        for round in 1..=MAX_ROUNDS {
+            let live = self
+                .ec2
+                .live_instances_tagged(&self.config.user_id_tag_key, Some(&value))
+                .await?;
+            live_count = live.len();
+            let desired: BTreeSet<SessionName> = if live.is_empty() {
+                BTreeSet::new()
+            } else {
+                BTreeSet::from([user.clone()])
+            };
+            let report = self
+                .store
+                .converge(role_id, &Scope::User(user.clone()), &desired, false)
+                .await?;
+            if let Some(refused) = report.refused.first() {
+                warn!(event_id = id, user = %user, metric = "GrantRefused", reason = %refused);
+                return Err(Error::PolicyBudgetFull {
+                    message: refused.to_string(),
+                });
+            }
+            if !report.wrote() {
+                break;
+            }
+            if round == MAX_ROUNDS {
+                warn!(event_id = id, user = %user, "still changing after {MAX_ROUNDS} rounds; a later event or the reconcile converges");
+            }
+            applied.extend(report.applied);
+        }
+        let state = if live_count > 0 {
+            format!("{user} has {live_count} live instance(s): granted")
+        } else {
+            format!("{user} has no live instance: revoked")
+        };
+        info!(event_id = id, user = %user, live_instances = live_count, decision = %state, writes = applied.len());
+        Ok(Outcome {
+            status: if applied.is_empty() {
+                Status::Unchanged
+            } else {
+                Status::Changed
+            },
+            reason: state,
+            changed: applied,
+            ..Outcome::ignored("")
+        })
+    }
+
+    /// Converge every user: add missing statements, remove stale ones, repair edited ones.
+    pub async fn reconcile(&self, dry_run: bool) -> Result<Outcome, Error> {
+        let role_id = self.role_id.get(&self.iam).await?.to_owned();
+        let key = &self.config.user_id_tag_key;
+        let live = self.ec2.live_instances_tagged(key, None).await?;
+        let mut desired = BTreeSet::new();
+        let mut skipped = Vec::new();
+        for instance in &live {
+            match instance
+                .tags
+                .get(key)
+                .map(|v| user_of_tag_value(v, &role_id))
+            {
+                Some(Ok(user)) => {
+                    desired.insert(user);
+                }
+                Some(Err(reason)) => skipped.push(Skipped {
+                    instance_id: instance.instance_id.clone(),
+                    reason,
+                }),
+                None => {}
+            }
+        }
+        let report = self
+            .store
+            .converge(&role_id, &Scope::All, &desired, dry_run)
+            .await?;
+        Ok(reconcile_outcome(
+            live.len(),
+            desired.len(),
+            report,
+            skipped,
+            dry_run,
+        ))
+    }
+}
+
+fn reconcile_outcome(
+    instances: usize,
+    users: usize,
+    report: StoreReport,
+    mut skipped: Vec<Skipped>,
+    dry_run: bool,
+) -> Outcome {
+    for refused in &report.refused {
+        warn!(user = %refused.user, metric = "GrantRefused", reason = %refused);
+        skipped.push(Skipped {
+            instance_id: format!("user {}", refused.user),
+            reason: refused.to_string(),
+        });
+    }
+    let capacity = report
+        .capacity
+        .map(|(used, budget)| format!("; {used} of {budget} policy characters in use"))
+        .unwrap_or_default();
+    let (status, what) = if dry_run {
+        (
+            Status::Unchanged,
+            format!("dry run: {} change(s) planned", report.planned.len()),
+        )
+    } else if report.wrote() {
+        (
+            Status::Changed,
+            format!("{} change(s) applied", report.applied.len()),
+        )
+    } else {
+        (Status::Unchanged, "already converged".to_owned())
+    };
+    let reason = format!(
+        "reconcile: {instances} live tagged instance(s), {users} user(s); {what}{capacity}"
+    );
+    info!(decision = "reconcile", reason = %reason, drift_repaired = report.applied.len(), refused = report.refused.len());
+    Outcome {
+        status,
+        reason,
+        changed: report.applied,
+        planned: report.planned,
+        skipped,
+        unchanged: Vec::new(),
+    }
+}
+
+fn ignored(event_id: Option<&str>, reason: String) -> Outcome {
+    info!(event_id, decision = "ignored", reason = %reason);
+    Outcome::ignored(reason)
+}
