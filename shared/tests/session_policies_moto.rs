@@ -539,3 +539,68 @@ async fn a_revoke_that_read_ec2_before_a_launch_cannot_undo_the_grant() {
     // THEN the late revoke's verification restored the statement: ada has a live instance
     assert_eq!(w.role_policies().await, w.expected(&["ada"]));
 }
+
+#[tokio::test]
+async fn a_reconcile_of_n_users_costs_two_reads_plus_one_call_per_user() {
+    // GIVEN 20 users with a live instance each and no statements yet
+    let w = world().await;
+    let names: Vec<String> = (0..20).map(|i| format!("researcher{i:02}")).collect();
+    for name in &names {
+        w.launch_for(name).await;
+    }
+    let policies = w.policies();
+    let reconcile = rewrite(&sample("scheduled-reconcile.json"), &[]);
+
+    // WHEN it reconciles from empty THEN one EC2 read, one list, one put per user
+    policies.handle(reconcile.clone()).await.unwrap();
+    assert_eq!(
+        w.counter.take(),
+        counts(&[
+            ("ec2:DescribeInstances", 1),
+            ("iam:ListRolePolicies", 1),
+            ("iam:PutRolePolicy", 20)
+        ])
+    );
+    let refs: Vec<&str> = names.iter().map(String::as_str).collect();
+    assert_eq!(w.role_policies().await, w.expected(&refs));
+
+    // WHEN nothing changed THEN it reads every statement to catch hand edits, and writes nothing
+    policies.handle(reconcile).await.unwrap();
+    assert_eq!(
+        w.counter.take(),
+        counts(&[
+            ("ec2:DescribeInstances", 1),
+            ("iam:GetRolePolicy", 20),
+            ("iam:ListRolePolicies", 1)
+        ])
+    );
+}
+
+#[tokio::test]
+async fn a_revoke_costs_three_ec2_reads_two_iam_reads_and_one_delete() {
+    let w = world().await;
+    let instance = w.launch_for("ada").await;
+    let policies = w.policies();
+    policies
+        .handle(w.tag_event(&instance, "ada"))
+        .await
+        .unwrap();
+    w.terminate(&instance).await;
+    w.counter.take();
+
+    policies
+        .handle(w.terminated_event(&instance))
+        .await
+        .unwrap();
+
+    // The instance's owner, then the user's live instances before and after the delete.
+    assert_eq!(
+        w.counter.take(),
+        counts(&[
+            ("ec2:DescribeInstances", 3),
+            ("iam:DeleteRolePolicy", 1),
+            ("iam:GetRolePolicy", 2)
+        ])
+    );
+    assert_eq!(w.role_policies().await, BTreeMap::new());
+}
