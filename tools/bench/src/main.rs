@@ -1,0 +1,269 @@
+//! `bench [--users N] [--instances-per-user K]`: measure the product against moto on loopback.
+//!
+//! Every measurement runs the real `replay` binary as its own process, exactly as an operator
+//! would, and reports:
+//! - the AWS requests it sent, per operation, counted at the HTTP layer by the SDK interceptor
+//!   (every request put on the wire, retries included);
+//! - the whole-process wall time (start-up, config, SDK set-up, handling, exit);
+//! - the process's peak resident memory (from `wait4`).
+//!
+//! The numbers depend on the machine and on moto's speed; they are printed, never asserted.
+
+use std::collections::BTreeMap;
+use std::os::unix::process::ExitStatusExt;
+use std::path::{Path, PathBuf};
+use std::process::{Command, ExitCode, Stdio};
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+use shared::aws::Clients;
+use testkit::{create_role, rewrite, run_instances, Moto, DEMO_ROLE};
+
+struct Measured {
+    calls: BTreeMap<String, u64>,
+    outcome: String,
+    reasons: Vec<String>,
+    wall: Duration,
+    peak_kib: i64,
+}
+
+#[tokio::main]
+async fn main() -> ExitCode {
+    match run().await {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(err) => {
+            eprintln!("bench failed: {err}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn arg(name: &str, default: usize) -> Result<usize, String> {
+    let args: Vec<String> = std::env::args().collect();
+    match args.iter().position(|a| a == name) {
+        None => Ok(default),
+        Some(i) => args
+            .get(i + 1)
+            .and_then(|v| v.parse().ok())
+            .ok_or_else(|| format!("{name} needs a whole number")),
+    }
+}
+
+async fn run() -> Result<(), String> {
+    let users = arg("--users", 30)?;
+    let per_user = arg("--instances-per-user", 10)?;
+    let replay = std::env::current_exe()
+        .map_err(|e| e.to_string())?
+        .with_file_name("replay");
+    if !replay.exists() {
+        return Err(format!(
+            "{} not found: build it with `cargo build --release -p replay`",
+            replay.display()
+        ));
+    }
+    let moto = Moto::start().map_err(|e| e.to_string())?;
+    let admin = Clients::new(&moto.sdk_config().await);
+    let role_id = create_role(&admin.iam, DEMO_ROLE).await;
+    let dir = std::env::temp_dir().join(format!("ssm-session-owner-bench-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).map_err(|e| e.to_string())?;
+    let env = |extra: &[(&str, &str)]| {
+        let mut all: Vec<(String, String)> = moto
+            .env()
+            .into_iter()
+            .map(|(k, v)| (k.to_owned(), v))
+            .collect();
+        all.push(("SESSION_ROLE_NAME".into(), DEMO_ROLE.into()));
+        all.push(("SESSION_ROLE_ID".into(), role_id.clone()));
+        all.push(("END_SESSIONS_ON_TERMINATE".into(), "false".into()));
+        all.push(("RUST_LOG".into(), "error".into()));
+        all.extend(extra.iter().map(|(k, v)| (k.to_string(), v.to_string())));
+        all
+    };
+    let sample = |name: &str| {
+        std::fs::read_to_string(shared::samples::events_dir().join(name)).map_err(|e| e.to_string())
+    };
+
+    println!(
+        "ssm-session-owner benchmark: moto on {} ({} users x {} instances for the reconcile)\n",
+        moto.endpoint(),
+        users,
+        per_user
+    );
+    let mut notes: Vec<String> = Vec::new();
+    println!("| case | AWS calls | calls by operation | outcome | process wall time | peak RSS |");
+    println!("|---|---|---|---|---|---|");
+
+    // RunInstances, owner tag in the event: two portal instances.
+    let ids = run_instances(&admin.ec2, 2, &[("CreatedBy", "tim.malone")]).await;
+    let event = write(
+        &dir,
+        "in-event.json",
+        rewrite(
+            &sample("run-instances-created-by.json")?,
+            &[
+                ("i-0a1b2c3d4e5f60001", &ids[0]),
+                ("i-0a1b2c3d4e5f60002", &ids[1]),
+            ],
+        ),
+    )?;
+    row(
+        "RunInstances, owner tag in the event (2 instances)",
+        &measure(&replay, std::slice::from_ref(&event), &env(&[]))?,
+    );
+    row(
+        "RunInstances, same event redelivered",
+        &measure(&replay, &[event], &env(&[]))?,
+    );
+
+    // RunInstances, owner tag only in EC2.
+    let ids = run_instances(&admin.ec2, 1, &[("CreatedBy", "ada.lovelace")]).await;
+    let event = write(
+        &dir,
+        "not-in-event.json",
+        rewrite(
+            &sample("run-instances-owner-not-in-event.json")?,
+            &[("i-0a1b2c3d4e5f60003", &ids[0])],
+        ),
+    )?;
+    row(
+        "RunInstances, owner tag not in the event",
+        &measure(&replay, std::slice::from_ref(&event), &env(&[]))?,
+    );
+    row(
+        "RunInstances, same event redelivered",
+        &measure(&replay, &[event], &env(&[]))?,
+    );
+
+    // Without SESSION_ROLE_ID the process resolves the role id once.
+    let ids = run_instances(&admin.ec2, 1, &[("CreatedBy", "tim.malone")]).await;
+    let event = write(
+        &dir,
+        "cold.json",
+        rewrite(
+            &sample("run-instances-created-by.json")?,
+            &[
+                ("i-0a1b2c3d4e5f60001", &ids[0]),
+                ("i-0a1b2c3d4e5f60002", &ids[0]),
+            ],
+        ),
+    )?;
+    let mut cold_env = env(&[]);
+    cold_env.retain(|(k, _)| k != "SESSION_ROLE_ID");
+    row(
+        "RunInstances, owner in event, SESSION_ROLE_ID unset (cold start)",
+        &measure(&replay, &[event], &cold_env)?,
+    );
+
+    // Reconcile: users x per_user live instances tagged AwsUserId.
+    for u in 0..users {
+        let name = format!("researcher{u:04}");
+        let value = format!("{role_id}:{name}");
+        run_instances(
+            &admin.ec2,
+            per_user as i32,
+            &[("CreatedBy", &name), ("AwsUserId", &value)],
+        )
+        .await;
+    }
+    let reconcile = write(
+        &dir,
+        "reconcile.json",
+        rewrite(&sample("scheduled-reconcile.json")?, &[]),
+    )?;
+    let label = format!(
+        "reconcile {} instances / {users} users, from empty",
+        users * per_user
+    );
+    let first = measure(&replay, std::slice::from_ref(&reconcile), &env(&[]))?;
+    row(&label, &first);
+    notes.extend(
+        first
+            .reasons
+            .iter()
+            .map(|r| format!("first reconcile: {r}")),
+    );
+    let label = format!(
+        "reconcile {} instances / {users} users, nothing changed",
+        users * per_user
+    );
+    row(&label, &measure(&replay, &[reconcile], &env(&[]))?);
+
+    let _ = std::fs::remove_dir_all(&dir);
+    for note in notes {
+        println!("\n{note}");
+    }
+    println!("\nCalls are HTTP requests counted by an SDK interceptor in the replay process (retries included).");
+    Ok(())
+}
+
+fn write(dir: &Path, name: &str, event: Value) -> Result<PathBuf, String> {
+    let path = dir.join(name);
+    std::fs::write(&path, event.to_string()).map_err(|e| e.to_string())?;
+    Ok(path)
+}
+
+fn row(case: &str, m: &Measured) {
+    let total: u64 = m.calls.values().sum();
+    let by_op: Vec<String> = m.calls.iter().map(|(op, n)| format!("{op} {n}")).collect();
+    println!(
+        "| {case} | {total} | {} | {} | {:.1} ms | {:.1} MiB |",
+        if by_op.is_empty() {
+            "-".to_owned()
+        } else {
+            by_op.join(", ")
+        },
+        m.outcome,
+        m.wall.as_secs_f64() * 1000.0,
+        m.peak_kib as f64 / 1024.0
+    );
+}
+
+/// Run `replay` once as a child process; time it and read its peak RSS with `wait4`.
+fn measure(replay: &Path, files: &[PathBuf], env: &[(String, String)]) -> Result<Measured, String> {
+    let stdout_path = std::env::temp_dir().join(format!("bench-out-{}.json", std::process::id()));
+    let stdout = std::fs::File::create(&stdout_path).map_err(|e| e.to_string())?;
+    let start = Instant::now();
+    let child = Command::new(replay)
+        .args(files)
+        .env_clear()
+        .env("PATH", std::env::var("PATH").unwrap_or_default())
+        .envs(env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
+        .stdout(stdout)
+        .stderr(Stdio::inherit())
+        .spawn()
+        .map_err(|e| format!("cannot run {}: {e}", replay.display()))?;
+    let pid = child.id() as libc::pid_t;
+    let mut status: libc::c_int = 0;
+    // SAFETY: an all-zero rusage is valid, and wait4 writes only into the two locals.
+    let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
+    let waited = unsafe { libc::wait4(pid, &mut status, 0, &mut usage) };
+    let wall = start.elapsed();
+    if waited != pid {
+        return Err(format!("wait4 failed: {}", std::io::Error::last_os_error()));
+    }
+    let status = std::process::ExitStatus::from_raw(status);
+    let text = std::fs::read_to_string(&stdout_path).map_err(|e| e.to_string())?;
+    let _ = std::fs::remove_file(&stdout_path);
+    let mut calls = BTreeMap::new();
+    let mut outcomes = Vec::new();
+    let mut reasons = Vec::new();
+    for line in text.lines() {
+        let v: Value =
+            serde_json::from_str(line).map_err(|e| format!("replay printed {line:?}: {e}"))?;
+        outcomes.push(v["outcome"].as_str().unwrap_or("?").to_owned());
+        reasons.push(v["reason"].as_str().unwrap_or_default().to_owned());
+        for (op, n) in v["calls"].as_object().into_iter().flatten() {
+            *calls.entry(op.clone()).or_insert(0) += n.as_u64().unwrap_or(0);
+        }
+    }
+    if !status.success() {
+        return Err(format!("replay exited with {status}: {text}"));
+    }
+    Ok(Measured {
+        calls,
+        outcome: outcomes.join(","),
+        reasons,
+        wall,
+        peak_kib: usage.ru_maxrss,
+    })
+}
