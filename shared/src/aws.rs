@@ -17,8 +17,8 @@ use tracing::instrument;
 
 use crate::error::Error;
 use crate::ports::{
-    DescribedInstance, InstanceDirectory, InstanceTagger, LiveInstances, RoleDirectory,
-    RolePolicies, SessionTerminator,
+    DescribedInstance, InstanceDirectory, InstanceTagger, LiveInstances, ManagedPolicies,
+    ManagedPolicy, PolicyVersion, RoleDirectory, RolePolicies, SessionTerminator,
 };
 
 /// Connect timeout for every AWS call.
@@ -401,5 +401,188 @@ impl SessionTerminator for aws_sdk_ssm::Client {
                 .map_err(|e| Error::from_sdk("ssm:TerminateSession", e))?;
         }
         Ok(ids)
+    }
+}
+
+impl ManagedPolicies for aws_sdk_iam::Client {
+    #[instrument(skip(self))]
+    async fn list_policies(&self, path: &str) -> Result<Vec<ManagedPolicy>, Error> {
+        use aws_sdk_iam::types::PolicyScopeType;
+        let mut found = Vec::new();
+        let mut pages = self
+            .list_policies()
+            .scope(PolicyScopeType::Local)
+            .path_prefix(path)
+            .into_paginator()
+            .send();
+        while let Some(page) = pages.next().await {
+            let page = page.map_err(|e| Error::from_sdk("iam:ListPolicies", e))?;
+            found.extend(page.policies().iter().map(|p| ManagedPolicy {
+                name: p.policy_name().unwrap_or_default().to_owned(),
+                arn: p.arn().unwrap_or_default().to_owned(),
+                default_version: p.default_version_id().unwrap_or_default().to_owned(),
+            }));
+        }
+        Ok(found)
+    }
+
+    #[instrument(skip(self))]
+    async fn attached_policies(&self, role_name: &str) -> Result<Vec<String>, Error> {
+        let mut arns = Vec::new();
+        let mut pages = self
+            .list_attached_role_policies()
+            .role_name(role_name)
+            .into_paginator()
+            .send();
+        while let Some(page) = pages.next().await {
+            let page = page.map_err(|e| {
+                if e.as_service_error()
+                    .is_some_and(|s| s.is_no_such_entity_exception())
+                {
+                    Error::RoleNotFound {
+                        role_name: role_name.to_owned(),
+                    }
+                } else {
+                    Error::from_sdk("iam:ListAttachedRolePolicies", e)
+                }
+            })?;
+            arns.extend(
+                page.attached_policies()
+                    .iter()
+                    .filter_map(|p| p.policy_arn().map(str::to_owned)),
+            );
+        }
+        Ok(arns)
+    }
+
+    #[instrument(skip(self))]
+    async fn policy_document(&self, arn: &str, version: &str) -> Result<String, Error> {
+        let output = self
+            .get_policy_version()
+            .policy_arn(arn)
+            .version_id(version)
+            .send()
+            .await
+            .map_err(|e| Error::from_sdk("iam:GetPolicyVersion", e))?;
+        Ok(decode_policy_document(
+            output
+                .policy_version()
+                .and_then(|v| v.document())
+                .unwrap_or_default(),
+        ))
+    }
+
+    #[instrument(skip(self, document), fields(chars = document.len()))]
+    async fn create_policy(&self, name: &str, path: &str, document: &str) -> Result<String, Error> {
+        let output = self
+            .create_policy()
+            .policy_name(name)
+            .path(path)
+            .policy_document(document)
+            .description("ssm-session-owner: per-user TerminateSession/ResumeSession statements")
+            .send()
+            .await
+            .map_err(|e| Error::from_sdk("iam:CreatePolicy", e))?;
+        Ok(output
+            .policy()
+            .and_then(|p| p.arn())
+            .unwrap_or_default()
+            .to_owned())
+    }
+
+    #[instrument(skip(self, document), fields(chars = document.len()))]
+    async fn create_policy_version(&self, arn: &str, document: &str) -> Result<(), Error> {
+        self.create_policy_version()
+            .policy_arn(arn)
+            .policy_document(document)
+            .set_as_default(true)
+            .send()
+            .await
+            .map_err(|e| Error::from_sdk("iam:CreatePolicyVersion", e))?;
+        Ok(())
+    }
+
+    #[instrument(skip(self))]
+    async fn list_policy_versions(&self, arn: &str) -> Result<Vec<PolicyVersion>, Error> {
+        let output = self
+            .list_policy_versions()
+            .policy_arn(arn)
+            .send()
+            .await
+            .map_err(|e| Error::from_sdk("iam:ListPolicyVersions", e))?;
+        Ok(output
+            .versions()
+            .iter()
+            .map(|v| PolicyVersion {
+                id: v.version_id().unwrap_or_default().to_owned(),
+                is_default: v.is_default_version(),
+                created: v.create_date().map(|d| d.secs()).unwrap_or_default(),
+            })
+            .collect())
+    }
+
+    #[instrument(skip(self))]
+    async fn delete_policy_version(&self, arn: &str, version: &str) -> Result<(), Error> {
+        match self
+            .delete_policy_version()
+            .policy_arn(arn)
+            .version_id(version)
+            .send()
+            .await
+        {
+            Ok(_) => Ok(()),
+            Err(e)
+                if e.as_service_error()
+                    .is_some_and(|s| s.is_no_such_entity_exception()) =>
+            {
+                Ok(())
+            }
+            Err(e) => Err(Error::from_sdk("iam:DeletePolicyVersion", e)),
+        }
+    }
+
+    #[instrument(skip(self))]
+    async fn attach_role_policy(&self, role_name: &str, arn: &str) -> Result<(), Error> {
+        self.attach_role_policy()
+            .role_name(role_name)
+            .policy_arn(arn)
+            .send()
+            .await
+            .map_err(|e| Error::from_sdk("iam:AttachRolePolicy", e))?;
+        Ok(())
+    }
+
+    #[instrument(skip(self))]
+    async fn detach_role_policy(&self, role_name: &str, arn: &str) -> Result<(), Error> {
+        match self
+            .detach_role_policy()
+            .role_name(role_name)
+            .policy_arn(arn)
+            .send()
+            .await
+        {
+            Ok(_) => Ok(()),
+            Err(e)
+                if e.as_service_error()
+                    .is_some_and(|s| s.is_no_such_entity_exception()) =>
+            {
+                Ok(())
+            }
+            Err(e) => Err(Error::from_sdk("iam:DetachRolePolicy", e)),
+        }
+    }
+
+    #[instrument(skip(self))]
+    async fn delete_policy(&self, arn: &str) -> Result<(), Error> {
+        match self.delete_policy().policy_arn(arn).send().await {
+            Ok(_) => Ok(()),
+            Err(e)
+                if e.as_service_error()
+                    .is_some_and(|s| s.is_no_such_entity_exception()) =>
+            {
+                Ok(())
+            }
+            Err(e) => Err(Error::from_sdk("iam:DeletePolicy", e)),
+        }
     }
 }

@@ -25,6 +25,18 @@ pub const TRUSTED_LAUNCHER_ARNS: &str = "TRUSTED_LAUNCHER_ARNS";
 pub const POLICY_NAME_PREFIX: &str = "POLICY_NAME_PREFIX";
 pub const END_SESSIONS_ON_TERMINATE: &str = "END_SESSIONS_ON_TERMINATE";
 pub const RECONCILE_DRY_RUN: &str = "RECONCILE_DRY_RUN";
+pub const POLICY_STORE: &str = "POLICY_STORE";
+pub const MAX_POLICY_SHARDS: &str = "MAX_POLICY_SHARDS";
+pub const ROLE_MANAGED_POLICY_LIMIT: &str = "ROLE_MANAGED_POLICY_LIMIT";
+
+/// Where the per-user statements live.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StoreKind {
+    /// Customer-managed policies `<prefix>shard-NN`, attached to the users' role.
+    Managed,
+    /// One inline role policy per user (about 40 users per role).
+    Inline,
+}
 
 /// Settings shared by every function.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -45,6 +57,11 @@ pub struct Config {
     pub end_sessions_on_terminate: bool,
     /// Reconcile only reports the changes it would make.
     pub reconcile_dry_run: bool,
+    pub policy_store: StoreKind,
+    /// Shards the managed store may use at most.
+    pub max_policy_shards: usize,
+    /// Managed policies the users' role may have attached in all (10, or 20 with a quota raise).
+    pub role_managed_policy_limit: usize,
 }
 
 impl Config {
@@ -111,6 +128,21 @@ impl Config {
         let reconcile_dry_run =
             flag(value(RECONCILE_DRY_RUN), false).map_err(|p| bad(RECONCILE_DRY_RUN, p))?;
 
+        let policy_store = match value(POLICY_STORE).as_deref() {
+            None | Some("managed") => StoreKind::Managed,
+            Some("inline") => StoreKind::Inline,
+            Some(other) => {
+                return Err(bad(
+                    POLICY_STORE,
+                    format!("{other:?} is not managed or inline"),
+                ))
+            }
+        };
+        let role_managed_policy_limit = number(value(ROLE_MANAGED_POLICY_LIMIT), 10, 1..=20)
+            .map_err(|p| bad(ROLE_MANAGED_POLICY_LIMIT, p))?;
+        let max_policy_shards = number(value(MAX_POLICY_SHARDS), role_managed_policy_limit, 1..=20)
+            .map_err(|p| bad(MAX_POLICY_SHARDS, p))?;
+
         Ok(Self {
             session_role_name,
             session_role_id,
@@ -120,6 +152,9 @@ impl Config {
             policy_name_prefix,
             end_sessions_on_terminate,
             reconcile_dry_run,
+            policy_store,
+            max_policy_shards,
+            role_managed_policy_limit,
         })
     }
 }
@@ -148,6 +183,24 @@ pub fn validate_role_id(id: &str) -> Result<(), String> {
         ));
     }
     Ok(())
+}
+
+fn number(
+    value: Option<String>,
+    default: usize,
+    range: std::ops::RangeInclusive<usize>,
+) -> Result<usize, String> {
+    let Some(text) = value else {
+        return Ok(default);
+    };
+    match text.parse::<usize>() {
+        Ok(n) if range.contains(&n) => Ok(n),
+        _ => Err(format!(
+            "{text:?} is not a whole number from {} to {}",
+            range.start(),
+            range.end()
+        )),
+    }
 }
 
 fn flag(value: Option<String>, default: bool) -> Result<bool, String> {
@@ -207,6 +260,9 @@ mod tests {
                 policy_name_prefix: "ssm-session-owner-".into(),
                 end_sessions_on_terminate: true,
                 reconcile_dry_run: false,
+                policy_store: StoreKind::Managed,
+                max_policy_shards: 10,
+                role_managed_policy_limit: 10,
             }
         );
     }
@@ -257,6 +313,14 @@ mod tests {
             (
                 &[(SESSION_ROLE_NAME, "R"), (POLICY_NAME_PREFIX, "bad prefix")],
                 "POLICY_NAME_PREFIX: \"bad prefix\" is not a policy-name prefix (1-50 characters of A-Z a-z 0-9 + = , . @ _ -)",
+            ),
+            (
+                &[(SESSION_ROLE_NAME, "R"), (MAX_POLICY_SHARDS, "21")],
+                "MAX_POLICY_SHARDS: \"21\" is not a whole number from 1 to 20",
+            ),
+            (
+                &[(SESSION_ROLE_NAME, "R"), (POLICY_STORE, "dynamo")],
+                "POLICY_STORE: \"dynamo\" is not managed or inline",
             ),
             (
                 &[(SESSION_ROLE_NAME, "R"), (RECONCILE_DRY_RUN, "maybe")],

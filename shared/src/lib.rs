@@ -19,6 +19,7 @@ pub mod samples;
 pub mod session_name;
 pub mod session_policies;
 pub mod session_policy;
+pub mod shard_plan;
 
 pub use config::Config;
 pub use error::Error;

@@ -81,3 +81,73 @@ pub trait SessionTerminator {
         instance_id: &str,
     ) -> impl Future<Output = Result<Vec<String>, Error>> + Send;
 }
+
+/// A customer-managed policy as IAM lists it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ManagedPolicy {
+    pub name: String,
+    pub arn: String,
+    pub default_version: String,
+}
+
+/// A policy version as IAM lists it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PolicyVersion {
+    pub id: String,
+    pub is_default: bool,
+    /// Seconds since the epoch.
+    pub created: i64,
+}
+
+/// Customer-managed policies and their attachment to a role.
+pub trait ManagedPolicies {
+    /// The account's customer-managed policies under `path`.
+    fn list_policies(
+        &self,
+        path: &str,
+    ) -> impl Future<Output = Result<Vec<ManagedPolicy>, Error>> + Send;
+    /// ARNs of the managed policies attached to the role.
+    fn attached_policies(
+        &self,
+        role_name: &str,
+    ) -> impl Future<Output = Result<Vec<String>, Error>> + Send;
+    fn policy_document(
+        &self,
+        arn: &str,
+        version: &str,
+    ) -> impl Future<Output = Result<String, Error>> + Send;
+    /// Returns the new policy's ARN.
+    fn create_policy(
+        &self,
+        name: &str,
+        path: &str,
+        document: &str,
+    ) -> impl Future<Output = Result<String, Error>> + Send;
+    /// Make `document` the default version.
+    fn create_policy_version(
+        &self,
+        arn: &str,
+        document: &str,
+    ) -> impl Future<Output = Result<(), Error>> + Send;
+    fn list_policy_versions(
+        &self,
+        arn: &str,
+    ) -> impl Future<Output = Result<Vec<PolicyVersion>, Error>> + Send;
+    fn delete_policy_version(
+        &self,
+        arn: &str,
+        version: &str,
+    ) -> impl Future<Output = Result<(), Error>> + Send;
+    fn attach_role_policy(
+        &self,
+        role_name: &str,
+        arn: &str,
+    ) -> impl Future<Output = Result<(), Error>> + Send;
+    /// Detaching a policy that is not attached succeeds.
+    fn detach_role_policy(
+        &self,
+        role_name: &str,
+        arn: &str,
+    ) -> impl Future<Output = Result<(), Error>> + Send;
+    fn delete_policy(&self, arn: &str) -> impl Future<Output = Result<(), Error>> + Send;
+}

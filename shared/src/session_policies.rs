@@ -36,6 +36,9 @@ pub struct SessionPolicies<E, R, T, S> {
     ssm: T,
     store: S,
     role_id: RoleIdCache,
+    /// One writer at a time within this process, as reserved concurrency 1 gives across
+    /// Lambda: the shards of the managed store are shared between users.
+    writer: tokio::sync::Mutex<()>,
 }
 
 impl<E, R, T, S> SessionPolicies<E, R, T, S>
@@ -54,6 +57,7 @@ where
             ssm,
             store,
             role_id,
+            writer: tokio::sync::Mutex::new(()),
         }
     }
 
@@ -202,6 +206,7 @@ where
         role_id: &str,
         user: &SessionName,
     ) -> Result<Outcome, Error> {
+        let _writer = self.writer.lock().await;
         let value = format!("{role_id}:{user}");
         let mut applied = Vec::new();
         let mut live_count = 0;
@@ -255,6 +260,7 @@ where
     /// Converge every user: add missing statements, remove stale ones, repair edited ones.
     pub async fn reconcile(&self, dry_run: bool) -> Result<Outcome, Error> {
         let role_id = self.role_id.get(&self.iam).await?.to_owned();
+        let _writer = self.writer.lock().await;
         let key = &self.config.user_id_tag_key;
         let live = self.ec2.live_instances_tagged(key, None).await?;
         let mut desired = BTreeSet::new();

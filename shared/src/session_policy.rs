@@ -190,7 +190,7 @@ impl std::fmt::Display for Refused {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         write!(
             f,
-            "inline policy budget full: granting {} needs {} characters, the role already uses {} of {} (whitespace not counted)",
+            "session policy budget full: granting {} needs {} characters, the role's policies already use {} of {} (whitespace not counted)",
             self.user, self.needed, self.used, self.budget
         )
     }
@@ -508,7 +508,7 @@ mod tests {
         );
         assert_eq!(
             plan.refused[0].to_string(),
-            format!("inline policy budget full: granting ada needs {} characters, the role already uses 10100 of 10240 (whitespace not counted)", policy_size(&doc))
+            format!("session policy budget full: granting ada needs {} characters, the role's policies already use 10100 of 10240 (whitespace not counted)", policy_size(&doc))
         );
     }
 

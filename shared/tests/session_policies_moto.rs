@@ -334,7 +334,7 @@ async fn a_grant_beyond_the_inline_budget_fails_permanently_with_the_numbers_and
     let used = shared::session_policy::policy_size(&filler);
     assert_eq!(
         err.to_string(),
-        format!("inline policy budget full: granting tim.malone needs {needed} characters, the role already uses {used} of 10240 (whitespace not counted)")
+        format!("session policy budget full: granting tim.malone needs {needed} characters, the role's policies already use {used} of 10240 (whitespace not counted)")
     );
     assert_eq!(w.role_policies().await, before);
 }

@@ -4,7 +4,7 @@
 use lambda_runtime::{service_fn, LambdaEvent};
 use serde_json::Value;
 use shared::aws::{load_sdk_config, Clients};
-use shared::policy_store::InlineStore;
+use shared::policy_store::AnyStore;
 use shared::session_policies::SessionPolicies;
 use shared::Config;
 
@@ -13,11 +13,7 @@ async fn main() -> Result<(), lambda_runtime::Error> {
     lambda_runtime::tracing::init_default_subscriber();
     let config = Config::from_env()?;
     let clients = Clients::new(&load_sdk_config().await);
-    let store = InlineStore::new(
-        clients.iam.clone(),
-        &config.session_role_name,
-        &config.policy_name_prefix,
-    );
+    let store = AnyStore::from_config(clients.iam.clone(), &config);
     let policies = &SessionPolicies::new(config, clients.ec2, clients.iam, clients.ssm, store);
     lambda_runtime::run(service_fn(move |event: LambdaEvent<Value>| async move {
         let result = policies.handle(event.payload).await;

@@ -8,7 +8,9 @@ use std::path::PathBuf;
 use std::process::{Command, ExitCode};
 
 use shared::aws::Clients;
-use testkit::{role_policy_names, seed_samples, tags_of, write_samples, Moto, DEMO_ROLE};
+use testkit::{
+    granted_users, role_policy_names, seed_samples, tags_of, write_samples, Moto, DEMO_ROLE,
+};
 
 #[tokio::main]
 async fn main() -> ExitCode {
@@ -74,10 +76,19 @@ async fn run() -> Result<(), String> {
             get("AwsUserId")
         );
     }
-    println!("\n== inline policies on {DEMO_ROLE} (one per user with a live instance)");
-    for name in role_policy_names(&admin.iam, DEMO_ROLE).await {
-        println!("{name}");
+    println!("\n== who may terminate/resume their own sessions (statements on {DEMO_ROLE})");
+    for (user, holder) in granted_users(&admin.iam, DEMO_ROLE).await {
+        println!("{user:<14} {holder}");
     }
+    let leftover: Vec<String> = role_policy_names(&admin.iam, DEMO_ROLE).await;
+    println!(
+        "inline policies left on the role: {}",
+        if leftover.is_empty() {
+            "none".to_owned()
+        } else {
+            leftover.join(", ")
+        }
+    );
     let _ = std::fs::remove_dir_all(&dir);
     println!("\n== stopping moto");
     Ok(())

@@ -18,7 +18,7 @@ use shared::aws::{load_sdk_config, CallCounter, Clients};
 use shared::event::{parse_envelope, route, Route};
 use shared::owner_tag::Skipped;
 use shared::owner_tagger::OwnerTagger;
-use shared::policy_store::InlineStore;
+use shared::policy_store::AnyStore;
 use shared::session_policies::SessionPolicies;
 use shared::{Config, Error, Outcome};
 
@@ -53,7 +53,7 @@ type Iam = aws_sdk_iam::Client;
 /// Every function's handler, built once like the Lambdas build theirs.
 struct Functions {
     owner_tagger: OwnerTagger<Ec2, Iam>,
-    session_policy: SessionPolicies<Ec2, Iam, aws_sdk_ssm::Client, InlineStore<Iam>>,
+    session_policy: SessionPolicies<Ec2, Iam, aws_sdk_ssm::Client, AnyStore<Iam>>,
     dry_run: bool,
 }
 
@@ -87,11 +87,7 @@ async fn main() -> ExitCode {
     };
     let counter = CallCounter::default();
     let clients = Clients::with_counter(&load_sdk_config().await, Some(counter.clone()));
-    let store = InlineStore::new(
-        clients.iam.clone(),
-        &config.session_role_name,
-        &config.policy_name_prefix,
-    );
+    let store = AnyStore::from_config(clients.iam.clone(), &config);
     let functions = Functions {
         dry_run: dry_run_flag || config.reconcile_dry_run,
         owner_tagger: OwnerTagger::new(config.clone(), clients.ec2.clone(), clients.iam.clone()),

@@ -9,7 +9,8 @@ use serde_json::Value;
 use shared::aws::Clients;
 use shared::samples::{events_dir, real_events_dir};
 use testkit::{
-    create_role, role_policy_names, seed_samples, tags_of, write_samples, Moto, DEMO_ROLE,
+    create_role, granted_users, role_policy_names, seed_samples, tags_of, write_samples, Moto,
+    DEMO_ROLE,
 };
 
 fn replay(moto: &Moto, role: &str, args: &[PathBuf], stdin: Option<&str>) -> Output {
@@ -209,16 +210,18 @@ async fn the_samples_tag_their_instances_and_a_second_replay_changes_nothing() {
         "ignored"
     );
     assert_eq!(results["run-instances-dry-run.json"]["outcome"], "ignored");
-    // The reconcile grants the two users with live instances and removes grace.hopper's
-    // leftover statement; the termination and tag-change events then find nothing to do.
-    assert_eq!(results["scheduled-reconcile.json"]["outcome"], "changed");
-    assert_eq!(
-        results["scheduled-reconcile.json"]["changed"]
-            .as_array()
-            .unwrap()
-            .len(),
-        3
-    );
+    // The reconcile grants the two users with live instances in one shard and removes
+    // grace.hopper's leftover inline statement; the termination and tag-change events then
+    // find nothing to do.
+    let changed: Vec<&str> = results["scheduled-reconcile.json"]["changed"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c.as_str().unwrap())
+        .collect();
+    assert_eq!(changed.len(), 2, "{changed:?}");
+    assert_eq!(changed[0], "create ssm-session-owner-shard-01 (2 users)");
+    assert!(changed[1].starts_with("delete inline ssm-session-owner-grace.hopper-"));
     assert_eq!(
         results["state-change-terminated.json"]["reason"],
         "grace.hopper has no live instance: revoked"
@@ -227,16 +230,14 @@ async fn the_samples_tag_their_instances_and_a_second_replay_changes_nothing() {
         results["tag-change-user-id-added.json"]["reason"],
         "tim.malone has 3 live instance(s): granted"
     );
-    let mut policies = role_policy_names(&admin.iam, DEMO_ROLE).await;
-    policies.sort();
-    assert_eq!(policies.len(), 2);
-    assert!(
-        policies[0].starts_with("ssm-session-owner-ada.lovelace-"),
-        "{policies:?}"
-    );
-    assert!(
-        policies[1].starts_with("ssm-session-owner-tim.malone-"),
-        "{policies:?}"
+    let granted = granted_users(&admin.iam, DEMO_ROLE).await;
+    let shard = "shard ssm-session-owner-shard-01".to_owned();
+    assert_eq!(
+        granted,
+        BTreeMap::from([
+            ("ada.lovelace".to_owned(), shard.clone()),
+            ("tim.malone".to_owned(), shard)
+        ])
     );
 
     // THEN the tags in moto name the right users, and the hostile one got nothing
@@ -289,9 +290,7 @@ async fn the_samples_tag_their_instances_and_a_second_replay_changes_nothing() {
     for ((sample, _), tags) in expected.iter().zip(before) {
         assert_eq!(tags_of(&admin.ec2, &id(sample)).await, tags, "{sample}");
     }
-    let mut after = role_policy_names(&admin.iam, DEMO_ROLE).await;
-    after.sort();
-    assert_eq!(after, policies);
+    assert_eq!(granted_users(&admin.iam, DEMO_ROLE).await, granted);
     let _ = std::fs::remove_dir_all(dir);
 }
 
@@ -396,6 +395,7 @@ async fn a_dry_run_reconcile_prints_its_plan_and_writes_nothing() {
         .collect();
     assert!(replay(&moto, DEMO_ROLE, &launches, None).status.success());
     let before = role_policy_names(&admin.iam, DEMO_ROLE).await;
+    let granted_before = granted_users(&admin.iam, DEMO_ROLE).await;
     let reconcile = dir.join("scheduled-reconcile.json");
 
     // WHEN the reconcile is replayed with --dry-run
@@ -403,7 +403,8 @@ async fn a_dry_run_reconcile_prints_its_plan_and_writes_nothing() {
     args.push(reconcile.clone());
     let output = replay(&moto, DEMO_ROLE, &args, None);
 
-    // THEN it lists the three changes it would make, and the role is as it was
+    // THEN it lists the changes it would make (a shard for the two users, the old inline
+    // statement gone), and the role is as it was
     assert!(output.status.success());
     let line = &lines(&output)["scheduled-reconcile.json"];
     assert_eq!(line["outcome"], "unchanged");
@@ -413,19 +414,13 @@ async fn a_dry_run_reconcile_prints_its_plan_and_writes_nothing() {
         .iter()
         .map(|p| p.as_str().unwrap())
         .collect();
-    assert_eq!(planned.len(), 3, "{line}");
+    assert_eq!(planned.len(), 2, "{line}");
+    assert_eq!(planned[0], "create ssm-session-owner-shard-01 (2 users)");
     assert!(
-        planned[0].starts_with("delete ssm-session-owner-grace.hopper-"),
+        planned[1].starts_with("delete inline ssm-session-owner-grace.hopper-"),
         "{planned:?}"
     );
-    assert!(
-        planned[1].starts_with("put ssm-session-owner-ada.lovelace-")
-            && planned[1].ends_with("(grant ada.lovelace)")
-    );
-    assert!(
-        planned[2].starts_with("put ssm-session-owner-tim.malone-")
-            && planned[2].ends_with("(grant tim.malone)")
-    );
+    assert_eq!(granted_users(&admin.iam, DEMO_ROLE).await, granted_before);
     assert_eq!(role_policy_names(&admin.iam, DEMO_ROLE).await, before);
     let _ = std::fs::remove_dir_all(dir);
 }

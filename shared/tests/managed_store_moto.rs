@@ -1,0 +1,585 @@
+//! The sharded managed-policy store against moto in server mode: what ends up in IAM.
+//!
+//! moto does not enforce IAM's size limits, so every test checks the 6,144-character shard
+//! limit itself. It does enforce the 5-version limit.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
+
+use serde_json::Value;
+use shared::aws::{CallCounter, Clients};
+use shared::policy_store::{InlineStore, ManagedStore, PolicyStore};
+use shared::samples::events_dir;
+use shared::session_name::SessionName;
+use shared::session_policies::SessionPolicies;
+use shared::session_policy::{arn_matches, policy_size, Scope};
+use shared::shard_plan::SHARD_LIMIT;
+use shared::{Config, Error, Status};
+use testkit::{create_role, rewrite, run_instances, Moto};
+
+const ROLE: &str = "Okta-ServiceWorkbenchUser";
+const PREFIX: &str = "ssm-session-owner-";
+const PATH: &str = "/ssm-session-owner/";
+
+type Policies = SessionPolicies<
+    aws_sdk_ec2::Client,
+    aws_sdk_iam::Client,
+    aws_sdk_ssm::Client,
+    ManagedStore<aws_sdk_iam::Client>,
+>;
+
+struct World {
+    _moto: Moto,
+    clients: Clients,
+    counter: CallCounter,
+    admin: Clients,
+    role_id: String,
+}
+
+async fn world() -> World {
+    let moto = Moto::start().expect("moto starts");
+    let sdk = moto.sdk_config().await;
+    let counter = CallCounter::default();
+    let clients = Clients::with_counter(&sdk, Some(counter.clone()));
+    let admin = Clients::new(&sdk);
+    let role_id = create_role(&admin.iam, ROLE).await;
+    World {
+        _moto: moto,
+        clients,
+        counter,
+        admin,
+        role_id,
+    }
+}
+
+fn user(name: &str) -> SessionName {
+    SessionName::parse(name).unwrap()
+}
+
+fn sample(name: &str) -> String {
+    std::fs::read_to_string(events_dir().join(name)).unwrap()
+}
+
+/// A shard as read back from moto.
+#[derive(Debug, Clone, PartialEq)]
+struct ShardInIam {
+    version: String,
+    attached: bool,
+    chars: usize,
+    statements: Vec<Value>,
+}
+
+impl World {
+    fn store(&self, max_shards: usize, role_limit: usize) -> ManagedStore<aws_sdk_iam::Client> {
+        ManagedStore::new(
+            self.clients.iam.clone(),
+            ROLE,
+            PREFIX,
+            max_shards,
+            role_limit,
+        )
+    }
+
+    fn policies(&self, max_shards: usize, role_limit: usize) -> Policies {
+        let config = Config::from_lookup(|k| match k {
+            "SESSION_ROLE_NAME" => Some(ROLE.into()),
+            "SESSION_ROLE_ID" => Some(self.role_id.clone()),
+            "END_SESSIONS_ON_TERMINATE" => Some("false".into()),
+            _ => None,
+        })
+        .unwrap();
+        SessionPolicies::new(
+            config,
+            self.clients.ec2.clone(),
+            self.clients.iam.clone(),
+            self.clients.ssm.clone(),
+            self.store(max_shards, role_limit),
+        )
+    }
+
+    async fn launch_for(&self, name: &str) -> String {
+        let value = format!("{}:{name}", self.role_id);
+        run_instances(
+            &self.admin.ec2,
+            1,
+            &[("CreatedBy", name), ("AwsUserId", &value)],
+        )
+        .await
+        .remove(0)
+    }
+
+    fn tag_event(&self, instance_id: &str, name: &str) -> Value {
+        rewrite(
+            &sample("tag-change-user-id-added.json"),
+            &[
+                ("i-0a1b2c3d4e5f60001", instance_id),
+                (
+                    "AROAEXAMPLEROLEID1234:tim.malone",
+                    &format!("{}:{name}", self.role_id),
+                ),
+            ],
+        )
+    }
+
+    fn terminated_event(&self, instance_id: &str) -> Value {
+        rewrite(
+            &sample("state-change-terminated.json"),
+            &[("i-0a1b2c3d4e5f60006", instance_id)],
+        )
+    }
+
+    /// The product's shards in IAM: name → contents.
+    async fn shards(&self) -> BTreeMap<String, ShardInIam> {
+        let iam = &self.admin.iam;
+        let attached: Vec<String> = iam
+            .list_attached_role_policies()
+            .role_name(ROLE)
+            .send()
+            .await
+            .unwrap()
+            .attached_policies()
+            .iter()
+            .filter_map(|p| p.policy_arn().map(str::to_owned))
+            .collect();
+        let mut shards = BTreeMap::new();
+        let listed = iam
+            .list_policies()
+            .scope(aws_sdk_iam::types::PolicyScopeType::Local)
+            .path_prefix(PATH)
+            .send()
+            .await
+            .unwrap();
+        for policy in listed.policies() {
+            let arn = policy.arn().unwrap();
+            let version = policy.default_version_id().unwrap().to_owned();
+            let doc = iam
+                .get_policy_version()
+                .policy_arn(arn)
+                .version_id(&version)
+                .send()
+                .await
+                .unwrap();
+            let document = shared::aws::decode_policy_document(
+                doc.policy_version().unwrap().document().unwrap(),
+            );
+            let parsed: Value = serde_json::from_str(&document).unwrap();
+            shards.insert(
+                policy.policy_name().unwrap().to_owned(),
+                ShardInIam {
+                    version,
+                    attached: attached.iter().any(|a| a == arn),
+                    chars: policy_size(&document),
+                    statements: parsed["Statement"].as_array().unwrap().clone(),
+                },
+            );
+        }
+        shards
+    }
+
+    /// Users granted by the shards: username → shard name.
+    async fn granted(&self) -> BTreeMap<String, String> {
+        let mut granted = BTreeMap::new();
+        for (name, shard) in self.shards().await {
+            for statement in shard.statements {
+                let userid = statement["Condition"]["StringEquals"]["aws:userid"]
+                    .as_str()
+                    .unwrap();
+                let (_, username) = userid.split_once(':').unwrap();
+                assert!(
+                    granted.insert(username.to_owned(), name.clone()).is_none(),
+                    "{username} granted twice"
+                );
+            }
+        }
+        granted
+    }
+
+    async fn inline_names(&self) -> Vec<String> {
+        self.admin
+            .iam
+            .list_role_policies()
+            .role_name(ROLE)
+            .send()
+            .await
+            .unwrap()
+            .policy_names()
+            .to_vec()
+    }
+}
+
+fn reconcile() -> Value {
+    rewrite(&sample("scheduled-reconcile.json"), &[])
+}
+
+#[tokio::test]
+async fn six_hundred_users_fit_twenty_shards_within_the_limits_and_stay_isolated() {
+    // GIVEN 600 users with a live instance each, and a role allowed 20 managed policies
+    let w = world().await;
+    let names: Vec<String> = (0..600).map(|i| format!("user{i:04}")).collect();
+    for name in &names {
+        w.launch_for(name).await;
+    }
+    let policies = w.policies(20, 20);
+
+    // WHEN the reconcile runs
+    let outcome = policies.handle(reconcile()).await.unwrap();
+    assert_eq!(outcome.status, Status::Changed);
+    assert!(outcome.skipped.is_empty(), "{:?}", outcome.skipped);
+
+    // THEN every user is granted exactly once, in at most 20 attached shards of at most 6,144 characters
+    let granted = w.granted().await;
+    assert_eq!(
+        granted.keys().cloned().collect::<BTreeSet<_>>(),
+        names.iter().cloned().collect()
+    );
+    let shards = w.shards().await;
+    assert!(shards.len() <= 20, "{} shards", shards.len());
+    for (name, shard) in &shards {
+        assert!(
+            shard.chars <= SHARD_LIMIT,
+            "{name} has {} characters",
+            shard.chars
+        );
+        assert!(shard.attached, "{name} is not attached");
+    }
+
+    // AND each statement grants one user exactly their own sessions
+    let statements: Vec<Value> = shards.values().flat_map(|s| s.statements.clone()).collect();
+    for statement in &statements {
+        let userid = statement["Condition"]["StringEquals"]["aws:userid"]
+            .as_str()
+            .unwrap();
+        assert_eq!(userid.split_once(':').unwrap().0, w.role_id);
+        let owner = userid.split_once(':').unwrap().1;
+        let resource = statement["Resource"].as_str().unwrap();
+        for other in names.iter().step_by(7) {
+            let session =
+                format!("arn:aws:ssm:us-east-1:123456789012:session/{other}-0ab1cd9d876e54321");
+            assert_eq!(
+                arn_matches(resource, &session),
+                other == owner,
+                "{resource} vs {session}"
+            );
+        }
+    }
+
+    // AND a second reconcile writes nothing
+    w.counter.take();
+    policies.handle(reconcile()).await.unwrap();
+    let writes: u64 = w
+        .counter
+        .take()
+        .iter()
+        .filter(|(op, _)| {
+            !op.contains(":Get") && !op.contains(":List") && !op.contains(":Describe")
+        })
+        .map(|(_, n)| n)
+        .sum();
+    assert_eq!(writes, 0);
+
+    // WHEN 300 users' instances terminate (the first 300, which fill the first shards)
+    let before = w.shards().await;
+    let gone: BTreeSet<&str> = names[..300].iter().map(String::as_str).collect();
+    let pages: Vec<_> = w
+        .admin
+        .ec2
+        .describe_instances()
+        .into_paginator()
+        .send()
+        .collect::<Result<Vec<_>, _>>()
+        .await
+        .unwrap();
+    let ids: Vec<String> = pages
+        .iter()
+        .flat_map(|page| page.reservations())
+        .flat_map(|r| r.instances())
+        .filter(|i| {
+            i.tags().iter().any(|t| {
+                t.key() == Some("CreatedBy") && gone.contains(t.value().unwrap_or_default())
+            })
+        })
+        .filter_map(|i| i.instance_id().map(str::to_owned))
+        .collect();
+    assert_eq!(ids.len(), 300);
+    w.admin
+        .ec2
+        .terminate_instances()
+        .set_instance_ids(Some(ids))
+        .send()
+        .await
+        .unwrap();
+    policies.handle(reconcile()).await.unwrap();
+
+    // THEN exactly the 300 remain, and only shards that held a removed user changed
+    let granted = w.granted().await;
+    assert_eq!(
+        granted.keys().cloned().collect::<BTreeSet<_>>(),
+        names[300..].iter().cloned().collect()
+    );
+    let after = w.shards().await;
+    for (name, shard) in &before {
+        let touched = shard.statements.iter().any(|s| {
+            let userid = s["Condition"]["StringEquals"]["aws:userid"]
+                .as_str()
+                .unwrap();
+            gone.contains(userid.split_once(':').unwrap().1)
+        });
+        match after.get(name) {
+            Some(now) if !touched => assert_eq!(now.version, shard.version, "{name} was rewritten"),
+            Some(now) => assert_ne!(
+                now.version, shard.version,
+                "{name} should have been rewritten"
+            ),
+            None => assert!(touched, "{name} was deleted"),
+        }
+    }
+}
+
+#[tokio::test]
+async fn when_every_shard_is_full_a_grant_fails_with_the_numbers_and_nobody_loses_access() {
+    // GIVEN one allowed shard, filled by a reconcile of 40 users (about 33 fit)
+    let w = world().await;
+    for i in 0..40 {
+        w.launch_for(&format!("user{i:04}")).await;
+    }
+    let policies = w.policies(1, 10);
+    let outcome = policies.handle(reconcile()).await.unwrap();
+    let fitted = w.granted().await.len();
+    assert_eq!(outcome.skipped.len(), 40 - fitted);
+    let reason = &outcome.skipped[0].reason;
+    assert!(
+        reason.starts_with("session policy budget full: granting user00"),
+        "{reason}"
+    );
+    assert!(
+        reason.ends_with("of 6144 (whitespace not counted)"),
+        "{reason}"
+    );
+    let before = w.shards().await;
+
+    // WHEN one more user is to be granted
+    let instance = w.launch_for("latecomer").await;
+    let err = policies
+        .handle(w.tag_event(&instance, "latecomer"))
+        .await
+        .unwrap_err();
+
+    // THEN the grant fails permanently with the numbers, and the shard is as it was
+    assert!(matches!(err, Error::PolicyBudgetFull { .. }));
+    assert!(!err.is_retryable());
+    assert!(err.to_string().contains("of 6144"), "{err}");
+    assert_eq!(w.shards().await, before);
+}
+
+#[tokio::test]
+async fn a_shard_at_five_versions_is_pruned_before_the_next_write() {
+    // GIVEN a shard that already has IAM's maximum of 5 versions
+    let w = world().await;
+    let first = w.launch_for("ada").await;
+    let policies = w.policies(10, 10);
+    policies.handle(w.tag_event(&first, "ada")).await.unwrap();
+    let arn = format!("arn:aws:iam::123456789012:policy{PATH}{PREFIX}shard-01");
+    let doc = w
+        .admin
+        .iam
+        .get_policy_version()
+        .policy_arn(&arn)
+        .version_id("v1")
+        .send()
+        .await
+        .unwrap();
+    let document =
+        shared::aws::decode_policy_document(doc.policy_version().unwrap().document().unwrap());
+    for _ in 0..4 {
+        w.admin
+            .iam
+            .create_policy_version()
+            .policy_arn(&arn)
+            .policy_document(&document)
+            .set_as_default(false)
+            .send()
+            .await
+            .unwrap();
+    }
+
+    // WHEN another user is granted into that shard
+    let second = w.launch_for("bob").await;
+    policies.handle(w.tag_event(&second, "bob")).await.unwrap();
+
+    // THEN the oldest non-default version made room, and the new version is the default
+    let versions = w
+        .admin
+        .iam
+        .list_policy_versions()
+        .policy_arn(&arn)
+        .send()
+        .await
+        .unwrap();
+    let ids: BTreeMap<String, bool> = versions
+        .versions()
+        .iter()
+        .map(|v| (v.version_id().unwrap().to_owned(), v.is_default_version()))
+        .collect();
+    assert_eq!(ids.len(), 5);
+    assert_eq!(ids.get("v6"), Some(&true));
+    assert!(!ids.contains_key("v2"), "{ids:?}");
+    assert_eq!(
+        w.granted().await.keys().cloned().collect::<Vec<_>>(),
+        ["ada", "bob"]
+    );
+}
+
+#[tokio::test]
+async fn a_role_with_inline_statements_moves_to_shards_on_the_next_reconcile() {
+    // GIVEN three users granted by the inline store, and a hand-made inline policy
+    let w = world().await;
+    for name in ["ada", "bob", "eve"] {
+        w.launch_for(name).await;
+    }
+    let inline = InlineStore::new(w.clients.iam.clone(), ROLE, PREFIX);
+    let users: BTreeSet<SessionName> = ["ada", "bob", "eve"].into_iter().map(user).collect();
+    inline
+        .converge(&w.role_id, &Scope::All, &users, false)
+        .await
+        .unwrap();
+    w.admin.iam.put_role_policy().role_name(ROLE).policy_name("ops-break-glass")
+        .policy_document(r#"{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Action":"s3:GetObject","Resource":"*"}]}"#)
+        .send().await.unwrap();
+    assert_eq!(w.inline_names().await.len(), 4);
+
+    // WHEN the managed store reconciles
+    let outcome = w.policies(10, 10).handle(reconcile()).await.unwrap();
+
+    // THEN the shard holds all three, and was attached before any inline statement went
+    assert_eq!(
+        w.granted().await.keys().cloned().collect::<Vec<_>>(),
+        ["ada", "bob", "eve"]
+    );
+    assert_eq!(w.inline_names().await, ["ops-break-glass"]);
+    assert_eq!(
+        outcome.changed[0],
+        format!("create {PREFIX}shard-01 (3 users)")
+    );
+    assert!(
+        outcome.changed[1..]
+            .iter()
+            .all(|c| c.starts_with("delete inline ssm-session-owner-")),
+        "{:?}",
+        outcome.changed
+    );
+}
+
+#[tokio::test]
+async fn managed_policies_attached_by_others_reduce_the_shards_available() {
+    // GIVEN a role with 9 of its 10 managed-policy slots taken by others
+    let w = world().await;
+    for i in 0..9 {
+        let arn = w.admin.iam.create_policy().policy_name(format!("other-{i}"))
+            .policy_document(r#"{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Action":"s3:ListBucket","Resource":"*"}]}"#)
+            .send().await.unwrap().policy().unwrap().arn().unwrap().to_owned();
+        w.admin
+            .iam
+            .attach_role_policy()
+            .role_name(ROLE)
+            .policy_arn(arn)
+            .send()
+            .await
+            .unwrap();
+    }
+    for i in 0..40 {
+        w.launch_for(&format!("user{i:04}")).await;
+    }
+
+    // WHEN the reconcile may use up to 10 shards
+    let outcome = w.policies(10, 10).handle(reconcile()).await.unwrap();
+
+    // THEN it uses only the one slot left, and says who did not fit
+    assert_eq!(w.shards().await.len(), 1);
+    assert!(!outcome.skipped.is_empty());
+    assert_eq!(w.granted().await.len() + outcome.skipped.len(), 40);
+}
+
+#[tokio::test]
+async fn a_grant_and_its_replay_cost_reads_only_the_second_time() {
+    let w = world().await;
+    let instance = w.launch_for("tim.malone").await;
+    let policies = w.policies(10, 10);
+    policies
+        .handle(w.tag_event(&instance, "tim.malone"))
+        .await
+        .unwrap();
+    let first = w.counter.take();
+    assert_eq!(first.get("iam:CreatePolicy"), Some(&1));
+    assert_eq!(first.get("iam:AttachRolePolicy"), Some(&1));
+
+    let outcome = policies
+        .handle(w.tag_event(&instance, "tim.malone"))
+        .await
+        .unwrap();
+    assert_eq!(outcome.status, Status::Unchanged);
+    let second = w.counter.take();
+    assert!(
+        second
+            .keys()
+            .all(|op| op.contains(":Get") || op.contains(":List") || op.contains(":Describe")),
+        "{second:?}"
+    );
+}
+
+#[tokio::test]
+async fn fifty_concurrent_grants_and_revokes_end_where_ec2_says_with_shards() {
+    // GIVEN 10 users with 3 instances each; one handler, as reserved concurrency 1 gives
+    let w = Arc::new(world().await);
+    let policies = Arc::new(w.policies(10, 10));
+    let names: Vec<String> = (0..10).map(|i| format!("user{i}.lab")).collect();
+    let mut instances = Vec::new();
+    for name in &names {
+        for _ in 0..3 {
+            instances.push((name.clone(), w.launch_for(name).await));
+        }
+    }
+
+    // WHEN 30 grants, 15 revokes (while instances terminate) and 5 redeliveries arrive at once
+    let mut tasks = Vec::new();
+    let mut events = 0;
+    for (index, (name, instance)) in instances.iter().enumerate() {
+        let user_index: usize = name[4..name.len() - 4].parse().unwrap();
+        let terminates = user_index < 4 || (user_index < 7 && index % 3 == 0);
+        let redelivered = terminates && user_index < 5 && index % 3 == 0;
+        events += 1 + usize::from(terminates) + usize::from(redelivered);
+        let (w, policies, name, instance) =
+            (w.clone(), policies.clone(), name.clone(), instance.clone());
+        tasks.push(tokio::spawn(async move {
+            let grant = policies.handle(w.tag_event(&instance, &name));
+            let revoke = async {
+                if terminates {
+                    w.admin
+                        .ec2
+                        .terminate_instances()
+                        .instance_ids(&instance)
+                        .send()
+                        .await
+                        .unwrap();
+                    policies.handle(w.terminated_event(&instance)).await?;
+                    if redelivered {
+                        policies.handle(w.terminated_event(&instance)).await?;
+                    }
+                }
+                Ok::<_, Error>(())
+            };
+            let (grant, revoke) = tokio::join!(grant, revoke);
+            grant.map(|_| ()).and(revoke)
+        }));
+    }
+    for task in tasks {
+        task.await.unwrap().unwrap();
+    }
+    assert_eq!(events, 50);
+
+    // THEN the shards grant exactly the users with a live instance
+    let expected: BTreeSet<String> = names[4..].iter().cloned().collect();
+    assert_eq!(
+        w.granted().await.keys().cloned().collect::<BTreeSet<_>>(),
+        expected
+    );
+}
