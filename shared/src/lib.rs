@@ -5,6 +5,7 @@
 //! traits the functions depend on; `aws` implements them on the SDK clients.
 
 pub mod aws;
+pub mod capacity;
 pub mod config;
 pub mod error;
 pub mod event;

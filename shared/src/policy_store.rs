@@ -14,7 +14,7 @@ use crate::session_policy::{
     user_of_policy_name, Action, InlineState, Refused, Scope, INLINE_BUDGET,
 };
 use crate::shard_plan::{
-    plan_shards, read_shard, shard_document, shard_index, shard_name, shard_path, user_cost,
+    plan_shards, read_shard, shard_document, shard_index, shard_name, shard_path, typical_user_cost,
 };
 
 /// What a `converge` did, or in a dry run would do.
@@ -326,7 +326,7 @@ impl<P: ManagedPolicies + RolePolicies + Sync> PolicyStore for ManagedStore<P> {
             budget = plan.capacity,
             headroom_chars = plan.capacity.saturating_sub(plan.used_after),
             headroom_users =
-                plan.capacity.saturating_sub(plan.used_after) / user_cost(role_id, &typical_user()),
+                plan.capacity.saturating_sub(plan.used_after) / typical_user_cost(role_id),
             shards = inventory.shards.len(),
             max_shards = inventory.max_shards,
             "managed policy capacity"
@@ -406,11 +406,6 @@ enum ShardStep {
     Delete(String),
     Attach(String),
     DeleteInline(String),
-}
-
-/// A 10-character name, for headroom in users.
-fn typical_user() -> SessionName {
-    SessionName::parse("typical.10").unwrap_or_else(|_| unreachable!("a valid literal"))
 }
 
 /// The store chosen by `POLICY_STORE`.

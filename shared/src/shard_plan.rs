@@ -21,10 +21,23 @@ const ENVELOPE_CLOSE: &str = "]}";
 
 /// One user's compact statement.
 pub fn shard_statement(role_id: &str, user: &SessionName) -> String {
+    statement_for(role_id, user.as_str(), &session_resource(user))
+}
+
+fn statement_for(role_id: &str, user: &str, resource: &str) -> String {
     format!(
-        r#"{{"Effect":"Allow","Action":"ssm:*eSession","Resource":"{}","Condition":{{"StringEquals":{{"aws:userid":"{role_id}:{user}"}}}}}}"#,
-        session_resource(user)
+        r#"{{"Effect":"Allow","Action":"ssm:*eSession","Resource":"{resource}","Condition":{{"StringEquals":{{"aws:userid":"{role_id}:{user}"}}}}}}"#
     )
+}
+
+/// Characters a user with a 10-character name adds to a shard: the unit of "headroom in users".
+pub fn typical_user_cost(role_id: &str) -> usize {
+    let name = "x".repeat(10);
+    let resource = format!(
+        "arn:aws:ssm:*:*:session/{name}-{}",
+        "?".repeat(crate::session_policy::SESSION_SUFFIX_LEN)
+    );
+    statement_for(role_id, &name, &resource).len() + 1
 }
 
 /// A shard's document for these users, in this order.
@@ -252,6 +265,14 @@ mod tests {
         );
         assert_eq!(edited.users, vec![]);
         assert!(!edited.clean);
+    }
+
+    #[test]
+    fn the_typical_cost_is_that_of_a_ten_character_name() {
+        assert_eq!(
+            typical_user_cost(ROLE_ID),
+            user_cost(ROLE_ID, &user("tim.malone"))
+        );
     }
 
     #[test]

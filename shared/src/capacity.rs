@@ -1,0 +1,228 @@
+//! The capacity report: who holds a statement, where, how full the store is, and any drift
+//! between EC2 (who should be granted) and IAM (who is).
+
+use std::collections::BTreeSet;
+
+use serde::Serialize;
+
+use crate::config::{Config, StoreKind};
+use crate::error::Error;
+use crate::policy_store::ManagedStore;
+use crate::ports::{LiveInstances, ManagedPolicies, RolePolicies};
+use crate::session_name::SessionName;
+use crate::session_policy::{
+    inline_size, policy_size, user_of_policy_name, user_of_tag_value, INLINE_BUDGET,
+};
+use crate::shard_plan::{shard_name, typical_user_cost, SHARD_LIMIT};
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct CapacityReport {
+    pub store: &'static str,
+    pub users_with_statements: Vec<String>,
+    pub shards: Vec<ShardLine>,
+    pub inline_policies: Vec<InlineLine>,
+    pub max_shards: usize,
+    pub other_managed_policies_attached: usize,
+    pub chars_used: usize,
+    pub chars_available: usize,
+    /// More users of a 10-character name that fit.
+    pub headroom_users: usize,
+    pub drift: Drift,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct ShardLine {
+    pub name: String,
+    pub users: usize,
+    pub chars: usize,
+    pub limit: usize,
+    pub attached: bool,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct InlineLine {
+    pub name: String,
+    /// Whether the product owns it (by prefix).
+    pub ours: bool,
+    pub chars: usize,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct Drift {
+    /// Users with a live instance but no statement.
+    pub missing: Vec<String>,
+    /// Users with a statement but no live instance.
+    pub stale: Vec<String>,
+}
+
+/// Read EC2 and IAM and build the report. Reads only; writes nothing.
+pub async fn capacity_report<E, P>(
+    config: &Config,
+    role_id: &str,
+    ec2: &E,
+    iam: &P,
+) -> Result<CapacityReport, Error>
+where
+    E: LiveInstances + Sync,
+    P: ManagedPolicies + RolePolicies + Sync + Clone,
+{
+    let key = &config.user_id_tag_key;
+    let desired: BTreeSet<SessionName> = ec2
+        .live_instances_tagged(key, None)
+        .await?
+        .iter()
+        .filter_map(|i| {
+            i.tags
+                .get(key)
+                .and_then(|v| user_of_tag_value(v, role_id).ok())
+        })
+        .collect();
+
+    let mut granted: BTreeSet<SessionName> = BTreeSet::new();
+    let mut inline_policies = Vec::new();
+    let mut inline_chars = 0;
+    for name in iam.list_role_policies(&config.session_role_name).await? {
+        let Some(document) = iam
+            .get_role_policy(&config.session_role_name, &name)
+            .await?
+        else {
+            continue;
+        };
+        let ours = user_of_policy_name(&config.policy_name_prefix, &name);
+        let chars = policy_size(&document);
+        inline_chars += chars;
+        inline_policies.push(InlineLine {
+            name,
+            ours: ours.is_some(),
+            chars,
+        });
+        granted.extend(ours);
+    }
+
+    let store = ManagedStore::new(
+        iam.clone(),
+        &config.session_role_name,
+        &config.policy_name_prefix,
+        config.max_policy_shards,
+        config.role_managed_policy_limit,
+    );
+    let inventory = store.inventory(role_id).await?;
+    let mut shards = Vec::new();
+    for (shard, _, attached) in &inventory.shards {
+        granted.extend(shard.users.iter().cloned());
+        shards.push(ShardLine {
+            name: shard_name(&config.policy_name_prefix, shard.index),
+            users: shard.users.len(),
+            chars: shard.chars,
+            limit: SHARD_LIMIT,
+            attached: *attached,
+        });
+    }
+
+    let (store_name, used, available, per_user) = match config.policy_store {
+        StoreKind::Managed => (
+            "managed",
+            shards.iter().filter(|s| s.users > 0).map(|s| s.chars).sum(),
+            inventory.max_shards * SHARD_LIMIT,
+            typical_user_cost(role_id),
+        ),
+        StoreKind::Inline => (
+            "inline",
+            inline_chars,
+            INLINE_BUDGET,
+            inline_size(role_id, 10),
+        ),
+    };
+    Ok(CapacityReport {
+        store: store_name,
+        users_with_statements: granted.iter().map(|u| u.to_string()).collect(),
+        shards,
+        inline_policies,
+        max_shards: inventory.max_shards,
+        other_managed_policies_attached: inventory.foreign_attached,
+        chars_used: used,
+        chars_available: available,
+        headroom_users: available.saturating_sub(used) / per_user.max(1),
+        drift: Drift {
+            missing: desired
+                .difference(&granted)
+                .map(|u| u.to_string())
+                .collect(),
+            stale: granted
+                .difference(&desired)
+                .map(|u| u.to_string())
+                .collect(),
+        },
+    })
+}
+
+impl std::fmt::Display for CapacityReport {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        writeln!(
+            f,
+            "store: {} (up to {} shards; {} other managed policies attached to the role)",
+            self.store, self.max_shards, self.other_managed_policies_attached
+        )?;
+        writeln!(
+            f,
+            "users with statements: {}",
+            self.users_with_statements.len()
+        )?;
+        for user in &self.users_with_statements {
+            writeln!(f, "  {user}")?;
+        }
+        writeln!(f, "shards: {}", self.shards.len())?;
+        for shard in &self.shards {
+            let attached = if shard.attached {
+                "attached"
+            } else {
+                "NOT ATTACHED"
+            };
+            writeln!(
+                f,
+                "  {:<32} {:>4} users {:>5}/{} chars  {attached}",
+                shard.name, shard.users, shard.chars, shard.limit
+            )?;
+        }
+        writeln!(f, "inline policies: {}", self.inline_policies.len())?;
+        for policy in &self.inline_policies {
+            let owner = if policy.ours { "product" } else { "other" };
+            writeln!(
+                f,
+                "  {:<48} {:>5} chars  {owner}",
+                policy.name, policy.chars
+            )?;
+        }
+        let percent = if self.chars_available == 0 {
+            100.0
+        } else {
+            100.0 * self.chars_used as f64 / self.chars_available as f64
+        };
+        writeln!(
+            f,
+            "characters: {} used of {} available ({percent:.1}%)",
+            self.chars_used, self.chars_available
+        )?;
+        writeln!(
+            f,
+            "headroom: about {} more users (10-character names)",
+            self.headroom_users
+        )?;
+        if self.drift.missing.is_empty() && self.drift.stale.is_empty() {
+            writeln!(f, "drift: none")
+        } else {
+            writeln!(
+                f,
+                "drift: {} missing (live instance, no statement): {}",
+                self.drift.missing.len(),
+                self.drift.missing.join(", ")
+            )?;
+            writeln!(
+                f,
+                "       {} stale (statement, no live instance): {}",
+                self.drift.stale.len(),
+                self.drift.stale.join(", ")
+            )
+        }
+    }
+}

@@ -1,0 +1,63 @@
+// The SDK futures nest deeply; computing their layout needs more than the default depth.
+#![recursion_limit = "256"]
+
+//! `capacity [--json]`: report, against the account the SDK is configured for (or moto via
+//! `AWS_ENDPOINT_URL`), who holds a session statement, the shards and their sizes, characters
+//! used and available, headroom in users, and drift between EC2 and IAM. Reads only.
+//! Exit 0 when there is no drift, 1 when there is, 2 on a usage, configuration or AWS error.
+
+use std::process::ExitCode;
+
+use shared::aws::{load_sdk_config, Clients};
+use shared::capacity::capacity_report;
+use shared::role_id::RoleIdCache;
+use shared::Config;
+
+#[tokio::main]
+async fn main() -> ExitCode {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let json = args.iter().any(|a| a == "--json");
+    if args.iter().any(|a| a != "--json") {
+        eprintln!("usage: capacity [--json]");
+        return ExitCode::from(2);
+    }
+    let config = match Config::from_env() {
+        Ok(config) => config,
+        Err(err) => {
+            eprintln!("capacity: invalid configuration: {err}");
+            return ExitCode::from(2);
+        }
+    };
+    let clients = Clients::new(&load_sdk_config().await);
+    let report = async {
+        let role_id = RoleIdCache::new(&config)
+            .get(&clients.iam)
+            .await?
+            .to_owned();
+        capacity_report(&config, &role_id, &clients.ec2, &clients.iam).await
+    };
+    match report.await {
+        Ok(report) => {
+            if json {
+                match serde_json::to_string_pretty(&report) {
+                    Ok(text) => println!("{text}"),
+                    Err(err) => {
+                        eprintln!("capacity: {err}");
+                        return ExitCode::from(2);
+                    }
+                }
+            } else {
+                print!("{report}");
+            }
+            if report.drift.missing.is_empty() && report.drift.stale.is_empty() {
+                ExitCode::SUCCESS
+            } else {
+                ExitCode::FAILURE
+            }
+        }
+        Err(err) => {
+            eprintln!("capacity: {err} ({})", err.kind());
+            ExitCode::from(2)
+        }
+    }
+}

@@ -1,0 +1,123 @@
+//! The `capacity` binary against moto in server mode.
+
+use std::collections::BTreeSet;
+use std::process::{Command, Output};
+
+use serde_json::Value;
+use shared::aws::Clients;
+use shared::policy_store::{ManagedStore, PolicyStore};
+use shared::session_name::SessionName;
+use shared::session_policy::{inline_document, inline_policy_name, Scope};
+use testkit::{create_role, run_instances, Moto, DEMO_POLICY_PREFIX, DEMO_ROLE};
+
+fn capacity(moto: &Moto, args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_capacity"))
+        .args(args)
+        .envs(moto.env())
+        .env("SESSION_ROLE_NAME", DEMO_ROLE)
+        .env("RUST_LOG", "error")
+        .output()
+        .unwrap()
+}
+
+fn user(name: &str) -> SessionName {
+    SessionName::parse(name).unwrap()
+}
+
+#[tokio::test]
+async fn the_report_shows_shards_sizes_headroom_and_drift_both_ways() {
+    // GIVEN ada and tim granted in a shard, bob live but not granted, and grace's old inline
+    // statement left behind with no instance
+    let moto = Moto::start().unwrap();
+    let admin = Clients::new(&moto.sdk_config().await);
+    let role_id = create_role(&admin.iam, DEMO_ROLE).await;
+    for name in ["ada", "tim", "bob"] {
+        let value = format!("{role_id}:{name}");
+        run_instances(&admin.ec2, 1, &[("AwsUserId", &value)]).await;
+    }
+    let store = ManagedStore::new(admin.iam.clone(), DEMO_ROLE, DEMO_POLICY_PREFIX, 10, 10);
+    let granted: BTreeSet<SessionName> = [user("ada"), user("tim")].into();
+    store
+        .converge(&role_id, &Scope::All, &granted, false)
+        .await
+        .unwrap();
+    admin
+        .iam
+        .put_role_policy()
+        .role_name(DEMO_ROLE)
+        .policy_name(inline_policy_name(DEMO_POLICY_PREFIX, &user("grace")))
+        .policy_document(inline_document(&role_id, &user("grace")))
+        .send()
+        .await
+        .unwrap();
+
+    // WHEN the JSON report is asked for
+    let output = capacity(&moto, &["--json"]);
+
+    // THEN it names the users, the shard and its size, the headroom and the drift, and exits 1
+    assert_eq!(
+        output.status.code(),
+        Some(1),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let report: Value = serde_json::from_slice(&output.stdout).unwrap();
+    assert_eq!(report["store"], "managed");
+    assert_eq!(
+        report["users_with_statements"],
+        serde_json::json!(["ada", "grace", "tim"])
+    );
+    assert_eq!(report["shards"][0]["name"], "ssm-session-owner-shard-01");
+    assert_eq!(report["shards"][0]["users"], 2);
+    assert_eq!(report["shards"][0]["limit"], 6144);
+    assert_eq!(report["shards"][0]["attached"], true);
+    assert_eq!(report["chars_available"], 10 * 6144);
+    assert_eq!(report["chars_used"], report["shards"][0]["chars"]);
+    assert!(report["headroom_users"].as_u64().unwrap() > 300);
+    assert_eq!(report["inline_policies"][0]["ours"], true);
+    assert_eq!(report["drift"]["missing"], serde_json::json!(["bob"]));
+    assert_eq!(report["drift"]["stale"], serde_json::json!(["grace"]));
+
+    // AND the human form says the same
+    let text = String::from_utf8(capacity(&moto, &[]).stdout).unwrap();
+    assert!(text.contains("users with statements: 3"), "{text}");
+    assert!(text.contains("ssm-session-owner-shard-01"), "{text}");
+    assert!(
+        text.contains("drift: 1 missing (live instance, no statement): bob"),
+        "{text}"
+    );
+    assert!(
+        text.contains("1 stale (statement, no live instance): grace"),
+        "{text}"
+    );
+
+    // WHEN the store converges THEN there is no drift and the exit status is 0
+    let desired: BTreeSet<SessionName> = [user("ada"), user("tim"), user("bob")].into();
+    store
+        .converge(&role_id, &Scope::All, &desired, false)
+        .await
+        .unwrap();
+    let output = capacity(&moto, &["--json"]);
+    assert_eq!(output.status.code(), Some(0));
+    let report: Value = serde_json::from_slice(&output.stdout).unwrap();
+    assert_eq!(
+        report["drift"],
+        serde_json::json!({"missing": [], "stale": []})
+    );
+    assert_eq!(report["inline_policies"], serde_json::json!([]));
+}
+
+#[test]
+fn bad_arguments_and_configuration_exit_2() {
+    let output = Command::new(env!("CARGO_BIN_EXE_capacity"))
+        .arg("--yaml")
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(2));
+    let output = Command::new(env!("CARGO_BIN_EXE_capacity"))
+        .env_remove("SESSION_ROLE_NAME")
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&output.stderr).contains("SESSION_ROLE_NAME: is required"));
+}
