@@ -37,18 +37,25 @@ const DESCRIBE_FILTER_BATCH: usize = 200;
 
 /// Load the SDK configuration (region, credentials, `AWS_ENDPOINT_URL`) with explicit timeouts
 /// and the standard retry mode.
-pub async fn load_sdk_config() -> SdkConfig {
-    sdk_loader().load().await
+pub async fn load_sdk_config(config: &crate::config::Config) -> SdkConfig {
+    sdk_loader_with(config.sdk_attempt_timeout, config.sdk_operation_timeout)
+        .load()
+        .await
 }
 
 /// The loader behind [`load_sdk_config`], for callers that set the endpoint or credentials.
 pub fn sdk_loader() -> aws_config::ConfigLoader {
+    sdk_loader_with(ATTEMPT_TIMEOUT, OPERATION_TIMEOUT)
+}
+
+/// The loader with the given per-attempt and per-call timeouts.
+pub fn sdk_loader_with(attempt: Duration, operation: Duration) -> aws_config::ConfigLoader {
     aws_config::defaults(BehaviorVersion::latest())
         .timeout_config(
             TimeoutConfig::builder()
                 .connect_timeout(CONNECT_TIMEOUT)
-                .operation_attempt_timeout(ATTEMPT_TIMEOUT)
-                .operation_timeout(OPERATION_TIMEOUT)
+                .operation_attempt_timeout(attempt)
+                .operation_timeout(operation)
                 .build(),
         )
         .retry_config(RetryConfig::standard().with_max_attempts(MAX_ATTEMPTS))

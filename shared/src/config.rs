@@ -28,6 +28,8 @@ pub const RECONCILE_DRY_RUN: &str = "RECONCILE_DRY_RUN";
 pub const POLICY_STORE: &str = "POLICY_STORE";
 pub const MAX_POLICY_SHARDS: &str = "MAX_POLICY_SHARDS";
 pub const ROLE_MANAGED_POLICY_LIMIT: &str = "ROLE_MANAGED_POLICY_LIMIT";
+pub const SDK_ATTEMPT_TIMEOUT_SECONDS: &str = "SDK_ATTEMPT_TIMEOUT_SECONDS";
+pub const SDK_OPERATION_TIMEOUT_SECONDS: &str = "SDK_OPERATION_TIMEOUT_SECONDS";
 
 /// Where the per-user statements live.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -62,6 +64,10 @@ pub struct Config {
     pub max_policy_shards: usize,
     /// Managed policies the users' role may have attached in all (10, or 20 with a quota raise).
     pub role_managed_policy_limit: usize,
+    /// Time allowed for one AWS request attempt.
+    pub sdk_attempt_timeout: std::time::Duration,
+    /// Time allowed for one AWS call, retries included.
+    pub sdk_operation_timeout: std::time::Duration,
 }
 
 impl Config {
@@ -143,6 +149,25 @@ impl Config {
         let max_policy_shards = number(value(MAX_POLICY_SHARDS), role_managed_policy_limit, 1..=20)
             .map_err(|p| bad(MAX_POLICY_SHARDS, p))?;
 
+        let attempt = number(
+            value(SDK_ATTEMPT_TIMEOUT_SECONDS),
+            crate::aws::ATTEMPT_TIMEOUT.as_secs() as usize,
+            1..=900,
+        )
+        .map_err(|p| bad(SDK_ATTEMPT_TIMEOUT_SECONDS, p))?;
+        let operation = number(
+            value(SDK_OPERATION_TIMEOUT_SECONDS),
+            crate::aws::OPERATION_TIMEOUT.as_secs() as usize,
+            1..=900,
+        )
+        .map_err(|p| bad(SDK_OPERATION_TIMEOUT_SECONDS, p))?;
+        if operation < attempt {
+            return Err(bad(
+                SDK_OPERATION_TIMEOUT_SECONDS,
+                format!("{operation} is shorter than {SDK_ATTEMPT_TIMEOUT_SECONDS} ({attempt})"),
+            ));
+        }
+
         Ok(Self {
             session_role_name,
             session_role_id,
@@ -155,6 +180,8 @@ impl Config {
             policy_store,
             max_policy_shards,
             role_managed_policy_limit,
+            sdk_attempt_timeout: std::time::Duration::from_secs(attempt as u64),
+            sdk_operation_timeout: std::time::Duration::from_secs(operation as u64),
         })
     }
 }
@@ -263,6 +290,8 @@ mod tests {
                 policy_store: StoreKind::Managed,
                 max_policy_shards: 10,
                 role_managed_policy_limit: 10,
+                sdk_attempt_timeout: std::time::Duration::from_secs(10),
+                sdk_operation_timeout: std::time::Duration::from_secs(25),
             }
         );
     }
@@ -317,6 +346,10 @@ mod tests {
             (
                 &[(SESSION_ROLE_NAME, "R"), (MAX_POLICY_SHARDS, "21")],
                 "MAX_POLICY_SHARDS: \"21\" is not a whole number from 1 to 20",
+            ),
+            (
+                &[(SESSION_ROLE_NAME, "R"), (SDK_ATTEMPT_TIMEOUT_SECONDS, "60")],
+                "SDK_OPERATION_TIMEOUT_SECONDS: 25 is shorter than SDK_ATTEMPT_TIMEOUT_SECONDS (60)",
             ),
             (
                 &[(SESSION_ROLE_NAME, "R"), (POLICY_STORE, "dynamo")],

@@ -326,8 +326,12 @@ fn reconcile_outcome(
     } else {
         (Status::Unchanged, "already converged".to_owned())
     };
+    let refused = match report.refused.len() {
+        0 => String::new(),
+        n => format!("; {n} user(s) did not fit"),
+    };
     let reason = format!(
-        "reconcile: {instances} live tagged instance(s), {users} user(s); {what}{capacity}"
+        "reconcile: {instances} live tagged instance(s), {users} user(s); {what}{capacity}{refused}"
     );
     info!(decision = "reconcile", reason = %reason, drift_repaired = report.applied.len(), refused = report.refused.len());
     Outcome {

@@ -12,7 +12,7 @@ use shared::Config;
 async fn main() -> Result<(), lambda_runtime::Error> {
     lambda_runtime::tracing::init_default_subscriber();
     let config = Config::from_env()?;
-    let clients = Clients::new(&load_sdk_config().await);
+    let clients = Clients::new(&load_sdk_config(&config).await);
     let store = AnyStore::from_config(clients.iam.clone(), &config);
     let policies = &SessionPolicies::new(config, clients.ec2, clients.iam, clients.ssm, store);
     lambda_runtime::run(service_fn(move |event: LambdaEvent<Value>| async move {

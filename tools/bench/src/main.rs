@@ -76,6 +76,17 @@ async fn run() -> Result<(), String> {
         all.push(("SESSION_ROLE_ID".into(), role_id.clone()));
         all.push(("END_SESSIONS_ON_TERMINATE".into(), "false".into()));
         all.push(("RUST_LOG".into(), "error".into()));
+        for name in [
+            "POLICY_STORE",
+            "MAX_POLICY_SHARDS",
+            "ROLE_MANAGED_POLICY_LIMIT",
+            "SDK_ATTEMPT_TIMEOUT_SECONDS",
+            "SDK_OPERATION_TIMEOUT_SECONDS",
+        ] {
+            if let Ok(value) = std::env::var(name) {
+                all.push((name.into(), value));
+            }
+        }
         all.extend(extra.iter().map(|(k, v)| (k.to_string(), v.to_string())));
         all
     };
@@ -84,10 +95,9 @@ async fn run() -> Result<(), String> {
     };
 
     println!(
-        "ssm-session-owner benchmark: moto on {} ({} users x {} instances for the reconcile)\n",
+        "ssm-session-owner benchmark: moto on {} ({users} users x {per_user} instances for the reconcile; store {})\n",
         moto.endpoint(),
-        users,
-        per_user
+        std::env::var("POLICY_STORE").unwrap_or_else(|_| "managed".into())
     );
     let mut notes: Vec<String> = Vec::new();
     println!("| case | AWS calls | calls by operation | outcome | process wall time | peak RSS |");
@@ -186,7 +196,14 @@ async fn run() -> Result<(), String> {
         "reconcile {} instances / {users} users, nothing changed",
         users * per_user
     );
-    row(&label, &measure(&replay, &[reconcile], &env(&[]))?);
+    let second = measure(&replay, &[reconcile], &env(&[]))?;
+    row(&label, &second);
+    notes.extend(
+        second
+            .reasons
+            .iter()
+            .map(|r| format!("second reconcile: {r}")),
+    );
 
     let _ = std::fs::remove_dir_all(&dir);
     for note in notes {

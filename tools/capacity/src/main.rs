@@ -28,7 +28,7 @@ async fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    let clients = Clients::new(&load_sdk_config().await);
+    let clients = Clients::new(&load_sdk_config(&config).await);
     let report = async {
         let role_id = RoleIdCache::new(&config)
             .get(&clients.iam)

@@ -86,7 +86,7 @@ async fn main() -> ExitCode {
         }
     };
     let counter = CallCounter::default();
-    let clients = Clients::with_counter(&load_sdk_config().await, Some(counter.clone()));
+    let clients = Clients::with_counter(&load_sdk_config(&config).await, Some(counter.clone()));
     let store = AnyStore::from_config(clients.iam.clone(), &config);
     let functions = Functions {
         dry_run: dry_run_flag || config.reconcile_dry_run,
