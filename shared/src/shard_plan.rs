@@ -376,6 +376,37 @@ mod tests {
         assert_eq!(plan.writes.len(), 20);
     }
 
+    /// Pairs of distinct usernames, biased towards one being a prefix of the other.
+    fn two_users() -> impl Strategy<Value = (String, String)> {
+        let name = "[A-Za-z0-9+=,.@_-]{2,64}";
+        let tail = "[A-Za-z0-9+=,.@_-]{1,20}";
+        prop_oneof![
+            (name, name),
+            (name, tail)
+                .prop_map(|(a, t)| (a.clone(), format!("{a}{t}").chars().take(64).collect())),
+            (name, tail).prop_map(|(a, t)| (format!("{a}-{t}").chars().take(64).collect(), a)),
+        ]
+        .prop_filter("distinct", |(a, b)| a != b)
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(2000))]
+
+        /// The isolation property of the inline statements, for the compacted shard statements.
+        #[test]
+        fn a_compact_statement_never_matches_another_users_session((a, b) in two_users(), suffix in "[0-9a-f]{17}") {
+            let doc: serde_json::Value = serde_json::from_str(&shard_document(ROLE_ID, &[user(&a)])).unwrap();
+            let statement = &doc["Statement"][0];
+            let resource = statement["Resource"].as_str().unwrap();
+            let own = format!("arn:aws:ssm:eu-west-1:123456789012:session/{a}-{suffix}");
+            let other = format!("arn:aws:ssm:eu-west-1:123456789012:session/{b}-{suffix}");
+            let condition = format!("{ROLE_ID}:{a}");
+            prop_assert!(arn_matches(resource, &own));
+            prop_assert!(!arn_matches(resource, &other));
+            prop_assert_eq!(statement["Condition"]["StringEquals"]["aws:userid"].as_str().unwrap(), condition.as_str());
+        }
+    }
+
     proptest! {
         #[test]
         fn every_plan_respects_the_limits_and_grants_exactly_the_desired(
