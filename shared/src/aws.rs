@@ -11,8 +11,11 @@ use aws_smithy_runtime_api::box_error::BoxError;
 use aws_smithy_runtime_api::client::interceptors::context::BeforeTransmitInterceptorContextRef;
 use aws_smithy_runtime_api::client::interceptors::Intercept;
 use aws_smithy_runtime_api::client::orchestrator::Metadata;
+use aws_smithy_runtime_api::client::result::SdkError;
 use aws_smithy_runtime_api::client::runtime_components::RuntimeComponents;
+use aws_smithy_runtime_api::http::Response;
 use aws_smithy_types::config_bag::ConfigBag;
+use aws_smithy_types::error::metadata::ProvideErrorMetadata;
 use tracing::instrument;
 
 use crate::error::Error;
@@ -219,6 +222,39 @@ async fn describe_filtered(
     Ok(found)
 }
 
+/// `Ok(None)` where IAM answers NoSuchEntity: the thing asked for is already gone.
+fn unless_missing<T, E>(
+    operation: &'static str,
+    result: Result<T, SdkError<E, Response>>,
+) -> Result<Option<T>, Error>
+where
+    E: ProvideErrorMetadata + std::error::Error + 'static,
+{
+    match result {
+        Ok(value) => Ok(Some(value)),
+        Err(e) if is_no_such_entity(&e) => Ok(None),
+        Err(e) => Err(Error::from_sdk(operation, e)),
+    }
+}
+
+/// An error on a call about the users' role: NoSuchEntity means the role itself is missing.
+fn role_error<E>(operation: &'static str, role_name: &str, e: SdkError<E, Response>) -> Error
+where
+    E: ProvideErrorMetadata + std::error::Error + 'static,
+{
+    if is_no_such_entity(&e) {
+        Error::RoleNotFound {
+            role_name: role_name.to_owned(),
+        }
+    } else {
+        Error::from_sdk(operation, e)
+    }
+}
+
+fn is_no_such_entity<E: ProvideErrorMetadata>(e: &SdkError<E, Response>) -> bool {
+    e.as_service_error().and_then(|s| s.code()) == Some("NoSuchEntity")
+}
+
 impl InstanceTagger for aws_sdk_ec2::Client {
     #[instrument(skip(self), fields(count = instance_ids.len()))]
     async fn create_tag(
@@ -248,17 +284,7 @@ impl RoleDirectory for aws_sdk_iam::Client {
             .role_name(role_name)
             .send()
             .await
-            .map_err(|e| {
-                if e.as_service_error()
-                    .is_some_and(|s| s.is_no_such_entity_exception())
-                {
-                    Error::RoleNotFound {
-                        role_name: role_name.to_owned(),
-                    }
-                } else {
-                    Error::from_sdk("iam:GetRole", e)
-                }
-            })?;
+            .map_err(|e| role_error("iam:GetRole", role_name, e))?;
         Ok(output
             .role()
             .map(|r| r.role_id().to_owned())
@@ -276,17 +302,7 @@ impl RolePolicies for aws_sdk_iam::Client {
             .into_paginator()
             .send();
         while let Some(page) = pages.next().await {
-            let page = page.map_err(|e| {
-                if e.as_service_error()
-                    .is_some_and(|s| s.is_no_such_entity_exception())
-                {
-                    Error::RoleNotFound {
-                        role_name: role_name.to_owned(),
-                    }
-                } else {
-                    Error::from_sdk("iam:ListRolePolicies", e)
-                }
-            })?;
+            let page = page.map_err(|e| role_error("iam:ListRolePolicies", role_name, e))?;
             names.extend(page.policy_names().iter().cloned());
         }
         Ok(names)
@@ -298,22 +314,15 @@ impl RolePolicies for aws_sdk_iam::Client {
         role_name: &str,
         policy_name: &str,
     ) -> Result<Option<String>, Error> {
-        match self
-            .get_role_policy()
-            .role_name(role_name)
-            .policy_name(policy_name)
-            .send()
-            .await
-        {
-            Ok(output) => Ok(Some(decode_policy_document(output.policy_document()))),
-            Err(e)
-                if e.as_service_error()
-                    .is_some_and(|s| s.is_no_such_entity_exception()) =>
-            {
-                Ok(None)
-            }
-            Err(e) => Err(Error::from_sdk("iam:GetRolePolicy", e)),
-        }
+        let output = unless_missing(
+            "iam:GetRolePolicy",
+            self.get_role_policy()
+                .role_name(role_name)
+                .policy_name(policy_name)
+                .send()
+                .await,
+        )?;
+        Ok(output.map(|o| decode_policy_document(o.policy_document())))
     }
 
     #[instrument(skip(self, document), fields(chars = document.len()))]
@@ -335,22 +344,15 @@ impl RolePolicies for aws_sdk_iam::Client {
 
     #[instrument(skip(self))]
     async fn delete_role_policy(&self, role_name: &str, policy_name: &str) -> Result<(), Error> {
-        match self
-            .delete_role_policy()
-            .role_name(role_name)
-            .policy_name(policy_name)
-            .send()
-            .await
-        {
-            Ok(_) => Ok(()),
-            Err(e)
-                if e.as_service_error()
-                    .is_some_and(|s| s.is_no_such_entity_exception()) =>
-            {
-                Ok(())
-            }
-            Err(e) => Err(Error::from_sdk("iam:DeleteRolePolicy", e)),
-        }
+        unless_missing(
+            "iam:DeleteRolePolicy",
+            self.delete_role_policy()
+                .role_name(role_name)
+                .policy_name(policy_name)
+                .send()
+                .await,
+        )
+        .map(|_| ())
     }
 }
 
@@ -442,17 +444,8 @@ impl ManagedPolicies for aws_sdk_iam::Client {
             .into_paginator()
             .send();
         while let Some(page) = pages.next().await {
-            let page = page.map_err(|e| {
-                if e.as_service_error()
-                    .is_some_and(|s| s.is_no_such_entity_exception())
-                {
-                    Error::RoleNotFound {
-                        role_name: role_name.to_owned(),
-                    }
-                } else {
-                    Error::from_sdk("iam:ListAttachedRolePolicies", e)
-                }
-            })?;
+            let page =
+                page.map_err(|e| role_error("iam:ListAttachedRolePolicies", role_name, e))?;
             arns.extend(
                 page.attached_policies()
                     .iter()
@@ -530,22 +523,15 @@ impl ManagedPolicies for aws_sdk_iam::Client {
 
     #[instrument(skip(self))]
     async fn delete_policy_version(&self, arn: &str, version: &str) -> Result<(), Error> {
-        match self
-            .delete_policy_version()
-            .policy_arn(arn)
-            .version_id(version)
-            .send()
-            .await
-        {
-            Ok(_) => Ok(()),
-            Err(e)
-                if e.as_service_error()
-                    .is_some_and(|s| s.is_no_such_entity_exception()) =>
-            {
-                Ok(())
-            }
-            Err(e) => Err(Error::from_sdk("iam:DeletePolicyVersion", e)),
-        }
+        unless_missing(
+            "iam:DeletePolicyVersion",
+            self.delete_policy_version()
+                .policy_arn(arn)
+                .version_id(version)
+                .send()
+                .await,
+        )
+        .map(|_| ())
     }
 
     #[instrument(skip(self))]
@@ -561,35 +547,23 @@ impl ManagedPolicies for aws_sdk_iam::Client {
 
     #[instrument(skip(self))]
     async fn detach_role_policy(&self, role_name: &str, arn: &str) -> Result<(), Error> {
-        match self
-            .detach_role_policy()
-            .role_name(role_name)
-            .policy_arn(arn)
-            .send()
-            .await
-        {
-            Ok(_) => Ok(()),
-            Err(e)
-                if e.as_service_error()
-                    .is_some_and(|s| s.is_no_such_entity_exception()) =>
-            {
-                Ok(())
-            }
-            Err(e) => Err(Error::from_sdk("iam:DetachRolePolicy", e)),
-        }
+        unless_missing(
+            "iam:DetachRolePolicy",
+            self.detach_role_policy()
+                .role_name(role_name)
+                .policy_arn(arn)
+                .send()
+                .await,
+        )
+        .map(|_| ())
     }
 
     #[instrument(skip(self))]
     async fn delete_policy(&self, arn: &str) -> Result<(), Error> {
-        match self.delete_policy().policy_arn(arn).send().await {
-            Ok(_) => Ok(()),
-            Err(e)
-                if e.as_service_error()
-                    .is_some_and(|s| s.is_no_such_entity_exception()) =>
-            {
-                Ok(())
-            }
-            Err(e) => Err(Error::from_sdk("iam:DeletePolicy", e)),
-        }
+        unless_missing(
+            "iam:DeletePolicy",
+            self.delete_policy().policy_arn(arn).send().await,
+        )
+        .map(|_| ())
     }
 }
