@@ -1,0 +1,111 @@
+"""Lint every IAM policy the product ships or writes with parliament.
+
+Reads documents from two places: every PolicyDocument in template.yaml (CloudFormation
+intrinsics resolved to concrete sample values) and, one per line on stdin, the documents
+`cargo run -p policies` prints. Fails on any finding of MEDIUM severity or above.
+
+parliament cannot read --file when stdin is not a terminal, so each document is piped in.
+"""
+
+import json
+import os
+import subprocess
+import sys
+
+from cfnlint.decode import decode_str
+
+SAMPLE = {
+    "AWS::Partition": "aws",
+    "AWS::AccountId": "123456789012",
+    "AWS::Region": "us-east-1",
+    "AWS::StackName": "ssm-session-owner",
+}
+BLOCKING = {"MEDIUM", "HIGH", "CRITICAL"}
+# The parliament installed beside this interpreter (the project's .venv).
+PARLIAMENT = os.path.join(os.path.dirname(sys.executable), "parliament")
+
+
+def resolve(node, params, resources):
+    """Replace Ref, Fn::Sub and Fn::GetAtt with concrete sample values."""
+    if isinstance(node, list):
+        return [resolve(n, params, resources) for n in node]
+    if not isinstance(node, dict):
+        return node
+    if set(node) == {"Ref"}:
+        name = node["Ref"]
+        return str(params.get(name, SAMPLE.get(name, f"sample-{name}")))
+    if set(node) == {"Fn::Sub"}:
+        text = node["Fn::Sub"]
+        if isinstance(text, list):
+            text = text[0]
+        for key, value in {**SAMPLE, **params}.items():
+            text = text.replace("${" + key + "}", str(value))
+        return text.replace("${!", "${")
+    if set(node) == {"Fn::GetAtt"}:
+        logical, attribute = node["Fn::GetAtt"] if isinstance(node["Fn::GetAtt"], list) else node["Fn::GetAtt"].split(".", 1)
+        kind = resources.get(logical, {}).get("Type", "")
+        if kind == "AWS::SQS::Queue":
+            return f"arn:aws:sqs:us-east-1:123456789012:{logical}"
+        if kind == "AWS::Logs::LogGroup":
+            return f"arn:aws:logs:us-east-1:123456789012:log-group:{logical}:*"
+        return f"arn:aws:iam::123456789012:role/{logical}"
+    if set(node) == {"Fn::If"}:
+        return resolve(node["Fn::If"][1], params, resources)
+    return {k: resolve(v, params, resources) for k, v in node.items()}
+
+
+def template_policies(path):
+    template, matches = decode_str(open(path, encoding="utf-8").read())
+    if matches:
+        sys.exit(f"cannot read {path}: {matches}")
+    params = {
+        name: spec.get("Default", "Okta-ServiceWorkbenchUser" if name == "UsersRoleName" else "sample")
+        for name, spec in template.get("Parameters", {}).items()
+    }
+    resources = template.get("Resources", {})
+    for logical, resource in resources.items():
+        props = resource.get("Properties", {})
+        documents = []
+        for policy in props.get("Policies", []) or []:
+            if isinstance(policy, dict) and "PolicyDocument" in policy:
+                documents.append((f"{logical}/{policy.get('PolicyName')}", policy["PolicyDocument"]))
+        if "PolicyDocument" in props:
+            documents.append((logical, props["PolicyDocument"]))
+        # Trust policies (AssumeRolePolicyDocument) are resource policies; parliament checks
+        # identity policies, so they are not linted here.
+        for name, document in documents:
+            resolved = resolve(document, params, resources)
+            if isinstance(resolved, str):
+                resolved = json.loads(resolved)
+            yield f"template.yaml {name}", resolved
+
+
+def lint(name, document):
+    out = subprocess.run(
+        [PARLIAMENT, "--json", "--minimum_severity", "LOW"],
+        input=json.dumps(document), capture_output=True, text=True, check=False,
+    )
+    findings = [json.loads(line) for line in out.stdout.splitlines() if line.strip()]
+    if out.returncode not in (0, 1) or (out.stderr.strip() and not findings):
+        sys.exit(f"parliament failed on {name}: {out.stderr.strip()}")
+    blocking = [f for f in findings if str(f.get("severity", "")).upper() in BLOCKING]
+    for finding in findings:
+        print(f"  {finding.get('severity')}: {finding.get('issue')} {finding.get('detail', '')} ({name})")
+    return blocking
+
+
+def main():
+    documents = list(template_policies(sys.argv[1] if len(sys.argv) > 1 else "template.yaml"))
+    for number, line in enumerate(sys.stdin, 1):
+        if line.strip():
+            documents.append((f"generated policy {number}", json.loads(line)))
+    blocking = []
+    for name, document in documents:
+        print(f"linting {name}")
+        blocking += lint(name, document)
+    print(f"parliament: {len(documents)} policies linted, {len(blocking)} finding(s) at MEDIUM or above")
+    sys.exit(1 if blocking else 0)
+
+
+if __name__ == "__main__":
+    main()
