@@ -1,0 +1,318 @@
+//! Fuzzing the event parsing and planning with proptest (cargo-fuzz needs a nightly toolchain,
+//! which this project's machines cannot install). The AWS side is an in-memory fake behind the
+//! project's own ports: these properties are about the pure logic, not AWS behaviour.
+//!
+//! Properties: no input panics; an invalid event writes nothing; a tag is written only with a
+//! valid session name, exactly `<role-id>:<name>`.
+//!
+//! Bounded in CI by the default case counts below; a longer run:
+//! `PROPTEST_CASES=20000 cargo test --release -p shared --test fuzz_events`.
+
+use std::collections::BTreeMap;
+use std::sync::Mutex;
+
+use proptest::prelude::*;
+use serde_json::Value;
+use shared::owner_tagger::OwnerTagger;
+use shared::policy_store::InlineStore;
+use shared::ports::{
+    DescribedInstance, InstanceDirectory, InstanceTagger, LiveInstances, RoleDirectory,
+    RolePolicies, SessionTerminator,
+};
+use shared::samples::real_events_dir;
+use shared::session_name::SessionName;
+use shared::session_policies::SessionPolicies;
+use shared::{Config, Error};
+
+const ROLE_ID: &str = "AROAEXAMPLEROLEID1234";
+
+/// EC2, IAM and SSM in memory, recording every write.
+#[derive(Default)]
+struct Fake {
+    instances: Mutex<BTreeMap<String, DescribedInstance>>,
+    tag_writes: Mutex<Vec<(Vec<String>, String, String)>>,
+    policies: Mutex<BTreeMap<String, String>>,
+    policy_writes: Mutex<usize>,
+}
+
+impl InstanceDirectory for &Fake {
+    async fn describe_instances(&self, ids: &[String]) -> Result<Vec<DescribedInstance>, Error> {
+        let all = self.instances.lock().unwrap();
+        Ok(ids.iter().filter_map(|id| all.get(id).cloned()).collect())
+    }
+}
+
+impl InstanceTagger for &Fake {
+    async fn create_tag(&self, ids: &[String], key: &str, value: &str) -> Result<(), Error> {
+        self.tag_writes
+            .lock()
+            .unwrap()
+            .push((ids.to_vec(), key.to_owned(), value.to_owned()));
+        Ok(())
+    }
+}
+
+impl LiveInstances for &Fake {
+    async fn live_instances_tagged(
+        &self,
+        key: &str,
+        value: Option<&str>,
+    ) -> Result<Vec<DescribedInstance>, Error> {
+        let all = self.instances.lock().unwrap();
+        Ok(all
+            .values()
+            .filter(|i| ["pending", "running", "stopping", "stopped"].contains(&i.state.as_str()))
+            .filter(|i| match value {
+                Some(v) => i.tags.get(key).map(String::as_str) == Some(v),
+                None => i.tags.contains_key(key),
+            })
+            .cloned()
+            .collect())
+    }
+}
+
+impl RoleDirectory for &Fake {
+    async fn role_id(&self, _role_name: &str) -> Result<String, Error> {
+        Ok(ROLE_ID.to_owned())
+    }
+}
+
+impl RolePolicies for &Fake {
+    async fn list_role_policies(&self, _role: &str) -> Result<Vec<String>, Error> {
+        Ok(self.policies.lock().unwrap().keys().cloned().collect())
+    }
+    async fn get_role_policy(&self, _role: &str, name: &str) -> Result<Option<String>, Error> {
+        Ok(self.policies.lock().unwrap().get(name).cloned())
+    }
+    async fn put_role_policy(&self, _role: &str, name: &str, document: &str) -> Result<(), Error> {
+        *self.policy_writes.lock().unwrap() += 1;
+        self.policies
+            .lock()
+            .unwrap()
+            .insert(name.to_owned(), document.to_owned());
+        Ok(())
+    }
+    async fn delete_role_policy(&self, _role: &str, name: &str) -> Result<(), Error> {
+        *self.policy_writes.lock().unwrap() += 1;
+        self.policies.lock().unwrap().remove(name);
+        Ok(())
+    }
+}
+
+impl SessionTerminator for &Fake {
+    async fn end_sessions_on(&self, _instance_id: &str) -> Result<Vec<String>, Error> {
+        Ok(Vec::new())
+    }
+}
+
+fn config() -> Config {
+    Config::from_lookup(|k| match k {
+        "SESSION_ROLE_NAME" => Some("Okta-ServiceWorkbenchUser".into()),
+        "SESSION_ROLE_ID" => Some(ROLE_ID.into()),
+        _ => None,
+    })
+    .unwrap()
+}
+
+fn runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap()
+}
+
+fn real_events() -> Vec<(String, String)> {
+    let mut files: Vec<_> = std::fs::read_dir(real_events_dir())
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|x| x == "json"))
+        .collect();
+    files.sort();
+    files
+        .into_iter()
+        .map(|p| {
+            (
+                p.file_name().unwrap().to_string_lossy().into_owned(),
+                std::fs::read_to_string(&p).unwrap(),
+            )
+        })
+        .collect()
+}
+
+/// Arbitrary JSON, biased towards the shapes the handlers look at.
+fn json() -> impl Strategy<Value = Value> {
+    let leaf = prop_oneof![
+        Just(Value::Null),
+        any::<bool>().prop_map(Value::Bool),
+        any::<i64>().prop_map(Value::from),
+        any::<f64>().prop_map(Value::from),
+        ".{0,20}".prop_map(Value::String),
+        prop_oneof![
+            Just("aws.ec2"),
+            Just("aws.tag"),
+            Just("aws.events"),
+            Just("RunInstances"),
+            Just("AWS API Call via CloudTrail"),
+            Just("Tag Change on Resource"),
+            Just("EC2 Instance State-change Notification"),
+            Just("Scheduled Event"),
+            Just("terminated"),
+            Just("i-0a1b2c3d4e5f60001"),
+            Just("AwsUserId"),
+            Just("CreatedBy"),
+        ]
+        .prop_map(|s| Value::String(s.into())),
+    ];
+    leaf.prop_recursive(4, 64, 8, |inner| {
+        prop_oneof![
+            prop::collection::vec(inner.clone(), 0..6).prop_map(Value::Array),
+            prop::collection::btree_map(
+                prop_oneof![
+                    Just("source".to_owned()),
+                    Just("detail-type".to_owned()),
+                    Just("detail".to_owned()),
+                    Just("eventName".to_owned()),
+                    Just("eventSource".to_owned()),
+                    Just("responseElements".to_owned()),
+                    Just("instancesSet".to_owned()),
+                    Just("items".to_owned()),
+                    Just("instanceId".to_owned()),
+                    Just("tagSet".to_owned()),
+                    Just("key".to_owned()),
+                    Just("value".to_owned()),
+                    Just("tags".to_owned()),
+                    Just("changed-tag-keys".to_owned()),
+                    Just("instance-id".to_owned()),
+                    Just("state".to_owned()),
+                    "[a-z-]{1,10}",
+                ],
+                inner,
+                0..6,
+            )
+            .prop_map(|m| Value::Object(m.into_iter().collect())),
+        ]
+    })
+}
+
+/// Hostile and ordinary usernames: wildcards, quotes, look-alikes, control characters, lengths.
+fn username() -> impl Strategy<Value = String> {
+    prop_oneof![
+        "[A-Za-z0-9+=,.@_-]{2,64}",
+        "[A-Za-z0-9+=,.@_-]{65,80}",
+        Just(String::new()),
+        Just("*".to_owned()),
+        Just("tim*".to_owned()),
+        Just("t?m".to_owned()),
+        Just("tim\"x".to_owned()),
+        Just("${aws:userid}".to_owned()),
+        Just("tim.mаlone".to_owned()),
+        Just("tim\nmalone".to_owned()),
+        ".{0,70}",
+    ]
+}
+
+fn check_writes(fake: &Fake) -> Result<(), TestCaseError> {
+    for (_, key, value) in fake.tag_writes.lock().unwrap().iter() {
+        prop_assert_eq!(key.as_str(), "AwsUserId");
+        let name = value.strip_prefix(&format!("{ROLE_ID}:"));
+        prop_assert!(
+            name.is_some_and(|n| SessionName::parse(n).is_ok()),
+            "wrote {value:?}"
+        );
+    }
+    Ok(())
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(512))]
+
+    #[test]
+    fn arbitrary_json_never_panics_and_an_ignored_event_writes_nothing(event in json()) {
+        let fake = Fake::default();
+        let tagger = OwnerTagger::new(config(), &fake, &fake);
+        let policies = SessionPolicies::new(config(), &fake, &fake, &fake, InlineStore::new(&fake, "R", "ssm-session-owner-"));
+        let rt = runtime();
+        let tagged = rt.block_on(tagger.handle(event.clone()));
+        let policy = rt.block_on(policies.handle(event));
+        match &tagged {
+            Ok(outcome) if outcome.status == shared::Status::Ignored => {
+                prop_assert!(fake.tag_writes.lock().unwrap().is_empty());
+            }
+            Ok(_) => {}
+            // The fake EC2 knows no instance, so a lookup can only find it "not yet visible".
+            Err(err) => prop_assert!(matches!(err, Error::InstancesNotYetVisible { .. }), "{err}"),
+        }
+        // With no live instance anywhere, the policy function grants nobody and cannot fail.
+        match &policy {
+            Ok(outcome) => prop_assert_ne!(outcome.status, shared::Status::Changed),
+            Err(err) => prop_assert!(false, "session-policy failed on fuzzed input: {err}"),
+        }
+        check_writes(&fake)?;
+        prop_assert_eq!(*fake.policy_writes.lock().unwrap(), 0, "no live instance, so nothing to grant");
+    }
+
+    #[test]
+    fn truncated_real_events_never_panic(cut in 0.0f64..1.0) {
+        let rt = runtime();
+        for (name, text) in real_events() {
+            let end = ((text.len() as f64) * cut) as usize;
+            let Some(prefix) = text.get(..end) else { continue };
+            let Ok(event) = serde_json::from_str::<Value>(prefix) else { continue };
+            let fake = Fake::default();
+            let tagger = OwnerTagger::new(config(), &fake, &fake);
+            let _ = rt.block_on(tagger.handle(event));
+            check_writes(&fake).map_err(|e| TestCaseError::fail(format!("{name}: {e}")))?;
+        }
+    }
+
+    #[test]
+    fn a_tag_is_written_only_for_a_valid_username_and_exactly_as_role_id_and_name(name in username()) {
+        let text = std::fs::read_to_string(real_events_dir().join("runinstances-sso-role-two-instances-tagspec.json")).unwrap();
+        let mut event: Value = serde_json::from_str(&text).unwrap();
+        event["detail"]["responseElements"]["instancesSet"]["items"][0]["tagSet"] =
+            serde_json::json!({"items": [{"key": "CreatedBy", "value": name}]});
+        event["detail"]["responseElements"]["instancesSet"]["items"][1]["tagSet"] =
+            serde_json::json!({"items": [{"key": "CreatedBy", "value": name}]});
+        let fake = Fake::default();
+        let tagger = OwnerTagger::new(config(), &fake, &fake);
+        let outcome = runtime().block_on(tagger.handle(event)).unwrap();
+        let writes = fake.tag_writes.lock().unwrap().clone();
+        if SessionName::parse(&name).is_ok() {
+            prop_assert_eq!(writes.len(), 1);
+            prop_assert_eq!(&writes[0].2, &format!("{ROLE_ID}:{name}"));
+            prop_assert_eq!(writes[0].0.len(), 2);
+        } else {
+            prop_assert!(writes.is_empty(), "wrote {:?} for {:?}", writes, name);
+            prop_assert_eq!(outcome.status, shared::Status::Ignored);
+        }
+    }
+
+    #[test]
+    fn a_tag_change_grants_only_a_valid_user_of_the_users_role(name in username(), other_role in any::<bool>()) {
+        let role = if other_role { "AROAOTHERROLE999" } else { ROLE_ID };
+        let value = format!("{role}:{name}");
+        let fake = Fake::default();
+        fake.instances.lock().unwrap().insert("i-0a1b2c3d4e5f60001".into(), DescribedInstance {
+            instance_id: "i-0a1b2c3d4e5f60001".into(),
+            state: "running".into(),
+            tags: BTreeMap::from([("AwsUserId".to_owned(), value.clone())]),
+        });
+        let event = serde_json::json!({
+            "version": "0", "id": "x", "detail-type": "Tag Change on Resource", "source": "aws.tag",
+            "account": "123456789012", "time": "2026-11-21T10:00:05Z", "region": "us-east-1",
+            "resources": ["arn:aws:ec2:us-east-1:123456789012:instance/i-0a1b2c3d4e5f60001"],
+            "detail": {"changed-tag-keys": ["AwsUserId"], "service": "ec2", "resource-type": "instance", "tags": {"AwsUserId": value}}
+        });
+        let policies = SessionPolicies::new(config(), &fake, &fake, &fake, InlineStore::new(&fake, "R", "ssm-session-owner-"));
+        let outcome = runtime().block_on(policies.handle(event)).unwrap();
+        let granted = fake.policies.lock().unwrap().len();
+        if !other_role && SessionName::parse(&name).is_ok() {
+            prop_assert_eq!(granted, 1);
+            let doc = fake.policies.lock().unwrap().values().next().unwrap().clone();
+            let parsed: Value = serde_json::from_str(&doc).unwrap();
+            prop_assert_eq!(parsed["Statement"][0]["Condition"]["StringEquals"]["aws:userid"].as_str(), Some(value.as_str()));
+        } else {
+            prop_assert_eq!(granted, 0, "{:?}", outcome);
+        }
+    }
+}
