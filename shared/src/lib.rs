@@ -10,6 +10,7 @@ pub mod config;
 pub mod error;
 pub mod event;
 pub mod lambda;
+pub mod metrics;
 pub mod outcome;
 pub mod owner_tag;
 pub mod owner_tagger;

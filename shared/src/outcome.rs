@@ -30,6 +30,9 @@ pub struct Outcome {
     /// Writes a dry run would have made.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub planned: Vec<String>,
+    /// Counts for the metrics (not part of the printed outcome).
+    #[serde(skip)]
+    pub counts: crate::metrics::Counts,
 }
 
 impl Outcome {
@@ -41,6 +44,7 @@ impl Outcome {
             unchanged: Vec::new(),
             skipped: Vec::new(),
             planned: Vec::new(),
+            counts: crate::metrics::Counts::default(),
         }
     }
 }

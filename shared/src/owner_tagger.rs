@@ -154,6 +154,7 @@ where
             warn!(event_id, instance_id = %skip.instance_id, decision = "skipped", reason = %skip.reason);
         }
         outcome.skipped = skipped;
+        outcome.counts.instances_tagged = outcome.changed.len();
         outcome.status = if !outcome.changed.is_empty() {
             Status::Changed
         } else if !outcome.unchanged.is_empty() {

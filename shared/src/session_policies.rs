@@ -18,6 +18,7 @@ use tracing::{info, warn};
 use crate::config::Config;
 use crate::error::Error;
 use crate::event::{parse_envelope, route, Route, StateChangeDetail, TagChangeDetail};
+use crate::metrics::Counts;
 use crate::outcome::{Outcome, Status};
 use crate::owner_tag::{is_instance_id, Skipped};
 use crate::policy_store::{PolicyStore, StoreReport};
@@ -210,6 +211,7 @@ where
         let value = format!("{role_id}:{user}");
         let mut applied = Vec::new();
         let mut live_count = 0;
+        let mut capacity = None;
         for round in 1..=MAX_ROUNDS {
             let live = self
                 .ec2
@@ -231,6 +233,7 @@ where
                     message: refused.to_string(),
                 });
             }
+            capacity = report.capacity.or(capacity);
             if !report.wrote() {
                 break;
             }
@@ -245,6 +248,13 @@ where
             format!("{user} has no live instance: revoked")
         };
         info!(event_id = id, user = %user, live_instances = live_count, decision = %state, writes = applied.len());
+        let wrote = usize::from(!applied.is_empty());
+        let counts = Counts {
+            grants: if live_count > 0 { wrote } else { 0 },
+            revokes: if live_count > 0 { 0 } else { wrote },
+            capacity_used_percent: capacity.map(percent),
+            ..Counts::default()
+        };
         Ok(Outcome {
             status: if applied.is_empty() {
                 Status::Unchanged
@@ -253,6 +263,7 @@ where
             },
             reason: state,
             changed: applied,
+            counts,
             ..Outcome::ignored("")
         })
     }
@@ -295,6 +306,11 @@ where
     }
 }
 
+/// Characters in use, in percent of those available.
+fn percent((used, available): (usize, usize)) -> usize {
+    (used * 100).checked_div(available).unwrap_or(100)
+}
+
 fn reconcile_outcome(
     instances: usize,
     users: usize,
@@ -334,6 +350,12 @@ fn reconcile_outcome(
         "reconcile: {instances} live tagged instance(s), {users} user(s); {what}{capacity}{refused}"
     );
     info!(decision = "reconcile", reason = %reason, drift_repaired = report.applied.len(), refused = report.refused.len());
+    let counts = Counts {
+        drift_repaired: report.applied.len(),
+        grants_refused: report.refused.len(),
+        capacity_used_percent: report.capacity.map(percent),
+        ..Counts::default()
+    };
     Outcome {
         status,
         reason,
@@ -341,6 +363,7 @@ fn reconcile_outcome(
         planned: report.planned,
         skipped,
         unchanged: Vec::new(),
+        counts,
     }
 }
 

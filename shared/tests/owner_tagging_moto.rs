@@ -102,6 +102,7 @@ async fn owner_in_event_tags_every_instance_with_one_call_and_a_replay_changes_n
 
     // THEN both instances carry AwsUserId=<role-id>:tim.malone, for one CreateTags call
     assert_eq!(outcome.status, Status::Changed);
+    assert_eq!(outcome.counts.instances_tagged, 2);
     let expected = format!("{}:tim.malone", w.role_id);
     for id in &ids {
         assert_eq!(w.user_id_tag(id).await, Some(expected.clone()));

@@ -203,6 +203,7 @@ async fn a_grant_puts_exactly_the_users_policy_and_a_replay_writes_nothing() {
 
     // THEN the role holds exactly tim.malone's statement, written once and verified once
     assert_eq!(outcome.status, Status::Changed);
+    assert_eq!((outcome.counts.grants, outcome.counts.revokes), (1, 0));
     assert_eq!(w.role_policies().await, w.expected(&["tim.malone"]));
     assert_eq!(
         w.counter.take(),
@@ -250,6 +251,7 @@ async fn the_statement_goes_only_when_the_last_instance_terminates() {
     let outcome = policies.handle(w.terminated_event(&second)).await.unwrap();
     assert_eq!(outcome.status, Status::Changed);
     assert_eq!(outcome.reason, "ada has no live instance: revoked");
+    assert_eq!((outcome.counts.grants, outcome.counts.revokes), (0, 1));
     assert_eq!(w.role_policies().await, BTreeMap::new());
 
     // AND a redelivery writes nothing
@@ -296,6 +298,19 @@ async fn reconcile_repairs_drift_both_ways_and_leaves_hand_made_policies_alone()
     // WHEN it reconciles for real THEN exactly ada and bob are granted, the hand-made policy is as it was
     let outcome = policies.handle(reconcile.clone()).await.unwrap();
     assert_eq!(outcome.status, Status::Changed);
+    assert_eq!(outcome.counts.drift_repaired, 3);
+    let used: usize = [
+        inline_document(&w.role_id, &user("ada")),
+        inline_document(&w.role_id, &user("bob")),
+        hand_made.to_owned(),
+    ]
+    .iter()
+    .map(|d| shared::session_policy::policy_size(d))
+    .sum();
+    assert_eq!(
+        outcome.counts.capacity_used_percent,
+        Some(used * 100 / 10_240)
+    );
     let mut expected = w.expected(&["ada", "bob"]);
     expected.insert("ops-break-glass".into(), hand_made.into());
     assert_eq!(w.role_policies().await, expected);

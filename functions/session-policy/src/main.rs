@@ -11,13 +11,14 @@ use shared::Config;
 #[tokio::main]
 async fn main() -> Result<(), lambda_runtime::Error> {
     lambda_runtime::tracing::init_default_subscriber();
+    shared::metrics::enable();
     let config = Config::from_env()?;
     let clients = Clients::new(&load_sdk_config(&config).await);
     let store = AnyStore::from_config(clients.iam.clone(), &config);
     let policies = &SessionPolicies::new(config, clients.ec2, clients.iam, clients.ssm, store);
     lambda_runtime::run(service_fn(move |event: LambdaEvent<Value>| async move {
         let result = policies.handle(event.payload).await;
-        shared::lambda::finish(&event.context.request_id, result)
+        shared::lambda::finish("session-policy", &event.context.request_id, result)
     }))
     .await
 }

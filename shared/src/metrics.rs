@@ -1,0 +1,228 @@
+//! CloudWatch Embedded Metric Format (EMF): one JSON log line per event that CloudWatch turns
+//! into metrics, with no API call and no extra permission.
+//!
+//! Written by hand: the format is a small JSON object, and a crate for it would pull in a
+//! metrics facade for a dozen lines. Namespace `SsmSessionOwner`, dimension `Function` (plus
+//! `Reason` for ignored events and `ErrorType` for errors).
+
+use std::io::Write;
+use std::sync::OnceLock;
+
+use serde_json::{json, Map, Value};
+
+use crate::error::Error;
+use crate::outcome::{Outcome, Status};
+
+pub const NAMESPACE: &str = "SsmSessionOwner";
+
+/// Where metric lines go: stdout in Lambda (CloudWatch Logs extracts them); nowhere by default,
+/// so tests and `replay` print none.
+static SINK: OnceLock<bool> = OnceLock::new();
+
+/// Turn metric lines on (the Lambda mains call this once).
+pub fn enable() {
+    let _ = SINK.set(true);
+}
+
+/// Counts a handler reports about one event.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Counts {
+    pub instances_tagged: usize,
+    pub grants: usize,
+    pub revokes: usize,
+    pub drift_repaired: usize,
+    pub grants_refused: usize,
+    /// Policy characters in use, in percent of those available (when measured).
+    pub capacity_used_percent: Option<usize>,
+}
+
+/// A coarse, low-cardinality reason for an ignored event, usable as a metric dimension.
+pub fn reason_code(reason: &str) -> &'static str {
+    let r = reason.to_ascii_lowercase();
+    if r.starts_with("dry run") {
+        "DryRun"
+    } else if r.starts_with("failed call") {
+        "FailedCall"
+    } else if r.contains("trusted_launcher_arns") {
+        "UntrustedLauncher"
+    } else if r.starts_with("malformed")
+        || r.starts_with("not an eventbridge")
+        || r.contains("no responseelements")
+    {
+        "Malformed"
+    } else if r.contains("rejected: username") || r.contains("rejected: ") {
+        "InvalidUsername"
+    } else if r.starts_with("no function handles")
+        || r.starts_with("not a runinstances")
+        || r.starts_with("not an ec2")
+    {
+        "OtherEvent"
+    } else if r.contains("no longer exists") || r.contains("no longer visible") {
+        "InstanceGone"
+    } else if r.contains("no createdby") || r.contains("no ") && r.contains(" tag") {
+        "NoOwnerTag"
+    } else if r.starts_with("instance is ") {
+        "NotTerminated"
+    } else {
+        "Other"
+    }
+}
+
+/// The EMF line for one handled event.
+pub fn emf_line(function: &str, result: &Result<Outcome, Error>, now_ms: i64) -> Value {
+    let mut values = Map::new();
+    let mut names: Vec<(&str, &str)> = Vec::new();
+    let mut dimensions = vec!["Function"];
+    values.insert("Function".into(), json!(function));
+    let mut add = |name: &'static str, unit: &'static str, value: Value| {
+        values.insert(name.into(), value);
+        names.push((name, unit));
+    };
+    match result {
+        Ok(outcome) => {
+            let c = outcome.counts;
+            add("InstancesTagged", "Count", json!(c.instances_tagged));
+            add("Grants", "Count", json!(c.grants));
+            add("Revokes", "Count", json!(c.revokes));
+            add("DriftRepaired", "Count", json!(c.drift_repaired));
+            add("GrantsRefused", "Count", json!(c.grants_refused));
+            if let Some(percent) = c.capacity_used_percent {
+                add("PolicyCapacityUsedPercent", "Percent", json!(percent));
+            }
+            let ignored = usize::from(outcome.status == Status::Ignored);
+            add("EventsIgnored", "Count", json!(ignored));
+            add("Errors", "Count", json!(0));
+            if ignored == 1 {
+                values.insert("Reason".into(), json!(reason_code(&outcome.reason)));
+                dimensions.push("Reason");
+            }
+        }
+        Err(err) => {
+            add("Errors", "Count", json!(1));
+            let refused = usize::from(matches!(err, Error::PolicyBudgetFull { .. }));
+            add("GrantsRefused", "Count", json!(refused));
+            values.insert("ErrorType".into(), json!(err.kind()));
+            dimensions.push("ErrorType");
+        }
+    }
+    let metrics: Vec<Value> = names
+        .iter()
+        .map(|(n, u)| json!({"Name": n, "Unit": u}))
+        .collect();
+    // Aggregates over Function alone, plus the finer split by reason or error type.
+    let mut sets = vec![json!(["Function"])];
+    if dimensions.len() > 1 {
+        sets.push(json!(dimensions));
+    }
+    values.insert(
+        "_aws".into(),
+        json!({"Timestamp": now_ms, "CloudWatchMetrics": [{"Namespace": NAMESPACE, "Dimensions": sets, "Metrics": metrics}]}),
+    );
+    Value::Object(values)
+}
+
+/// Write the EMF line for one event, if metrics are on.
+pub fn emit(function: &str, result: &Result<Outcome, Error>) {
+    if SINK.get().copied().unwrap_or(false) {
+        let line = emf_line(function, result, chrono::Utc::now().timestamp_millis());
+        let _ = writeln!(std::io::stdout().lock(), "{line}");
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_owner_tagging_event_becomes_one_emf_line() {
+        let mut outcome = Outcome::ignored("");
+        outcome.status = Status::Changed;
+        outcome.counts.instances_tagged = 2;
+        let line = emf_line("owner-tagger", &Ok(outcome), 1_700_000_000_000);
+        assert_eq!(line["Function"], "owner-tagger");
+        assert_eq!(line["InstancesTagged"], 2);
+        assert_eq!(line["Errors"], 0);
+        assert_eq!(line["EventsIgnored"], 0);
+        let spec = &line["_aws"]["CloudWatchMetrics"][0];
+        assert_eq!(spec["Namespace"], "SsmSessionOwner");
+        assert_eq!(spec["Dimensions"], json!([["Function"]]));
+        assert!(spec["Metrics"]
+            .as_array()
+            .unwrap()
+            .contains(&json!({"Name": "InstancesTagged", "Unit": "Count"})));
+        assert_eq!(line["_aws"]["Timestamp"], 1_700_000_000_000i64);
+    }
+
+    #[test]
+    fn ignored_events_carry_a_reason_and_errors_their_type() {
+        let line = emf_line(
+            "owner-tagger",
+            &Ok(Outcome::ignored(
+                "dry run (Client.DryRunOperation): nothing was launched",
+            )),
+            0,
+        );
+        assert_eq!(line["EventsIgnored"], 1);
+        assert_eq!(line["Reason"], "DryRun");
+        assert_eq!(
+            line["_aws"]["CloudWatchMetrics"][0]["Dimensions"],
+            json!([["Function"], ["Function", "Reason"]])
+        );
+        let err = Error::RoleNotFound {
+            role_name: "R".into(),
+        };
+        let line = emf_line("session-policy", &Err(err), 0);
+        assert_eq!(line["Errors"], 1);
+        assert_eq!(line["ErrorType"], "Permanent");
+        assert_eq!(line["GrantsRefused"], 0);
+        let full = Error::PolicyBudgetFull {
+            message: "full".into(),
+        };
+        let line = emf_line("session-policy", &Err(full), 0);
+        assert_eq!(line["GrantsRefused"], 1);
+    }
+
+    #[test]
+    fn reasons_map_to_few_codes() {
+        let cases = [
+            (
+                "dry run (Client.DryRunOperation): nothing was launched",
+                "DryRun",
+            ),
+            (
+                "failed call (Client.UnauthorizedOperation): nothing was launched",
+                "FailedCall",
+            ),
+            (
+                "launcher arn:aws:sts::1:assumed-role/X/y is not in TRUSTED_LAUNCHER_ARNS",
+                "UntrustedLauncher",
+            ),
+            ("malformed CloudTrail detail: invalid type", "Malformed"),
+            (
+                "not an EventBridge event: missing field `detail-type`",
+                "Malformed",
+            ),
+            (
+                "skipped i-1: CreatedBy tag \"tim*\" rejected: username contains '*'",
+                "InvalidUsername",
+            ),
+            (
+                "no function handles aws.tag / Tag Change on Resource",
+                "OtherEvent",
+            ),
+            (
+                "skipped i-784cdacd: instance no longer exists in EC2",
+                "InstanceGone",
+            ),
+            (
+                "skipped i-1: no CreatedBy tag, and not launched by a session of R",
+                "NoOwnerTag",
+            ),
+            ("instance is running: nothing to revoke", "NotTerminated"),
+            ("AwsUserId did not change", "Other"),
+        ];
+        for (reason, code) in cases {
+            assert_eq!(reason_code(reason), code, "{reason}");
+        }
+    }
+}
