@@ -3,6 +3,8 @@
 //! The server is stopped when the [`Moto`] value is dropped (also on a test panic), and the
 //! kernel stops it if the process that started it dies first, so no server outlives its test.
 
+pub mod fault_proxy;
+
 use std::collections::BTreeMap;
 use std::io;
 use std::net::{Ipv4Addr, SocketAddr, TcpListener, TcpStream};
