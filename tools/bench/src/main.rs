@@ -17,6 +17,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 use shared::aws::Clients;
+use testkit::fault_proxy::{every_nth, Fault, FaultProxy};
 use testkit::{create_role, rewrite, run_instances, Moto, DEMO_ROLE};
 
 struct Measured {
@@ -144,6 +145,29 @@ async fn run() -> Result<(), String> {
         &measure(&replay, &[event], &env(&[]))?,
     );
 
+    // Through a proxy that throttles every other request: the calls show the SDK's retries.
+    let proxy = FaultProxy::start(moto.port(), every_nth(2, Fault::Throttle))
+        .await
+        .map_err(|e| e.to_string())?;
+    let ids = run_instances(&admin.ec2, 1, &[("CreatedBy", "ada.lovelace")]).await;
+    let event = write(
+        &dir,
+        "throttled.json",
+        rewrite(
+            &sample("run-instances-owner-not-in-event.json")?,
+            &[("i-0a1b2c3d4e5f60003", &ids[0])],
+        ),
+    )?;
+    let mut throttled_env = env(&[]);
+    throttled_env.retain(|(k, _)| k != "AWS_ENDPOINT_URL");
+    throttled_env.push(("AWS_ENDPOINT_URL".into(), proxy.endpoint()));
+    let measured = measure_async(&replay, vec![event], throttled_env).await?;
+    row(
+        "RunInstances, owner not in event, every 2nd request throttled",
+        &measured,
+    );
+    drop(proxy);
+
     // Without SESSION_ROLE_ID the process resolves the role id once.
     let ids = run_instances(&admin.ec2, 1, &[("CreatedBy", "tim.malone")]).await;
     let event = write(
@@ -233,6 +257,18 @@ fn row(case: &str, m: &Measured) {
         m.wall.as_secs_f64() * 1000.0,
         m.peak_kib as f64 / 1024.0
     );
+}
+
+/// [`measure`] on a blocking thread, so an in-process proxy keeps serving meanwhile.
+async fn measure_async(
+    replay: &Path,
+    files: Vec<PathBuf>,
+    env: Vec<(String, String)>,
+) -> Result<Measured, String> {
+    let replay = replay.to_owned();
+    tokio::task::spawn_blocking(move || measure(&replay, &files, &env))
+        .await
+        .map_err(|e| e.to_string())?
 }
 
 /// Run `replay` once as a child process; time it and read its peak RSS with `wait4`.
