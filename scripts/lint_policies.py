@@ -1,8 +1,8 @@
 """Lint every IAM policy the product ships or writes with parliament.
 
 Reads documents from two places: every PolicyDocument in template.yaml (CloudFormation
-intrinsics resolved to concrete sample values) and, one per line on stdin, the documents
-`cargo run -p policies` prints. Fails on any finding of MEDIUM severity or above.
+intrinsics resolved to concrete sample values) and, one per line on stdin, the documents the
+test shared/tests/generated_policies.rs writes. Fails on any finding of MEDIUM severity or above.
 
 parliament cannot read --file when stdin is not a terminal, so each document is piped in.
 """
