@@ -7,7 +7,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 
 use serde_json::Value;
-use shared::aws::{CallCounter, Clients};
+
 use shared::policy_store::{InlineStore, ManagedStore, PolicyStore};
 use shared::samples::events_dir;
 use shared::session_name::SessionName;
@@ -15,7 +15,7 @@ use shared::session_policies::SessionPolicies;
 use shared::session_policy::{arn_matches, policy_size, Scope};
 use shared::shard_plan::SHARD_LIMIT;
 use shared::{Config, Error, Status};
-use testkit::{create_role, rewrite, run_instances, Moto};
+use testkit::rewrite;
 
 const ROLE: &str = "Okta-ServiceWorkbenchUser";
 const PREFIX: &str = "ssm-session-owner-";
@@ -28,28 +28,17 @@ type Policies = SessionPolicies<
     ManagedStore<aws_sdk_iam::Client>,
 >;
 
-struct World {
-    _moto: Moto,
-    clients: Clients,
-    counter: CallCounter,
-    admin: Clients,
-    role_id: String,
+struct World(testkit::CountedMoto);
+
+impl std::ops::Deref for World {
+    type Target = testkit::CountedMoto;
+    fn deref(&self) -> &Self::Target {
+        &self.0
+    }
 }
 
 async fn world() -> World {
-    let moto = Moto::start().expect("moto starts");
-    let sdk = moto.sdk_config().await;
-    let counter = CallCounter::default();
-    let clients = Clients::with_counter(&sdk, Some(counter.clone()));
-    let admin = Clients::new(&sdk);
-    let role_id = create_role(&admin.iam, ROLE).await;
-    World {
-        _moto: moto,
-        clients,
-        counter,
-        admin,
-        role_id,
-    }
+    World(testkit::CountedMoto::start(ROLE).await)
 }
 
 fn user(name: &str) -> SessionName {
@@ -95,17 +84,6 @@ impl World {
             self.clients.ssm.clone(),
             self.store(max_shards, role_limit),
         )
-    }
-
-    async fn launch_for(&self, name: &str) -> String {
-        let value = format!("{}:{name}", self.role_id);
-        run_instances(
-            &self.admin.ec2,
-            1,
-            &[("CreatedBy", name), ("AwsUserId", &value)],
-        )
-        .await
-        .remove(0)
     }
 
     fn tag_event(&self, instance_id: &str, name: &str) -> Value {

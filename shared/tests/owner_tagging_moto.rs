@@ -9,35 +9,22 @@ use shared::aws::{CallCounter, Clients};
 use shared::owner_tagger::OwnerTagger;
 use shared::samples::events_dir;
 use shared::{Config, Error, Status};
-use testkit::{create_role, rewrite, run_instances, tags_of, Moto};
+use testkit::{rewrite, run_instances, tags_of, Moto};
 
 const ROLE: &str = "Okta-ServiceWorkbenchUser";
 const SAMPLE_ROLE_ID: &str = "AROAEXAMPLEROLEID1234";
 
-struct World {
-    _moto: Moto,
-    /// What the function under test uses; every request it sends is counted.
-    clients: Clients,
-    counter: CallCounter,
-    /// What the test uses to seed and read back moto; not counted.
-    admin: Clients,
-    role_id: String,
+struct World(testkit::CountedMoto);
+
+impl std::ops::Deref for World {
+    type Target = testkit::CountedMoto;
+    fn deref(&self) -> &Self::Target {
+        &self.0
+    }
 }
 
 async fn world() -> World {
-    let moto = Moto::start().expect("moto starts");
-    let sdk = moto.sdk_config().await;
-    let counter = CallCounter::default();
-    let clients = Clients::with_counter(&sdk, Some(counter.clone()));
-    let admin = Clients::new(&sdk);
-    let role_id = create_role(&admin.iam, ROLE).await;
-    World {
-        _moto: moto,
-        clients,
-        counter,
-        admin,
-        role_id,
-    }
+    World(testkit::CountedMoto::start(ROLE).await)
 }
 
 fn config(vars: &[(&str, &str)]) -> Config {

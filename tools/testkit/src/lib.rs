@@ -390,3 +390,43 @@ pub async fn granted_users(iam: &aws_sdk_iam::Client, role: &str) -> BTreeMap<St
     }
     granted
 }
+
+/// moto with the users' role, one client set for the code under test (every request it sends
+/// is counted) and one for the test to seed and read back moto (not counted).
+pub struct CountedMoto {
+    pub moto: Moto,
+    pub clients: shared::aws::Clients,
+    pub counter: shared::aws::CallCounter,
+    pub admin: shared::aws::Clients,
+    pub role_id: String,
+}
+
+impl CountedMoto {
+    pub async fn start(role: &str) -> Self {
+        let moto = Moto::start().expect("moto starts");
+        let sdk = moto.sdk_config().await;
+        let counter = shared::aws::CallCounter::default();
+        let clients = shared::aws::Clients::with_counter(&sdk, Some(counter.clone()));
+        let admin = shared::aws::Clients::new(&sdk);
+        let role_id = create_role(&admin.iam, role).await;
+        Self {
+            moto,
+            clients,
+            counter,
+            admin,
+            role_id,
+        }
+    }
+
+    /// An instance as the owner-tagger leaves it: `CreatedBy` and `AwsUserId` for `name`.
+    pub async fn launch_for(&self, name: &str) -> String {
+        let value = format!("{}:{name}", self.role_id);
+        run_instances(
+            &self.admin.ec2,
+            1,
+            &[("CreatedBy", name), ("AwsUserId", &value)],
+        )
+        .await
+        .remove(0)
+    }
+}
