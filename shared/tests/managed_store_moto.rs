@@ -9,13 +9,12 @@ use std::sync::Arc;
 use serde_json::Value;
 
 use shared::policy_store::{InlineStore, ManagedStore, PolicyStore};
-use shared::samples::events_dir;
 use shared::session_name::SessionName;
 use shared::session_policies::SessionPolicies;
 use shared::session_policy::{arn_matches, policy_size, Scope};
 use shared::shard_plan::SHARD_LIMIT;
-use shared::{Config, Error, Status};
-use testkit::rewrite;
+use shared::{Error, Status};
+use testkit::{rewrite, sample_event, user};
 
 const ROLE: &str = "Okta-ServiceWorkbenchUser";
 const PREFIX: &str = "ssm-session-owner-";
@@ -41,14 +40,6 @@ async fn world() -> World {
     World(testkit::CountedMoto::start(ROLE).await)
 }
 
-fn user(name: &str) -> SessionName {
-    SessionName::parse(name).unwrap()
-}
-
-fn sample(name: &str) -> String {
-    std::fs::read_to_string(events_dir().join(name)).unwrap()
-}
-
 /// A shard as read back from moto.
 #[derive(Debug, Clone, PartialEq)]
 struct ShardInIam {
@@ -70,13 +61,7 @@ impl World {
     }
 
     fn policies(&self, max_shards: usize, role_limit: usize) -> Policies {
-        let config = Config::from_lookup(|k| match k {
-            "SESSION_ROLE_NAME" => Some(ROLE.into()),
-            "SESSION_ROLE_ID" => Some(self.role_id.clone()),
-            "END_SESSIONS_ON_TERMINATE" => Some("false".into()),
-            _ => None,
-        })
-        .unwrap();
+        let config = self.session_config(ROLE);
         SessionPolicies::new(
             config,
             self.clients.ec2.clone(),
@@ -88,7 +73,7 @@ impl World {
 
     fn tag_event(&self, instance_id: &str, name: &str) -> Value {
         rewrite(
-            &sample("tag-change-user-id-added.json"),
+            &sample_event("tag-change-user-id-added.json"),
             &[
                 ("i-0a1b2c3d4e5f60001", instance_id),
                 (
@@ -101,7 +86,7 @@ impl World {
 
     fn terminated_event(&self, instance_id: &str) -> Value {
         rewrite(
-            &sample("state-change-terminated.json"),
+            &sample_event("state-change-terminated.json"),
             &[("i-0a1b2c3d4e5f60006", instance_id)],
         )
     }
@@ -186,7 +171,7 @@ impl World {
 }
 
 fn reconcile() -> Value {
-    rewrite(&sample("scheduled-reconcile.json"), &[])
+    rewrite(&sample_event("scheduled-reconcile.json"), &[])
 }
 
 #[tokio::test]

@@ -7,9 +7,8 @@ use chrono::{DateTime, Duration, Utc};
 use serde_json::Value;
 use shared::aws::{CallCounter, Clients};
 use shared::owner_tagger::OwnerTagger;
-use shared::samples::events_dir;
 use shared::{Config, Error, Status};
-use testkit::{rewrite, run_instances, tags_of, Moto};
+use testkit::{rewrite, run_instances, sample_event, tags_of, Moto};
 
 const ROLE: &str = "Okta-ServiceWorkbenchUser";
 const SAMPLE_ROLE_ID: &str = "AROAEXAMPLEROLEID1234";
@@ -36,10 +35,6 @@ fn config(vars: &[(&str, &str)]) -> Config {
             .map(|(_, v)| v.to_string())
     })
     .unwrap()
-}
-
-fn sample(name: &str) -> String {
-    std::fs::read_to_string(events_dir().join(name)).unwrap()
 }
 
 fn time_of(event: &Value) -> DateTime<Utc> {
@@ -73,7 +68,7 @@ async fn owner_in_event_tags_every_instance_with_one_call_and_a_replay_changes_n
     let w = world().await;
     let ids = run_instances(&w.admin.ec2, 2, &[("CreatedBy", "tim.malone")]).await;
     let event = rewrite(
-        &sample("run-instances-created-by.json"),
+        &sample_event("run-instances-created-by.json"),
         &[
             ("i-0a1b2c3d4e5f60001", &ids[0]),
             ("i-0a1b2c3d4e5f60002", &ids[1]),
@@ -120,7 +115,7 @@ async fn the_role_id_is_resolved_with_one_get_role_per_process() {
     let w = world().await;
     let ids = run_instances(&w.admin.ec2, 2, &[("CreatedBy", "tim.malone")]).await;
     let event = rewrite(
-        &sample("run-instances-created-by.json"),
+        &sample_event("run-instances-created-by.json"),
         &[
             ("i-0a1b2c3d4e5f60001", &ids[0]),
             ("i-0a1b2c3d4e5f60002", &ids[1]),
@@ -153,7 +148,7 @@ async fn owner_not_in_event_is_read_from_ec2_in_one_call_and_a_replay_writes_not
     let w = world().await;
     let ids = run_instances(&w.admin.ec2, 1, &[("CreatedBy", "ada.lovelace")]).await;
     let event = rewrite(
-        &sample("run-instances-owner-not-in-event.json"),
+        &sample_event("run-instances-owner-not-in-event.json"),
         &[("i-0a1b2c3d4e5f60003", &ids[0])],
     );
     let tagger = w.tagger(config(&[("SESSION_ROLE_ID", &w.role_id)]));
@@ -187,7 +182,7 @@ async fn a_direct_launch_by_a_user_session_is_owned_by_that_session() {
     let w = world().await;
     let ids = run_instances(&w.admin.ec2, 1, &[]).await;
     let event = rewrite(
-        &sample("run-instances-users-role-session.json"),
+        &sample_event("run-instances-users-role-session.json"),
         &[
             ("i-0a1b2c3d4e5f60004", &ids[0]),
             (SAMPLE_ROLE_ID, &w.role_id),
@@ -213,7 +208,7 @@ async fn a_hostile_username_is_rejected_and_nothing_is_written() {
     let w = world().await;
     let ids = run_instances(&w.admin.ec2, 1, &[("CreatedBy", "tim*")]).await;
     let event = rewrite(
-        &sample("run-instances-hostile-username.json"),
+        &sample_event("run-instances-hostile-username.json"),
         &[("i-0a1b2c3d4e5f60005", &ids[0])],
     );
     let tagger = w.tagger(config(&[("SESSION_ROLE_ID", &w.role_id)]));
@@ -242,7 +237,7 @@ async fn each_instance_gets_its_own_owner_even_when_names_are_prefixes_of_each_o
     let tim = run_instances(&w.admin.ec2, 1, &[("CreatedBy", "tim")]).await;
     let malone = run_instances(&w.admin.ec2, 1, &[("CreatedBy", "tim.malone")]).await;
     let mut event = rewrite(
-        &sample("run-instances-created-by.json"),
+        &sample_event("run-instances-created-by.json"),
         &[
             ("i-0a1b2c3d4e5f60001", &tim[0]),
             ("i-0a1b2c3d4e5f60002", &malone[0]),
@@ -277,7 +272,7 @@ async fn each_instance_gets_its_own_owner_even_when_names_are_prefixes_of_each_o
 async fn dry_runs_and_untrusted_launchers_cost_nothing() {
     let w = world().await;
     let ids = run_instances(&w.admin.ec2, 2, &[("CreatedBy", "tim.malone")]).await;
-    let dry = rewrite(&sample("run-instances-dry-run.json"), &[]);
+    let dry = rewrite(&sample_event("run-instances-dry-run.json"), &[]);
     let tagger = w.tagger(config(&[]));
     let outcome = tagger.handle_at(dry.clone(), time_of(&dry)).await.unwrap();
     assert_eq!(outcome.status, Status::Ignored);
@@ -287,7 +282,7 @@ async fn dry_runs_and_untrusted_launchers_cost_nothing() {
     );
 
     let event = rewrite(
-        &sample("run-instances-created-by.json"),
+        &sample_event("run-instances-created-by.json"),
         &[
             ("i-0a1b2c3d4e5f60001", &ids[0]),
             ("i-0a1b2c3d4e5f60002", &ids[1]),
@@ -314,7 +309,7 @@ async fn dry_runs_and_untrusted_launchers_cost_nothing() {
 async fn an_instance_ec2_cannot_see_is_retried_while_recent_and_dropped_when_old() {
     // GIVEN a launch event for an instance EC2 does not (yet) show
     let w = world().await;
-    let event = rewrite(&sample("run-instances-owner-not-in-event.json"), &[]);
+    let event = rewrite(&sample_event("run-instances-owner-not-in-event.json"), &[]);
     let tagger = w.tagger(config(&[("SESSION_ROLE_ID", &w.role_id)]));
 
     // WHEN it arrives a minute after launch THEN it fails retryably
@@ -344,7 +339,7 @@ async fn a_missing_users_role_is_a_permanent_error_and_nothing_is_written() {
     let w = world().await;
     let ids = run_instances(&w.admin.ec2, 2, &[("CreatedBy", "tim.malone")]).await;
     let event = rewrite(
-        &sample("run-instances-created-by.json"),
+        &sample_event("run-instances-created-by.json"),
         &[
             ("i-0a1b2c3d4e5f60001", &ids[0]),
             ("i-0a1b2c3d4e5f60002", &ids[1]),
@@ -375,7 +370,7 @@ async fn an_unreachable_endpoint_is_a_retryable_error() {
     drop(moto);
     let clients = Clients::new(&sdk);
     let tagger = OwnerTagger::new(config(&[]), clients.ec2, clients.iam);
-    let event = rewrite(&sample("run-instances-created-by.json"), &[]);
+    let event = rewrite(&sample_event("run-instances-created-by.json"), &[]);
 
     // WHEN an event arrives THEN the error says why and asks for a retry
     let err = tagger

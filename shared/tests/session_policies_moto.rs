@@ -11,12 +11,10 @@ use std::sync::Arc;
 use serde_json::Value;
 
 use shared::policy_store::InlineStore;
-use shared::samples::events_dir;
-use shared::session_name::SessionName;
 use shared::session_policies::SessionPolicies;
 use shared::session_policy::{inline_document, inline_policy_name};
-use shared::{Config, Error, Status};
-use testkit::rewrite;
+use shared::{Error, Status};
+use testkit::{rewrite, sample_event, user};
 
 const ROLE: &str = "Okta-ServiceWorkbenchUser";
 const PREFIX: &str = "ssm-session-owner-";
@@ -41,23 +39,9 @@ async fn world() -> World {
     World(testkit::CountedMoto::start(ROLE).await)
 }
 
-fn user(name: &str) -> SessionName {
-    SessionName::parse(name).unwrap()
-}
-
-fn sample(name: &str) -> String {
-    std::fs::read_to_string(events_dir().join(name)).unwrap()
-}
-
 impl World {
     fn policies(&self) -> Policies {
-        let config = Config::from_lookup(|k| match k {
-            "SESSION_ROLE_NAME" => Some(ROLE.into()),
-            "SESSION_ROLE_ID" => Some(self.role_id.clone()),
-            "END_SESSIONS_ON_TERMINATE" => Some("false".into()),
-            _ => None,
-        })
-        .unwrap();
+        let config = self.session_config(ROLE);
         let store = InlineStore::new(self.clients.iam.clone(), ROLE, PREFIX);
         SessionPolicies::new(
             config,
@@ -68,7 +52,6 @@ impl World {
         )
     }
 
-    /// An instance as the owner-tagger leaves it: tagged with the user's aws:userid.
     async fn terminate(&self, instance_id: &str) {
         self.admin
             .ec2
@@ -81,7 +64,7 @@ impl World {
 
     fn tag_event(&self, instance_id: &str, name: &str) -> Value {
         rewrite(
-            &sample("tag-change-user-id-added.json"),
+            &sample_event("tag-change-user-id-added.json"),
             &[
                 ("i-0a1b2c3d4e5f60001", instance_id),
                 (
@@ -94,7 +77,7 @@ impl World {
 
     fn terminated_event(&self, instance_id: &str) -> Value {
         rewrite(
-            &sample("state-change-terminated.json"),
+            &sample_event("state-change-terminated.json"),
             &[("i-0a1b2c3d4e5f60006", instance_id)],
         )
     }
@@ -254,7 +237,7 @@ async fn reconcile_repairs_drift_both_ways_and_leaves_hand_made_policies_alone()
     w.put_policy("ops-break-glass", hand_made).await;
     let before = w.role_policies().await;
     let policies = w.policies();
-    let reconcile = rewrite(&sample("scheduled-reconcile.json"), &[]);
+    let reconcile = rewrite(&sample_event("scheduled-reconcile.json"), &[]);
 
     // WHEN a dry run reconciles THEN it plans the three repairs and changes nothing
     let outcome = policies.handle_with(reconcile.clone(), true).await.unwrap();
@@ -466,13 +449,7 @@ impl World {
             inner: self.clients.ec2.clone(),
             gate: std::sync::Mutex::new(Some((reached_tx, resume_rx))),
         };
-        let config = Config::from_lookup(|k| match k {
-            "SESSION_ROLE_NAME" => Some(ROLE.into()),
-            "SESSION_ROLE_ID" => Some(self.role_id.clone()),
-            "END_SESSIONS_ON_TERMINATE" => Some("false".into()),
-            _ => None,
-        })
-        .unwrap();
+        let config = self.session_config(ROLE);
         let store = InlineStore::new(self.clients.iam.clone(), ROLE, PREFIX);
         (
             SessionPolicies::new(
@@ -542,7 +519,7 @@ async fn a_reconcile_of_n_users_costs_two_reads_plus_one_call_per_user() {
         w.launch_for(name).await;
     }
     let policies = w.policies();
-    let reconcile = rewrite(&sample("scheduled-reconcile.json"), &[]);
+    let reconcile = rewrite(&sample_event("scheduled-reconcile.json"), &[]);
 
     // WHEN it reconciles from empty THEN one EC2 read, one list, one put per user
     policies.handle(reconcile.clone()).await.unwrap();

@@ -8,7 +8,7 @@ use shared::aws::Clients;
 use shared::policy_store::{ManagedStore, PolicyStore};
 use shared::session_name::SessionName;
 use shared::session_policy::{inline_document, inline_policy_name, Scope};
-use testkit::{create_role, run_instances, Moto, DEMO_POLICY_PREFIX, DEMO_ROLE};
+use testkit::{create_role, run_instances, user, Moto, DEMO_POLICY_PREFIX, DEMO_ROLE};
 
 fn capacity(moto: &Moto, args: &[&str]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_capacity"))
@@ -18,10 +18,6 @@ fn capacity(moto: &Moto, args: &[&str]) -> Output {
         .env("RUST_LOG", "error")
         .output()
         .unwrap()
-}
-
-fn user(name: &str) -> SessionName {
-    SessionName::parse(name).unwrap()
 }
 
 #[tokio::test]

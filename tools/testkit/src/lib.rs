@@ -430,3 +430,28 @@ impl CountedMoto {
         .remove(0)
     }
 }
+
+impl CountedMoto {
+    /// Configuration for the session-policy function against this moto. moto has no SSM
+    /// session APIs, so ending sessions on termination is off.
+    pub fn session_config(&self, role: &str) -> shared::Config {
+        shared::Config::from_lookup(|k| match k {
+            "SESSION_ROLE_NAME" => Some(role.into()),
+            "SESSION_ROLE_ID" => Some(self.role_id.clone()),
+            "END_SESSIONS_ON_TERMINATE" => Some("false".into()),
+            _ => None,
+        })
+        .expect("valid test configuration")
+    }
+}
+
+/// A session name the test knows to be valid.
+pub fn user(name: &str) -> shared::session_name::SessionName {
+    shared::session_name::SessionName::parse(name).expect("valid test username")
+}
+
+/// A sample event from `events/`, as text.
+pub fn sample_event(name: &str) -> String {
+    let path = shared::samples::events_dir().join(name);
+    std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+}
