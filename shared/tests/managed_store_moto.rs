@@ -71,26 +71,6 @@ impl World {
         )
     }
 
-    fn tag_event(&self, instance_id: &str, name: &str) -> Value {
-        rewrite(
-            &sample_event("tag-change-user-id-added.json"),
-            &[
-                ("i-0a1b2c3d4e5f60001", instance_id),
-                (
-                    "AROAEXAMPLEROLEID1234:tim.malone",
-                    &format!("{}:{name}", self.role_id),
-                ),
-            ],
-        )
-    }
-
-    fn terminated_event(&self, instance_id: &str) -> Value {
-        rewrite(
-            &sample_event("state-change-terminated.json"),
-            &[("i-0a1b2c3d4e5f60006", instance_id)],
-        )
-    }
-
     /// The product's shards in IAM: name → contents.
     async fn shards(&self) -> BTreeMap<String, ShardInIam> {
         let iam = &self.admin.iam;
@@ -516,13 +496,7 @@ async fn fifty_concurrent_grants_and_revokes_end_where_ec2_says_with_shards() {
             let grant = policies.handle(w.tag_event(&instance, &name));
             let revoke = async {
                 if terminates {
-                    w.admin
-                        .ec2
-                        .terminate_instances()
-                        .instance_ids(&instance)
-                        .send()
-                        .await
-                        .unwrap();
+                    w.terminate(&instance).await;
                     policies.handle(w.terminated_event(&instance)).await?;
                     if redelivered {
                         policies.handle(w.terminated_event(&instance)).await?;

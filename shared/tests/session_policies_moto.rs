@@ -8,8 +8,6 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 
-use serde_json::Value;
-
 use shared::policy_store::InlineStore;
 use shared::session_policies::SessionPolicies;
 use shared::session_policy::{inline_document, inline_policy_name};
@@ -49,36 +47,6 @@ impl World {
             self.clients.iam.clone(),
             self.clients.ssm.clone(),
             store,
-        )
-    }
-
-    async fn terminate(&self, instance_id: &str) {
-        self.admin
-            .ec2
-            .terminate_instances()
-            .instance_ids(instance_id)
-            .send()
-            .await
-            .unwrap();
-    }
-
-    fn tag_event(&self, instance_id: &str, name: &str) -> Value {
-        rewrite(
-            &sample_event("tag-change-user-id-added.json"),
-            &[
-                ("i-0a1b2c3d4e5f60001", instance_id),
-                (
-                    "AROAEXAMPLEROLEID1234:tim.malone",
-                    &format!("{}:{name}", self.role_id),
-                ),
-            ],
-        )
-    }
-
-    fn terminated_event(&self, instance_id: &str) -> Value {
-        rewrite(
-            &sample_event("state-change-terminated.json"),
-            &[("i-0a1b2c3d4e5f60006", instance_id)],
         )
     }
 

@@ -455,3 +455,36 @@ pub fn sample_event(name: &str) -> String {
     let path = shared::samples::events_dir().join(name);
     std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
 }
+
+impl CountedMoto {
+    /// `events/tag-change-user-id-added.json` for this instance and user of the users' role.
+    pub fn tag_event(&self, instance_id: &str, name: &str) -> serde_json::Value {
+        let value = format!("{}:{name}", self.role_id);
+        rewrite(
+            &sample_event("tag-change-user-id-added.json"),
+            &[
+                ("i-0a1b2c3d4e5f60001", instance_id),
+                ("AROAEXAMPLEROLEID1234:tim.malone", &value),
+            ],
+        )
+    }
+
+    /// `events/state-change-terminated.json` for this instance.
+    pub fn terminated_event(&self, instance_id: &str) -> serde_json::Value {
+        rewrite(
+            &sample_event("state-change-terminated.json"),
+            &[("i-0a1b2c3d4e5f60006", instance_id)],
+        )
+    }
+
+    /// Terminate an instance in moto.
+    pub async fn terminate(&self, instance_id: &str) {
+        self.admin
+            .ec2
+            .terminate_instances()
+            .instance_ids(instance_id)
+            .send()
+            .await
+            .expect("moto TerminateInstances");
+    }
+}
