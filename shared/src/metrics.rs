@@ -63,6 +63,8 @@ pub fn reason_code(reason: &str) -> &'static str {
         "NoOwnerTag"
     } else if r.starts_with("instance is ") {
         "NotTerminated"
+    } else if r.ends_with(" did not change") {
+        "UserIdTagUnchanged"
     } else {
         "Other"
     }
@@ -219,7 +221,8 @@ mod tests {
                 "NoOwnerTag",
             ),
             ("instance is running: nothing to revoke", "NotTerminated"),
-            ("AwsUserId did not change", "Other"),
+            ("AwsUserId did not change", "UserIdTagUnchanged"),
+            ("RunInstances is the owner-tagger's event", "Other"),
         ];
         for (reason, code) in cases {
             assert_eq!(reason_code(reason), code, "{reason}");

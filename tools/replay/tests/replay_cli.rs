@@ -118,6 +118,42 @@ async fn every_real_event_gets_its_expected_outcome_and_none_fails() {
         ("tag-change-instance-single-key.json", "ignored", "AwsUserId did not change"),
         ("tag-change-subnet-non-instance.json", "ignored", "not an EC2 instance (service ec2, resource-type subnet)"),
     ];
+    // The metric reason code each ignored real event is counted under: it is derived from the
+    // reason text, so rewording a reason must show up here rather than drift into "Other".
+    let codes: &[(&str, &str)] = &[
+        (
+            "negative-cloudtrail-controltower-sso-assumed-role.json",
+            "OtherEvent",
+        ),
+        (
+            "runinstances-assumed-role-console-name-tag.json",
+            "InstanceGone",
+        ),
+        (
+            "runinstances-dryrun-eks-nodegroup-launch-template.json",
+            "DryRun",
+        ),
+        (
+            "runinstances-failed-unauthorized-operation.json",
+            "FailedCall",
+        ),
+        (
+            "runinstances-root-invokedby-autoscaling-two-instances.json",
+            "InstanceGone",
+        ),
+        ("state-change-running.json", "NotTerminated"),
+        ("state-change-terminated-docs.json", "InstanceGone"),
+        ("tag-change-instance-single-key.json", "UserIdTagUnchanged"),
+        ("tag-change-subnet-non-instance.json", "OtherEvent"),
+    ];
+    for (file, code) in codes {
+        let reason = results[*file]["reason"].as_str().unwrap();
+        assert_eq!(
+            shared::metrics::reason_code(reason),
+            *code,
+            "{file}: {reason}"
+        );
+    }
     for (file, outcome, reason) in expected {
         let line = results
             .get(*file)
