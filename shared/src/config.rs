@@ -1,6 +1,16 @@
 //! Settings from environment variables, checked once at start-up.
 
 use std::fmt;
+use std::time::Duration;
+
+use crate::domain::ids::RoleId;
+
+/// Connect timeout for every AWS call.
+pub(crate) const CONNECT_TIMEOUT: Duration = Duration::from_secs(3);
+/// Default time allowed for one attempt, from sending to the last byte of the answer.
+pub(crate) const ATTEMPT_TIMEOUT: Duration = Duration::from_secs(10);
+/// Default time allowed for one call including the SDK's retries; well inside the Lambda timeout.
+pub(crate) const OPERATION_TIMEOUT: Duration = Duration::from_secs(25);
 
 /// A setting that is missing or malformed, named so the operator can fix it.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -17,19 +27,19 @@ fn bad(variable: &'static str, problem: impl fmt::Display) -> ConfigError {
     }
 }
 
-pub const SESSION_ROLE_NAME: &str = "SESSION_ROLE_NAME";
-pub const SESSION_ROLE_ID: &str = "SESSION_ROLE_ID";
-pub const OWNER_TAG_KEY: &str = "OWNER_TAG_KEY";
-pub const USER_ID_TAG_KEY: &str = "USER_ID_TAG_KEY";
-pub const TRUSTED_LAUNCHER_ARNS: &str = "TRUSTED_LAUNCHER_ARNS";
-pub const POLICY_NAME_PREFIX: &str = "POLICY_NAME_PREFIX";
-pub const END_SESSIONS_ON_TERMINATE: &str = "END_SESSIONS_ON_TERMINATE";
-pub const RECONCILE_DRY_RUN: &str = "RECONCILE_DRY_RUN";
-pub const POLICY_STORE: &str = "POLICY_STORE";
-pub const MAX_POLICY_SHARDS: &str = "MAX_POLICY_SHARDS";
-pub const ROLE_MANAGED_POLICY_LIMIT: &str = "ROLE_MANAGED_POLICY_LIMIT";
-pub const SDK_ATTEMPT_TIMEOUT_SECONDS: &str = "SDK_ATTEMPT_TIMEOUT_SECONDS";
-pub const SDK_OPERATION_TIMEOUT_SECONDS: &str = "SDK_OPERATION_TIMEOUT_SECONDS";
+pub(crate) const SESSION_ROLE_NAME: &str = "SESSION_ROLE_NAME";
+pub(crate) const SESSION_ROLE_ID: &str = "SESSION_ROLE_ID";
+pub(crate) const OWNER_TAG_KEY: &str = "OWNER_TAG_KEY";
+pub(crate) const USER_ID_TAG_KEY: &str = "USER_ID_TAG_KEY";
+pub(crate) const TRUSTED_LAUNCHER_ARNS: &str = "TRUSTED_LAUNCHER_ARNS";
+pub(crate) const POLICY_NAME_PREFIX: &str = "POLICY_NAME_PREFIX";
+pub(crate) const END_SESSIONS_ON_TERMINATE: &str = "END_SESSIONS_ON_TERMINATE";
+pub(crate) const RECONCILE_DRY_RUN: &str = "RECONCILE_DRY_RUN";
+pub(crate) const POLICY_STORE: &str = "POLICY_STORE";
+pub(crate) const MAX_POLICY_SHARDS: &str = "MAX_POLICY_SHARDS";
+pub(crate) const ROLE_MANAGED_POLICY_LIMIT: &str = "ROLE_MANAGED_POLICY_LIMIT";
+pub(crate) const SDK_ATTEMPT_TIMEOUT_SECONDS: &str = "SDK_ATTEMPT_TIMEOUT_SECONDS";
+pub(crate) const SDK_OPERATION_TIMEOUT_SECONDS: &str = "SDK_OPERATION_TIMEOUT_SECONDS";
 
 /// Where the per-user statements live.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -46,7 +56,7 @@ pub struct Config {
     /// Name of the federated role the users sign in through.
     pub session_role_name: String,
     /// Its unique id (`AROA…`); resolved with one GetRole per process when not given.
-    pub session_role_id: Option<String>,
+    pub session_role_id: Option<RoleId>,
     /// Tag the portal writes with the username (`CreatedBy`).
     pub owner_tag_key: String,
     /// Tag this product writes with `<role-id>:<username>` (`AwsUserId`).
@@ -65,9 +75,9 @@ pub struct Config {
     /// Managed policies the users' role may have attached in all (10, or 20 with a quota raise).
     pub role_managed_policy_limit: usize,
     /// Time allowed for one AWS request attempt.
-    pub sdk_attempt_timeout: std::time::Duration,
+    pub sdk_attempt_timeout: Duration,
     /// Time allowed for one AWS call, retries included.
-    pub sdk_operation_timeout: std::time::Duration,
+    pub sdk_operation_timeout: Duration,
 }
 
 impl Config {
@@ -91,10 +101,9 @@ impl Config {
         })?;
         validate_role_name(&session_role_name).map_err(|p| bad(SESSION_ROLE_NAME, p))?;
 
-        let session_role_id = value(SESSION_ROLE_ID);
-        if let Some(id) = &session_role_id {
-            validate_role_id(id).map_err(|p| bad(SESSION_ROLE_ID, p))?;
-        }
+        let session_role_id = value(SESSION_ROLE_ID)
+            .map(|id| RoleId::parse(&id).map_err(|p| bad(SESSION_ROLE_ID, p)))
+            .transpose()?;
 
         let owner_tag_key = value(OWNER_TAG_KEY).unwrap_or_else(|| "CreatedBy".into());
         validate_tag_key(&owner_tag_key).map_err(|p| bad(OWNER_TAG_KEY, p))?;
@@ -151,13 +160,13 @@ impl Config {
 
         let attempt = number(
             value(SDK_ATTEMPT_TIMEOUT_SECONDS),
-            crate::aws::ATTEMPT_TIMEOUT.as_secs() as usize,
+            ATTEMPT_TIMEOUT.as_secs() as usize,
             1..=900,
         )
         .map_err(|p| bad(SDK_ATTEMPT_TIMEOUT_SECONDS, p))?;
         let operation = number(
             value(SDK_OPERATION_TIMEOUT_SECONDS),
-            crate::aws::OPERATION_TIMEOUT.as_secs() as usize,
+            OPERATION_TIMEOUT.as_secs() as usize,
             1..=900,
         )
         .map_err(|p| bad(SDK_OPERATION_TIMEOUT_SECONDS, p))?;
@@ -180,8 +189,8 @@ impl Config {
             policy_store,
             max_policy_shards,
             role_managed_policy_limit,
-            sdk_attempt_timeout: std::time::Duration::from_secs(attempt as u64),
-            sdk_operation_timeout: std::time::Duration::from_secs(operation as u64),
+            sdk_attempt_timeout: Duration::from_secs(attempt as u64),
+            sdk_operation_timeout: Duration::from_secs(operation as u64),
         })
     }
 }
@@ -191,22 +200,6 @@ fn validate_role_name(name: &str) -> Result<(), String> {
     if name.len() > 64 || !name.chars().all(ok_char) {
         return Err(format!(
             "{name:?} is not an IAM role name (1-64 characters of A-Z a-z 0-9 + = , . @ _ -, no path)"
-        ));
-    }
-    Ok(())
-}
-
-/// Role ids are `AROA` followed by upper-case letters and digits.
-pub fn validate_role_id(id: &str) -> Result<(), String> {
-    let rest = id.strip_prefix("AROA").unwrap_or("");
-    if rest.len() < 4
-        || rest.len() > 124
-        || !rest
-            .chars()
-            .all(|c| c.is_ascii_uppercase() || c.is_ascii_digit())
-    {
-        return Err(format!(
-            "{id:?} is not an IAM role id (AROA followed by upper-case letters and digits)"
         ));
     }
     Ok(())
@@ -309,7 +302,10 @@ mod tests {
             ),
         ])
         .unwrap();
-        assert_eq!(config.session_role_id.as_deref(), Some("AROAEXAMPLE123"));
+        assert_eq!(
+            config.session_role_id.as_ref().map(RoleId::as_str),
+            Some("AROAEXAMPLE123")
+        );
         assert_eq!(config.owner_tag_key, "Owner");
         assert_eq!(config.user_id_tag_key, "SessionOwner");
         assert_eq!(

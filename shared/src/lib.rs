@@ -1,28 +1,32 @@
 //! ssm-session-owner: let each federated user open Session Manager sessions on the EC2
 //! instances they launched, and on no other.
 //!
-//! The domain modules (`session_name`, `owner_tag`, `event`) are pure; `ports` are the small
-//! traits the functions depend on; `aws` implements them on the SDK clients.
+//! Layers, and the only direction the arrows point:
+//!
+//! ```text
+//! functions/*, tools/*  ──▶  edge  ──▶  app  ──▶  ports  ──▶  domain
+//!                              │          │                      ▲
+//!                              └──▶ aws ──┴──▶ (implements ports)┘
+//! ```
+//!
+//! - [`domain`]: pure. Events in, decisions and plans out; no SDK types, no Lambda runtime.
+//! - [`ports`]: every small trait the use cases depend on, the policy store's included.
+//! - [`app`]: the use cases, written against the ports.
+//! - [`aws`]: one adapter module per service, the SDK set-up and the call counter.
+//! - [`edge`]: the Lambda finish step and the metric line.
+//! - [`config`] and [`error`] are leaves every layer may use.
 
+pub mod app;
 pub mod aws;
-pub mod capacity;
 pub mod config;
+pub mod domain;
+pub mod edge;
 pub mod error;
-pub mod event;
-pub mod lambda;
-pub mod metrics;
-pub mod outcome;
-pub mod owner_tag;
-pub mod owner_tagger;
-pub mod policy_store;
+#[cfg(any(test, feature = "fakes"))]
+pub mod fakes;
+pub mod fixtures;
 pub mod ports;
-pub mod role_id;
-pub mod samples;
-pub mod session_name;
-pub mod session_policies;
-pub mod session_policy;
-pub mod shard_plan;
 
 pub use config::Config;
+pub use domain::outcome::{Outcome, Status};
 pub use error::Error;
-pub use outcome::{Outcome, Status};

@@ -1,16 +1,19 @@
-//! Small traits, one per capability, so the handlers can be driven by real clients or fakes.
+//! Every port in one place: small traits, one per capability, so the use cases can be driven by
+//! the SDK adapters (`aws`) or by the in-memory fakes (`fakes`).
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::future::Future;
 
+use crate::domain::ids::{InstanceId, InstanceState, RoleId};
+use crate::domain::session_name::SessionName;
+use crate::domain::statements::{Refused, Scope};
 use crate::error::Error;
 
 /// What EC2 says about one instance now.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct DescribedInstance {
-    pub instance_id: String,
-    /// `pending`, `running`, `stopping`, `stopped`, `shutting-down` or `terminated`.
-    pub state: String,
+    pub instance_id: InstanceId,
+    pub state: InstanceState,
     pub tags: BTreeMap<String, String>,
 }
 
@@ -18,7 +21,7 @@ pub struct DescribedInstance {
 pub trait InstanceDirectory {
     fn describe_instances(
         &self,
-        instance_ids: &[String],
+        instance_ids: &[InstanceId],
     ) -> impl Future<Output = Result<Vec<DescribedInstance>, Error>> + Send;
 }
 
@@ -26,7 +29,7 @@ pub trait InstanceDirectory {
 pub trait InstanceTagger {
     fn create_tag(
         &self,
-        instance_ids: &[String],
+        instance_ids: &[InstanceId],
         key: &str,
         value: &str,
     ) -> impl Future<Output = Result<(), Error>> + Send;
@@ -34,7 +37,7 @@ pub trait InstanceTagger {
 
 /// Look up a role's unique id (`AROA…`) by name.
 pub trait RoleDirectory {
-    fn role_id(&self, role_name: &str) -> impl Future<Output = Result<String, Error>> + Send;
+    fn role_id(&self, role_name: &str) -> impl Future<Output = Result<RoleId, Error>> + Send;
 }
 
 /// Live (pending, running, stopping, stopped) instances that carry a tag.
@@ -78,7 +81,7 @@ pub trait SessionTerminator {
     /// Returns the ids of the sessions it terminated.
     fn end_sessions_on(
         &self,
-        instance_id: &str,
+        instance_id: &InstanceId,
     ) -> impl Future<Output = Result<Vec<String>, Error>> + Send;
 }
 
@@ -150,4 +153,36 @@ pub trait ManagedPolicies {
         arn: &str,
     ) -> impl Future<Output = Result<(), Error>> + Send;
     fn delete_policy(&self, arn: &str) -> impl Future<Output = Result<(), Error>> + Send;
+}
+
+/// What a `converge` did, or in a dry run would do.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct StoreReport {
+    /// Writes made, described (`put <policy> (grant <user>)`, `delete <policy>`).
+    pub applied: Vec<String>,
+    /// Writes a dry run would have made.
+    pub planned: Vec<String>,
+    /// Grants that did not fit.
+    pub refused: Vec<Refused>,
+    /// Characters in use and available, when the store had to measure them.
+    pub capacity: Option<(usize, usize)>,
+}
+
+impl StoreReport {
+    pub fn wrote(&self) -> bool {
+        !self.applied.is_empty()
+    }
+}
+
+/// Keeps the users' role holding a statement for exactly the desired users.
+pub trait PolicyStore {
+    /// Make the users in `scope` granted exactly when they are in `desired`. With `dry_run`,
+    /// plan only. Grants that do not fit are refused (reported), the rest is applied.
+    fn converge(
+        &self,
+        role_id: &RoleId,
+        scope: &Scope,
+        desired: &BTreeSet<SessionName>,
+        dry_run: bool,
+    ) -> impl Future<Output = Result<StoreReport, Error>> + Send;
 }

@@ -8,101 +8,30 @@
 //! Bounded in CI by the default case counts below; a longer run:
 //! `PROPTEST_CASES=20000 cargo test --release -p shared --test fuzz_events`.
 
-use std::collections::BTreeMap;
-use std::sync::Mutex;
-
 use proptest::prelude::*;
 use serde_json::Value;
-use shared::owner_tagger::OwnerTagger;
-use shared::policy_store::InlineStore;
-use shared::ports::{
-    DescribedInstance, InstanceDirectory, InstanceTagger, LiveInstances, RoleDirectory,
-    RolePolicies, SessionTerminator,
-};
-use shared::samples::real_events_dir;
-use shared::session_name::SessionName;
-use shared::session_policies::SessionPolicies;
+use shared::app::inline_store::InlineStore;
+use shared::app::owner_tagging::OwnerTagger;
+use shared::app::session_rights::SessionPolicies;
+use shared::domain::ids::{InstanceState, RoleId};
+use shared::domain::session_name::SessionName;
+use shared::fakes::FakeAws;
+use shared::fixtures::real_events_dir;
 use shared::{Config, Error};
 
 const ROLE_ID: &str = "AROAEXAMPLEROLEID1234";
 
-/// EC2, IAM and SSM in memory, recording every write.
-#[derive(Default)]
-struct Fake {
-    instances: Mutex<BTreeMap<String, DescribedInstance>>,
-    tag_writes: Mutex<Vec<(Vec<String>, String, String)>>,
-    policies: Mutex<BTreeMap<String, String>>,
-    policy_writes: Mutex<usize>,
+/// EC2, IAM and SSM in memory (the project's own fakes), with the users' role.
+fn fake() -> FakeAws {
+    FakeAws::new().with_role(
+        "Okta-ServiceWorkbenchUser",
+        &RoleId::parse(ROLE_ID).unwrap(),
+    )
 }
 
-impl InstanceDirectory for &Fake {
-    async fn describe_instances(&self, ids: &[String]) -> Result<Vec<DescribedInstance>, Error> {
-        let all = self.instances.lock().unwrap();
-        Ok(ids.iter().filter_map(|id| all.get(id).cloned()).collect())
-    }
-}
-
-impl InstanceTagger for &Fake {
-    async fn create_tag(&self, ids: &[String], key: &str, value: &str) -> Result<(), Error> {
-        self.tag_writes
-            .lock()
-            .unwrap()
-            .push((ids.to_vec(), key.to_owned(), value.to_owned()));
-        Ok(())
-    }
-}
-
-impl LiveInstances for &Fake {
-    async fn live_instances_tagged(
-        &self,
-        key: &str,
-        value: Option<&str>,
-    ) -> Result<Vec<DescribedInstance>, Error> {
-        let all = self.instances.lock().unwrap();
-        Ok(all
-            .values()
-            .filter(|i| ["pending", "running", "stopping", "stopped"].contains(&i.state.as_str()))
-            .filter(|i| match value {
-                Some(v) => i.tags.get(key).map(String::as_str) == Some(v),
-                None => i.tags.contains_key(key),
-            })
-            .cloned()
-            .collect())
-    }
-}
-
-impl RoleDirectory for &Fake {
-    async fn role_id(&self, _role_name: &str) -> Result<String, Error> {
-        Ok(ROLE_ID.to_owned())
-    }
-}
-
-impl RolePolicies for &Fake {
-    async fn list_role_policies(&self, _role: &str) -> Result<Vec<String>, Error> {
-        Ok(self.policies.lock().unwrap().keys().cloned().collect())
-    }
-    async fn get_role_policy(&self, _role: &str, name: &str) -> Result<Option<String>, Error> {
-        Ok(self.policies.lock().unwrap().get(name).cloned())
-    }
-    async fn put_role_policy(&self, _role: &str, name: &str, document: &str) -> Result<(), Error> {
-        *self.policy_writes.lock().unwrap() += 1;
-        self.policies
-            .lock()
-            .unwrap()
-            .insert(name.to_owned(), document.to_owned());
-        Ok(())
-    }
-    async fn delete_role_policy(&self, _role: &str, name: &str) -> Result<(), Error> {
-        *self.policy_writes.lock().unwrap() += 1;
-        self.policies.lock().unwrap().remove(name);
-        Ok(())
-    }
-}
-
-impl SessionTerminator for &Fake {
-    async fn end_sessions_on(&self, _instance_id: &str) -> Result<Vec<String>, Error> {
-        Ok(Vec::new())
-    }
+/// IAM writes the session-policy function made.
+fn policy_writes(fake: &FakeAws) -> u64 {
+    fake.calls_to("iam:PutRolePolicy") + fake.calls_to("iam:DeleteRolePolicy")
 }
 
 fn config() -> Config {
@@ -211,8 +140,8 @@ fn username() -> impl Strategy<Value = String> {
     ]
 }
 
-fn check_writes(fake: &Fake) -> Result<(), TestCaseError> {
-    for (_, key, value) in fake.tag_writes.lock().unwrap().iter() {
+fn check_writes(fake: &FakeAws) -> Result<(), TestCaseError> {
+    for (_, key, value) in fake.world().tag_writes.iter() {
         prop_assert_eq!(key.as_str(), "AwsUserId");
         let name = value.strip_prefix(&format!("{ROLE_ID}:"));
         prop_assert!(
@@ -228,15 +157,15 @@ proptest! {
 
     #[test]
     fn arbitrary_json_never_panics_and_an_ignored_event_writes_nothing(event in json()) {
-        let fake = Fake::default();
-        let tagger = OwnerTagger::new(config(), &fake, &fake);
-        let policies = SessionPolicies::new(config(), &fake, &fake, &fake, InlineStore::new(&fake, "R", "ssm-session-owner-"));
+        let fake = fake();
+        let tagger = OwnerTagger::new(config(), fake.clone(), fake.clone());
+        let policies = SessionPolicies::new(config(), fake.clone(), fake.clone(), fake.clone(), InlineStore::new(fake.clone(), "R", "ssm-session-owner-"));
         let rt = runtime();
         let tagged = rt.block_on(tagger.handle(event.clone()));
         let policy = rt.block_on(policies.handle(event));
         match &tagged {
             Ok(outcome) if outcome.status == shared::Status::Ignored => {
-                prop_assert!(fake.tag_writes.lock().unwrap().is_empty());
+                prop_assert!(fake.world().tag_writes.is_empty());
             }
             Ok(_) => {}
             // The fake EC2 knows no instance, so a lookup can only find it "not yet visible".
@@ -248,7 +177,7 @@ proptest! {
             Err(err) => prop_assert!(false, "session-policy failed on fuzzed input: {err}"),
         }
         check_writes(&fake)?;
-        prop_assert_eq!(*fake.policy_writes.lock().unwrap(), 0, "no live instance, so nothing to grant");
+        prop_assert_eq!(policy_writes(&fake), 0, "no live instance, so nothing to grant");
     }
 
     #[test]
@@ -258,8 +187,8 @@ proptest! {
             let end = ((text.len() as f64) * cut) as usize;
             let Some(prefix) = text.get(..end) else { continue };
             let Ok(event) = serde_json::from_str::<Value>(prefix) else { continue };
-            let fake = Fake::default();
-            let tagger = OwnerTagger::new(config(), &fake, &fake);
+            let fake = fake();
+            let tagger = OwnerTagger::new(config(), fake.clone(), fake.clone());
             let _ = rt.block_on(tagger.handle(event));
             check_writes(&fake).map_err(|e| TestCaseError::fail(format!("{name}: {e}")))?;
         }
@@ -273,10 +202,10 @@ proptest! {
             serde_json::json!({"items": [{"key": "CreatedBy", "value": name}]});
         event["detail"]["responseElements"]["instancesSet"]["items"][1]["tagSet"] =
             serde_json::json!({"items": [{"key": "CreatedBy", "value": name}]});
-        let fake = Fake::default();
-        let tagger = OwnerTagger::new(config(), &fake, &fake);
+        let fake = fake();
+        let tagger = OwnerTagger::new(config(), fake.clone(), fake.clone());
         let outcome = runtime().block_on(tagger.handle(event)).unwrap();
-        let writes = fake.tag_writes.lock().unwrap().clone();
+        let writes = fake.world().tag_writes.clone();
         if SessionName::parse(&name).is_ok() {
             prop_assert_eq!(writes.len(), 1);
             prop_assert_eq!(&writes[0].2, &format!("{ROLE_ID}:{name}"));
@@ -291,24 +220,20 @@ proptest! {
     fn a_tag_change_grants_only_a_valid_user_of_the_users_role(name in username(), other_role in any::<bool>()) {
         let role = if other_role { "AROAOTHERROLE999" } else { ROLE_ID };
         let value = format!("{role}:{name}");
-        let fake = Fake::default();
-        fake.instances.lock().unwrap().insert("i-0a1b2c3d4e5f60001".into(), DescribedInstance {
-            instance_id: "i-0a1b2c3d4e5f60001".into(),
-            state: "running".into(),
-            tags: BTreeMap::from([("AwsUserId".to_owned(), value.clone())]),
-        });
+        let fake = fake();
+        fake.add_instance("i-0a1b2c3d4e5f60001", InstanceState::Running, &[("AwsUserId", &value)]);
         let event = serde_json::json!({
             "version": "0", "id": "x", "detail-type": "Tag Change on Resource", "source": "aws.tag",
             "account": "123456789012", "time": "2026-11-21T10:00:05Z", "region": "us-east-1",
             "resources": ["arn:aws:ec2:us-east-1:123456789012:instance/i-0a1b2c3d4e5f60001"],
             "detail": {"changed-tag-keys": ["AwsUserId"], "service": "ec2", "resource-type": "instance", "tags": {"AwsUserId": value}}
         });
-        let policies = SessionPolicies::new(config(), &fake, &fake, &fake, InlineStore::new(&fake, "R", "ssm-session-owner-"));
+        let policies = SessionPolicies::new(config(), fake.clone(), fake.clone(), fake.clone(), InlineStore::new(fake.clone(), "R", "ssm-session-owner-"));
         let outcome = runtime().block_on(policies.handle(event)).unwrap();
-        let granted = fake.policies.lock().unwrap().len();
+        let granted = fake.world().inline_policies.len();
         if !other_role && SessionName::parse(&name).is_ok() {
             prop_assert_eq!(granted, 1);
-            let doc = fake.policies.lock().unwrap().values().next().unwrap().clone();
+            let doc = fake.world().inline_policies.values().next().unwrap().clone();
             let parsed: Value = serde_json::from_str(&doc).unwrap();
             prop_assert_eq!(parsed["Statement"][0]["Condition"]["StringEquals"]["aws:userid"].as_str(), Some(value.as_str()));
         } else {

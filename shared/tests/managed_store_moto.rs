@@ -8,11 +8,13 @@ use std::sync::Arc;
 
 use serde_json::Value;
 
-use shared::policy_store::{InlineStore, ManagedStore, PolicyStore};
-use shared::session_name::SessionName;
-use shared::session_policies::SessionPolicies;
-use shared::session_policy::{arn_matches, policy_size, Scope};
-use shared::shard_plan::SHARD_LIMIT;
+use shared::app::inline_store::InlineStore;
+use shared::app::managed_store::ManagedStore;
+use shared::app::session_rights::SessionPolicies;
+use shared::domain::session_name::SessionName;
+use shared::domain::shard_packing::SHARD_LIMIT;
+use shared::domain::statements::{arn_matches, policy_size, Scope};
+use shared::ports::PolicyStore;
 use shared::{Error, Status};
 use testkit::{rewrite, sample_event, user};
 
@@ -192,7 +194,7 @@ async fn six_hundred_users_fit_twenty_shards_within_the_limits_and_stay_isolated
         let userid = statement["Condition"]["StringEquals"]["aws:userid"]
             .as_str()
             .unwrap();
-        assert_eq!(userid.split_once(':').unwrap().0, w.role_id);
+        assert_eq!(userid.split_once(':').unwrap().0, w.role_id.as_str());
         let owner = userid.split_once(':').unwrap().1;
         let resource = statement["Resource"].as_str().unwrap();
         for other in names.iter().step_by(7) {
@@ -291,11 +293,13 @@ async fn when_every_shard_is_full_a_grant_fails_with_the_numbers_and_nobody_lose
     assert_eq!(outcome.skipped.len(), 40 - fitted);
     let reason = &outcome.skipped[0].reason;
     assert!(
-        reason.starts_with("session policy budget full: granting user00"),
+        reason
+            .text
+            .starts_with("session policy budget full: granting user00"),
         "{reason}"
     );
     assert!(
-        reason.ends_with("of 6144 (whitespace not counted)"),
+        reason.text.ends_with("of 6144 (whitespace not counted)"),
         "{reason}"
     );
     let before = w.shards().await;

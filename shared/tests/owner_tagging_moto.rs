@@ -5,8 +5,8 @@ use std::collections::BTreeMap;
 
 use chrono::{DateTime, Duration, Utc};
 use serde_json::Value;
+use shared::app::owner_tagging::OwnerTagger;
 use shared::aws::{CallCounter, Clients};
-use shared::owner_tagger::OwnerTagger;
 use shared::{Config, Error, Status};
 use testkit::{rewrite, run_instances, sample_event, tags_of, Moto};
 
@@ -74,7 +74,7 @@ async fn owner_in_event_tags_every_instance_with_one_call_and_a_replay_changes_n
             ("i-0a1b2c3d4e5f60002", &ids[1]),
         ],
     );
-    let tagger = w.tagger(config(&[("SESSION_ROLE_ID", &w.role_id)]));
+    let tagger = w.tagger(config(&[("SESSION_ROLE_ID", w.role_id.as_str())]));
 
     // WHEN the RunInstances event is handled
     let outcome = tagger
@@ -151,7 +151,7 @@ async fn owner_not_in_event_is_read_from_ec2_in_one_call_and_a_replay_writes_not
         &sample_event("run-instances-owner-not-in-event.json"),
         &[("i-0a1b2c3d4e5f60003", &ids[0])],
     );
-    let tagger = w.tagger(config(&[("SESSION_ROLE_ID", &w.role_id)]));
+    let tagger = w.tagger(config(&[("SESSION_ROLE_ID", w.role_id.as_str())]));
 
     // WHEN handled: one DescribeInstances and one CreateTags
     let outcome = tagger
@@ -185,10 +185,10 @@ async fn a_direct_launch_by_a_user_session_is_owned_by_that_session() {
         &sample_event("run-instances-users-role-session.json"),
         &[
             ("i-0a1b2c3d4e5f60004", &ids[0]),
-            (SAMPLE_ROLE_ID, &w.role_id),
+            (SAMPLE_ROLE_ID, w.role_id.as_str()),
         ],
     );
-    let tagger = w.tagger(config(&[("SESSION_ROLE_ID", &w.role_id)]));
+    let tagger = w.tagger(config(&[("SESSION_ROLE_ID", w.role_id.as_str())]));
 
     let outcome = tagger
         .handle_at(event.clone(), time_of(&event))
@@ -211,7 +211,7 @@ async fn a_hostile_username_is_rejected_and_nothing_is_written() {
         &sample_event("run-instances-hostile-username.json"),
         &[("i-0a1b2c3d4e5f60005", &ids[0])],
     );
-    let tagger = w.tagger(config(&[("SESSION_ROLE_ID", &w.role_id)]));
+    let tagger = w.tagger(config(&[("SESSION_ROLE_ID", w.role_id.as_str())]));
 
     let outcome = tagger
         .handle_at(event.clone(), time_of(&event))
@@ -249,7 +249,7 @@ async fn each_instance_gets_its_own_owner_even_when_names_are_prefixes_of_each_o
         .remove("tagSpecificationSet");
     event["detail"]["responseElements"]["instancesSet"]["items"][0]["tagSet"] =
         serde_json::json!({"items": [{"key": "CreatedBy", "value": "tim"}]});
-    let tagger = w.tagger(config(&[("SESSION_ROLE_ID", &w.role_id)]));
+    let tagger = w.tagger(config(&[("SESSION_ROLE_ID", w.role_id.as_str())]));
 
     tagger
         .handle_at(event.clone(), time_of(&event))
@@ -310,7 +310,7 @@ async fn an_instance_ec2_cannot_see_is_retried_while_recent_and_dropped_when_old
     // GIVEN a launch event for an instance EC2 does not (yet) show
     let w = world().await;
     let event = rewrite(&sample_event("run-instances-owner-not-in-event.json"), &[]);
-    let tagger = w.tagger(config(&[("SESSION_ROLE_ID", &w.role_id)]));
+    let tagger = w.tagger(config(&[("SESSION_ROLE_ID", w.role_id.as_str())]));
 
     // WHEN it arrives a minute after launch THEN it fails retryably
     let err = tagger

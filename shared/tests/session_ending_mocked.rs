@@ -12,15 +12,19 @@ use aws_smithy_mocks::{mock, mock_client, RuleMode};
 use aws_smithy_runtime_api::client::orchestrator::HttpResponse;
 use aws_smithy_runtime_api::http::StatusCode;
 use aws_smithy_types::body::SdkBody;
+use shared::app::inline_store::InlineStore;
+use shared::app::session_rights::SessionPolicies;
 use shared::aws::Clients;
-use shared::policy_store::InlineStore;
+use shared::fixtures::events_dir;
 use shared::ports::SessionTerminator;
-use shared::samples::events_dir;
-use shared::session_policies::SessionPolicies;
 use shared::{Config, Status};
 use testkit::{create_role, rewrite, run_instances, Moto};
 
 const INSTANCE: &str = "i-0a1b2c3d4e5f60006";
+
+fn instance() -> shared::domain::ids::InstanceId {
+    shared::domain::ids::InstanceId::parse(INSTANCE).unwrap()
+}
 
 /// DescribeSessions answers `ids` for active sessions on `instance`, and matches nothing else.
 fn sessions_on(instance: &str, ids: &[&str]) -> aws_smithy_mocks::Rule {
@@ -65,7 +69,7 @@ async fn every_active_session_on_the_instance_is_terminated() {
     let terminate = terminate_any();
     let ssm = mock_client!(aws_sdk_ssm, RuleMode::MatchAny, [&describe, &terminate]);
 
-    let ended = ssm.end_sessions_on(INSTANCE).await.unwrap();
+    let ended = ssm.end_sessions_on(&instance()).await.unwrap();
 
     assert_eq!(
         ended,
@@ -85,7 +89,7 @@ async fn no_open_session_means_no_terminate_call() {
     let ssm = mock_client!(aws_sdk_ssm, RuleMode::MatchAny, [&describe, &terminate]);
 
     assert_eq!(
-        ssm.end_sessions_on(INSTANCE).await.unwrap(),
+        ssm.end_sessions_on(&instance()).await.unwrap(),
         Vec::<String>::new()
     );
     assert_eq!(terminate.num_calls(), 0);
@@ -101,7 +105,7 @@ async fn throttling_is_a_retryable_error_with_its_code() {
     });
     let ssm = mock_client!(aws_sdk_ssm, RuleMode::MatchAny, [&throttled]);
 
-    let err = ssm.end_sessions_on(INSTANCE).await.unwrap_err();
+    let err = ssm.end_sessions_on(&instance()).await.unwrap_err();
 
     assert!(err.is_retryable());
     assert_eq!(err.aws_code(), Some("ThrottlingException"));

@@ -8,9 +8,9 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 
-use shared::policy_store::InlineStore;
-use shared::session_policies::SessionPolicies;
-use shared::session_policy::{inline_document, inline_policy_name};
+use shared::app::inline_store::InlineStore;
+use shared::app::session_rights::SessionPolicies;
+use shared::domain::statements::{inline_document, inline_policy_name};
 use shared::{Error, Status};
 use testkit::{rewrite, sample_event, user};
 
@@ -234,7 +234,7 @@ async fn reconcile_repairs_drift_both_ways_and_leaves_hand_made_policies_alone()
         hand_made.to_owned(),
     ]
     .iter()
-    .map(|d| shared::session_policy::policy_size(d))
+    .map(|d| shared::domain::statements::policy_size(d))
     .sum();
     assert_eq!(
         outcome.counts.capacity_used_percent,
@@ -274,8 +274,8 @@ async fn a_grant_beyond_the_inline_budget_fails_permanently_with_the_numbers_and
     assert!(matches!(err, Error::PolicyBudgetFull { .. }));
     assert!(!err.is_retryable());
     let needed =
-        shared::session_policy::policy_size(&inline_document(&w.role_id, &user("tim.malone")));
-    let used = shared::session_policy::policy_size(&filler);
+        shared::domain::statements::policy_size(&inline_document(&w.role_id, &user("tim.malone")));
+    let used = shared::domain::statements::policy_size(&filler);
     assert_eq!(
         err.to_string(),
         format!("session policy budget full: granting tim.malone needs {needed} characters, the role's policies already use {used} of 10240 (whitespace not counted)")
@@ -389,7 +389,7 @@ impl shared::ports::LiveInstances for PausedAfterFirstRead {
 impl shared::ports::InstanceDirectory for PausedAfterFirstRead {
     async fn describe_instances(
         &self,
-        ids: &[String],
+        ids: &[shared::domain::ids::InstanceId],
     ) -> Result<Vec<shared::ports::DescribedInstance>, Error> {
         shared::ports::InstanceDirectory::describe_instances(&self.inner, ids).await
     }

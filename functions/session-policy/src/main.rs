@@ -1,24 +1,15 @@
 // The SDK futures nest deeply; computing their layout needs more than the default depth.
 #![recursion_limit = "256"]
 
-use lambda_runtime::{service_fn, LambdaEvent};
-use serde_json::Value;
-use shared::aws::{load_sdk_config, Clients};
-use shared::policy_store::AnyStore;
-use shared::session_policies::SessionPolicies;
-use shared::Config;
+use shared::app::session_rights::SessionPolicies;
+use shared::app::AnyStore;
+use shared::edge::lambda::serve;
 
 #[tokio::main]
 async fn main() -> Result<(), lambda_runtime::Error> {
-    lambda_runtime::tracing::init_default_subscriber();
-    shared::metrics::enable();
-    let config = Config::from_env()?;
-    let clients = Clients::new(&load_sdk_config(&config).await);
-    let store = AnyStore::from_config(clients.iam.clone(), &config);
-    let policies = &SessionPolicies::new(config, clients.ec2, clients.iam, clients.ssm, store);
-    lambda_runtime::run(service_fn(move |event: LambdaEvent<Value>| async move {
-        let result = policies.handle(event.payload).await;
-        shared::lambda::finish("session-policy", &event.context.request_id, result)
-    }))
+    serve("session-policy", |config, clients| {
+        let store = AnyStore::from_config(clients.iam.clone(), &config);
+        SessionPolicies::new(config, clients.ec2, clients.iam, clients.ssm, store)
+    })
     .await
 }

@@ -17,8 +17,9 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 use shared::aws::Clients;
+use shared::edge::replay_line::ReplayLine;
 use testkit::fault_proxy::{every_nth, Fault, FaultProxy};
-use testkit::{create_role, rewrite, run_instances, Moto, DEMO_ROLE};
+use testkit::{create_role, rewrite, run_instances, sibling_binary, Moto, DEMO_ROLE};
 
 struct Measured {
     calls: BTreeMap<String, u64>,
@@ -53,15 +54,7 @@ fn arg(name: &str, default: usize) -> Result<usize, String> {
 async fn run() -> Result<(), String> {
     let users = arg("--users", 30)?;
     let per_user = arg("--instances-per-user", 10)?;
-    let replay = std::env::current_exe()
-        .map_err(|e| e.to_string())?
-        .with_file_name("replay");
-    if !replay.exists() {
-        return Err(format!(
-            "{} not found: build it with `cargo build --release -p replay`",
-            replay.display()
-        ));
-    }
+    let replay = sibling_binary("replay")?;
     let moto = Moto::start().map_err(|e| e.to_string())?;
     let admin = Clients::new(&moto.sdk_config().await);
     let role_id = create_role(&admin.iam, DEMO_ROLE).await;
@@ -69,14 +62,11 @@ async fn run() -> Result<(), String> {
     std::fs::create_dir_all(&dir).map_err(|e| e.to_string())?;
     let env = |extra: &[(&str, &str)]| {
         let mut all: Vec<(String, String)> = moto
-            .env()
+            .product_env(DEMO_ROLE)
             .into_iter()
             .map(|(k, v)| (k.to_owned(), v))
             .collect();
-        all.push(("SESSION_ROLE_NAME".into(), DEMO_ROLE.into()));
         all.push(("SESSION_ROLE_ID".into(), role_id.clone()));
-        all.push(("END_SESSIONS_ON_TERMINATE".into(), "false".into()));
-        all.push(("RUST_LOG".into(), "error".into()));
         for name in [
             "POLICY_STORE",
             "MAX_POLICY_SHARDS",
@@ -92,7 +82,8 @@ async fn run() -> Result<(), String> {
         all
     };
     let sample = |name: &str| {
-        std::fs::read_to_string(shared::samples::events_dir().join(name)).map_err(|e| e.to_string())
+        std::fs::read_to_string(shared::fixtures::events_dir().join(name))
+            .map_err(|e| e.to_string())
     };
 
     println!(
@@ -301,13 +292,13 @@ fn measure(replay: &Path, files: &[PathBuf], env: &[(String, String)]) -> Result
     let mut outcomes = Vec::new();
     let mut reasons = Vec::new();
     for line in text.lines() {
-        let v: Value =
+        let v: ReplayLine =
             serde_json::from_str(line).map_err(|e| format!("replay printed {line:?}: {e}"))?;
-        outcomes.push(v["outcome"].as_str().unwrap_or("?").to_owned());
-        reasons.push(v["reason"].as_str().unwrap_or_default().to_owned());
-        for (op, n) in v["calls"].as_object().into_iter().flatten() {
-            *calls.entry(op.clone()).or_insert(0) += n.as_u64().unwrap_or(0);
+        for (op, n) in &v.calls {
+            *calls.entry(op.clone()).or_insert(0) += n;
         }
+        outcomes.push(v.outcome);
+        reasons.push(v.reason);
     }
     if !status.success() {
         return Err(format!("replay exited with {status}: {text}"));

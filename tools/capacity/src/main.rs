@@ -8,9 +8,9 @@
 
 use std::process::ExitCode;
 
+use shared::app::capacity::capacity_report;
+use shared::app::role_resolver::RoleIdCache;
 use shared::aws::{load_sdk_config, Clients};
-use shared::capacity::capacity_report;
-use shared::role_id::RoleIdCache;
 use shared::Config;
 
 #[tokio::main]

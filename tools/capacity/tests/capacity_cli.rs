@@ -4,18 +4,17 @@ use std::collections::BTreeSet;
 use std::process::{Command, Output};
 
 use serde_json::Value;
+use shared::app::managed_store::ManagedStore;
 use shared::aws::Clients;
-use shared::policy_store::{ManagedStore, PolicyStore};
-use shared::session_name::SessionName;
-use shared::session_policy::{inline_document, inline_policy_name, Scope};
+use shared::domain::session_name::SessionName;
+use shared::domain::statements::{inline_document, inline_policy_name, Scope};
+use shared::ports::PolicyStore;
 use testkit::{create_role, run_instances, user, Moto, DEMO_POLICY_PREFIX, DEMO_ROLE};
 
 fn capacity(moto: &Moto, args: &[&str]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_capacity"))
         .args(args)
-        .envs(moto.env())
-        .env("SESSION_ROLE_NAME", DEMO_ROLE)
-        .env("RUST_LOG", "error")
+        .envs(moto.product_env(DEMO_ROLE))
         .output()
         .unwrap()
 }
@@ -26,7 +25,7 @@ async fn the_report_shows_shards_sizes_headroom_and_drift_both_ways() {
     // statement left behind with no instance
     let moto = Moto::start().unwrap();
     let admin = Clients::new(&moto.sdk_config().await);
-    let role_id = create_role(&admin.iam, DEMO_ROLE).await;
+    let role_id = testkit::role_id_of(&create_role(&admin.iam, DEMO_ROLE).await);
     for name in ["ada", "tim", "bob"] {
         let value = format!("{role_id}:{name}");
         run_instances(&admin.ec2, 1, &[("AwsUserId", &value)]).await;

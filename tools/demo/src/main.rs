@@ -4,12 +4,13 @@
 //!
 //! moto has no SSM session APIs, so the demo runs with END_SESSIONS_ON_TERMINATE=false.
 
-use std::path::PathBuf;
 use std::process::{Command, ExitCode};
 
 use shared::aws::Clients;
+use shared::edge::replay_line::ReplayLine;
 use testkit::{
-    granted_users, role_policy_names, seed_samples, tags_of, write_samples, Moto, DEMO_ROLE,
+    granted_users, role_policy_names, seed_samples, sibling_binary, tags_of, write_samples, Moto,
+    DEMO_ROLE,
 };
 
 #[tokio::main]
@@ -24,7 +25,7 @@ async fn main() -> ExitCode {
 }
 
 async fn run() -> Result<(), String> {
-    let replay = sibling("replay")?;
+    let replay = sibling_binary("replay")?;
     let moto = Moto::start().map_err(|e| e.to_string())?;
     println!("== moto listening on {}", moto.endpoint());
     let admin = Clients::new(&moto.sdk_config().await);
@@ -42,10 +43,7 @@ async fn run() -> Result<(), String> {
         println!("\n== replay events/ ({pass})");
         let output = Command::new(&replay)
             .args(&files)
-            .envs(moto.env())
-            .env("SESSION_ROLE_NAME", DEMO_ROLE)
-            .env("END_SESSIONS_ON_TERMINATE", "false")
-            .env("RUST_LOG", "error")
+            .envs(moto.product_env(DEMO_ROLE))
             .output()
             .map_err(|e| format!("cannot run {}: {e}", replay.display()))?;
         println!(
@@ -96,38 +94,19 @@ async fn run() -> Result<(), String> {
 
 /// One `replay` JSON line as a table row: file, function, outcome, AWS calls, reason.
 fn print_line(line: &str) {
-    let Ok(v) = serde_json::from_str::<serde_json::Value>(line) else {
+    let Ok(v) = serde_json::from_str::<ReplayLine>(line) else {
         println!("{line}");
         return;
     };
-    let text = |key: &str| v[key].as_str().unwrap_or_default().to_owned();
-    let file = text("file");
-    let file = file.rsplit('/').next().unwrap_or_default();
-    let calls: u64 = v["calls"]
-        .as_object()
-        .map(|m| m.values().filter_map(|n| n.as_u64()).sum())
-        .unwrap_or(0);
-    let mut reason = text("reason");
+    let file = v.file.rsplit('/').next().unwrap_or_default();
+    let mut reason = v.reason.clone();
     if reason.chars().count() > 90 {
         reason = reason.chars().take(87).collect::<String>() + "...";
     }
     println!(
-        "{file:<40} {:<15} {:<10} {calls:<5} {reason}",
-        text("function"),
-        text("outcome")
+        "{file:<40} {:<15} {:<10} {:<5} {reason}",
+        v.function,
+        v.outcome,
+        v.total_calls()
     );
-}
-
-/// A binary built next to this one.
-fn sibling(name: &str) -> Result<PathBuf, String> {
-    let me = std::env::current_exe().map_err(|e| e.to_string())?;
-    let path = me.with_file_name(name);
-    if path.exists() {
-        Ok(path)
-    } else {
-        Err(format!(
-            "{} not found: build it with `cargo build -p {name}`",
-            path.display()
-        ))
-    }
 }

@@ -8,44 +8,19 @@
 //! event was handled or deliberately ignored, 1 when any failed, 2 on a usage or configuration
 //! error.
 
-use std::collections::BTreeMap;
 use std::io::Read;
 use std::process::ExitCode;
 
-use serde::Serialize;
 use serde_json::Value;
+use shared::app::owner_tagging::OwnerTagger;
+use shared::app::session_rights::SessionPolicies;
+use shared::app::AnyStore;
 use shared::aws::{load_sdk_config, CallCounter, Clients};
-use shared::event::{parse_envelope, route, Route};
-use shared::owner_tag::Skipped;
-use shared::owner_tagger::OwnerTagger;
-use shared::policy_store::AnyStore;
-use shared::session_policies::SessionPolicies;
+use shared::domain::events::{parse_envelope, route, Route};
+use shared::edge::replay_line::ReplayLine;
 use shared::{Config, Error, Outcome};
 
 const USAGE: &str = "usage: replay [--dry-run] FILE... (- reads one event from stdin)";
-
-/// One line of output.
-#[derive(Serialize)]
-struct Line<'a> {
-    file: &'a str,
-    function: &'a str,
-    outcome: &'a str,
-    reason: String,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    event_id: Option<String>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    error_type: Option<&'static str>,
-    /// AWS requests sent for this event, per `service:Operation`, retries included.
-    calls: BTreeMap<String, u64>,
-    #[serde(skip_serializing_if = "Vec::is_empty")]
-    changed: Vec<String>,
-    #[serde(skip_serializing_if = "Vec::is_empty")]
-    unchanged: Vec<String>,
-    #[serde(skip_serializing_if = "Vec::is_empty")]
-    skipped: Vec<Skipped>,
-    #[serde(skip_serializing_if = "Vec::is_empty")]
-    planned: Vec<String>,
-}
 
 type Ec2 = aws_sdk_ec2::Client;
 type Iam = aws_sdk_iam::Client;
@@ -103,7 +78,7 @@ async fn main() -> ExitCode {
     let mut failed = false;
     for file in &files {
         let line = match read_event(file) {
-            Err(reason) => error_line(file, "none", None, reason, "Permanent"),
+            Err(problem) => ReplayLine::unreadable(file, problem),
             Ok(event) => replay_one(file, event, &functions, &counter).await,
         };
         failed |= line.outcome == "error";
@@ -135,101 +110,22 @@ fn read_event(file: &str) -> Result<Value, String> {
     serde_json::from_str(&text).map_err(|e| format!("not JSON: {e}"))
 }
 
-async fn replay_one<'a>(
-    file: &'a str,
+async fn replay_one(
+    file: &str,
     event: Value,
     functions: &Functions,
     counter: &CallCounter,
-) -> Line<'a> {
+) -> ReplayLine {
     let envelope = match parse_envelope(event.clone()) {
         Ok(envelope) => envelope,
-        Err(reason) => {
-            return outcome_line(
-                file,
-                "none",
-                Outcome::ignored(reason),
-                BTreeMap::new(),
-                None,
-            )
-        }
+        Err(reason) => return ReplayLine::unhandled(file, None, reason),
     };
     let event_id = envelope.id.clone();
     let function = match route(&envelope) {
         Ok(route) => route,
-        Err(unrouted) => {
-            return outcome_line(
-                file,
-                "none",
-                Outcome::ignored(unrouted.0),
-                BTreeMap::new(),
-                event_id,
-            )
-        }
+        Err(reason) => return ReplayLine::unhandled(file, event_id, reason),
     };
     counter.take();
     let result = functions.handle(function, event).await;
-    let calls = counter.take();
-    match result {
-        Ok(outcome) => outcome_line(file, function.function(), outcome, calls, event_id),
-        Err(err) => {
-            let mut line = error_line(
-                file,
-                function.function(),
-                event_id,
-                err.to_string(),
-                err.kind(),
-            );
-            line.calls = calls;
-            line
-        }
-    }
-}
-
-fn outcome_line<'a>(
-    file: &'a str,
-    function: &'a str,
-    outcome: Outcome,
-    calls: BTreeMap<String, u64>,
-    event_id: Option<String>,
-) -> Line<'a> {
-    let status = match outcome.status {
-        shared::Status::Changed => "changed",
-        shared::Status::Unchanged => "unchanged",
-        shared::Status::Ignored => "ignored",
-    };
-    Line {
-        file,
-        function,
-        outcome: status,
-        reason: outcome.reason,
-        event_id,
-        error_type: None,
-        calls,
-        changed: outcome.changed,
-        unchanged: outcome.unchanged,
-        skipped: outcome.skipped,
-        planned: outcome.planned,
-    }
-}
-
-fn error_line<'a>(
-    file: &'a str,
-    function: &'a str,
-    event_id: Option<String>,
-    reason: String,
-    error_type: &'static str,
-) -> Line<'a> {
-    Line {
-        file,
-        function,
-        outcome: "error",
-        reason,
-        event_id,
-        error_type: Some(error_type),
-        calls: BTreeMap::new(),
-        changed: Vec::new(),
-        unchanged: Vec::new(),
-        skipped: Vec::new(),
-        planned: Vec::new(),
-    }
+    ReplayLine::new(file, function.function(), event_id, result, counter.take())
 }

@@ -17,11 +17,8 @@ async fn replay(moto: &Moto, endpoint: &str, files: &[PathBuf]) -> Output {
     let mut command = Command::new(env!("CARGO_BIN_EXE_replay"));
     command
         .args(files)
-        .envs(moto.env())
-        .env("AWS_ENDPOINT_URL", endpoint)
-        .env("SESSION_ROLE_NAME", DEMO_ROLE)
-        .env("END_SESSIONS_ON_TERMINATE", "false")
-        .env("RUST_LOG", "error");
+        .envs(moto.product_env(DEMO_ROLE))
+        .env("AWS_ENDPOINT_URL", endpoint);
     tokio::task::spawn_blocking(move || command.output().unwrap())
         .await
         .unwrap()

@@ -109,6 +109,19 @@ impl Moto {
         ]
     }
 
+    /// Environment for a child process of the product (`replay`, `capacity`) against this moto,
+    /// for the users' role `role`. moto has no SSM session APIs, so ending sessions on
+    /// termination is off; logs are kept to errors.
+    pub fn product_env(&self, role: &str) -> Vec<(&'static str, String)> {
+        let mut env = self.env();
+        env.extend([
+            ("SESSION_ROLE_NAME", role.to_owned()),
+            ("END_SESSIONS_ON_TERMINATE", "false".to_owned()),
+            ("RUST_LOG", "error".to_owned()),
+        ]);
+        env
+    }
+
     /// The product's SDK configuration (same timeouts and retries), pointed at this moto.
     pub async fn sdk_config(&self) -> SdkConfig {
         shared::aws::sdk_loader()
@@ -271,16 +284,17 @@ pub async fn seed_samples(
         .send()
         .await
         .expect("moto TerminateInstances");
-    let grace_user = shared::session_name::SessionName::parse("grace.hopper").expect("valid name");
+    let grace_user =
+        shared::domain::session_name::SessionName::parse("grace.hopper").expect("valid name");
     admin_iam
         .put_role_policy()
         .role_name(DEMO_ROLE)
-        .policy_name(shared::session_policy::inline_policy_name(
+        .policy_name(shared::domain::statements::inline_policy_name(
             DEMO_POLICY_PREFIX,
             &grace_user,
         ))
-        .policy_document(shared::session_policy::inline_document(
-            &role_id,
+        .policy_document(shared::domain::statements::inline_document(
+            &role_id_of(&role_id),
             &grace_user,
         ))
         .send()
@@ -300,7 +314,7 @@ pub fn write_samples(
         .map(|(a, b)| (a.as_str(), b.as_str()))
         .collect();
     let mut paths = Vec::new();
-    let mut entries: Vec<_> = std::fs::read_dir(shared::samples::events_dir())?
+    let mut entries: Vec<_> = std::fs::read_dir(shared::fixtures::events_dir())?
         .filter_map(Result::ok)
         .map(|e| e.path())
         .filter(|p| p.extension().is_some_and(|x| x == "json"))
@@ -398,7 +412,7 @@ pub struct CountedMoto {
     pub clients: shared::aws::Clients,
     pub counter: shared::aws::CallCounter,
     pub admin: shared::aws::Clients,
-    pub role_id: String,
+    pub role_id: shared::domain::ids::RoleId,
 }
 
 impl CountedMoto {
@@ -408,7 +422,7 @@ impl CountedMoto {
         let counter = shared::aws::CallCounter::default();
         let clients = shared::aws::Clients::with_counter(&sdk, Some(counter.clone()));
         let admin = shared::aws::Clients::new(&sdk);
-        let role_id = create_role(&admin.iam, role).await;
+        let role_id = role_id_of(&create_role(&admin.iam, role).await);
         Self {
             moto,
             clients,
@@ -437,7 +451,7 @@ impl CountedMoto {
     pub fn session_config(&self, role: &str) -> shared::Config {
         shared::Config::from_lookup(|k| match k {
             "SESSION_ROLE_NAME" => Some(role.into()),
-            "SESSION_ROLE_ID" => Some(self.role_id.clone()),
+            "SESSION_ROLE_ID" => Some(self.role_id.to_string()),
             "END_SESSIONS_ON_TERMINATE" => Some("false".into()),
             _ => None,
         })
@@ -445,14 +459,33 @@ impl CountedMoto {
     }
 }
 
+/// A binary built next to the running one (`replay` beside `demo` or `bench`).
+pub fn sibling_binary(name: &str) -> Result<PathBuf, String> {
+    let me = std::env::current_exe().map_err(|e| e.to_string())?;
+    let path = me.with_file_name(name);
+    if path.exists() {
+        Ok(path)
+    } else {
+        Err(format!(
+            "{} not found: build it with `cargo build -p {name}`",
+            path.display()
+        ))
+    }
+}
+
+/// A role id the test knows to be valid (moto's ids are).
+pub fn role_id_of(id: &str) -> shared::domain::ids::RoleId {
+    shared::domain::ids::RoleId::parse(id).expect("valid role id")
+}
+
 /// A session name the test knows to be valid.
-pub fn user(name: &str) -> shared::session_name::SessionName {
-    shared::session_name::SessionName::parse(name).expect("valid test username")
+pub fn user(name: &str) -> shared::domain::session_name::SessionName {
+    shared::domain::session_name::SessionName::parse(name).expect("valid test username")
 }
 
 /// A sample event from `events/`, as text.
 pub fn sample_event(name: &str) -> String {
-    let path = shared::samples::events_dir().join(name);
+    let path = shared::fixtures::events_dir().join(name);
     std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
 }
 

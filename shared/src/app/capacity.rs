@@ -5,15 +5,14 @@ use std::collections::BTreeSet;
 
 use serde::Serialize;
 
+use super::managed_store::ManagedStore;
 use crate::config::{Config, StoreKind};
+use crate::domain::ids::{RoleId, UserId};
+use crate::domain::session_name::SessionName;
+use crate::domain::shard_packing::{shard_name, typical_user_cost, SHARD_LIMIT};
+use crate::domain::statements::{inline_size, policy_size, user_of_policy_name, INLINE_BUDGET};
 use crate::error::Error;
-use crate::policy_store::ManagedStore;
 use crate::ports::{LiveInstances, ManagedPolicies, RolePolicies};
-use crate::session_name::SessionName;
-use crate::session_policy::{
-    inline_size, policy_size, user_of_policy_name, user_of_tag_value, INLINE_BUDGET,
-};
-use crate::shard_plan::{shard_name, typical_user_cost, SHARD_LIMIT};
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct CapacityReport {
@@ -58,7 +57,7 @@ pub struct Drift {
 /// Read EC2 and IAM and build the report. Reads only; writes nothing.
 pub async fn capacity_report<E, P>(
     config: &Config,
-    role_id: &str,
+    role_id: &RoleId,
     ec2: &E,
     iam: &P,
 ) -> Result<CapacityReport, Error>
@@ -74,7 +73,8 @@ where
         .filter_map(|i| {
             i.tags
                 .get(key)
-                .and_then(|v| user_of_tag_value(v, role_id).ok())
+                .and_then(|v| UserId::parse_for(v, role_id).ok())
+                .map(|id| id.user().clone())
         })
         .collect();
 

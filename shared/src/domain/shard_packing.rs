@@ -11,8 +11,9 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use crate::session_name::SessionName;
-use crate::session_policy::{policy_size, session_resource, user_of_tag_value, Refused, Scope};
+use crate::domain::ids::{RoleId, UserId};
+use crate::domain::session_name::SessionName;
+use crate::domain::statements::{policy_size, session_resource, Refused, Scope};
 
 /// IAM's limit on one managed policy, whitespace not counted.
 pub const SHARD_LIMIT: usize = 6_144;
@@ -20,8 +21,8 @@ const ENVELOPE_OPEN: &str = r#"{"Version":"2012-10-17","Statement":["#;
 const ENVELOPE_CLOSE: &str = "]}";
 
 /// One user's compact statement.
-pub fn shard_statement(role_id: &str, user: &SessionName) -> String {
-    statement_for(role_id, user.as_str(), &session_resource(user))
+pub(crate) fn shard_statement(role_id: &RoleId, user: &SessionName) -> String {
+    statement_for(role_id.as_str(), user.as_str(), &session_resource(user))
 }
 
 fn statement_for(role_id: &str, user: &str, resource: &str) -> String {
@@ -31,36 +32,36 @@ fn statement_for(role_id: &str, user: &str, resource: &str) -> String {
 }
 
 /// Characters a user with a 10-character name adds to a shard: the unit of "headroom in users".
-pub fn typical_user_cost(role_id: &str) -> usize {
+pub(crate) fn typical_user_cost(role_id: &RoleId) -> usize {
     let name = "x".repeat(10);
     let resource = format!(
         "arn:aws:ssm:*:*:session/{name}-{}",
-        "?".repeat(crate::session_policy::SESSION_SUFFIX_LEN)
+        "?".repeat(crate::domain::statements::SESSION_SUFFIX_LEN)
     );
-    statement_for(role_id, &name, &resource).len() + 1
+    statement_for(role_id.as_str(), &name, &resource).len() + 1
 }
 
 /// A shard's document for these users, in this order.
-pub fn shard_document(role_id: &str, users: &[SessionName]) -> String {
+pub fn shard_document(role_id: &RoleId, users: &[SessionName]) -> String {
     let statements: Vec<String> = users.iter().map(|u| shard_statement(role_id, u)).collect();
     format!("{ENVELOPE_OPEN}{}{ENVELOPE_CLOSE}", statements.join(","))
 }
 
 /// Characters a user adds to a shard (the statement and its separating comma).
-pub fn user_cost(role_id: &str, user: &SessionName) -> usize {
+pub(crate) fn user_cost(role_id: &RoleId, user: &SessionName) -> usize {
     shard_statement(role_id, user).len() + 1
 }
 
 /// Characters of an empty shard.
-pub fn envelope_cost() -> usize {
+pub(crate) fn envelope_cost() -> usize {
     ENVELOPE_OPEN.len() + ENVELOPE_CLOSE.len() - 1
 }
 
-pub fn shard_name(prefix: &str, index: usize) -> String {
+pub(crate) fn shard_name(prefix: &str, index: usize) -> String {
     format!("{prefix}shard-{index:02}")
 }
 
-pub fn shard_index(prefix: &str, name: &str) -> Option<usize> {
+pub(crate) fn shard_index(prefix: &str, name: &str) -> Option<usize> {
     name.strip_prefix(prefix)?
         .strip_prefix("shard-")?
         .parse()
@@ -68,7 +69,7 @@ pub fn shard_index(prefix: &str, name: &str) -> Option<usize> {
 }
 
 /// The IAM path the shards live under, derived from the prefix (`/ssm-session-owner/`).
-pub fn shard_path(prefix: &str) -> String {
+pub(crate) fn shard_path(prefix: &str) -> String {
     format!("/{}/", prefix.trim_end_matches(['-', '_', '.']))
 }
 
@@ -84,7 +85,7 @@ pub struct Shard {
 }
 
 /// Read a shard's document back: the users it grants, and whether it is untouched.
-pub fn read_shard(index: usize, document: &str, role_id: &str) -> Shard {
+pub(crate) fn read_shard(index: usize, document: &str, role_id: &RoleId) -> Shard {
     let parsed: Option<serde_json::Value> = serde_json::from_str(document).ok();
     let mut users = Vec::new();
     for statement in parsed
@@ -95,9 +96,9 @@ pub fn read_shard(index: usize, document: &str, role_id: &str) -> Shard {
     {
         let user = statement["Condition"]["StringEquals"]["aws:userid"]
             .as_str()
-            .and_then(|v| user_of_tag_value(v, role_id).ok());
+            .and_then(|v| UserId::parse_for(v, role_id).ok());
         if let Some(user) = user {
-            users.push(user);
+            users.push(user.user().clone());
         }
     }
     let clean = parsed.is_some()
@@ -127,7 +128,7 @@ pub fn plan_shards(
     current: &[Shard],
     scope: &Scope,
     desired: &BTreeSet<SessionName>,
-    role_id: &str,
+    role_id: &RoleId,
     max_shards: usize,
 ) -> ShardPlan {
     let in_scope = |u: &SessionName| match scope {
@@ -202,10 +203,14 @@ pub fn plan_shards(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::session_policy::arn_matches;
+    use crate::domain::statements::arn_matches;
     use proptest::prelude::*;
 
     const ROLE_ID: &str = "AROARZPUZDIKBSV3HPLXQ";
+
+    fn role() -> RoleId {
+        RoleId::parse(ROLE_ID).unwrap()
+    }
 
     fn user(name: &str) -> SessionName {
         SessionName::parse(name).unwrap()
@@ -216,12 +221,12 @@ mod tests {
     }
 
     fn shard(index: usize, members: &[SessionName]) -> Shard {
-        read_shard(index, &shard_document(ROLE_ID, members), ROLE_ID)
+        read_shard(index, &shard_document(&role(), members), &role())
     }
 
     #[test]
     fn a_compact_statement_still_names_one_user_and_their_sessions() {
-        let doc = shard_document(ROLE_ID, &[user("tim")]);
+        let doc = shard_document(&role(), &[user("tim")]);
         let parsed: serde_json::Value = serde_json::from_str(&doc).unwrap();
         let statement = &parsed["Statement"][0];
         assert_eq!(statement["Action"], "ssm:*eSession");
@@ -257,11 +262,11 @@ mod tests {
         let read = shard(4, &members);
         assert_eq!(read.users, members);
         assert!(read.clean);
-        assert_eq!(read.chars, policy_size(&shard_document(ROLE_ID, &members)));
+        assert_eq!(read.chars, policy_size(&shard_document(&role(), &members)));
         let edited = read_shard(
             1,
             r#"{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Action":"*","Resource":"*"}]}"#,
-            ROLE_ID,
+            &role(),
         );
         assert_eq!(edited.users, vec![]);
         assert!(!edited.clean);
@@ -270,8 +275,8 @@ mod tests {
     #[test]
     fn the_typical_cost_is_that_of_a_ten_character_name() {
         assert_eq!(
-            typical_user_cost(ROLE_ID),
-            user_cost(ROLE_ID, &user("tim.malone"))
+            typical_user_cost(&role()),
+            user_cost(&role(), &user("tim.malone"))
         );
     }
 
@@ -300,7 +305,7 @@ mod tests {
             &current,
             &Scope::User(user("newcomer")),
             &desired,
-            ROLE_ID,
+            &role(),
             10,
         );
         let mut expected = a.clone();
@@ -313,7 +318,7 @@ mod tests {
         let a = users("a", 3);
         let current = vec![shard(1, &a), shard(2, &[user("solo")])];
         let desired: BTreeSet<_> = a.iter().skip(1).cloned().collect();
-        let plan = plan_shards(&current, &Scope::All, &desired, ROLE_ID, 10);
+        let plan = plan_shards(&current, &Scope::All, &desired, &role(), 10);
         assert_eq!(
             plan.writes,
             BTreeMap::from([(1, a[1..].to_vec()), (2, vec![])])
@@ -328,7 +333,7 @@ mod tests {
             &current,
             &Scope::All,
             &a.iter().cloned().collect(),
-            ROLE_ID,
+            &role(),
             10,
         );
         assert_eq!(plan.writes, BTreeMap::new());
@@ -341,7 +346,7 @@ mod tests {
             &[],
             &Scope::All,
             &many.iter().cloned().collect(),
-            ROLE_ID,
+            &role(),
             2,
         );
         let fitted: usize = plan.writes.values().map(Vec::len).sum();
@@ -349,9 +354,9 @@ mod tests {
         assert!(!plan.refused.is_empty());
         let refused = &plan.refused[0];
         assert_eq!(refused.budget, 2 * SHARD_LIMIT);
-        assert_eq!(refused.needed, user_cost(ROLE_ID, &refused.user));
+        assert_eq!(refused.needed, user_cost(&role(), &refused.user));
         for members in plan.writes.values() {
-            assert!(policy_size(&shard_document(ROLE_ID, members)) <= SHARD_LIMIT);
+            assert!(policy_size(&shard_document(&role(), members)) <= SHARD_LIMIT);
         }
     }
 
@@ -362,14 +367,14 @@ mod tests {
             &[],
             &Scope::All,
             &many.iter().cloned().collect(),
-            ROLE_ID,
+            &role(),
             20,
         );
         let statements: usize = plan
             .writes
             .values()
             .flatten()
-            .map(|u| shard_statement(ROLE_ID, u).len())
+            .map(|u| shard_statement(&role(), u).len())
             .sum();
         let efficiency = statements as f64 / (20 * SHARD_LIMIT) as f64;
         assert!(efficiency >= 0.95, "{efficiency}");
@@ -395,7 +400,7 @@ mod tests {
         /// The isolation property of the inline statements, for the compacted shard statements.
         #[test]
         fn a_compact_statement_never_matches_another_users_session((a, b) in two_users(), suffix in "[0-9a-f]{17}") {
-            let doc: serde_json::Value = serde_json::from_str(&shard_document(ROLE_ID, &[user(&a)])).unwrap();
+            let doc: serde_json::Value = serde_json::from_str(&shard_document(&role(), &[user(&a)])).unwrap();
             let statement = &doc["Statement"][0];
             let resource = statement["Resource"].as_str().unwrap();
             let own = format!("arn:aws:ssm:eu-west-1:123456789012:session/{a}-{suffix}");
@@ -415,10 +420,10 @@ mod tests {
             max_shards in 1usize..5,
         ) {
             let all: Vec<SessionName> = names.iter().map(|n| user(n)).collect();
-            let first = plan_shards(&[], &Scope::All, &all.iter().cloned().collect(), ROLE_ID, max_shards);
+            let first = plan_shards(&[], &Scope::All, &all.iter().cloned().collect(), &role(), max_shards);
             let current: Vec<Shard> = first.writes.iter().map(|(i, u)| shard(*i, u)).collect();
             let desired: BTreeSet<SessionName> = all.iter().zip(&keep).filter(|(_, k)| **k).map(|(u, _)| u.clone()).collect();
-            let plan = plan_shards(&current, &Scope::All, &desired, ROLE_ID, max_shards);
+            let plan = plan_shards(&current, &Scope::All, &desired, &role(), max_shards);
             let mut after: BTreeMap<usize, Vec<SessionName>> = current.iter().map(|s| (s.index, s.users.clone())).collect();
             after.extend(plan.writes.clone());
             let granted: Vec<&SessionName> = after.values().flatten().collect();
@@ -433,7 +438,7 @@ mod tests {
             }
             prop_assert!(after.iter().filter(|(_, u)| !u.is_empty()).count() <= max_shards);
             for members in after.values() {
-                prop_assert!(policy_size(&shard_document(ROLE_ID, members)) <= SHARD_LIMIT);
+                prop_assert!(policy_size(&shard_document(&role(), members)) <= SHARD_LIMIT);
             }
         }
     }

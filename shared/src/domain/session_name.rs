@@ -8,9 +8,9 @@
 use std::fmt;
 
 /// Shortest role-session name IAM accepts.
-pub const MIN_LEN: usize = 2;
+pub(crate) const MIN_LEN: usize = 2;
 /// Longest role-session name IAM accepts.
-pub const MAX_LEN: usize = 64;
+pub(crate) const MAX_LEN: usize = 64;
 
 /// A validated role-session name, e.g. `tim.malone`.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]

@@ -1,4 +1,4 @@
-//! The owner-tagging function: CloudTrail `RunInstances` in, `AwsUserId` tags out.
+//! Owner tagging: CloudTrail `RunInstances` in, `AwsUserId` tags out.
 
 use std::collections::BTreeMap;
 
@@ -6,13 +6,15 @@ use chrono::{DateTime, Utc};
 use serde_json::Value;
 use tracing::{info, warn};
 
+use super::role_resolver::RoleIdCache;
 use crate::config::Config;
+use crate::domain::events::{parse_envelope, CloudTrailDetail};
+use crate::domain::ids::{InstanceId, InstanceState};
+use crate::domain::outcome::{Outcome, Skipped, Status};
+use crate::domain::ownership::{self, Decision};
+use crate::domain::reason::{Reason, ReasonCode};
 use crate::error::Error;
-use crate::event::{parse_envelope, CloudTrailDetail};
-use crate::outcome::{Outcome, Status};
-use crate::owner_tag::{self, Decision, Skipped};
 use crate::ports::{InstanceDirectory, InstanceTagger, RoleDirectory};
-use crate::role_id::RoleIdCache;
 
 /// Everything the function needs, built once per process.
 pub struct OwnerTagger<E, R> {
@@ -46,49 +48,56 @@ where
     pub async fn handle_at(&self, event: Value, now: DateTime<Utc>) -> Result<Outcome, Error> {
         let envelope = match parse_envelope(event) {
             Ok(envelope) => envelope,
-            Err(reason) => return Ok(log_ignored(None, reason)),
+            Err(reason) => return Ok(ignored(None, reason)),
         };
         let event_id = envelope.id.clone();
+        let event_id = event_id.as_deref();
         let detail: CloudTrailDetail = match serde_json::from_value(envelope.detail) {
             Ok(detail) => detail,
             Err(e) => {
-                return Ok(log_ignored(
-                    event_id.as_deref(),
-                    format!("malformed CloudTrail detail: {e}"),
+                return Ok(ignored(
+                    event_id,
+                    Reason::new(
+                        ReasonCode::Malformed,
+                        format!("malformed CloudTrail detail: {e}"),
+                    ),
                 ))
             }
         };
         if envelope.source != "aws.ec2"
             || detail.event_source.as_deref() != Some("ec2.amazonaws.com")
         {
-            return Ok(log_ignored(
-                event_id.as_deref(),
-                format!(
-                    "not an EC2 API call (source {:?}, eventSource {:?})",
-                    envelope.source, detail.event_source
+            return Ok(ignored(
+                event_id,
+                Reason::new(
+                    ReasonCode::OtherEvent,
+                    format!(
+                        "not an EC2 API call (source {:?}, eventSource {:?})",
+                        envelope.source, detail.event_source
+                    ),
                 ),
             ));
         }
-        let launch = match owner_tag::screen(&detail, &self.config) {
+        let launch = match ownership::screen(&detail, &self.config) {
             Ok(launch) => launch,
-            Err(reason) => return Ok(log_ignored(event_id.as_deref(), reason)),
+            Err(reason) => return Ok(ignored(event_id, reason)),
         };
         let role_id = self.role_id.get(&self.iam).await?;
 
         let launcher = launch.users_role_session.as_ref();
-        let mut decisions: BTreeMap<String, Decision> = launch
+        let mut decisions: BTreeMap<InstanceId, Decision> = launch
             .instances
             .iter()
             .map(|i| {
                 (
                     i.instance_id.clone(),
-                    owner_tag::decide(&i.tags, launcher, role_id, &self.config, false),
+                    ownership::decide(&i.tags, launcher, role_id, &self.config, false),
                 )
             })
             .collect();
         let mut skipped = launch.rejected.clone();
 
-        let lookups: Vec<String> = decisions
+        let lookups: Vec<InstanceId> = decisions
             .iter()
             .filter(|(_, d)| **d == Decision::Lookup)
             .map(|(id, _)| id.clone())
@@ -97,61 +106,61 @@ where
             let found = self.ec2.describe_instances(&lookups).await?;
             let mut missing = Vec::new();
             for id in lookups {
+                let gone = |text: String| Decision::Skip {
+                    reason: Reason::new(ReasonCode::InstanceGone, text),
+                };
                 let decision = match found.iter().find(|i| i.instance_id == id) {
-                    Some(i) if i.state == "terminated" || i.state == "shutting-down" => {
-                        Decision::Skip {
-                            reason: format!("instance is {}", i.state),
-                        }
+                    Some(i)
+                        if matches!(
+                            i.state,
+                            InstanceState::Terminated | InstanceState::ShuttingDown
+                        ) =>
+                    {
+                        gone(format!("instance is {}", i.state))
                     }
-                    Some(i) => owner_tag::decide(&i.tags, launcher, role_id, &self.config, true),
+                    Some(i) => ownership::decide(&i.tags, launcher, role_id, &self.config, true),
                     None => {
-                        missing.push(id.clone());
-                        Decision::Skip {
-                            reason: "instance no longer exists in EC2".into(),
-                        }
+                        missing.push(id.to_string());
+                        gone("instance no longer exists in EC2".into())
                     }
                 };
                 decisions.insert(id, decision);
             }
-            if !missing.is_empty() && owner_tag::within_consistency_window(envelope.time, now) {
+            if !missing.is_empty() && ownership::within_consistency_window(envelope.time, now) {
                 return Err(Error::InstancesNotYetVisible {
                     instance_ids: missing,
                 });
             }
         }
 
-        let writes = owner_tag::group_writes(decisions.iter().map(|(id, d)| (id.as_str(), d)));
+        let writes = ownership::group_writes(decisions.iter());
         for (value, ids) in &writes {
-            let ids: Vec<String> = ids.iter().map(|s| s.to_string()).collect();
             self.ec2
-                .create_tag(&ids, &self.config.user_id_tag_key, value)
+                .create_tag(ids, &self.config.user_id_tag_key, &value.to_string())
                 .await?;
         }
 
-        let mut outcome = Outcome::ignored(String::new());
+        let mut outcome = Outcome::empty(Status::Ignored);
         for (id, decision) in decisions {
             match decision {
                 Decision::Tag { value } => {
                     info!(event_id, instance_id = %id, decision = "tagged", value = %value);
-                    outcome.changed.push(id);
+                    outcome.changed.push(id.to_string());
                 }
                 Decision::AlreadyTagged { value } => {
                     info!(event_id, instance_id = %id, decision = "unchanged", value = %value);
-                    outcome.unchanged.push(id);
+                    outcome.unchanged.push(id.to_string());
                 }
-                Decision::Skip { reason } => skipped.push(Skipped {
-                    instance_id: id,
-                    reason,
-                }),
+                Decision::Skip { reason } => skipped.push(Skipped::new(id.to_string(), reason)),
                 // Every lookup was decided above; never write for an undecided instance.
-                Decision::Lookup => skipped.push(Skipped {
-                    instance_id: id,
-                    reason: "owner could not be determined".into(),
-                }),
+                Decision::Lookup => skipped.push(Skipped::new(
+                    id.to_string(),
+                    Reason::new(ReasonCode::NoOwnerTag, "owner could not be determined"),
+                )),
             }
         }
         for skip in &skipped {
-            warn!(event_id, instance_id = %skip.instance_id, decision = "skipped", reason = %skip.reason);
+            warn!(event_id, instance_id = %skip.instance_id, decision = "skipped", code = %skip.reason.code, reason = %skip.reason);
         }
         outcome.skipped = skipped;
         outcome.counts.instances_tagged = outcome.changed.len();
@@ -160,6 +169,8 @@ where
         } else if !outcome.unchanged.is_empty() {
             Status::Unchanged
         } else {
+            // Counted under the first instance's reason: one launch, one cause in practice.
+            outcome.code = outcome.skipped.first().map(|s| s.reason.code);
             Status::Ignored
         };
         outcome.reason = summary(&outcome, &self.config.user_id_tag_key);
@@ -167,8 +178,9 @@ where
     }
 }
 
-fn log_ignored(event_id: Option<&str>, reason: String) -> Outcome {
-    info!(event_id, decision = "ignored", reason = %reason);
+/// Log an ignored event and build its outcome.
+pub(crate) fn ignored(event_id: Option<&str>, reason: Reason) -> Outcome {
+    info!(event_id, decision = "ignored", code = %reason.code, reason = %reason);
     Outcome::ignored(reason)
 }
 

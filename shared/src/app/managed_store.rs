@@ -1,177 +1,20 @@
-//! Where the per-user statements live. One trait, so a store that scales further (sharded
-//! managed policies) can replace the inline one without touching the handlers.
+//! The managed store: statements packed into customer-managed policies `<prefix>shard-NN`
+//! under the path `/<prefix>/`, attached to the users' role. Scales to the role's
+//! managed-policy limit.
 
 use std::collections::BTreeSet;
-use std::future::Future;
 
 use tracing::info;
 
+use crate::domain::ids::RoleId;
+use crate::domain::session_name::SessionName;
+use crate::domain::shard_packing::{
+    plan_shards, read_shard, shard_document, shard_index, shard_name, shard_path,
+    typical_user_cost, Shard,
+};
+use crate::domain::statements::{inline_policy_name, user_of_policy_name, Scope};
 use crate::error::Error;
-use crate::ports::{ManagedPolicies, ManagedPolicy, RolePolicies};
-use crate::session_name::SessionName;
-use crate::session_policy::{
-    inline_document, inline_policy_name, inline_size, plan_inline, policy_size, same_document,
-    user_of_policy_name, Action, InlineState, Refused, Scope, INLINE_BUDGET,
-};
-use crate::shard_plan::{
-    plan_shards, read_shard, shard_document, shard_index, shard_name, shard_path, typical_user_cost,
-};
-
-/// What a `converge` did, or in a dry run would do.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct StoreReport {
-    /// Writes made, described (`put <policy> (grant <user>)`, `delete <policy>`).
-    pub applied: Vec<String>,
-    /// Writes a dry run would have made.
-    pub planned: Vec<String>,
-    /// Grants that did not fit.
-    pub refused: Vec<Refused>,
-    /// Characters in use and available, when the store had to measure them.
-    pub capacity: Option<(usize, usize)>,
-}
-
-impl StoreReport {
-    pub fn wrote(&self) -> bool {
-        !self.applied.is_empty()
-    }
-}
-
-/// Keeps the users' role holding a statement for exactly the desired users.
-pub trait PolicyStore {
-    /// Make the users in `scope` granted exactly when they are in `desired`. With `dry_run`,
-    /// plan only. Grants that do not fit are refused (reported), the rest is applied.
-    fn converge(
-        &self,
-        role_id: &str,
-        scope: &Scope,
-        desired: &BTreeSet<SessionName>,
-        dry_run: bool,
-    ) -> impl Future<Output = Result<StoreReport, Error>> + Send;
-}
-
-/// One inline role policy per user, named `<prefix><username>-<hash>`.
-pub struct InlineStore<P> {
-    iam: P,
-    role_name: String,
-    prefix: String,
-    budget: usize,
-}
-
-impl<P: RolePolicies + Sync> InlineStore<P> {
-    pub fn new(iam: P, role_name: impl Into<String>, prefix: impl Into<String>) -> Self {
-        Self {
-            iam,
-            role_name: role_name.into(),
-            prefix: prefix.into(),
-            budget: INLINE_BUDGET,
-        }
-    }
-
-    /// Read the role's inline policies. Product policies whose name identifies the user are
-    /// sized from what the product writes for that name (a reconcile re-reads and repairs
-    /// them); every other policy is read, since it counts against the same quota.
-    async fn read_state(&self, role_id: &str, read_ours: bool) -> Result<InlineState, Error> {
-        let mut state = InlineState::default();
-        for name in self.iam.list_role_policies(&self.role_name).await? {
-            let ours = name.starts_with(&self.prefix);
-            let known = user_of_policy_name(&self.prefix, &name).filter(|_| !read_ours);
-            let document = match known {
-                Some(user) => Some(inline_document(role_id, &user)),
-                None => self.iam.get_role_policy(&self.role_name, &name).await?,
-            };
-            let Some(document) = document else { continue };
-            if ours {
-                state.ours.insert(name, document);
-            } else {
-                state.foreign_chars += policy_size(&document);
-            }
-        }
-        Ok(state)
-    }
-}
-
-impl<P: RolePolicies + Sync> PolicyStore for InlineStore<P> {
-    async fn converge(
-        &self,
-        role_id: &str,
-        scope: &Scope,
-        desired: &BTreeSet<SessionName>,
-        dry_run: bool,
-    ) -> Result<StoreReport, Error> {
-        // A grant or revoke first reads only that user's policy: usually nothing is to do.
-        if let Scope::User(user) = scope {
-            let name = inline_policy_name(&self.prefix, user);
-            let current = self.iam.get_role_policy(&self.role_name, &name).await?;
-            let want = desired.contains(user);
-            let correct = current
-                .as_deref()
-                .is_some_and(|d| same_document(d, &inline_document(role_id, user)));
-            if (want && correct) || (!want && current.is_none()) {
-                return Ok(StoreReport::default());
-            }
-            if !want {
-                return self
-                    .apply(
-                        vec![Action::Delete { name }],
-                        dry_run,
-                        StoreReport::default(),
-                    )
-                    .await;
-            }
-        }
-
-        let state = self
-            .read_state(role_id, matches!(scope, Scope::All))
-            .await?;
-        let plan = plan_inline(scope, desired, &state, role_id, &self.prefix, self.budget);
-        // Headroom in users of a typical (10-character) name.
-        let per_user = inline_size(role_id, 10);
-        info!(
-            used = plan.used_after,
-            budget = self.budget,
-            headroom_chars = self.budget.saturating_sub(plan.used_after),
-            headroom_users = self.budget.saturating_sub(plan.used_after) / per_user.max(1),
-            "inline policy capacity"
-        );
-        let report = StoreReport {
-            refused: plan.refused,
-            capacity: Some((plan.used_after, self.budget)),
-            ..StoreReport::default()
-        };
-        self.apply(plan.actions, dry_run, report).await
-    }
-}
-
-impl<P: RolePolicies + Sync> InlineStore<P> {
-    async fn apply(
-        &self,
-        actions: Vec<Action>,
-        dry_run: bool,
-        mut report: StoreReport,
-    ) -> Result<StoreReport, Error> {
-        for action in actions {
-            let described = action.describe();
-            if dry_run {
-                info!(decision = "planned", action = %described);
-                report.planned.push(described);
-                continue;
-            }
-            match &action {
-                Action::Put { name, document, .. } => {
-                    self.iam
-                        .put_role_policy(&self.role_name, name, document)
-                        .await?
-                }
-                Action::Delete { name } => {
-                    self.iam.delete_role_policy(&self.role_name, name).await?
-                }
-            }
-            info!(decision = "applied", action = %described);
-            report.applied.push(described);
-        }
-        Ok(report)
-    }
-}
+use crate::ports::{ManagedPolicies, ManagedPolicy, PolicyStore, RolePolicies, StoreReport};
 
 /// IAM keeps at most this many versions of a managed policy.
 const MAX_POLICY_VERSIONS: usize = 5;
@@ -190,8 +33,8 @@ pub struct ManagedStore<P> {
 
 /// What the product's shards hold, and how much room the role has.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ShardInventory {
-    pub shards: Vec<(crate::shard_plan::Shard, String, bool)>,
+pub(crate) struct ShardInventory {
+    pub shards: Vec<(Shard, String, bool)>,
     /// Shards usable now: `min(MAX_POLICY_SHARDS, ROLE_MANAGED_POLICY_LIMIT - others attached)`.
     pub max_shards: usize,
     pub foreign_attached: usize,
@@ -215,29 +58,28 @@ impl<P: ManagedPolicies + RolePolicies + Sync> ManagedStore<P> {
     }
 
     /// Read every shard (name, ARN, attached?) and the room left on the role.
-    pub async fn inventory(&self, role_id: &str) -> Result<ShardInventory, Error> {
+    pub(crate) async fn inventory(&self, role_id: &RoleId) -> Result<ShardInventory, Error> {
         let path = shard_path(&self.prefix);
-        let ours: Vec<ManagedPolicy> = self
+        let ours: Vec<(usize, ManagedPolicy)> = self
             .iam
             .list_policies(&path)
             .await?
             .into_iter()
-            .filter(|p| shard_index(&self.prefix, &p.name).is_some())
+            .filter_map(|p| shard_index(&self.prefix, &p.name).map(|index| (index, p)))
             .collect();
         let attached = self.iam.attached_policies(&self.role_name).await?;
         let foreign_attached = attached
             .iter()
-            .filter(|arn| !ours.iter().any(|p| &p.arn == *arn))
+            .filter(|arn| !ours.iter().any(|(_, p)| &p.arn == *arn))
             .count();
         let mut shards = Vec::new();
-        for policy in &ours {
-            let index = shard_index(&self.prefix, &policy.name).unwrap_or_default();
+        for (index, policy) in &ours {
             let document = self
                 .iam
                 .policy_document(&policy.arn, &policy.default_version)
                 .await?;
             shards.push((
-                read_shard(index, &document, role_id),
+                read_shard(*index, &document, role_id),
                 policy.arn.clone(),
                 attached.contains(&policy.arn),
             ));
@@ -313,7 +155,7 @@ impl<P: ManagedPolicies + RolePolicies + Sync> ManagedStore<P> {
 impl<P: ManagedPolicies + RolePolicies + Sync> PolicyStore for ManagedStore<P> {
     async fn converge(
         &self,
-        role_id: &str,
+        role_id: &RoleId,
         scope: &Scope,
         desired: &BTreeSet<SessionName>,
         dry_run: bool,
@@ -406,44 +248,4 @@ enum ShardStep {
     Delete(String),
     Attach(String),
     DeleteInline(String),
-}
-
-/// The store chosen by `POLICY_STORE`.
-pub enum AnyStore<P> {
-    Inline(InlineStore<P>),
-    Managed(ManagedStore<P>),
-}
-
-impl<P: ManagedPolicies + RolePolicies + Sync + Clone> AnyStore<P> {
-    pub fn from_config(iam: P, config: &crate::config::Config) -> Self {
-        match config.policy_store {
-            crate::config::StoreKind::Inline => AnyStore::Inline(InlineStore::new(
-                iam,
-                &config.session_role_name,
-                &config.policy_name_prefix,
-            )),
-            crate::config::StoreKind::Managed => AnyStore::Managed(ManagedStore::new(
-                iam,
-                &config.session_role_name,
-                &config.policy_name_prefix,
-                config.max_policy_shards,
-                config.role_managed_policy_limit,
-            )),
-        }
-    }
-}
-
-impl<P: ManagedPolicies + RolePolicies + Sync> PolicyStore for AnyStore<P> {
-    async fn converge(
-        &self,
-        role_id: &str,
-        scope: &Scope,
-        desired: &BTreeSet<SessionName>,
-        dry_run: bool,
-    ) -> Result<StoreReport, Error> {
-        match self {
-            AnyStore::Inline(store) => store.converge(role_id, scope, desired, dry_run).await,
-            AnyStore::Managed(store) => store.converge(role_id, scope, desired, dry_run).await,
-        }
-    }
 }

@@ -10,68 +10,22 @@ use std::sync::OnceLock;
 
 use serde_json::{json, Map, Value};
 
+use crate::domain::outcome::{Outcome, Status};
 use crate::error::Error;
-use crate::outcome::{Outcome, Status};
 
-pub const NAMESPACE: &str = "SsmSessionOwner";
+pub(crate) const NAMESPACE: &str = "SsmSessionOwner";
 
 /// Where metric lines go: stdout in Lambda (CloudWatch Logs extracts them); nowhere by default,
 /// so tests and `replay` print none.
 static SINK: OnceLock<bool> = OnceLock::new();
 
 /// Turn metric lines on (the Lambda mains call this once).
-pub fn enable() {
+pub(crate) fn enable() {
     let _ = SINK.set(true);
 }
 
-/// Counts a handler reports about one event.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct Counts {
-    pub instances_tagged: usize,
-    pub grants: usize,
-    pub revokes: usize,
-    pub drift_repaired: usize,
-    pub grants_refused: usize,
-    /// Policy characters in use, in percent of those available (when measured).
-    pub capacity_used_percent: Option<usize>,
-}
-
-/// A coarse, low-cardinality reason for an ignored event, usable as a metric dimension.
-pub fn reason_code(reason: &str) -> &'static str {
-    let r = reason.to_ascii_lowercase();
-    if r.starts_with("dry run") {
-        "DryRun"
-    } else if r.starts_with("failed call") {
-        "FailedCall"
-    } else if r.contains("trusted_launcher_arns") {
-        "UntrustedLauncher"
-    } else if r.starts_with("malformed")
-        || r.starts_with("not an eventbridge")
-        || r.contains("no responseelements")
-    {
-        "Malformed"
-    } else if r.contains("rejected: username") || r.contains("rejected: ") {
-        "InvalidUsername"
-    } else if r.starts_with("no function handles")
-        || r.starts_with("not a runinstances")
-        || r.starts_with("not an ec2")
-    {
-        "OtherEvent"
-    } else if r.contains("no longer exists") || r.contains("no longer visible") {
-        "InstanceGone"
-    } else if r.contains("no createdby") || r.contains("no ") && r.contains(" tag") {
-        "NoOwnerTag"
-    } else if r.starts_with("instance is ") {
-        "NotTerminated"
-    } else if r.ends_with(" did not change") {
-        "UserIdTagUnchanged"
-    } else {
-        "Other"
-    }
-}
-
 /// The EMF line for one handled event.
-pub fn emf_line(function: &str, result: &Result<Outcome, Error>, now_ms: i64) -> Value {
+pub(crate) fn emf_line(function: &str, result: &Result<Outcome, Error>, now_ms: i64) -> Value {
     let mut values = Map::new();
     let mut names: Vec<(&str, &str)> = Vec::new();
     let mut dimensions = vec!["Function"];
@@ -94,8 +48,8 @@ pub fn emf_line(function: &str, result: &Result<Outcome, Error>, now_ms: i64) ->
             let ignored = usize::from(outcome.status == Status::Ignored);
             add("EventsIgnored", "Count", json!(ignored));
             add("Errors", "Count", json!(0));
-            if ignored == 1 {
-                values.insert("Reason".into(), json!(reason_code(&outcome.reason)));
+            if let Some(code) = outcome.code.filter(|_| ignored == 1) {
+                values.insert("Reason".into(), json!(code.as_str()));
                 dimensions.push("Reason");
             }
         }
@@ -124,7 +78,7 @@ pub fn emf_line(function: &str, result: &Result<Outcome, Error>, now_ms: i64) ->
 }
 
 /// Write the EMF line for one event, if metrics are on.
-pub fn emit(function: &str, result: &Result<Outcome, Error>) {
+pub(crate) fn emit(function: &str, result: &Result<Outcome, Error>) {
     if SINK.get().copied().unwrap_or(false) {
         let line = emf_line(function, result, chrono::Utc::now().timestamp_millis());
         let _ = writeln!(std::io::stdout().lock(), "{line}");
@@ -135,10 +89,11 @@ pub fn emit(function: &str, result: &Result<Outcome, Error>) {
 mod tests {
     use super::*;
 
+    use crate::domain::reason::{Reason, ReasonCode};
+
     #[test]
     fn an_owner_tagging_event_becomes_one_emf_line() {
-        let mut outcome = Outcome::ignored("");
-        outcome.status = Status::Changed;
+        let mut outcome = Outcome::empty(Status::Changed);
         outcome.counts.instances_tagged = 2;
         let line = emf_line("owner-tagger", &Ok(outcome), 1_700_000_000_000);
         assert_eq!(line["Function"], "owner-tagger");
@@ -159,9 +114,10 @@ mod tests {
     fn ignored_events_carry_a_reason_and_errors_their_type() {
         let line = emf_line(
             "owner-tagger",
-            &Ok(Outcome::ignored(
+            &Ok(Outcome::ignored(Reason::new(
+                ReasonCode::DryRun,
                 "dry run (Client.DryRunOperation): nothing was launched",
-            )),
+            ))),
             0,
         );
         assert_eq!(line["EventsIgnored"], 1);
@@ -182,50 +138,5 @@ mod tests {
         };
         let line = emf_line("session-policy", &Err(full), 0);
         assert_eq!(line["GrantsRefused"], 1);
-    }
-
-    #[test]
-    fn reasons_map_to_few_codes() {
-        let cases = [
-            (
-                "dry run (Client.DryRunOperation): nothing was launched",
-                "DryRun",
-            ),
-            (
-                "failed call (Client.UnauthorizedOperation): nothing was launched",
-                "FailedCall",
-            ),
-            (
-                "launcher arn:aws:sts::1:assumed-role/X/y is not in TRUSTED_LAUNCHER_ARNS",
-                "UntrustedLauncher",
-            ),
-            ("malformed CloudTrail detail: invalid type", "Malformed"),
-            (
-                "not an EventBridge event: missing field `detail-type`",
-                "Malformed",
-            ),
-            (
-                "skipped i-1: CreatedBy tag \"tim*\" rejected: username contains '*'",
-                "InvalidUsername",
-            ),
-            (
-                "no function handles aws.tag / Tag Change on Resource",
-                "OtherEvent",
-            ),
-            (
-                "skipped i-784cdacd: instance no longer exists in EC2",
-                "InstanceGone",
-            ),
-            (
-                "skipped i-1: no CreatedBy tag, and not launched by a session of R",
-                "NoOwnerTag",
-            ),
-            ("instance is running: nothing to revoke", "NotTerminated"),
-            ("AwsUserId did not change", "UserIdTagUnchanged"),
-            ("RunInstances is the owner-tagger's event", "Other"),
-        ];
-        for (reason, code) in cases {
-            assert_eq!(reason_code(reason), code, "{reason}");
-        }
     }
 }

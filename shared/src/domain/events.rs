@@ -6,7 +6,9 @@ use aws_lambda_events::event::eventbridge::EventBridgeEvent;
 use serde::Deserialize;
 use serde_json::Value;
 
-pub const CLOUDTRAIL_API_CALL: &str = "AWS API Call via CloudTrail";
+use crate::domain::reason::{Reason, ReasonCode};
+
+pub(crate) const CLOUDTRAIL_API_CALL: &str = "AWS API Call via CloudTrail";
 
 /// Which function an event belongs to, decided from `source`, `detail-type` and `eventName`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -31,21 +33,22 @@ impl Route {
     }
 }
 
-pub const TAG_CHANGE: &str = "Tag Change on Resource";
-pub const STATE_CHANGE: &str = "EC2 Instance State-change Notification";
-pub const SCHEDULED: &str = "Scheduled Event";
-
-/// An event no function handles, with the reason.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Unrouted(pub String);
+pub(crate) const TAG_CHANGE: &str = "Tag Change on Resource";
+pub(crate) const STATE_CHANGE: &str = "EC2 Instance State-change Notification";
+pub(crate) const SCHEDULED: &str = "Scheduled Event";
 
 /// Parse the envelope of any EventBridge event.
-pub fn parse_envelope(event: Value) -> Result<EventBridgeEvent<Value>, String> {
-    serde_json::from_value(event).map_err(|e| format!("not an EventBridge event: {e}"))
+pub fn parse_envelope(event: Value) -> Result<EventBridgeEvent<Value>, Reason> {
+    serde_json::from_value(event).map_err(|e| {
+        Reason::new(
+            ReasonCode::Malformed,
+            format!("not an EventBridge event: {e}"),
+        )
+    })
 }
 
-/// Decide which function handles an event.
-pub fn route(envelope: &EventBridgeEvent<Value>) -> Result<Route, Unrouted> {
+/// Decide which function handles an event; the reason when none does.
+pub fn route(envelope: &EventBridgeEvent<Value>) -> Result<Route, Reason> {
     let event_name = envelope.detail.get("eventName").and_then(Value::as_str);
     match (
         envelope.source.as_str(),
@@ -56,24 +59,24 @@ pub fn route(envelope: &EventBridgeEvent<Value>) -> Result<Route, Unrouted> {
         ("aws.tag", TAG_CHANGE, _) => Ok(Route::TagChange),
         ("aws.ec2", STATE_CHANGE, _) => Ok(Route::StateChange),
         ("aws.events", SCHEDULED, _) => Ok(Route::Scheduled),
-        (source, detail_type, Some(name)) => Err(Unrouted(format!(
-            "no function handles {source} / {detail_type} / {name}"
-        ))),
-        (source, detail_type, None) => Err(Unrouted(format!(
-            "no function handles {source} / {detail_type}"
-        ))),
+        (source, detail_type, Some(name)) => Err(Reason::new(
+            ReasonCode::OtherEvent,
+            format!("no function handles {source} / {detail_type} / {name}"),
+        )),
+        (source, detail_type, None) => Err(Reason::new(
+            ReasonCode::OtherEvent,
+            format!("no function handles {source} / {detail_type}"),
+        )),
     }
 }
 
 /// A CloudTrail record as delivered in `detail`.
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(rename_all = "camelCase")]
-pub struct CloudTrailDetail {
-    pub event_id: Option<String>,
+pub(crate) struct CloudTrailDetail {
     pub event_source: Option<String>,
     pub event_name: Option<String>,
     pub error_code: Option<String>,
-    pub error_message: Option<String>,
     pub user_identity: Option<UserIdentity>,
     pub request_parameters: Option<RunInstancesRequest>,
     pub response_elements: Option<RunInstancesResponse>,
@@ -81,7 +84,7 @@ pub struct CloudTrailDetail {
 
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(rename_all = "camelCase")]
-pub struct UserIdentity {
+pub(crate) struct UserIdentity {
     #[serde(rename = "type")]
     pub identity_type: Option<String>,
     pub principal_id: Option<String>,
@@ -91,29 +94,28 @@ pub struct UserIdentity {
 
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(rename_all = "camelCase")]
-pub struct SessionContext {
+pub(crate) struct SessionContext {
     pub session_issuer: Option<SessionIssuer>,
 }
 
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(rename_all = "camelCase")]
-pub struct SessionIssuer {
+pub(crate) struct SessionIssuer {
     #[serde(rename = "type")]
     pub issuer_type: Option<String>,
-    pub principal_id: Option<String>,
     pub arn: Option<String>,
     pub user_name: Option<String>,
 }
 
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(rename_all = "camelCase")]
-pub struct RunInstancesRequest {
+pub(crate) struct RunInstancesRequest {
     pub tag_specification_set: Option<Items<TagSpecification>>,
 }
 
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(rename_all = "camelCase")]
-pub struct TagSpecification {
+pub(crate) struct TagSpecification {
     pub resource_type: Option<String>,
     #[serde(default)]
     pub tags: Vec<Tag>,
@@ -121,20 +123,20 @@ pub struct TagSpecification {
 
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(rename_all = "camelCase")]
-pub struct RunInstancesResponse {
+pub(crate) struct RunInstancesResponse {
     pub instances_set: Option<Items<LaunchedInstanceItem>>,
 }
 
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(rename_all = "camelCase")]
-pub struct LaunchedInstanceItem {
+pub(crate) struct LaunchedInstanceItem {
     pub instance_id: String,
     pub tag_set: Option<Items<Tag>>,
 }
 
 /// CloudTrail's `{"items": [...]}` wrapper.
 #[derive(Debug, Clone, Deserialize)]
-pub struct Items<T> {
+pub(crate) struct Items<T> {
     #[serde(default = "Vec::new")]
     pub items: Vec<T>,
 }
@@ -146,7 +148,7 @@ impl<T> Default for Items<T> {
 }
 
 #[derive(Debug, Clone, Default, Deserialize)]
-pub struct Tag {
+pub(crate) struct Tag {
     pub key: String,
     #[serde(default)]
     pub value: String,
@@ -155,7 +157,7 @@ pub struct Tag {
 /// `detail` of "Tag Change on Resource".
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(rename_all = "kebab-case")]
-pub struct TagChangeDetail {
+pub(crate) struct TagChangeDetail {
     #[serde(default)]
     pub changed_tag_keys: Vec<String>,
     pub service: Option<String>,
@@ -168,13 +170,13 @@ pub struct TagChangeDetail {
 /// `detail` of "EC2 Instance State-change Notification".
 #[derive(Debug, Clone, Deserialize)]
 #[serde(rename_all = "kebab-case")]
-pub struct StateChangeDetail {
+pub(crate) struct StateChangeDetail {
     pub instance_id: String,
     pub state: String,
 }
 
 /// Tags as a map; a later duplicate key wins, as in EC2.
-pub fn tag_map<'a>(tags: impl IntoIterator<Item = &'a Tag>) -> BTreeMap<String, String> {
+pub(crate) fn tag_map<'a>(tags: impl IntoIterator<Item = &'a Tag>) -> BTreeMap<String, String> {
     tags.into_iter()
         .map(|t| (t.key.clone(), t.value.clone()))
         .collect()
@@ -190,7 +192,9 @@ mod tests {
 
     #[test]
     fn run_instances_routes_to_the_owner_tagger() {
-        let event = envelope(include_str!("../../events/run-instances-created-by.json"));
+        let event = envelope(include_str!(
+            "../../../events/run-instances-created-by.json"
+        ));
         assert_eq!(route(&event), Ok(Route::RunInstances));
         assert_eq!(Route::RunInstances.function(), "owner-tagger");
     }
@@ -204,7 +208,7 @@ mod tests {
             ("tag-change-subnet-non-instance.json", Route::TagChange),
         ] {
             assert_eq!(
-                route(&envelope(&crate::samples::real_event(file))),
+                route(&envelope(&crate::fixtures::real_event(file))),
                 Ok(expected),
                 "{file}"
             );
@@ -214,13 +218,14 @@ mod tests {
 
     #[test]
     fn other_api_calls_are_unrouted_with_the_reason() {
-        let event = envelope(&crate::samples::real_event(
+        let event = envelope(&crate::fixtures::real_event(
             "negative-cloudtrail-controltower-sso-assumed-role.json",
         ));
         assert_eq!(
             route(&event),
-            Err(Unrouted(
-                "no function handles aws.controltower / AWS API Call via CloudTrail / CreateManagedAccount".into()
+            Err(Reason::new(
+                ReasonCode::OtherEvent,
+                "no function handles aws.controltower / AWS API Call via CloudTrail / CreateManagedAccount"
             ))
         );
     }
@@ -228,6 +233,10 @@ mod tests {
     #[test]
     fn a_non_eventbridge_payload_is_rejected_with_the_reason() {
         let err = parse_envelope(serde_json::json!({"hello": "world"})).unwrap_err();
-        assert_eq!(err, "not an EventBridge event: missing field `detail-type`");
+        assert_eq!(
+            err.text,
+            "not an EventBridge event: missing field `detail-type`"
+        );
+        assert_eq!(err.code, ReasonCode::Malformed);
     }
 }

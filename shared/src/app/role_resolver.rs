@@ -3,13 +3,14 @@
 use tokio::sync::OnceCell;
 use tracing::info;
 
-use crate::config::{validate_role_id, Config};
+use crate::config::Config;
+use crate::domain::ids::RoleId;
 use crate::error::Error;
 use crate::ports::RoleDirectory;
 
 pub struct RoleIdCache {
     role_name: String,
-    cell: OnceCell<String>,
+    cell: OnceCell<RoleId>,
 }
 
 impl RoleIdCache {
@@ -25,20 +26,13 @@ impl RoleIdCache {
     }
 
     /// The id, resolving it on first use. A failure is not cached, so the next event retries.
-    pub async fn get<R: RoleDirectory + Sync>(&self, iam: &R) -> Result<&str, Error> {
+    pub async fn get<R: RoleDirectory + Sync>(&self, iam: &R) -> Result<&RoleId, Error> {
         self.cell
             .get_or_try_init(|| async {
                 let id = iam.role_id(&self.role_name).await?;
-                validate_role_id(&id).map_err(|problem| Error::Aws {
-                    operation: "iam:GetRole",
-                    code: "UnexpectedRoleId".into(),
-                    message: problem,
-                    retryable: false,
-                })?;
                 info!(role_name = %self.role_name, role_id = %id, "resolved the users' role id");
                 Ok(id)
             })
             .await
-            .map(String::as_str)
     }
 }

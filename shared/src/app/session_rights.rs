@@ -15,17 +15,19 @@ use std::collections::BTreeSet;
 use serde_json::Value;
 use tracing::{info, warn};
 
+use super::owner_tagging::ignored;
+use super::role_resolver::RoleIdCache;
 use crate::config::Config;
+use crate::domain::events::{parse_envelope, route, Route, StateChangeDetail, TagChangeDetail};
+use crate::domain::ids::{InstanceId, UserId};
+use crate::domain::outcome::{Counts, Outcome, Skipped, Status};
+use crate::domain::reason::{Reason, ReasonCode};
+use crate::domain::session_name::SessionName;
+use crate::domain::statements::Scope;
 use crate::error::Error;
-use crate::event::{parse_envelope, route, Route, StateChangeDetail, TagChangeDetail};
-use crate::metrics::Counts;
-use crate::outcome::{Outcome, Status};
-use crate::owner_tag::{is_instance_id, Skipped};
-use crate::policy_store::{PolicyStore, StoreReport};
-use crate::ports::{InstanceDirectory, LiveInstances, RoleDirectory, SessionTerminator};
-use crate::role_id::RoleIdCache;
-use crate::session_name::SessionName;
-use crate::session_policy::{user_of_tag_value, Scope};
+use crate::ports::{
+    InstanceDirectory, LiveInstances, PolicyStore, RoleDirectory, SessionTerminator, StoreReport,
+};
 
 /// Rounds of write-then-verify for one user before giving up for this delivery.
 const MAX_ROUNDS: usize = 3;
@@ -82,21 +84,36 @@ where
                         self.on_tag_change(id, envelope.resources.unwrap_or_default(), detail)
                             .await
                     }
-                    Err(e) => Ok(ignored(id, format!("malformed tag-change detail: {e}"))),
+                    Err(e) => Ok(ignored(
+                        id,
+                        Reason::new(
+                            ReasonCode::Malformed,
+                            format!("malformed tag-change detail: {e}"),
+                        ),
+                    )),
                 }
             }
             Ok(Route::StateChange) => {
                 match serde_json::from_value::<StateChangeDetail>(envelope.detail) {
                     Ok(detail) => self.on_state_change(id, detail).await,
-                    Err(e) => Ok(ignored(id, format!("malformed state-change detail: {e}"))),
+                    Err(e) => Ok(ignored(
+                        id,
+                        Reason::new(
+                            ReasonCode::Malformed,
+                            format!("malformed state-change detail: {e}"),
+                        ),
+                    )),
                 }
             }
             Ok(Route::Scheduled) => self.reconcile(dry_run).await,
             Ok(Route::RunInstances) => Ok(ignored(
                 id,
-                "RunInstances is the owner-tagger's event".into(),
+                Reason::new(
+                    ReasonCode::OtherEvent,
+                    "RunInstances is the owner-tagger's event",
+                ),
             )),
-            Err(unrouted) => Ok(ignored(id, unrouted.0)),
+            Err(unrouted) => Ok(ignored(id, unrouted)),
         }
     }
 
@@ -112,15 +129,24 @@ where
         {
             return Ok(ignored(
                 id,
-                format!(
-                    "not an EC2 instance (service {}, resource-type {})",
-                    detail.service.as_deref().unwrap_or("none"),
-                    detail.resource_type.as_deref().unwrap_or("none")
+                Reason::new(
+                    ReasonCode::OtherEvent,
+                    format!(
+                        "not an EC2 instance (service {}, resource-type {})",
+                        detail.service.as_deref().unwrap_or("none"),
+                        detail.resource_type.as_deref().unwrap_or("none")
+                    ),
                 ),
             ));
         }
         if !detail.changed_tag_keys.iter().any(|k| k == key) {
-            return Ok(ignored(id, format!("{key} did not change")));
+            return Ok(ignored(
+                id,
+                Reason::new(
+                    ReasonCode::UserIdTagUnchanged,
+                    format!("{key} did not change"),
+                ),
+            ));
         }
         let instance = resources
             .iter()
@@ -130,12 +156,15 @@ where
         let Some(value) = detail.tags.get(key).and_then(Value::as_str) else {
             return Ok(ignored(
                 id,
-                format!("{key} was removed from {}; the old value is unknown, the next reconcile revokes if needed", instance.unwrap_or("the instance")),
+                Reason::new(
+                    ReasonCode::UserIdTagRemoved,
+                    format!("{key} was removed from {}; the old value is unknown, the next reconcile revokes if needed", instance.unwrap_or("the instance")),
+                ),
             ));
         };
-        let role_id = self.role_id.get(&self.iam).await?.to_owned();
-        match user_of_tag_value(value, &role_id) {
-            Ok(user) => self.converge_user(id, &role_id, &user).await,
+        let role_id = self.role_id.get(&self.iam).await?;
+        match UserId::parse_for(value, role_id) {
+            Ok(user) => self.converge_user(id, &user).await,
             Err(reason) => Ok(ignored(id, reason)),
         }
     }
@@ -148,17 +177,25 @@ where
         if detail.state != "terminated" {
             return Ok(ignored(
                 id,
-                format!("instance is {}: nothing to revoke", detail.state),
+                Reason::new(
+                    ReasonCode::NotTerminated,
+                    format!("instance is {}: nothing to revoke", detail.state),
+                ),
             ));
         }
         // Tolerate stray whitespace (AWS's own documentation sample has a leading space).
-        let instance_id = detail.instance_id.trim().to_owned();
-        if !is_instance_id(&instance_id) {
-            return Ok(ignored(
-                id,
-                format!("{:?} is not an EC2 instance id", detail.instance_id),
-            ));
-        }
+        let instance_id = match InstanceId::parse(detail.instance_id.trim()) {
+            Ok(instance_id) => instance_id,
+            Err(_) => {
+                return Ok(ignored(
+                    id,
+                    Reason::new(
+                        ReasonCode::InvalidInstanceId,
+                        format!("{:?} is not an EC2 instance id", detail.instance_id),
+                    ),
+                ))
+            }
+        };
         let described = self
             .ec2
             .describe_instances(std::slice::from_ref(&instance_id))
@@ -171,15 +208,18 @@ where
         else {
             return Ok(ignored(
                 id,
-                format!("{instance_id} is no longer visible or has no {key} tag; the next reconcile converges"),
+                Reason::new(
+                    ReasonCode::InstanceGone,
+                    format!("{instance_id} is no longer visible or has no {key} tag; the next reconcile converges"),
+                ),
             ));
         };
-        let role_id = self.role_id.get(&self.iam).await?.to_owned();
-        let user = match user_of_tag_value(value, &role_id) {
+        let role_id = self.role_id.get(&self.iam).await?;
+        let user = match UserId::parse_for(value, role_id) {
             Ok(user) => user,
             Err(reason) => return Ok(ignored(id, reason)),
         };
-        let mut outcome = self.converge_user(id, &role_id, &user).await?;
+        let mut outcome = self.converge_user(id, &user).await?;
         if self.config.end_sessions_on_terminate {
             let ended = self.ssm.end_sessions_on(&instance_id).await?;
             for session in &ended {
@@ -201,14 +241,10 @@ where
     }
 
     /// Grant or revoke one user according to EC2, verifying after every write.
-    async fn converge_user(
-        &self,
-        id: Option<&str>,
-        role_id: &str,
-        user: &SessionName,
-    ) -> Result<Outcome, Error> {
+    async fn converge_user(&self, id: Option<&str>, user_id: &UserId) -> Result<Outcome, Error> {
         let _writer = self.writer.lock().await;
-        let value = format!("{role_id}:{user}");
+        let (role_id, user) = (user_id.role(), user_id.user());
+        let value = user_id.to_string();
         let mut applied = Vec::new();
         let mut live_count = 0;
         let mut capacity = None;
@@ -256,21 +292,20 @@ where
             ..Counts::default()
         };
         Ok(Outcome {
-            status: if applied.is_empty() {
-                Status::Unchanged
-            } else {
-                Status::Changed
-            },
             reason: state,
             changed: applied,
             counts,
-            ..Outcome::ignored("")
+            ..Outcome::empty(if wrote == 0 {
+                Status::Unchanged
+            } else {
+                Status::Changed
+            })
         })
     }
 
     /// Converge every user: add missing statements, remove stale ones, repair edited ones.
     pub async fn reconcile(&self, dry_run: bool) -> Result<Outcome, Error> {
-        let role_id = self.role_id.get(&self.iam).await?.to_owned();
+        let role_id = self.role_id.get(&self.iam).await?;
         let _writer = self.writer.lock().await;
         let key = &self.config.user_id_tag_key;
         let live = self.ec2.live_instances_tagged(key, None).await?;
@@ -280,21 +315,20 @@ where
             match instance
                 .tags
                 .get(key)
-                .map(|v| user_of_tag_value(v, &role_id))
+                .map(|v| UserId::parse_for(v, role_id))
             {
                 Some(Ok(user)) => {
-                    desired.insert(user);
+                    desired.insert(user.user().clone());
                 }
-                Some(Err(reason)) => skipped.push(Skipped {
-                    instance_id: instance.instance_id.clone(),
-                    reason,
-                }),
+                Some(Err(reason)) => {
+                    skipped.push(Skipped::new(instance.instance_id.to_string(), reason))
+                }
                 None => {}
             }
         }
         let report = self
             .store
-            .converge(&role_id, &Scope::All, &desired, dry_run)
+            .converge(role_id, &Scope::All, &desired, dry_run)
             .await?;
         Ok(reconcile_outcome(
             live.len(),
@@ -320,10 +354,10 @@ fn reconcile_outcome(
 ) -> Outcome {
     for refused in &report.refused {
         warn!(user = %refused.user, metric = "GrantRefused", reason = %refused);
-        skipped.push(Skipped {
-            instance_id: format!("user {}", refused.user),
-            reason: refused.to_string(),
-        });
+        skipped.push(Skipped::new(
+            format!("user {}", refused.user),
+            Reason::new(ReasonCode::BudgetFull, refused.to_string()),
+        ));
     }
     let capacity = report
         .capacity
@@ -357,17 +391,11 @@ fn reconcile_outcome(
         ..Counts::default()
     };
     Outcome {
-        status,
         reason,
         changed: report.applied,
         planned: report.planned,
         skipped,
-        unchanged: Vec::new(),
         counts,
+        ..Outcome::empty(status)
     }
-}
-
-fn ignored(event_id: Option<&str>, reason: String) -> Outcome {
-    info!(event_id, decision = "ignored", reason = %reason);
-    Outcome::ignored(reason)
 }

@@ -12,17 +12,19 @@ use std::collections::BTreeMap;
 use chrono::{DateTime, Duration, Utc};
 
 use crate::config::Config;
-use crate::event::{tag_map, CloudTrailDetail};
-use crate::session_name::SessionName;
+use crate::domain::events::{tag_map, CloudTrailDetail};
+use crate::domain::ids::{InstanceId, RoleId, UserId};
+use crate::domain::outcome::Skipped;
+use crate::domain::reason::{Reason, ReasonCode};
+use crate::domain::session_name::SessionName;
 
 /// How long after a launch EC2 may still not show the instance (eventual consistency). Within
 /// this window a missing instance is retried; after it, the instance is taken to be gone.
-pub const CONSISTENCY_WINDOW: Duration = Duration::minutes(15);
+pub(crate) const CONSISTENCY_WINDOW: Duration = Duration::minutes(15);
 
 /// A successful launch that passed screening.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Launch {
-    pub launcher_arn: Option<String>,
+pub(crate) struct Launch {
     /// Set when a session of the users' role launched the instances itself.
     pub users_role_session: Option<UsersRoleSession>,
     pub instances: Vec<LaunchedInstance>,
@@ -31,7 +33,7 @@ pub struct Launch {
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct UsersRoleSession {
+pub(crate) struct UsersRoleSession {
     /// The `<role-id>` half of the launcher's `principalId`.
     pub role_id: String,
     /// The `<session-name>` half, not yet validated.
@@ -39,58 +41,68 @@ pub struct UsersRoleSession {
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct LaunchedInstance {
-    pub instance_id: String,
+pub(crate) struct LaunchedInstance {
+    pub instance_id: InstanceId,
     /// The tags the event shows for the instance (request specification, then response set).
     pub tags: BTreeMap<String, String>,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
-pub struct Skipped {
-    pub instance_id: String,
-    pub reason: String,
-}
-
 /// What to do with one instance.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Decision {
+pub(crate) enum Decision {
     /// Write `value` as the user-id tag.
     Tag {
-        value: String,
+        value: UserId,
     },
     /// The tag already holds `value`; nothing to write.
     AlreadyTagged {
-        value: String,
+        value: UserId,
     },
     /// The event does not show the owner tag; ask EC2.
     Lookup,
     Skip {
-        reason: String,
+        reason: Reason,
     },
 }
 
 /// Keep launches that created instances; return the reason for everything else.
-pub fn screen(detail: &CloudTrailDetail, config: &Config) -> Result<Launch, String> {
+pub(crate) fn screen(detail: &CloudTrailDetail, config: &Config) -> Result<Launch, Reason> {
+    let other = |text: String| Reason::new(ReasonCode::OtherEvent, text);
     match detail.event_name.as_deref() {
         Some("RunInstances") => {}
-        Some(other) => return Err(format!("not a RunInstances call (eventName {other:?})")),
-        None => return Err("not a RunInstances call (no eventName)".into()),
+        Some(name) => {
+            return Err(other(format!(
+                "not a RunInstances call (eventName {name:?})"
+            )))
+        }
+        None => return Err(other("not a RunInstances call (no eventName)".into())),
     }
     if let Some(code) = detail.error_code.as_deref() {
         return Err(if code.contains("DryRunOperation") {
-            format!("dry run ({code}): nothing was launched")
+            Reason::new(
+                ReasonCode::DryRun,
+                format!("dry run ({code}): nothing was launched"),
+            )
         } else {
-            format!("failed call ({code}): nothing was launched")
+            Reason::new(
+                ReasonCode::FailedCall,
+                format!("failed call ({code}): nothing was launched"),
+            )
         });
     }
+    let malformed = |text: &str| Reason::new(ReasonCode::Malformed, text);
     let items = match detail
         .response_elements
         .as_ref()
         .and_then(|r| r.instances_set.as_ref())
     {
         Some(set) if !set.items.is_empty() => &set.items,
-        Some(_) => return Err("responseElements lists no instances".into()),
-        None => return Err("no responseElements.instancesSet: nothing was launched".into()),
+        Some(_) => return Err(malformed("responseElements lists no instances")),
+        None => {
+            return Err(malformed(
+                "no responseElements.instancesSet: nothing was launched",
+            ))
+        }
     };
 
     let identity = detail.user_identity.clone().unwrap_or_default();
@@ -104,9 +116,12 @@ pub fn screen(detail: &CloudTrailDetail, config: &Config) -> Result<Launch, Stri
             .flatten()
             .any(|arn| config.trusted_launcher_arns.iter().any(|t| t == arn));
         if !trusted {
-            return Err(format!(
-                "launcher {} is not in TRUSTED_LAUNCHER_ARNS",
-                identity.arn.as_deref().unwrap_or("(no arn)")
+            return Err(Reason::new(
+                ReasonCode::UntrustedLauncher,
+                format!(
+                    "launcher {} is not in TRUSTED_LAUNCHER_ARNS",
+                    identity.arn.as_deref().unwrap_or("(no arn)")
+                ),
             ));
         }
     }
@@ -148,28 +163,24 @@ pub fn screen(detail: &CloudTrailDetail, config: &Config) -> Result<Launch, Stri
     let mut instances: Vec<LaunchedInstance> = Vec::new();
     let mut rejected = Vec::new();
     for item in items {
-        if !is_instance_id(&item.instance_id) {
-            rejected.push(Skipped {
-                instance_id: item.instance_id.clone(),
-                reason: format!("{:?} is not an EC2 instance id", item.instance_id),
-            });
-            continue;
-        }
-        if instances.iter().any(|i| i.instance_id == item.instance_id) {
+        let instance_id = match InstanceId::parse(&item.instance_id) {
+            Ok(id) => id,
+            Err(reason) => {
+                rejected.push(Skipped::new(item.instance_id.clone(), reason));
+                continue;
+            }
+        };
+        if instances.iter().any(|i| i.instance_id == instance_id) {
             continue;
         }
         let mut tags = request_tags.clone();
         if let Some(set) = &item.tag_set {
             tags.extend(tag_map(&set.items));
         }
-        instances.push(LaunchedInstance {
-            instance_id: item.instance_id.clone(),
-            tags,
-        });
+        instances.push(LaunchedInstance { instance_id, tags });
     }
 
     Ok(Launch {
-        launcher_arn: identity.arn,
         users_role_session,
         instances,
         rejected,
@@ -179,20 +190,23 @@ pub fn screen(detail: &CloudTrailDetail, config: &Config) -> Result<Launch, Stri
 /// Decide what one instance needs, given the tags known for it.
 ///
 /// `looked_up` is true once EC2 itself was asked, so a missing owner tag is final.
-pub fn decide(
+pub(crate) fn decide(
     tags: &BTreeMap<String, String>,
     launcher: Option<&UsersRoleSession>,
-    role_id: &str,
+    role_id: &RoleId,
     config: &Config,
     looked_up: bool,
 ) -> Decision {
     let candidate = match launcher {
-        Some(session) if session.role_id != role_id => {
+        Some(session) if session.role_id != role_id.as_str() => {
             return Decision::Skip {
-                reason: format!(
-                "launched by a session of role id {} but {} now has id {role_id} (role recreated?)",
-                session.role_id, config.session_role_name
-            ),
+                reason: Reason::new(
+                    ReasonCode::RoleRecreated,
+                    format!(
+                        "launched by a session of role id {} but {} now has id {role_id} (role recreated?)",
+                        session.role_id, config.session_role_name
+                    ),
+                ),
             }
         }
         Some(session) => &session.session_name,
@@ -200,9 +214,12 @@ pub fn decide(
             Some(owner) => owner,
             None if looked_up => {
                 return Decision::Skip {
-                    reason: format!(
-                        "no {} tag, and not launched by a session of {}",
-                        config.owner_tag_key, config.session_role_name
+                    reason: Reason::new(
+                        ReasonCode::NoOwnerTag,
+                        format!(
+                            "no {} tag, and not launched by a session of {}",
+                            config.owner_tag_key, config.session_role_name
+                        ),
                     ),
                 }
             }
@@ -218,47 +235,38 @@ pub fn decide(
                 format!("{} tag", config.owner_tag_key)
             };
             return Decision::Skip {
-                reason: format!("{source} {candidate:?} rejected: {err}"),
+                reason: Reason::new(
+                    ReasonCode::InvalidUsername,
+                    format!("{source} {candidate:?} rejected: {err}"),
+                ),
             };
         }
     };
-    let value = user_id_value(role_id, &username);
-    if tags.get(&config.user_id_tag_key) == Some(&value) {
+    let value = UserId::new(role_id.clone(), username);
+    if tags.get(&config.user_id_tag_key).map(String::as_str) == Some(value.to_string().as_str()) {
         Decision::AlreadyTagged { value }
     } else {
         Decision::Tag { value }
     }
 }
 
-/// The `${aws:userid}` of a session of the users' role.
-pub fn user_id_value(role_id: &str, username: &SessionName) -> String {
-    format!("{role_id}:{username}")
-}
-
 /// Whether EC2 may still be catching up with a launch at `event_time`. An unknown time counts
 /// as recent, so the event is retried rather than dropped.
-pub fn within_consistency_window(event_time: Option<DateTime<Utc>>, now: DateTime<Utc>) -> bool {
+pub(crate) fn within_consistency_window(
+    event_time: Option<DateTime<Utc>>,
+    now: DateTime<Utc>,
+) -> bool {
     event_time.is_none_or(|t| now - t < CONSISTENCY_WINDOW)
 }
 
-/// `i-` followed by 8 or 17 lower-case hex digits.
-pub fn is_instance_id(id: &str) -> bool {
-    id.strip_prefix("i-").is_some_and(|hex| {
-        (hex.len() == 8 || hex.len() == 17)
-            && hex
-                .chars()
-                .all(|c| c.is_ascii_digit() || ('a'..='f').contains(&c))
-    })
-}
-
 /// Instances to write, grouped by value so one call covers every instance needing it.
-pub fn group_writes<'a>(
-    decisions: impl IntoIterator<Item = (&'a str, &'a Decision)>,
-) -> BTreeMap<&'a str, Vec<&'a str>> {
-    let mut groups: BTreeMap<&str, Vec<&str>> = BTreeMap::new();
+pub(crate) fn group_writes<'a>(
+    decisions: impl IntoIterator<Item = (&'a InstanceId, &'a Decision)>,
+) -> BTreeMap<&'a UserId, Vec<InstanceId>> {
+    let mut groups: BTreeMap<&UserId, Vec<InstanceId>> = BTreeMap::new();
     for (instance_id, decision) in decisions {
         if let Decision::Tag { value } = decision {
-            groups.entry(value.as_str()).or_default().push(instance_id);
+            groups.entry(value).or_default().push(instance_id.clone());
         }
     }
     groups
@@ -267,9 +275,17 @@ pub fn group_writes<'a>(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::samples::{detail_of, real_event, sample_event};
+    use crate::fixtures::{detail_of, real_event, sample_event};
 
     const ROLE_ID: &str = "AROAEXAMPLEROLEID1234";
+
+    fn role() -> RoleId {
+        RoleId::parse(ROLE_ID).unwrap()
+    }
+
+    fn uid(name: &str) -> UserId {
+        UserId::new(role(), SessionName::parse(name).unwrap())
+    }
 
     fn config() -> Config {
         Config::from_lookup(|k| {
@@ -329,7 +345,15 @@ mod tests {
         ];
         for (file, reason) in cases {
             let detail = detail_of(&real_event(file));
-            assert_eq!(screen(&detail, &config()).unwrap_err(), reason, "{file}");
+            let err = screen(&detail, &config()).unwrap_err();
+            assert_eq!(err.text, reason, "{file}");
+            // The metric code is set where the decision is made, not parsed from the text.
+            let code = match reason.split(' ').next() {
+                Some("dry") => ReasonCode::DryRun,
+                Some("failed") => ReasonCode::FailedCall,
+                _ => ReasonCode::OtherEvent,
+            };
+            assert_eq!(err.code, code, "{file}");
         }
     }
 
@@ -374,7 +398,7 @@ mod tests {
             "runinstances-sso-role-two-instances-tagspec.json",
         ));
         assert_eq!(
-            screen(&detail, &config).unwrap_err(),
+            screen(&detail, &config).unwrap_err().text,
             "launcher arn:aws:sts::123456789012:assumed-role/ARole/user.name is not in TRUSTED_LAUNCHER_ARNS"
         );
     }
@@ -384,25 +408,28 @@ mod tests {
         let d = decide(
             &tags(&[("CreatedBy", "tim.malone")]),
             None,
-            ROLE_ID,
+            &role(),
             &config(),
             false,
         );
         assert_eq!(
             d,
             Decision::Tag {
-                value: format!("{ROLE_ID}:tim.malone")
+                value: uid("tim.malone")
             }
         );
     }
 
     #[test]
     fn a_correct_tag_is_not_written_again_and_a_wrong_one_is_overwritten() {
-        let right = format!("{ROLE_ID}:tim.malone");
+        let right = uid("tim.malone");
         let d = decide(
-            &tags(&[("CreatedBy", "tim.malone"), ("AwsUserId", &right)]),
+            &tags(&[
+                ("CreatedBy", "tim.malone"),
+                ("AwsUserId", &right.to_string()),
+            ]),
             None,
-            ROLE_ID,
+            &role(),
             &config(),
             false,
         );
@@ -415,7 +442,7 @@ mod tests {
         let d = decide(
             &tags(&[("CreatedBy", "tim.malone"), ("AwsUserId", "AROAOTHER:eve")]),
             None,
-            ROLE_ID,
+            &role(),
             &config(),
             false,
         );
@@ -425,15 +452,16 @@ mod tests {
     #[test]
     fn missing_owner_asks_ec2_once_then_skips() {
         assert_eq!(
-            decide(&tags(&[]), None, ROLE_ID, &config(), false),
+            decide(&tags(&[]), None, &role(), &config(), false),
             Decision::Lookup
         );
         assert_eq!(
-            decide(&tags(&[]), None, ROLE_ID, &config(), true),
+            decide(&tags(&[]), None, &role(), &config(), true),
             Decision::Skip {
-                reason:
+                reason: Reason::new(
+                    ReasonCode::NoOwnerTag,
                     "no CreatedBy tag, and not launched by a session of Okta-ServiceWorkbenchUser"
-                        .into()
+                )
             }
         );
     }
@@ -447,14 +475,14 @@ mod tests {
         let d = decide(
             &tags(&[("CreatedBy", "bob")]),
             Some(&session),
-            ROLE_ID,
+            &role(),
             &config(),
             false,
         );
         assert_eq!(
             d,
             Decision::Tag {
-                value: format!("{ROLE_ID}:alice")
+                value: uid("alice")
             }
         );
     }
@@ -465,11 +493,11 @@ mod tests {
             role_id: "AROAOLDROLEID".into(),
             session_name: "alice".into(),
         };
-        let d = decide(&tags(&[]), Some(&session), ROLE_ID, &config(), false);
+        let d = decide(&tags(&[]), Some(&session), &role(), &config(), false);
         assert_eq!(
             d,
             Decision::Skip {
-                reason: format!("launched by a session of role id AROAOLDROLEID but Okta-ServiceWorkbenchUser now has id {ROLE_ID} (role recreated?)")
+                reason: Reason::new(ReasonCode::RoleRecreated, format!("launched by a session of role id AROAOLDROLEID but Okta-ServiceWorkbenchUser now has id {ROLE_ID} (role recreated?)"))
             }
         );
     }
@@ -479,63 +507,57 @@ mod tests {
         let d = decide(
             &tags(&[("CreatedBy", "*")]),
             None,
-            ROLE_ID,
+            &role(),
             &config(),
             false,
         );
         assert_eq!(
             d,
             Decision::Skip {
-                reason: "CreatedBy tag \"*\" rejected: username contains '*' at character 1; only A-Z a-z 0-9 + = , . @ _ - are allowed".into()
+                reason: Reason::new(ReasonCode::InvalidUsername, "CreatedBy tag \"*\" rejected: username contains '*' at character 1; only A-Z a-z 0-9 + = , . @ _ - are allowed")
             }
         );
         let d = decide(
             &tags(&[("CreatedBy", "tim\n*")]),
             None,
-            ROLE_ID,
+            &role(),
             &config(),
             false,
         );
         assert_eq!(
             d,
             Decision::Skip {
-                reason: "CreatedBy tag \"tim\\n*\" rejected: username contains '\\n' at character 4; only A-Z a-z 0-9 + = , . @ _ - are allowed".into()
+                reason: Reason::new(ReasonCode::InvalidUsername, "CreatedBy tag \"tim\\n*\" rejected: username contains '\\n' at character 4; only A-Z a-z 0-9 + = , . @ _ - are allowed")
             }
         );
     }
 
     #[test]
     fn writes_are_grouped_by_value() {
-        let a = Decision::Tag {
-            value: "R:a".into(),
-        };
-        let b = Decision::Tag {
-            value: "R:b".into(),
-        };
-        let done = Decision::AlreadyTagged {
-            value: "R:a".into(),
-        };
-        let groups = group_writes([("i-1", &a), ("i-2", &b), ("i-3", &a), ("i-4", &done)]);
+        let id = |s: &str| InstanceId::parse(s).unwrap();
+        let (a, b) = (uid("aa"), uid("bb"));
+        let tag_a = Decision::Tag { value: a.clone() };
+        let tag_b = Decision::Tag { value: b.clone() };
+        let done = Decision::AlreadyTagged { value: a.clone() };
+        let ids = [
+            id("i-00000001"),
+            id("i-00000002"),
+            id("i-00000003"),
+            id("i-00000004"),
+        ];
+        let groups = group_writes([
+            (&ids[0], &tag_a),
+            (&ids[1], &tag_b),
+            (&ids[2], &tag_a),
+            (&ids[3], &done),
+        ]);
         assert_eq!(
             groups,
-            BTreeMap::from([("R:a", vec!["i-1", "i-3"]), ("R:b", vec!["i-2"])])
+            BTreeMap::from([
+                (&a, vec![ids[0].clone(), ids[2].clone()]),
+                (&b, vec![ids[1].clone()])
+            ])
         );
-    }
-
-    #[test]
-    fn instance_ids_are_checked() {
-        for ok in ["i-784cdacd", "i-0a1b2c3d4e5f60001"] {
-            assert!(is_instance_id(ok), "{ok}");
-        }
-        for bad in [
-            "i-018*9f1",
-            " i-1234567890abcdef0",
-            "i-ABCDEF12",
-            "sg-12345678",
-            "i-1234567",
-        ] {
-            assert!(!is_instance_id(bad), "{bad}");
-        }
     }
 
     #[test]

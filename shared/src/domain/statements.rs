@@ -10,15 +10,16 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use crate::session_name::SessionName;
+use crate::domain::ids::RoleId;
+use crate::domain::session_name::SessionName;
 
 /// Characters after `<session-name>-` in a Session Manager session id.
-pub const SESSION_SUFFIX_LEN: usize = 17;
+pub(crate) const SESSION_SUFFIX_LEN: usize = 17;
 /// IAM's limit on the aggregate size of a role's inline policies, whitespace not counted.
-pub const INLINE_BUDGET: usize = 10_240;
+pub(crate) const INLINE_BUDGET: usize = 10_240;
 
 /// The ARN pattern of one user's sessions.
-pub fn session_resource(user: &SessionName) -> String {
+pub(crate) fn session_resource(user: &SessionName) -> String {
     resource_for(user.as_str())
 }
 
@@ -33,8 +34,9 @@ fn resource_for(user: &str) -> String {
 ///
 /// Written out rather than serialised so that its size never depends on a JSON library's key
 /// order. Role ids and session names hold no character JSON would escape.
-pub fn statement(role_id: &str, user: &SessionName) -> String {
-    statement_for(role_id, user.as_str())
+#[cfg(test)]
+pub(crate) fn statement(role_id: &RoleId, user: &SessionName) -> String {
+    statement_for(role_id.as_str(), user.as_str())
 }
 
 fn statement_for(role_id: &str, user: &str) -> String {
@@ -45,8 +47,8 @@ fn statement_for(role_id: &str, user: &str) -> String {
 }
 
 /// The inline policy document holding one user's statement, without whitespace.
-pub fn inline_document(role_id: &str, user: &SessionName) -> String {
-    document_for(role_id, user.as_str())
+pub fn inline_document(role_id: &RoleId, user: &SessionName) -> String {
+    document_for(role_id.as_str(), user.as_str())
 }
 
 fn document_for(role_id: &str, user: &str) -> String {
@@ -57,12 +59,12 @@ fn document_for(role_id: &str, user: &str) -> String {
 }
 
 /// Characters one user's inline policy takes, for a username of `user_len` characters.
-pub fn inline_size(role_id: &str, user_len: usize) -> usize {
-    policy_size(&document_for(role_id, &"x".repeat(user_len)))
+pub(crate) fn inline_size(role_id: &RoleId, user_len: usize) -> usize {
+    policy_size(&document_for(role_id.as_str(), &"x".repeat(user_len)))
 }
 
 /// Whether two policy documents say the same, whatever their whitespace or key order.
-pub fn same_document(a: &str, b: &str) -> bool {
+pub(crate) fn same_document(a: &str, b: &str) -> bool {
     match (
         serde_json::from_str::<serde_json::Value>(a),
         serde_json::from_str::<serde_json::Value>(b),
@@ -85,7 +87,7 @@ pub fn inline_policy_name(prefix: &str, user: &SessionName) -> String {
 }
 
 /// The user an inline policy name belongs to, if it is one of ours and well-formed.
-pub fn user_of_policy_name(prefix: &str, name: &str) -> Option<SessionName> {
+pub(crate) fn user_of_policy_name(prefix: &str, name: &str) -> Option<SessionName> {
     let (user, hash) = name.strip_prefix(prefix)?.rsplit_once('-')?;
     let user = SessionName::parse(user).ok()?;
     (hash == format!("{:08x}", name_hash(user.as_str()))).then_some(user)
@@ -99,19 +101,6 @@ fn name_hash(s: &str) -> u32 {
         hash = hash.wrapping_mul(0x0000_0100_0000_01b3);
     }
     (hash ^ (hash >> 32)) as u32
-}
-
-/// Parse an `AwsUserId` tag value into the username, if it belongs to the users' role.
-pub fn user_of_tag_value(value: &str, role_id: &str) -> Result<SessionName, String> {
-    let Some((id, name)) = value.split_once(':') else {
-        return Err(format!("tag value {value:?} is not <role-id>:<username>"));
-    };
-    if id != role_id {
-        return Err(format!(
-            "tag value {value:?} names role id {id}, not the users' role {role_id}"
-        ));
-    }
-    SessionName::parse(name).map_err(|e| format!("tag value {value:?}: {e}"))
 }
 
 /// IAM's ARN matching: `*` is any run of characters, `?` exactly one, everything else literal.
@@ -149,7 +138,7 @@ pub enum Scope {
 
 /// The role's inline policies as read from IAM.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct InlineState {
+pub(crate) struct InlineState {
     /// The product's policies (by prefix): name → document, if it was read.
     pub ours: BTreeMap<String, String>,
     /// Characters used by inline policies the product does not own.
@@ -157,7 +146,7 @@ pub struct InlineState {
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Action {
+pub(crate) enum Action {
     Put {
         name: String,
         user: SessionName,
@@ -197,7 +186,7 @@ impl std::fmt::Display for Refused {
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct Plan {
+pub(crate) struct Plan {
     /// Deletes first (they free room), then puts.
     pub actions: Vec<Action>,
     pub refused: Vec<Refused>,
@@ -207,11 +196,11 @@ pub struct Plan {
 
 /// Plan the inline-policy changes that make the users in `scope` granted exactly when they are
 /// in `desired`, within `budget`.
-pub fn plan_inline(
+pub(crate) fn plan_inline(
     scope: &Scope,
     desired: &BTreeSet<SessionName>,
     state: &InlineState,
-    role_id: &str,
+    role_id: &RoleId,
     prefix: &str,
     budget: usize,
 ) -> Plan {
@@ -277,6 +266,10 @@ mod tests {
     use proptest::prelude::*;
 
     const ROLE_ID: &str = "AROARZPUZDIKBSV3HPLXQ";
+
+    fn role() -> RoleId {
+        RoleId::parse(ROLE_ID).unwrap()
+    }
     const PREFIX: &str = "ssm-session-owner-";
 
     fn user(name: &str) -> SessionName {
@@ -290,7 +283,7 @@ mod tests {
     #[test]
     fn the_statement_is_exactly_the_users_own_sessions() {
         assert_eq!(
-            inline_document(ROLE_ID, &user("tim.malone")),
+            inline_document(&role(), &user("tim.malone")),
             r#"{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Action":["ssm:TerminateSession","ssm:ResumeSession"],"Resource":"arn:aws:ssm:*:*:session/tim.malone-?????????????????","Condition":{"StringEquals":{"aws:userid":"AROARZPUZDIKBSV3HPLXQ:tim.malone"}}}]}"#
         );
         let pattern = session_resource(&user("tim.malone"));
@@ -299,7 +292,7 @@ mod tests {
             &session_arn("tim.malone", "0ab1cd9d876e54321")
         ));
         let parsed: serde_json::Value =
-            serde_json::from_str(&inline_document(ROLE_ID, &user("a@b.c"))).unwrap();
+            serde_json::from_str(&inline_document(&role(), &user("a@b.c"))).unwrap();
         assert_eq!(
             parsed["Statement"][0]["Condition"]["StringEquals"]["aws:userid"],
             format!("{ROLE_ID}:a@b.c")
@@ -308,14 +301,14 @@ mod tests {
 
     #[test]
     fn documents_compare_by_meaning() {
-        let doc = inline_document(ROLE_ID, &user("ada"));
+        let doc = inline_document(&role(), &user("ada"));
         let pretty =
             serde_json::to_string_pretty(&serde_json::from_str::<serde_json::Value>(&doc).unwrap())
                 .unwrap();
         assert!(same_document(&doc, &pretty));
         assert!(!same_document(
             &doc,
-            &inline_document(ROLE_ID, &user("bob"))
+            &inline_document(&role(), &user("bob"))
         ));
     }
 
@@ -362,26 +355,12 @@ mod tests {
     }
 
     #[test]
-    fn tag_values_of_other_roles_or_bad_names_are_refused() {
-        assert_eq!(
-            user_of_tag_value(&format!("{ROLE_ID}:tim"), ROLE_ID),
-            Ok(user("tim"))
-        );
-        assert_eq!(
-            user_of_tag_value("AROAOTHER:tim", ROLE_ID),
-            Err(format!("tag value \"AROAOTHER:tim\" names role id AROAOTHER, not the users' role {ROLE_ID}"))
-        );
-        assert!(user_of_tag_value(&format!("{ROLE_ID}:t*"), ROLE_ID).is_err());
-        assert!(user_of_tag_value("no-colon", ROLE_ID).is_err());
-    }
-
-    #[test]
     fn sizes_grow_by_two_characters_per_username_character() {
         assert_eq!(
-            inline_size(ROLE_ID, 10),
-            policy_size(&inline_document(ROLE_ID, &user("tim.malone")))
+            inline_size(&role(), 10),
+            policy_size(&inline_document(&role(), &user("tim.malone")))
         );
-        assert_eq!(inline_size(ROLE_ID, 11) - inline_size(ROLE_ID, 10), 2);
+        assert_eq!(inline_size(&role(), 11) - inline_size(&role(), 10), 2);
     }
 
     #[test]
@@ -396,7 +375,7 @@ mod tests {
                 .map(|u| {
                     (
                         inline_policy_name(PREFIX, &user(u)),
-                        inline_document(ROLE_ID, &user(u)),
+                        inline_document(&role(), &user(u)),
                     )
                 })
                 .collect(),
@@ -414,7 +393,7 @@ mod tests {
             &Scope::User(user("ada")),
             &desired(&["ada", "bob"]),
             &state(&[], 0),
-            ROLE_ID,
+            &role(),
             PREFIX,
             INLINE_BUDGET,
         );
@@ -424,7 +403,7 @@ mod tests {
             &Scope::User(user("ada")),
             &desired(&["ada"]),
             &state(&["ada"], 0),
-            ROLE_ID,
+            &role(),
             PREFIX,
             INLINE_BUDGET,
         );
@@ -437,7 +416,7 @@ mod tests {
             &Scope::User(user("ada")),
             &desired(&[]),
             &state(&["ada", "bob"], 0),
-            ROLE_ID,
+            &role(),
             PREFIX,
             INLINE_BUDGET,
         );
@@ -463,7 +442,7 @@ mod tests {
             &Scope::All,
             &desired(&["ada", "bob"]),
             &current,
-            ROLE_ID,
+            &role(),
             PREFIX,
             INLINE_BUDGET,
         );
@@ -487,12 +466,12 @@ mod tests {
 
     #[test]
     fn a_grant_that_does_not_fit_is_refused_with_the_numbers() {
-        let doc = inline_document(ROLE_ID, &user("ada"));
+        let doc = inline_document(&role(), &user("ada"));
         let plan = plan_inline(
             &Scope::User(user("ada")),
             &desired(&["ada"]),
             &state(&[], 10_100),
-            ROLE_ID,
+            &role(),
             PREFIX,
             INLINE_BUDGET,
         );
@@ -552,7 +531,7 @@ mod tests {
             prop_assert!(!arn_matches(&pattern, &other), "{} matched {}", pattern, other);
             // and the caller condition names exactly one user
             let condition = |u: &SessionName| {
-                let parsed: serde_json::Value = serde_json::from_str(&statement(ROLE_ID, u)).unwrap();
+                let parsed: serde_json::Value = serde_json::from_str(&statement(&role(), u)).unwrap();
                 parsed["Condition"]["StringEquals"]["aws:userid"].clone()
             };
             prop_assert_ne!(condition(&ua), condition(&ub));

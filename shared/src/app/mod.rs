@@ -1,0 +1,63 @@
+//! The use cases, written against the ports: owner tagging, session rights (with its two
+//! policy stores), the users' role id, and the capacity report.
+
+pub mod capacity;
+pub mod inline_store;
+pub mod managed_store;
+pub mod owner_tagging;
+pub mod role_resolver;
+pub mod session_rights;
+
+use std::collections::BTreeSet;
+
+use crate::config::{Config, StoreKind};
+use crate::domain::ids::RoleId;
+use crate::domain::session_name::SessionName;
+use crate::domain::statements::Scope;
+use crate::error::Error;
+use crate::ports::{ManagedPolicies, PolicyStore, RolePolicies, StoreReport};
+use inline_store::InlineStore;
+use managed_store::ManagedStore;
+
+/// The store chosen by `POLICY_STORE`.
+pub enum AnyStore<P> {
+    Inline(InlineStore<P>),
+    Managed(ManagedStore<P>),
+}
+
+impl<P: ManagedPolicies + RolePolicies + Sync + Clone> AnyStore<P> {
+    pub fn from_config(iam: P, config: &Config) -> Self {
+        match config.policy_store {
+            StoreKind::Inline => AnyStore::Inline(InlineStore::new(
+                iam,
+                &config.session_role_name,
+                &config.policy_name_prefix,
+            )),
+            StoreKind::Managed => AnyStore::Managed(ManagedStore::new(
+                iam,
+                &config.session_role_name,
+                &config.policy_name_prefix,
+                config.max_policy_shards,
+                config.role_managed_policy_limit,
+            )),
+        }
+    }
+}
+
+impl<P: ManagedPolicies + RolePolicies + Sync> PolicyStore for AnyStore<P> {
+    async fn converge(
+        &self,
+        role_id: &RoleId,
+        scope: &Scope,
+        desired: &BTreeSet<SessionName>,
+        dry_run: bool,
+    ) -> Result<StoreReport, Error> {
+        match self {
+            AnyStore::Inline(store) => store.converge(role_id, scope, desired, dry_run).await,
+            AnyStore::Managed(store) => store.converge(role_id, scope, desired, dry_run).await,
+        }
+    }
+}
+
+#[cfg(test)]
+mod use_case_tests;

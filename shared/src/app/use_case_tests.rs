@@ -1,0 +1,203 @@
+//! The use cases and both stores against the in-memory fakes: fast, no moto. The moto tests
+//! (`shared/tests/*_moto.rs`) keep the end-to-end AWS behaviour.
+
+use std::collections::BTreeSet;
+
+use super::inline_store::InlineStore;
+use super::managed_store::ManagedStore;
+use super::owner_tagging::OwnerTagger;
+use super::session_rights::SessionPolicies;
+use crate::config::Config;
+use crate::domain::ids::{InstanceState, RoleId};
+use crate::domain::reason::ReasonCode;
+use crate::domain::session_name::SessionName;
+use crate::domain::statements::Scope;
+use crate::fakes::FakeAws;
+use crate::fixtures::sample_event;
+use crate::ports::PolicyStore;
+use crate::Status;
+
+const ROLE: &str = "Okta-ServiceWorkbenchUser";
+const ROLE_ID: &str = "AROAEXAMPLEROLEID1234";
+const PREFIX: &str = "ssm-session-owner-";
+
+fn role() -> RoleId {
+    RoleId::parse(ROLE_ID).unwrap()
+}
+
+fn fake() -> FakeAws {
+    FakeAws::new().with_role(ROLE, &role())
+}
+
+fn config() -> Config {
+    Config::from_lookup(|k| match k {
+        "SESSION_ROLE_NAME" => Some(ROLE.into()),
+        "END_SESSIONS_ON_TERMINATE" => Some("true".into()),
+        _ => None,
+    })
+    .unwrap()
+}
+
+fn users(names: &[&str]) -> BTreeSet<SessionName> {
+    names
+        .iter()
+        .map(|n| SessionName::parse(n).unwrap())
+        .collect()
+}
+
+fn event(name: &str) -> serde_json::Value {
+    serde_json::from_str(&sample_event(name)).unwrap()
+}
+
+fn managed(fake: &FakeAws) -> ManagedStore<FakeAws> {
+    ManagedStore::new(fake.clone(), ROLE, PREFIX, 10, 10)
+}
+
+#[tokio::test]
+async fn a_portal_launch_tags_both_instances_in_one_call() {
+    // GIVEN the two portal instances of the sample, tagged CreatedBy=tim.malone
+    let fake = fake();
+    for id in ["i-0a1b2c3d4e5f60001", "i-0a1b2c3d4e5f60002"] {
+        fake.add_instance(id, InstanceState::Running, &[("CreatedBy", "tim.malone")]);
+    }
+    let tagger = OwnerTagger::new(config(), fake.clone(), fake.clone());
+    // WHEN the launch event is handled
+    let outcome = tagger
+        .handle(event("run-instances-created-by.json"))
+        .await
+        .unwrap();
+    // THEN both carry AwsUserId, written with one CreateTags and a single GetRole
+    assert_eq!(outcome.status, Status::Changed);
+    let world = fake.world();
+    for instance in world.instances.values() {
+        assert_eq!(instance.tags["AwsUserId"], format!("{ROLE_ID}:tim.malone"));
+    }
+    assert_eq!(world.calls["ec2:CreateTags"], 1);
+    assert_eq!(world.calls["iam:GetRole"], 1);
+}
+
+#[tokio::test]
+async fn a_hostile_owner_is_ignored_with_its_code_and_nothing_is_written() {
+    let fake = fake();
+    fake.add_instance(
+        "i-0a1b2c3d4e5f60005",
+        InstanceState::Running,
+        &[("CreatedBy", "tim*")],
+    );
+    let tagger = OwnerTagger::new(config(), fake.clone(), fake.clone());
+    let outcome = tagger
+        .handle(event("run-instances-hostile-username.json"))
+        .await
+        .unwrap();
+    assert_eq!(outcome.status, Status::Ignored);
+    assert_eq!(outcome.code, Some(ReasonCode::InvalidUsername));
+    assert!(fake.world().tag_writes.is_empty());
+}
+
+#[tokio::test]
+async fn the_managed_store_grants_into_one_shard_and_revokes_by_deleting_it() {
+    let fake = fake();
+    let store = managed(&fake);
+    let report = store
+        .converge(&role(), &Scope::All, &users(&["ada", "tim"]), false)
+        .await
+        .unwrap();
+    assert_eq!(
+        report.applied,
+        vec!["create ssm-session-owner-shard-01 (2 users)"]
+    );
+    {
+        let world = fake.world();
+        let arn = "arn:aws:iam::123456789012:policy/ssm-session-owner/ssm-session-owner-shard-01";
+        assert_eq!(world.attachments[ROLE], vec![arn.to_owned()]);
+        let document = world.managed_policies[arn].document().to_owned();
+        assert!(document.contains(&format!("{ROLE_ID}:ada")), "{document}");
+        assert!(document.contains(&format!("{ROLE_ID}:tim")), "{document}");
+    }
+    // A repeat writes nothing.
+    fake.take_calls();
+    let again = store
+        .converge(&role(), &Scope::All, &users(&["ada", "tim"]), false)
+        .await
+        .unwrap();
+    assert!(!again.wrote());
+    assert!(fake.take_calls().keys().all(|op| !op.contains("Create")));
+    // Revoking both empties the shard: detached and deleted.
+    store
+        .converge(&role(), &Scope::All, &users(&[]), false)
+        .await
+        .unwrap();
+    let world = fake.world();
+    assert!(world.managed_policies.is_empty());
+    assert!(world.attachments[ROLE].is_empty());
+}
+
+#[tokio::test]
+async fn the_managed_store_prunes_the_oldest_version_at_five() {
+    let fake = fake();
+    let store = managed(&fake);
+    let names = ["aa", "bb", "cc", "dd", "ee", "ff", "gg"];
+    for n in 1..=names.len() {
+        store
+            .converge(&role(), &Scope::All, &users(&names[..n]), false)
+            .await
+            .unwrap();
+    }
+    let world = fake.world();
+    let policy = world.managed_policies.values().next().unwrap();
+    assert_eq!(policy.versions.len(), 5);
+    assert_eq!(policy.default_version, "v7");
+    assert!(policy.document().contains(&format!("{ROLE_ID}:gg")));
+}
+
+#[tokio::test]
+async fn the_inline_store_puts_and_deletes_one_policy_per_user() {
+    let fake = fake();
+    let store = InlineStore::new(fake.clone(), ROLE, PREFIX);
+    let ada = SessionName::parse("ada").unwrap();
+    store
+        .converge(&role(), &Scope::User(ada.clone()), &users(&["ada"]), false)
+        .await
+        .unwrap();
+    assert_eq!(fake.world().inline_policies.len(), 1);
+    store
+        .converge(&role(), &Scope::User(ada), &users(&[]), false)
+        .await
+        .unwrap();
+    assert!(fake.world().inline_policies.is_empty());
+}
+
+#[tokio::test]
+async fn a_termination_revokes_the_last_instance_and_ends_its_sessions() {
+    // GIVEN grace.hopper's only instance, terminated, with a session still open on it
+    let fake = fake();
+    let value = format!("{ROLE_ID}:grace.hopper");
+    let id = fake.add_instance(
+        "i-0a1b2c3d4e5f60006",
+        InstanceState::Terminated,
+        &[("AwsUserId", &value)],
+    );
+    fake.world()
+        .sessions
+        .insert(id, vec!["grace.hopper-0ab1cd9d876e54321".into()]);
+    let store = managed(&fake);
+    store
+        .converge(&role(), &Scope::All, &users(&["grace.hopper"]), false)
+        .await
+        .unwrap();
+    let policies = SessionPolicies::new(config(), fake.clone(), fake.clone(), fake.clone(), store);
+    // WHEN its termination event is handled
+    let outcome = policies
+        .handle(event("state-change-terminated.json"))
+        .await
+        .unwrap();
+    // THEN her statement is gone and the session was ended
+    assert_eq!(outcome.status, Status::Changed);
+    assert!(outcome
+        .changed
+        .contains(&"terminate session grace.hopper-0ab1cd9d876e54321".to_owned()));
+    let world = fake.world();
+    assert!(world.managed_policies.is_empty());
+    assert!(world.sessions.is_empty());
+    assert_eq!(world.calls["ssm:TerminateSession"], 1);
+}

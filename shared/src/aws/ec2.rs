@@ -1,0 +1,136 @@
+//! EC2: reading instances and writing the user-id tag.
+
+use aws_sdk_ec2::types::{Filter, Instance, Tag};
+use tracing::instrument;
+
+use super::sdk_error::from_sdk;
+use crate::domain::ids::{InstanceId, InstanceState};
+use crate::error::Error;
+use crate::ports::{DescribedInstance, InstanceDirectory, InstanceTagger, LiveInstances};
+
+/// CreateTags accepts at most 1,000 resource ids per call.
+const CREATE_TAGS_BATCH: usize = 1000;
+/// DescribeInstances accepts at most 200 values per filter.
+const DESCRIBE_FILTER_BATCH: usize = 200;
+const DESCRIBE: &str = "ec2:DescribeInstances";
+
+impl InstanceDirectory for aws_sdk_ec2::Client {
+    #[instrument(skip(self), fields(count = instance_ids.len()))]
+    async fn describe_instances(
+        &self,
+        instance_ids: &[InstanceId],
+    ) -> Result<Vec<DescribedInstance>, Error> {
+        let mut found = Vec::new();
+        // A filter, unlike InstanceIds, does not fail the whole call for an unknown id.
+        for batch in instance_ids.chunks(DESCRIBE_FILTER_BATCH) {
+            let filter = Filter::builder()
+                .name("instance-id")
+                .set_values(Some(batch.iter().map(|i| i.to_string()).collect()))
+                .build();
+            found.extend(describe_filtered(self, vec![filter]).await?);
+        }
+        Ok(found)
+    }
+}
+
+impl LiveInstances for aws_sdk_ec2::Client {
+    #[instrument(skip(self))]
+    async fn live_instances_tagged(
+        &self,
+        key: &str,
+        value: Option<&str>,
+    ) -> Result<Vec<DescribedInstance>, Error> {
+        let tag = match value {
+            Some(value) => Filter::builder()
+                .name(format!("tag:{key}"))
+                .values(value)
+                .build(),
+            None => Filter::builder().name("tag-key").values(key).build(),
+        };
+        let live = Filter::builder()
+            .name("instance-state-name")
+            .set_values(Some(
+                InstanceState::LIVE
+                    .iter()
+                    .map(|s| s.as_str().to_owned())
+                    .collect(),
+            ))
+            .build();
+        describe_filtered(self, vec![tag, live]).await
+    }
+}
+
+async fn describe_filtered(
+    ec2: &aws_sdk_ec2::Client,
+    filters: Vec<Filter>,
+) -> Result<Vec<DescribedInstance>, Error> {
+    let mut found = Vec::new();
+    let mut pages = ec2
+        .describe_instances()
+        .set_filters(Some(filters))
+        .max_results(1000)
+        .into_paginator()
+        .send();
+    while let Some(page) = pages.next().await {
+        let page = page.map_err(|e| from_sdk(DESCRIBE, e))?;
+        for instance in page.reservations().iter().flat_map(|r| r.instances()) {
+            found.push(read_instance(instance)?);
+        }
+    }
+    Ok(found)
+}
+
+/// An instance as EC2 describes it; a missing id, state or tag key is an unreadable answer.
+fn read_instance(instance: &Instance) -> Result<DescribedInstance, Error> {
+    let id = instance
+        .instance_id()
+        .ok_or_else(|| Error::unreadable(DESCRIBE, "an instance id"))?;
+    let instance_id = InstanceId::parse(id)
+        .map_err(|reason| Error::unreadable(DESCRIBE, format!("a valid instance id ({reason})")))?;
+    let state_name = instance
+        .state()
+        .and_then(|s| s.name())
+        .map(|n| n.as_str().to_owned());
+    let state = state_name
+        .as_deref()
+        .and_then(InstanceState::parse)
+        .ok_or_else(|| {
+            Error::unreadable(
+                DESCRIBE,
+                format!("a known state for {id} (got {state_name:?})"),
+            )
+        })?;
+    let mut tags = std::collections::BTreeMap::new();
+    for tag in instance.tags() {
+        let key = tag
+            .key()
+            .ok_or_else(|| Error::unreadable(DESCRIBE, format!("a tag key on {id}")))?;
+        // EC2 leaves out the value of a tag whose value is empty.
+        tags.insert(key.to_owned(), tag.value().unwrap_or_default().to_owned());
+    }
+    Ok(DescribedInstance {
+        instance_id,
+        state,
+        tags,
+    })
+}
+
+impl InstanceTagger for aws_sdk_ec2::Client {
+    #[instrument(skip(self), fields(count = instance_ids.len()))]
+    async fn create_tag(
+        &self,
+        instance_ids: &[InstanceId],
+        key: &str,
+        value: &str,
+    ) -> Result<(), Error> {
+        for batch in instance_ids.chunks(CREATE_TAGS_BATCH) {
+            self.create_tags()
+                .set_resources(Some(batch.iter().map(|i| i.to_string()).collect()))
+                .tags(Tag::builder().key(key).value(value).build())
+                .send()
+                .await
+                .map_err(|e| from_sdk("ec2:CreateTags", e))?;
+        }
+        Ok(())
+    }
+}

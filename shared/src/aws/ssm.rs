@@ -1,0 +1,58 @@
+//! Systems Manager: ending the sessions still open on an instance.
+//!
+//! moto has no Session Manager APIs (`DescribeSessions`, `TerminateSession`), so this adapter is
+//! covered with `aws-smithy-mocks` (`shared/tests/session_ending_mocked.rs`).
+
+use aws_sdk_ssm::types::{SessionFilter, SessionFilterKey, SessionState};
+use tracing::instrument;
+
+use super::sdk_error::from_sdk;
+use crate::domain::ids::InstanceId;
+use crate::error::Error;
+use crate::ports::SessionTerminator;
+
+impl SessionTerminator for aws_sdk_ssm::Client {
+    #[instrument(skip(self))]
+    async fn end_sessions_on(&self, instance_id: &InstanceId) -> Result<Vec<String>, Error> {
+        let filter = SessionFilter::builder()
+            .key(SessionFilterKey::TargetId)
+            .value(instance_id.as_str())
+            .build()
+            .map_err(|e| Error::Aws {
+                operation: "ssm:DescribeSessions",
+                code: "InvalidFilter".into(),
+                message: e.to_string(),
+                retryable: false,
+            })?;
+        let mut ids = Vec::new();
+        let mut next_token = None;
+        loop {
+            let page = self
+                .describe_sessions()
+                .state(SessionState::Active)
+                .filters(filter.clone())
+                .set_next_token(next_token)
+                .send()
+                .await
+                .map_err(|e| from_sdk("ssm:DescribeSessions", e))?;
+            for session in page.sessions() {
+                let id = session
+                    .session_id()
+                    .ok_or_else(|| Error::unreadable("ssm:DescribeSessions", "a session id"))?;
+                ids.push(id.to_owned());
+            }
+            next_token = page.next_token().map(str::to_owned);
+            if next_token.is_none() {
+                break;
+            }
+        }
+        for id in &ids {
+            self.terminate_session()
+                .session_id(id)
+                .send()
+                .await
+                .map_err(|e| from_sdk("ssm:TerminateSession", e))?;
+        }
+        Ok(ids)
+    }
+}

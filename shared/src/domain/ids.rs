@@ -1,0 +1,260 @@
+//! Typed identifiers: the users' role id, the `<role-id>:<username>` value, EC2 instance ids
+//! and instance states. Each has one constructor that checks it, so a value of these types is
+//! always well formed.
+
+use std::fmt;
+
+use crate::domain::reason::{Reason, ReasonCode};
+use crate::domain::session_name::SessionName;
+
+/// A role's unique id: `AROA` followed by upper-case letters and digits.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct RoleId(String);
+
+impl RoleId {
+    pub fn parse(id: &str) -> Result<Self, String> {
+        let rest = id.strip_prefix("AROA").unwrap_or("");
+        if rest.len() < 4
+            || rest.len() > 124
+            || !rest
+                .chars()
+                .all(|c| c.is_ascii_uppercase() || c.is_ascii_digit())
+        {
+            return Err(format!(
+                "{id:?} is not an IAM role id (AROA followed by upper-case letters and digits)"
+            ));
+        }
+        Ok(Self(id.to_owned()))
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Display for RoleId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// `${aws:userid}` of a session of the users' role: `<role-id>:<username>`. The value of the
+/// user-id tag and of the session-id tag Session Manager writes.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct UserId {
+    role: RoleId,
+    user: SessionName,
+}
+
+impl UserId {
+    pub fn new(role: RoleId, user: SessionName) -> Self {
+        Self { role, user }
+    }
+
+    /// Parse a tag value that must name a user of the role `role`.
+    pub fn parse_for(value: &str, role: &RoleId) -> Result<Self, Reason> {
+        let Some((id, name)) = value.split_once(':') else {
+            return Err(Reason::new(
+                ReasonCode::UserIdMalformed,
+                format!("tag value {value:?} is not <role-id>:<username>"),
+            ));
+        };
+        if id != role.as_str() {
+            return Err(Reason::new(
+                ReasonCode::ForeignRole,
+                format!("tag value {value:?} names role id {id}, not the users' role {role}"),
+            ));
+        }
+        let user = SessionName::parse(name).map_err(|e| {
+            Reason::new(
+                ReasonCode::InvalidUsername,
+                format!("tag value {value:?}: {e}"),
+            )
+        })?;
+        Ok(Self::new(role.clone(), user))
+    }
+
+    pub fn role(&self) -> &RoleId {
+        &self.role
+    }
+
+    pub fn user(&self) -> &SessionName {
+        &self.user
+    }
+}
+
+impl fmt::Display for UserId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}:{}", self.role, self.user)
+    }
+}
+
+/// An EC2 instance id: `i-` followed by 8 or 17 lower-case hex digits.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct InstanceId(String);
+
+impl InstanceId {
+    pub fn parse(id: &str) -> Result<Self, Reason> {
+        let ok = id.strip_prefix("i-").is_some_and(|hex| {
+            (hex.len() == 8 || hex.len() == 17)
+                && hex
+                    .chars()
+                    .all(|c| c.is_ascii_digit() || ('a'..='f').contains(&c))
+        });
+        if ok {
+            Ok(Self(id.to_owned()))
+        } else {
+            Err(Reason::new(
+                ReasonCode::InvalidInstanceId,
+                format!("{id:?} is not an EC2 instance id"),
+            ))
+        }
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Display for InstanceId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// An EC2 instance state.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum InstanceState {
+    Pending,
+    Running,
+    ShuttingDown,
+    Terminated,
+    Stopping,
+    Stopped,
+}
+
+impl InstanceState {
+    /// States in which a user can still have a use for their sessions.
+    pub const LIVE: [InstanceState; 4] = [
+        InstanceState::Pending,
+        InstanceState::Running,
+        InstanceState::Stopping,
+        InstanceState::Stopped,
+    ];
+
+    pub fn parse(name: &str) -> Option<Self> {
+        Some(match name {
+            "pending" => InstanceState::Pending,
+            "running" => InstanceState::Running,
+            "shutting-down" => InstanceState::ShuttingDown,
+            "terminated" => InstanceState::Terminated,
+            "stopping" => InstanceState::Stopping,
+            "stopped" => InstanceState::Stopped,
+            _ => return None,
+        })
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            InstanceState::Pending => "pending",
+            InstanceState::Running => "running",
+            InstanceState::ShuttingDown => "shutting-down",
+            InstanceState::Terminated => "terminated",
+            InstanceState::Stopping => "stopping",
+            InstanceState::Stopped => "stopped",
+        }
+    }
+
+    pub fn is_live(self) -> bool {
+        Self::LIVE.contains(&self)
+    }
+}
+
+impl fmt::Display for InstanceState {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const ROLE: &str = "AROARZPUZDIKBSV3HPLXQ";
+
+    fn role() -> RoleId {
+        RoleId::parse(ROLE).unwrap()
+    }
+
+    #[test]
+    fn role_ids_are_checked() {
+        assert_eq!(role().as_str(), ROLE);
+        assert_eq!(
+            RoleId::parse("AIDAX1234").unwrap_err(),
+            "\"AIDAX1234\" is not an IAM role id (AROA followed by upper-case letters and digits)"
+        );
+    }
+
+    #[test]
+    fn a_user_id_round_trips_and_refuses_other_roles_and_bad_names() {
+        let id = UserId::parse_for(&format!("{ROLE}:tim"), &role()).unwrap();
+        assert_eq!(id.to_string(), format!("{ROLE}:tim"));
+        assert_eq!(id.user().as_str(), "tim");
+        assert_eq!(
+            UserId::parse_for("AROAOTHER:tim", &role()).unwrap_err(),
+            Reason::new(
+                ReasonCode::ForeignRole,
+                format!(
+                    "tag value \"AROAOTHER:tim\" names role id AROAOTHER, not the users' role {ROLE}"
+                )
+            )
+        );
+        assert_eq!(
+            UserId::parse_for(&format!("{ROLE}:t*"), &role())
+                .unwrap_err()
+                .code,
+            ReasonCode::InvalidUsername
+        );
+        assert_eq!(
+            UserId::parse_for("no-colon", &role()).unwrap_err().code,
+            ReasonCode::UserIdMalformed
+        );
+    }
+
+    #[test]
+    fn instance_ids_are_checked() {
+        for ok in ["i-784cdacd", "i-0a1b2c3d4e5f60001"] {
+            assert!(InstanceId::parse(ok).is_ok(), "{ok}");
+        }
+        for bad in [
+            "i-018*9f1",
+            " i-1234567890abcdef0",
+            "i-ABCDEF12",
+            "sg-12345678",
+            "i-1234567",
+        ] {
+            assert_eq!(
+                InstanceId::parse(bad).unwrap_err().code,
+                ReasonCode::InvalidInstanceId,
+                "{bad}"
+            );
+        }
+    }
+
+    #[test]
+    fn states_parse_and_know_which_are_live() {
+        for state in [
+            "pending",
+            "running",
+            "shutting-down",
+            "terminated",
+            "stopping",
+            "stopped",
+        ] {
+            assert_eq!(InstanceState::parse(state).unwrap().as_str(), state);
+        }
+        assert_eq!(InstanceState::parse("rebooting"), None);
+        assert!(InstanceState::Stopped.is_live());
+        assert!(!InstanceState::ShuttingDown.is_live());
+    }
+}

@@ -1,0 +1,106 @@
+//! What handling one event did, for logs, the Lambda response, metrics and `replay`.
+
+use serde::{Deserialize, Serialize};
+
+use crate::domain::reason::{Reason, ReasonCode};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Status {
+    /// At least one write was made.
+    Changed,
+    /// Everything was already as it should be.
+    Unchanged,
+    /// Nothing to do for this event, deliberately.
+    Ignored,
+}
+
+impl Status {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Status::Changed => "changed",
+            Status::Unchanged => "unchanged",
+            Status::Ignored => "ignored",
+        }
+    }
+}
+
+/// Something left alone (an instance, or a user), with the reason.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Skipped {
+    pub instance_id: String,
+    #[serde(flatten)]
+    pub reason: Reason,
+}
+
+impl Skipped {
+    pub fn new(what: impl Into<String>, reason: Reason) -> Self {
+        Self {
+            instance_id: what.into(),
+            reason,
+        }
+    }
+}
+
+/// Counts a handler reports about one event, for the metrics.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Counts {
+    pub instances_tagged: usize,
+    pub grants: usize,
+    pub revokes: usize,
+    pub drift_repaired: usize,
+    pub grants_refused: usize,
+    /// Ownership tags in a case variant of the product's keys that were removed.
+    pub tags_tampered: usize,
+    /// Policy characters in use, in percent of those available (when measured).
+    pub capacity_used_percent: Option<usize>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Outcome {
+    pub status: Status,
+    /// A one-line summary of what was done and why.
+    pub reason: String,
+    /// Why the event was ignored (set when `status` is `Ignored`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub code: Option<ReasonCode>,
+    /// What was written.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub changed: Vec<String>,
+    /// What was already correct.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub unchanged: Vec<String>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub skipped: Vec<Skipped>,
+    /// Writes a dry run would have made.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub planned: Vec<String>,
+    /// Counts for the metrics (not part of the printed outcome).
+    #[serde(skip)]
+    pub counts: Counts,
+}
+
+impl Outcome {
+    /// An event deliberately left alone.
+    pub fn ignored(reason: Reason) -> Self {
+        Self {
+            code: Some(reason.code),
+            reason: reason.text,
+            ..Self::empty(Status::Ignored)
+        }
+    }
+
+    /// An outcome with the given status and nothing else yet.
+    pub fn empty(status: Status) -> Self {
+        Self {
+            status,
+            reason: String::new(),
+            code: None,
+            changed: Vec::new(),
+            unchanged: Vec::new(),
+            skipped: Vec::new(),
+            planned: Vec::new(),
+            counts: Counts::default(),
+        }
+    }
+}

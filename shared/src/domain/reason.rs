@@ -1,0 +1,112 @@
+//! Why an event, an instance or a user was ignored, skipped or refused: a stable code for
+//! metrics and alarms, and the human text for logs. Built where the decision is made, so a metric
+//! dimension never depends on how a sentence is worded.
+
+use std::fmt;
+
+use serde::{Deserialize, Serialize};
+
+/// Low-cardinality reason codes; each is a CloudWatch metric dimension value.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub enum ReasonCode {
+    /// A dry-run call: nothing was launched.
+    DryRun,
+    /// The API call failed (`errorCode`).
+    FailedCall,
+    /// The launcher is not in `TRUSTED_LAUNCHER_ARNS`.
+    UntrustedLauncher,
+    /// The event or one of its fields cannot be read.
+    Malformed,
+    /// A username that is not a valid role-session name.
+    InvalidUsername,
+    /// An event no function of this product handles, or another function's event.
+    OtherEvent,
+    /// The instance is gone, terminating, or not visible in EC2.
+    InstanceGone,
+    /// No owner could be found for the instance.
+    NoOwnerTag,
+    /// A state change other than `terminated`.
+    NotTerminated,
+    /// A tag change that did not touch the user-id tag.
+    UserIdTagUnchanged,
+    /// The user-id tag was removed; its old value is unknown.
+    UserIdTagRemoved,
+    /// A user-id value that is not `<role-id>:<username>`.
+    UserIdMalformed,
+    /// A user-id value, or a launching session, of another role.
+    ForeignRole,
+    /// A launching session of an older id of the users' role.
+    RoleRecreated,
+    /// A string where an EC2 instance id belongs that is not one.
+    InvalidInstanceId,
+    /// A grant that does not fit in IAM's limits.
+    BudgetFull,
+}
+
+impl ReasonCode {
+    /// The name used as the metric dimension value.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ReasonCode::DryRun => "DryRun",
+            ReasonCode::FailedCall => "FailedCall",
+            ReasonCode::UntrustedLauncher => "UntrustedLauncher",
+            ReasonCode::Malformed => "Malformed",
+            ReasonCode::InvalidUsername => "InvalidUsername",
+            ReasonCode::OtherEvent => "OtherEvent",
+            ReasonCode::InstanceGone => "InstanceGone",
+            ReasonCode::NoOwnerTag => "NoOwnerTag",
+            ReasonCode::NotTerminated => "NotTerminated",
+            ReasonCode::UserIdTagUnchanged => "UserIdTagUnchanged",
+            ReasonCode::UserIdTagRemoved => "UserIdTagRemoved",
+            ReasonCode::UserIdMalformed => "UserIdMalformed",
+            ReasonCode::ForeignRole => "ForeignRole",
+            ReasonCode::RoleRecreated => "RoleRecreated",
+            ReasonCode::InvalidInstanceId => "InvalidInstanceId",
+            ReasonCode::BudgetFull => "BudgetFull",
+        }
+    }
+}
+
+impl fmt::Display for ReasonCode {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// A reason: the code and the sentence that explains it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Reason {
+    pub code: ReasonCode,
+    #[serde(rename = "reason")]
+    pub text: String,
+}
+
+impl Reason {
+    pub fn new(code: ReasonCode, text: impl Into<String>) -> Self {
+        Self {
+            code,
+            text: text.into(),
+        }
+    }
+}
+
+impl fmt::Display for Reason {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.text)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_reason_serialises_as_code_and_text() {
+        let reason = Reason::new(ReasonCode::DryRun, "dry run");
+        assert_eq!(
+            serde_json::to_value(&reason).unwrap(),
+            serde_json::json!({"code": "DryRun", "reason": "dry run"})
+        );
+        assert_eq!(reason.to_string(), "dry run");
+    }
+}

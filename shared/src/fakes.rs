@@ -1,0 +1,396 @@
+//! In-memory fakes of every port: EC2 instances and tags, IAM inline policies, IAM managed
+//! policies with versions and attachments, and SSM sessions. For fast tests of the stores and
+//! the use cases without moto; the moto tests stay for end-to-end AWS behaviour.
+//!
+//! One [`FakeAws`] implements every port. Clones share the same state, so a test keeps one
+//! handle to seed and inspect while the code under test holds others. Every call is counted per
+//! `service:Operation`, like the SDK call counter, and any operation can be made to fail.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::{Arc, Mutex, MutexGuard};
+
+use crate::domain::ids::{InstanceId, InstanceState, RoleId};
+use crate::error::Error;
+use crate::ports::{
+    DescribedInstance, InstanceDirectory, InstanceTagger, LiveInstances, ManagedPolicies,
+    ManagedPolicy, PolicyVersion, RoleDirectory, RolePolicies, SessionTerminator,
+};
+
+/// A customer-managed policy and its versions.
+#[derive(Debug, Clone, Default)]
+pub struct FakePolicy {
+    pub name: String,
+    pub path: String,
+    /// Version id → document, in creation order.
+    pub versions: Vec<(String, String)>,
+    pub default_version: String,
+    next_version: u32,
+}
+
+impl FakePolicy {
+    /// The default version's document.
+    pub fn document(&self) -> &str {
+        self.versions
+            .iter()
+            .find(|(id, _)| *id == self.default_version)
+            .map(|(_, d)| d.as_str())
+            .unwrap_or("")
+    }
+}
+
+/// Everything the fake AWS holds.
+#[derive(Debug, Default)]
+pub struct World {
+    /// Role name → role id.
+    pub roles: BTreeMap<String, RoleId>,
+    pub instances: BTreeMap<InstanceId, DescribedInstance>,
+    /// (role name, policy name) → document.
+    pub inline_policies: BTreeMap<(String, String), String>,
+    /// ARN → policy.
+    pub managed_policies: BTreeMap<String, FakePolicy>,
+    /// Role name → attached policy ARNs.
+    pub attachments: BTreeMap<String, Vec<String>>,
+    /// Every `CreateTags` call: instances, key, value (unknown instances included).
+    pub tag_writes: Vec<(Vec<InstanceId>, String, String)>,
+    /// Instance → ids of its active sessions.
+    pub sessions: BTreeMap<InstanceId, Vec<String>>,
+    /// Calls per `service:Operation`.
+    pub calls: BTreeMap<&'static str, u64>,
+    /// Operations that fail with a retryable throttling error.
+    pub failing: BTreeSet<&'static str>,
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct FakeAws(Arc<Mutex<World>>);
+
+const ACCOUNT: &str = "123456789012";
+
+impl FakeAws {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// The shared state, to seed or inspect.
+    pub fn world(&self) -> MutexGuard<'_, World> {
+        self.0
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    pub fn with_role(self, name: &str, id: &RoleId) -> Self {
+        self.world().roles.insert(name.to_owned(), id.clone());
+        self
+    }
+
+    /// Add an instance in `state` with `tags`.
+    pub fn add_instance(
+        &self,
+        id: &str,
+        state: InstanceState,
+        tags: &[(&str, &str)],
+    ) -> InstanceId {
+        let instance_id = InstanceId::parse(id).expect("a valid instance id in a test");
+        self.world().instances.insert(
+            instance_id.clone(),
+            DescribedInstance {
+                instance_id: instance_id.clone(),
+                state,
+                tags: tags
+                    .iter()
+                    .map(|(k, v)| (k.to_string(), v.to_string()))
+                    .collect(),
+            },
+        );
+        instance_id
+    }
+
+    /// Calls made so far to one operation.
+    pub fn calls_to(&self, operation: &str) -> u64 {
+        self.world().calls.get(operation).copied().unwrap_or(0)
+    }
+
+    /// Calls made so far, in all.
+    pub fn total_calls(&self) -> u64 {
+        self.world().calls.values().sum()
+    }
+
+    /// Calls made so far, and start counting again.
+    pub fn take_calls(&self) -> BTreeMap<&'static str, u64> {
+        std::mem::take(&mut self.world().calls)
+    }
+
+    /// Make an operation fail (retryable, like throttling) until [`heal`](Self::heal).
+    pub fn fail(&self, operation: &'static str) {
+        self.world().failing.insert(operation);
+    }
+
+    pub fn heal(&self) {
+        self.world().failing.clear();
+    }
+
+    /// Count the call, or fail it when asked to.
+    fn call(&self, operation: &'static str) -> Result<MutexGuard<'_, World>, Error> {
+        let mut world = self.world();
+        *world.calls.entry(operation).or_default() += 1;
+        if world.failing.contains(operation) {
+            return Err(Error::Aws {
+                operation,
+                code: "Throttling".into(),
+                message: "injected by the fake".into(),
+                retryable: true,
+            });
+        }
+        Ok(world)
+    }
+}
+
+fn no_such_entity(operation: &'static str, what: &str) -> Error {
+    Error::Aws {
+        operation,
+        code: "NoSuchEntity".into(),
+        message: format!("{what} not found"),
+        retryable: false,
+    }
+}
+
+impl InstanceDirectory for FakeAws {
+    async fn describe_instances(
+        &self,
+        ids: &[InstanceId],
+    ) -> Result<Vec<DescribedInstance>, Error> {
+        let world = self.call("ec2:DescribeInstances")?;
+        Ok(ids
+            .iter()
+            .filter_map(|id| world.instances.get(id).cloned())
+            .collect())
+    }
+}
+
+impl InstanceTagger for FakeAws {
+    async fn create_tag(&self, ids: &[InstanceId], key: &str, value: &str) -> Result<(), Error> {
+        let mut world = self.call("ec2:CreateTags")?;
+        world
+            .tag_writes
+            .push((ids.to_vec(), key.to_owned(), value.to_owned()));
+        for id in ids {
+            if let Some(instance) = world.instances.get_mut(id) {
+                instance.tags.insert(key.to_owned(), value.to_owned());
+            }
+        }
+        Ok(())
+    }
+}
+
+impl LiveInstances for FakeAws {
+    async fn live_instances_tagged(
+        &self,
+        key: &str,
+        value: Option<&str>,
+    ) -> Result<Vec<DescribedInstance>, Error> {
+        let world = self.call("ec2:DescribeInstances")?;
+        Ok(world
+            .instances
+            .values()
+            .filter(|i| i.state.is_live())
+            .filter(|i| match value {
+                Some(v) => i.tags.get(key).map(String::as_str) == Some(v),
+                None => i.tags.contains_key(key),
+            })
+            .cloned()
+            .collect())
+    }
+}
+
+impl RoleDirectory for FakeAws {
+    async fn role_id(&self, role_name: &str) -> Result<RoleId, Error> {
+        let world = self.call("iam:GetRole")?;
+        world
+            .roles
+            .get(role_name)
+            .cloned()
+            .ok_or_else(|| Error::RoleNotFound {
+                role_name: role_name.to_owned(),
+            })
+    }
+}
+
+impl RolePolicies for FakeAws {
+    async fn list_role_policies(&self, role: &str) -> Result<Vec<String>, Error> {
+        let world = self.call("iam:ListRolePolicies")?;
+        Ok(world
+            .inline_policies
+            .keys()
+            .filter(|(r, _)| r == role)
+            .map(|(_, name)| name.clone())
+            .collect())
+    }
+
+    async fn get_role_policy(&self, role: &str, name: &str) -> Result<Option<String>, Error> {
+        let world = self.call("iam:GetRolePolicy")?;
+        Ok(world
+            .inline_policies
+            .get(&(role.to_owned(), name.to_owned()))
+            .cloned())
+    }
+
+    async fn put_role_policy(&self, role: &str, name: &str, document: &str) -> Result<(), Error> {
+        let mut world = self.call("iam:PutRolePolicy")?;
+        world
+            .inline_policies
+            .insert((role.to_owned(), name.to_owned()), document.to_owned());
+        Ok(())
+    }
+
+    async fn delete_role_policy(&self, role: &str, name: &str) -> Result<(), Error> {
+        let mut world = self.call("iam:DeleteRolePolicy")?;
+        world
+            .inline_policies
+            .remove(&(role.to_owned(), name.to_owned()));
+        Ok(())
+    }
+}
+
+impl ManagedPolicies for FakeAws {
+    async fn list_policies(&self, path: &str) -> Result<Vec<ManagedPolicy>, Error> {
+        let world = self.call("iam:ListPolicies")?;
+        Ok(world
+            .managed_policies
+            .iter()
+            .filter(|(_, p)| p.path.starts_with(path))
+            .map(|(arn, p)| ManagedPolicy {
+                name: p.name.clone(),
+                arn: arn.clone(),
+                default_version: p.default_version.clone(),
+            })
+            .collect())
+    }
+
+    async fn attached_policies(&self, role: &str) -> Result<Vec<String>, Error> {
+        let world = self.call("iam:ListAttachedRolePolicies")?;
+        if !world.roles.contains_key(role) {
+            return Err(Error::RoleNotFound {
+                role_name: role.to_owned(),
+            });
+        }
+        Ok(world.attachments.get(role).cloned().unwrap_or_default())
+    }
+
+    async fn policy_document(&self, arn: &str, version: &str) -> Result<String, Error> {
+        const OPERATION: &str = "iam:GetPolicyVersion";
+        let world = self.call(OPERATION)?;
+        world
+            .managed_policies
+            .get(arn)
+            .and_then(|p| p.versions.iter().find(|(id, _)| id == version))
+            .map(|(_, document)| document.clone())
+            .ok_or_else(|| no_such_entity(OPERATION, arn))
+    }
+
+    async fn create_policy(&self, name: &str, path: &str, document: &str) -> Result<String, Error> {
+        let mut world = self.call("iam:CreatePolicy")?;
+        let arn = format!("arn:aws:iam::{ACCOUNT}:policy{path}{name}");
+        if world.managed_policies.contains_key(&arn) {
+            return Err(Error::Aws {
+                operation: "iam:CreatePolicy",
+                code: "EntityAlreadyExists".into(),
+                message: arn,
+                retryable: false,
+            });
+        }
+        world.managed_policies.insert(
+            arn.clone(),
+            FakePolicy {
+                name: name.to_owned(),
+                path: path.to_owned(),
+                versions: vec![("v1".into(), document.to_owned())],
+                default_version: "v1".into(),
+                next_version: 2,
+            },
+        );
+        Ok(arn)
+    }
+
+    async fn create_policy_version(&self, arn: &str, document: &str) -> Result<(), Error> {
+        const OPERATION: &str = "iam:CreatePolicyVersion";
+        let mut world = self.call(OPERATION)?;
+        let policy = world
+            .managed_policies
+            .get_mut(arn)
+            .ok_or_else(|| no_such_entity(OPERATION, arn))?;
+        if policy.versions.len() >= 5 {
+            return Err(Error::Aws {
+                operation: OPERATION,
+                code: "LimitExceeded".into(),
+                message: "a managed policy can have up to 5 versions".into(),
+                retryable: false,
+            });
+        }
+        let id = format!("v{}", policy.next_version);
+        policy.next_version += 1;
+        policy.versions.push((id.clone(), document.to_owned()));
+        policy.default_version = id;
+        Ok(())
+    }
+
+    async fn list_policy_versions(&self, arn: &str) -> Result<Vec<PolicyVersion>, Error> {
+        const OPERATION: &str = "iam:ListPolicyVersions";
+        let world = self.call(OPERATION)?;
+        let policy = world
+            .managed_policies
+            .get(arn)
+            .ok_or_else(|| no_such_entity(OPERATION, arn))?;
+        Ok(policy
+            .versions
+            .iter()
+            .enumerate()
+            .map(|(created, (id, _))| PolicyVersion {
+                id: id.clone(),
+                is_default: *id == policy.default_version,
+                created: created as i64,
+            })
+            .collect())
+    }
+
+    async fn delete_policy_version(&self, arn: &str, version: &str) -> Result<(), Error> {
+        let mut world = self.call("iam:DeletePolicyVersion")?;
+        if let Some(policy) = world.managed_policies.get_mut(arn) {
+            policy.versions.retain(|(id, _)| id != version);
+        }
+        Ok(())
+    }
+
+    async fn attach_role_policy(&self, role: &str, arn: &str) -> Result<(), Error> {
+        let mut world = self.call("iam:AttachRolePolicy")?;
+        let attached = world.attachments.entry(role.to_owned()).or_default();
+        if !attached.iter().any(|a| a == arn) {
+            attached.push(arn.to_owned());
+        }
+        Ok(())
+    }
+
+    async fn detach_role_policy(&self, role: &str, arn: &str) -> Result<(), Error> {
+        let mut world = self.call("iam:DetachRolePolicy")?;
+        if let Some(attached) = world.attachments.get_mut(role) {
+            attached.retain(|a| a != arn);
+        }
+        Ok(())
+    }
+
+    async fn delete_policy(&self, arn: &str) -> Result<(), Error> {
+        let mut world = self.call("iam:DeletePolicy")?;
+        world.managed_policies.remove(arn);
+        Ok(())
+    }
+}
+
+impl SessionTerminator for FakeAws {
+    async fn end_sessions_on(&self, instance_id: &InstanceId) -> Result<Vec<String>, Error> {
+        let mut world = self.call("ssm:DescribeSessions")?;
+        let ended = world.sessions.remove(instance_id).unwrap_or_default();
+        let terminations = ended.len() as u64;
+        if terminations > 0 {
+            *world.calls.entry("ssm:TerminateSession").or_default() += terminations;
+        }
+        Ok(ended)
+    }
+}
