@@ -15,3 +15,11 @@ ensure_venv() {
   export MOTO_PYTHON="$VENV/bin/python"
   export PATH="$VENV/bin:$PATH"
 }
+
+# ensure_judge: install the IAM judge the tests use (pinned by tests/iam-judge/package-lock.json).
+ensure_judge() {
+  if [ ! -d "$ROOT/tests/iam-judge/node_modules/@cloud-copilot/iam-simulate" ]; then
+    echo "==> installing the IAM judge (npm ci in tests/iam-judge)" >&2
+    npm ci --prefix "$ROOT/tests/iam-judge" --no-audit --no-fund --loglevel=error >&2
+  fi
+}

@@ -36,9 +36,10 @@ def resolve(node, params, resources):
         return str(params.get(name, SAMPLE.get(name, f"sample-{name}")))
     if set(node) == {"Fn::Sub"}:
         text = node["Fn::Sub"]
+        variables = {}
         if isinstance(text, list):
-            text = text[0]
-        for key, value in {**SAMPLE, **params}.items():
+            text, variables = text[0], resolve(text[1] if len(text) > 1 else {}, params, resources)
+        for key, value in {**SAMPLE, **params, **variables}.items():
             text = text.replace("${" + key + "}", str(value))
         return text.replace("${!", "${")
     if set(node) == {"Fn::GetAtt"}:
@@ -95,6 +96,11 @@ def lint(name, document):
 
 
 def main():
+    if sys.argv[1:2] == ["--dump"]:
+        # The template's policies, resolved, one JSON object per line (for the IAM judge test).
+        for name, document in template_policies(sys.argv[2] if len(sys.argv) > 2 else "template.yaml"):
+            print(json.dumps({"name": name, "document": document}))
+        return
     documents = list(template_policies(sys.argv[1] if len(sys.argv) > 1 else "template.yaml"))
     for number, line in enumerate(sys.stdin, 1):
         if line.strip():

@@ -40,6 +40,19 @@ pub(crate) const MAX_POLICY_SHARDS: &str = "MAX_POLICY_SHARDS";
 pub(crate) const ROLE_MANAGED_POLICY_LIMIT: &str = "ROLE_MANAGED_POLICY_LIMIT";
 pub(crate) const SDK_ATTEMPT_TIMEOUT_SECONDS: &str = "SDK_ATTEMPT_TIMEOUT_SECONDS";
 pub(crate) const SDK_OPERATION_TIMEOUT_SECONDS: &str = "SDK_OPERATION_TIMEOUT_SECONDS";
+pub(crate) const SESSION_RIGHTS: &str = "SESSION_RIGHTS";
+
+/// IAM's managed policies per role at the most, with a quota raise (10 by default).
+const ROLE_MANAGED_POLICY_MAX: usize = 25;
+
+/// Where users' rights to terminate and resume their own sessions come from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SessionRights {
+    /// One exact statement per user with a live instance, kept on the role by this product.
+    PerUser,
+    /// One static statement in the end-user policy; the product keeps no per-user state.
+    Static,
+}
 
 /// Where the per-user statements live.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -70,9 +83,11 @@ pub struct Config {
     /// Reconcile only reports the changes it would make.
     pub reconcile_dry_run: bool,
     pub policy_store: StoreKind,
+    pub session_rights: SessionRights,
     /// Shards the managed store may use at most.
     pub max_policy_shards: usize,
-    /// Managed policies the users' role may have attached in all (10, or 20 with a quota raise).
+    /// Managed policies the users' role may have attached in all (10, or up to 25 with a quota
+    /// raise).
     pub role_managed_policy_limit: usize,
     /// Time allowed for one AWS request attempt.
     pub sdk_attempt_timeout: Duration,
@@ -153,10 +168,28 @@ impl Config {
                 ))
             }
         };
-        let role_managed_policy_limit = number(value(ROLE_MANAGED_POLICY_LIMIT), 10, 1..=20)
-            .map_err(|p| bad(ROLE_MANAGED_POLICY_LIMIT, p))?;
-        let max_policy_shards = number(value(MAX_POLICY_SHARDS), role_managed_policy_limit, 1..=20)
-            .map_err(|p| bad(MAX_POLICY_SHARDS, p))?;
+        let session_rights = match value(SESSION_RIGHTS).as_deref() {
+            None | Some("per-user") => SessionRights::PerUser,
+            Some("static") => SessionRights::Static,
+            Some(other) => {
+                return Err(bad(
+                    SESSION_RIGHTS,
+                    format!("{other:?} is not per-user or static"),
+                ))
+            }
+        };
+        let role_managed_policy_limit = number(
+            value(ROLE_MANAGED_POLICY_LIMIT),
+            10,
+            1..=ROLE_MANAGED_POLICY_MAX,
+        )
+        .map_err(|p| bad(ROLE_MANAGED_POLICY_LIMIT, p))?;
+        let max_policy_shards = number(
+            value(MAX_POLICY_SHARDS),
+            role_managed_policy_limit,
+            1..=ROLE_MANAGED_POLICY_MAX,
+        )
+        .map_err(|p| bad(MAX_POLICY_SHARDS, p))?;
 
         let attempt = number(
             value(SDK_ATTEMPT_TIMEOUT_SECONDS),
@@ -187,6 +220,7 @@ impl Config {
             end_sessions_on_terminate,
             reconcile_dry_run,
             policy_store,
+            session_rights,
             max_policy_shards,
             role_managed_policy_limit,
             sdk_attempt_timeout: Duration::from_secs(attempt as u64),
@@ -281,6 +315,7 @@ mod tests {
                 end_sessions_on_terminate: true,
                 reconcile_dry_run: false,
                 policy_store: StoreKind::Managed,
+                session_rights: SessionRights::PerUser,
                 max_policy_shards: 10,
                 role_managed_policy_limit: 10,
                 sdk_attempt_timeout: std::time::Duration::from_secs(10),
@@ -340,8 +375,12 @@ mod tests {
                 "POLICY_NAME_PREFIX: \"bad prefix\" is not a policy-name prefix (1-50 characters of A-Z a-z 0-9 + = , . @ _ -)",
             ),
             (
-                &[(SESSION_ROLE_NAME, "R"), (MAX_POLICY_SHARDS, "21")],
-                "MAX_POLICY_SHARDS: \"21\" is not a whole number from 1 to 20",
+                &[(SESSION_ROLE_NAME, "R"), (MAX_POLICY_SHARDS, "26")],
+                "MAX_POLICY_SHARDS: \"26\" is not a whole number from 1 to 25",
+            ),
+            (
+                &[(SESSION_ROLE_NAME, "R"), (SESSION_RIGHTS, "both")],
+                "SESSION_RIGHTS: \"both\" is not per-user or static",
             ),
             (
                 &[(SESSION_ROLE_NAME, "R"), (SDK_ATTEMPT_TIMEOUT_SECONDS, "60")],

@@ -10,7 +10,7 @@ pub mod session_rights;
 
 use std::collections::BTreeSet;
 
-use crate::config::{Config, StoreKind};
+use crate::config::{Config, SessionRights, StoreKind};
 use crate::domain::ids::RoleId;
 use crate::domain::session_name::SessionName;
 use crate::domain::statements::Scope;
@@ -27,18 +27,22 @@ pub enum AnyStore<P> {
 
 impl<P: ManagedPolicies + RolePolicies + Sync + Clone> AnyStore<P> {
     pub fn from_config(iam: P, config: &Config) -> Self {
-        match config.policy_store {
-            StoreKind::Inline => AnyStore::Inline(InlineStore::new(
+        match (config.session_rights, config.policy_store) {
+            // Static mode only ever removes what per-user mode left; the managed store removes
+            // both its shards and the inline store's policies.
+            (SessionRights::Static, _) | (SessionRights::PerUser, StoreKind::Managed) => {
+                AnyStore::Managed(ManagedStore::new(
+                    iam,
+                    &config.session_role_name,
+                    &config.policy_name_prefix,
+                    config.max_policy_shards,
+                    config.role_managed_policy_limit,
+                ))
+            }
+            (SessionRights::PerUser, StoreKind::Inline) => AnyStore::Inline(InlineStore::new(
                 iam,
                 &config.session_role_name,
                 &config.policy_name_prefix,
-            )),
-            StoreKind::Managed => AnyStore::Managed(ManagedStore::new(
-                iam,
-                &config.session_role_name,
-                &config.policy_name_prefix,
-                config.max_policy_shards,
-                config.role_managed_policy_limit,
             )),
         }
     }

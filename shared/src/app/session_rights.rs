@@ -17,7 +17,7 @@ use tracing::{info, warn};
 
 use super::owner_tagging::ignored;
 use super::role_resolver::RoleIdCache;
-use crate::config::Config;
+use crate::config::{Config, SessionRights};
 use crate::domain::events::{parse_envelope, route, Route, StateChangeDetail, TagChangeDetail};
 use crate::domain::ids::{InstanceId, UserId};
 use crate::domain::outcome::{Counts, Outcome, Skipped, Status};
@@ -124,6 +124,15 @@ where
         detail: TagChangeDetail,
     ) -> Result<Outcome, Error> {
         let key = &self.config.user_id_tag_key;
+        if self.config.session_rights == SessionRights::Static {
+            return Ok(ignored(
+                id,
+                Reason::new(
+                    ReasonCode::StaticSessionRights,
+                    "static session rights: the end-user policy already covers every user; nothing to grant",
+                ),
+            ));
+        }
         if detail.service.as_deref() != Some("ec2")
             || detail.resource_type.as_deref() != Some("instance")
         {
@@ -196,30 +205,41 @@ where
                 ))
             }
         };
-        let described = self
-            .ec2
-            .describe_instances(std::slice::from_ref(&instance_id))
-            .await?;
-        let key = &self.config.user_id_tag_key;
-        let Some(value) = described
-            .iter()
-            .find(|i| i.instance_id == instance_id)
-            .and_then(|i| i.tags.get(key))
-        else {
-            return Ok(ignored(
-                id,
-                Reason::new(
-                    ReasonCode::InstanceGone,
-                    format!("{instance_id} is no longer visible or has no {key} tag; the next reconcile converges"),
+        let mut outcome = match self.config.session_rights {
+            // Nobody holds a per-user statement: only the open sessions need ending.
+            SessionRights::Static => Outcome {
+                reason: format!(
+                    "{instance_id} terminated (static session rights: no statement to revoke)"
                 ),
-            ));
+                ..Outcome::empty(Status::Unchanged)
+            },
+            SessionRights::PerUser => {
+                let described = self
+                    .ec2
+                    .describe_instances(std::slice::from_ref(&instance_id))
+                    .await?;
+                let key = &self.config.user_id_tag_key;
+                let Some(value) = described
+                    .iter()
+                    .find(|i| i.instance_id == instance_id)
+                    .and_then(|i| i.tags.get(key))
+                else {
+                    return Ok(ignored(
+                        id,
+                        Reason::new(
+                            ReasonCode::InstanceGone,
+                            format!("{instance_id} is no longer visible or has no {key} tag; the next reconcile converges"),
+                        ),
+                    ));
+                };
+                let role_id = self.role_id.get(&self.iam).await?;
+                let user = match UserId::parse_for(value, role_id) {
+                    Ok(user) => user,
+                    Err(reason) => return Ok(ignored(id, reason)),
+                };
+                self.converge_user(id, &user).await?
+            }
         };
-        let role_id = self.role_id.get(&self.iam).await?;
-        let user = match UserId::parse_for(value, role_id) {
-            Ok(user) => user,
-            Err(reason) => return Ok(ignored(id, reason)),
-        };
-        let mut outcome = self.converge_user(id, &user).await?;
         if self.config.end_sessions_on_terminate {
             let ended = self.ssm.end_sessions_on(&instance_id).await?;
             for session in &ended {
@@ -307,6 +327,16 @@ where
     pub async fn reconcile(&self, dry_run: bool) -> Result<Outcome, Error> {
         let role_id = self.role_id.get(&self.iam).await?;
         let _writer = self.writer.lock().await;
+        if self.config.session_rights == SessionRights::Static {
+            // Remove whatever per-user mode left behind; nothing is granted per user.
+            let report = self
+                .store
+                .converge(role_id, &Scope::All, &BTreeSet::new(), dry_run)
+                .await?;
+            let mut outcome = reconcile_outcome(0, 0, report, Vec::new(), dry_run);
+            outcome.reason = format!("static session rights: {}", outcome.reason);
+            return Ok(outcome);
+        }
         let key = &self.config.user_id_tag_key;
         let live = self.ec2.live_instances_tagged(key, None).await?;
         let mut desired = BTreeSet::new();

@@ -201,3 +201,93 @@ async fn a_termination_revokes_the_last_instance_and_ends_its_sessions() {
     assert!(world.sessions.is_empty());
     assert_eq!(world.calls["ssm:TerminateSession"], 1);
 }
+
+fn static_config() -> Config {
+    Config::from_lookup(|k| match k {
+        "SESSION_ROLE_NAME" => Some(ROLE.into()),
+        "SESSION_RIGHTS" => Some("static".into()),
+        _ => None,
+    })
+    .unwrap()
+}
+
+#[tokio::test]
+async fn switching_to_static_rights_removes_what_per_user_mode_left_and_grants_nothing() {
+    // GIVEN a role with a shard for two users and an inline statement from the inline store
+    let fake = fake();
+    fake.add_instance(
+        "i-0a1b2c3d4e5f60001",
+        InstanceState::Running,
+        &[("AwsUserId", &format!("{ROLE_ID}:tim.malone"))],
+    );
+    managed(&fake)
+        .converge(&role(), &Scope::All, &users(&["ada", "tim.malone"]), false)
+        .await
+        .unwrap();
+    InlineStore::new(fake.clone(), ROLE, PREFIX)
+        .converge(
+            &role(),
+            &Scope::User(SessionName::parse("grace").unwrap()),
+            &users(&["grace"]),
+            false,
+        )
+        .await
+        .unwrap();
+    let config = static_config();
+    let store = super::AnyStore::from_config(fake.clone(), &config);
+    let policies = SessionPolicies::new(config, fake.clone(), fake.clone(), fake.clone(), store);
+
+    // WHEN a grant arrives, and then the reconcile runs
+    let grant = policies
+        .handle(event("tag-change-user-id-added.json"))
+        .await
+        .unwrap();
+    let reconcile = policies
+        .handle(event("scheduled-reconcile.json"))
+        .await
+        .unwrap();
+
+    // THEN the grant writes nothing, and the reconcile leaves no product policy on the role
+    assert_eq!(grant.code, Some(ReasonCode::StaticSessionRights));
+    assert_eq!(reconcile.status, Status::Changed);
+    {
+        let world = fake.world();
+        assert!(world.managed_policies.is_empty());
+        assert!(world.inline_policies.is_empty());
+        assert!(world.attachments[ROLE].is_empty());
+    }
+    // and a second reconcile has nothing left to do
+    fake.take_calls();
+    let again = policies
+        .handle(event("scheduled-reconcile.json"))
+        .await
+        .unwrap();
+    assert_eq!(again.status, Status::Unchanged);
+    assert!(fake
+        .take_calls()
+        .keys()
+        .all(|op| op.contains(":List") || op.contains(":Get")));
+}
+
+#[tokio::test]
+async fn in_static_mode_a_termination_only_ends_the_sessions_left_open() {
+    let fake = fake();
+    let id = fake.add_instance("i-0a1b2c3d4e5f60006", InstanceState::Terminated, &[]);
+    fake.world()
+        .sessions
+        .insert(id, vec!["grace.hopper-5cg7niur55cxqrt5thkensh7ki".into()]);
+    let config = Config {
+        end_sessions_on_terminate: true,
+        ..static_config()
+    };
+    let store = super::AnyStore::from_config(fake.clone(), &config);
+    let policies = SessionPolicies::new(config, fake.clone(), fake.clone(), fake.clone(), store);
+    let outcome = policies
+        .handle(event("state-change-terminated.json"))
+        .await
+        .unwrap();
+    assert_eq!(outcome.status, Status::Changed);
+    let calls = fake.take_calls();
+    assert_eq!(calls.get("ssm:TerminateSession"), Some(&1));
+    assert!(calls.keys().all(|op| op.starts_with("ssm:")), "{calls:?}");
+}

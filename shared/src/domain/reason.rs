@@ -41,6 +41,8 @@ pub enum ReasonCode {
     InvalidInstanceId,
     /// A grant that does not fit in IAM's limits.
     BudgetFull,
+    /// A grant asked of a deployment in static session-rights mode.
+    StaticSessionRights,
 }
 
 impl ReasonCode {
@@ -63,6 +65,7 @@ impl ReasonCode {
             ReasonCode::RoleRecreated => "RoleRecreated",
             ReasonCode::InvalidInstanceId => "InvalidInstanceId",
             ReasonCode::BudgetFull => "BudgetFull",
+            ReasonCode::StaticSessionRights => "StaticSessionRights",
         }
     }
 }

@@ -1,10 +1,6 @@
 //! Sharded managed policies, pure: user statements packed into customer-managed policies named
-//! `<prefix>shard-NN`, each at most 6,144 characters (whitespace not counted).
-//!
-//! Statements are compacted for the shards: `"Action":"ssm:*eSession"` matches exactly
-//! `ssm:ResumeSession` and `ssm:TerminateSession` (no other Systems Manager action ends in
-//! "eSession"). The resource pattern and the `aws:userid` condition, which carry the isolation,
-//! are the same as in the inline store.
+//! `<prefix>shard-NN`, each at most 6,144 characters (whitespace not counted). The statements
+//! are the same as the inline store's (`statements::statement`).
 //!
 //! Placement is stable: a user stays in the shard that holds them; a new user goes to the first
 //! shard with room, or a new shard. So adding or removing one user rewrites only that user's shard.
@@ -13,32 +9,21 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use crate::domain::ids::{RoleId, UserId};
 use crate::domain::session_name::SessionName;
-use crate::domain::statements::{policy_size, session_resource, Refused, Scope};
+use crate::domain::statements::{policy_size, statement, statement_size, Refused, Scope};
 
 /// IAM's limit on one managed policy, whitespace not counted.
 pub const SHARD_LIMIT: usize = 6_144;
 const ENVELOPE_OPEN: &str = r#"{"Version":"2012-10-17","Statement":["#;
 const ENVELOPE_CLOSE: &str = "]}";
 
-/// One user's compact statement.
+/// One user's statement in a shard.
 pub(crate) fn shard_statement(role_id: &RoleId, user: &SessionName) -> String {
-    statement_for(role_id.as_str(), user.as_str(), &session_resource(user))
-}
-
-fn statement_for(role_id: &str, user: &str, resource: &str) -> String {
-    format!(
-        r#"{{"Effect":"Allow","Action":"ssm:*eSession","Resource":"{resource}","Condition":{{"StringEquals":{{"aws:userid":"{role_id}:{user}"}}}}}}"#
-    )
+    statement(role_id, user)
 }
 
 /// Characters a user with a 10-character name adds to a shard: the unit of "headroom in users".
 pub(crate) fn typical_user_cost(role_id: &RoleId) -> usize {
-    let name = "x".repeat(10);
-    let resource = format!(
-        "arn:aws:ssm:*:*:session/{name}-{}",
-        "?".repeat(crate::domain::statements::SESSION_SUFFIX_LEN)
-    );
-    statement_for(role_id.as_str(), &name, &resource).len() + 1
+    statement_size(role_id, 10) + 1
 }
 
 /// A shard's document for these users, in this order.
@@ -203,7 +188,6 @@ pub fn plan_shards(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::domain::statements::arn_matches;
     use proptest::prelude::*;
 
     const ROLE_ID: &str = "AROARZPUZDIKBSV3HPLXQ";
@@ -225,35 +209,28 @@ mod tests {
     }
 
     #[test]
-    fn a_compact_statement_still_names_one_user_and_their_sessions() {
+    fn a_shard_statement_is_the_users_exact_statement() {
         let doc = shard_document(&role(), &[user("tim")]);
         let parsed: serde_json::Value = serde_json::from_str(&doc).unwrap();
         let statement = &parsed["Statement"][0];
-        assert_eq!(statement["Action"], "ssm:*eSession");
         assert_eq!(
-            statement["Condition"]["StringEquals"]["aws:userid"],
-            format!("{ROLE_ID}:tim")
+            statement["Action"],
+            serde_json::json!(["ssm:TerminateSession", "ssm:ResumeSession"])
         );
-        let resource = statement["Resource"].as_str().unwrap();
-        assert!(arn_matches(
-            resource,
-            "arn:aws:ssm:us-east-1:1:session/tim-0ab1cd9d876e54321"
-        ));
-        assert!(!arn_matches(
-            resource,
-            "arn:aws:ssm:us-east-1:1:session/tim-malone-0ab1cd9d876e54321"
-        ));
-        for action in ["ssm:ResumeSession", "ssm:TerminateSession"] {
-            assert!(arn_matches("ssm:*eSession", action));
-        }
-        for action in [
-            "ssm:StartSession",
-            "ssm:DescribeSessions",
-            "ssm:SendCommand",
-            "ssm:GetConnectionStatus",
-        ] {
-            assert!(!arn_matches("ssm:*eSession", action), "{action}");
-        }
+        let value = format!("{ROLE_ID}:tim");
+        assert_eq!(statement["Condition"]["StringEquals"]["aws:userid"], value);
+        assert_eq!(
+            statement["Condition"]["StringEquals"]["ssm:resourceTag/aws:ssmmessages:session-id"],
+            value
+        );
+        assert_eq!(
+            statement,
+            &serde_json::from_str::<serde_json::Value>(&crate::domain::statements::statement(
+                &role(),
+                &user("tim")
+            ))
+            .unwrap()
+        );
     }
 
     #[test]
@@ -379,37 +356,6 @@ mod tests {
         let efficiency = statements as f64 / (20 * SHARD_LIMIT) as f64;
         assert!(efficiency >= 0.95, "{efficiency}");
         assert_eq!(plan.writes.len(), 20);
-    }
-
-    /// Pairs of distinct usernames, biased towards one being a prefix of the other.
-    fn two_users() -> impl Strategy<Value = (String, String)> {
-        let name = "[A-Za-z0-9+=,.@_-]{2,64}";
-        let tail = "[A-Za-z0-9+=,.@_-]{1,20}";
-        prop_oneof![
-            (name, name),
-            (name, tail)
-                .prop_map(|(a, t)| (a.clone(), format!("{a}{t}").chars().take(64).collect())),
-            (name, tail).prop_map(|(a, t)| (format!("{a}-{t}").chars().take(64).collect(), a)),
-        ]
-        .prop_filter("distinct", |(a, b)| a != b)
-    }
-
-    proptest! {
-        #![proptest_config(ProptestConfig::with_cases(2000))]
-
-        /// The isolation property of the inline statements, for the compacted shard statements.
-        #[test]
-        fn a_compact_statement_never_matches_another_users_session((a, b) in two_users(), suffix in "[0-9a-f]{17}") {
-            let doc: serde_json::Value = serde_json::from_str(&shard_document(&role(), &[user(&a)])).unwrap();
-            let statement = &doc["Statement"][0];
-            let resource = statement["Resource"].as_str().unwrap();
-            let own = format!("arn:aws:ssm:eu-west-1:123456789012:session/{a}-{suffix}");
-            let other = format!("arn:aws:ssm:eu-west-1:123456789012:session/{b}-{suffix}");
-            let condition = format!("{ROLE_ID}:{a}");
-            prop_assert!(arn_matches(resource, &own));
-            prop_assert!(!arn_matches(resource, &other));
-            prop_assert_eq!(statement["Condition"]["StringEquals"]["aws:userid"].as_str().unwrap(), condition.as_str());
-        }
     }
 
     proptest! {

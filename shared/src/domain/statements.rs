@@ -1,49 +1,57 @@
-//! Per-user session policies, pure: what each user's statement says, how big it is, and the
+//! Per-user session rights, pure: what each user's statement says, how big it is, and the
 //! plan that takes the role's policies from what they are to what EC2 says they should be.
 //!
-//! A user's statement allows `ssm:TerminateSession` and `ssm:ResumeSession` on
-//! `session/<username>-?????????????????` to the caller whose `aws:userid` is exactly
-//! `<role-id>:<username>`. Session ids are `<session-name>-<17-character suffix>`, so the 17
-//! single-character wildcards make the pattern match only ids whose name part has exactly the
-//! user's length and characters: `tim-*` would also match `tim-malone-…`, this cannot. Usernames
-//! are validated role-session names, so they hold no `*` or `?` of their own.
+//! A user's statement allows `ssm:TerminateSession` and `ssm:ResumeSession` on `session/*`
+//! only where the session's `aws:ssmmessages:session-id` tag equals `<role-id>:<username>`, and
+//! only to the caller whose `aws:userid` is exactly that value. Session Manager writes that tag
+//! on every session with the starter's `${aws:userid}`, so the statement matches exactly the
+//! user's own sessions whatever the session id looks like: AWS documents no length for the
+//! suffix of `<session-name>-<suffix>` (17 hex characters in older ids, 26 of `[a-z0-9]` in
+//! newer ones), and a pattern over the id either misses new ids or matches a look-alike user's.
+//! Both condition values are exact (`StringEquals`), and usernames are validated role-session
+//! names, so they hold no wildcard, quote or `${` of their own.
 
 use std::collections::{BTreeMap, BTreeSet};
 
 use crate::domain::ids::RoleId;
 use crate::domain::session_name::SessionName;
 
-/// Characters after `<session-name>-` in a Session Manager session id.
-pub(crate) const SESSION_SUFFIX_LEN: usize = 17;
 /// IAM's limit on the aggregate size of a role's inline policies, whitespace not counted.
 pub(crate) const INLINE_BUDGET: usize = 10_240;
-
-/// The ARN pattern of one user's sessions.
-pub(crate) fn session_resource(user: &SessionName) -> String {
-    resource_for(user.as_str())
-}
-
-fn resource_for(user: &str) -> String {
-    format!(
-        "arn:aws:ssm:*:*:session/{user}-{}",
-        "?".repeat(SESSION_SUFFIX_LEN)
-    )
-}
+/// The session tag Session Manager writes with the starter's `${aws:userid}`.
+pub const SESSION_ID_TAG: &str = "aws:ssmmessages:session-id";
+/// Every session, in any region and account: the condition carries the isolation.
+pub(crate) const SESSION_RESOURCE: &str = "arn:aws:ssm:*:*:session/*";
+/// The two actions, named explicitly: a wildcard would also grant actions AWS adds later.
+pub(crate) const SESSION_ACTIONS: [&str; 2] = ["ssm:TerminateSession", "ssm:ResumeSession"];
 
 /// One user's statement, without whitespace.
 ///
 /// Written out rather than serialised so that its size never depends on a JSON library's key
 /// order. Role ids and session names hold no character JSON would escape.
-#[cfg(test)]
 pub(crate) fn statement(role_id: &RoleId, user: &SessionName) -> String {
     statement_for(role_id.as_str(), user.as_str())
 }
 
 fn statement_for(role_id: &str, user: &str) -> String {
+    let [terminate, resume] = SESSION_ACTIONS;
     format!(
-        r#"{{"Effect":"Allow","Action":["ssm:TerminateSession","ssm:ResumeSession"],"Resource":"{}","Condition":{{"StringEquals":{{"aws:userid":"{role_id}:{user}"}}}}}}"#,
-        resource_for(user)
+        r#"{{"Effect":"Allow","Action":["{terminate}","{resume}"],"Resource":"{SESSION_RESOURCE}","Condition":{{"StringEquals":{{"aws:userid":"{role_id}:{user}","ssm:resourceTag/{SESSION_ID_TAG}":"{role_id}:{user}"}}}}}}"#
     )
+}
+
+/// The statement static mode ships instead, in the end-user policy: the same rights for every
+/// user of the role, with no per-user state, relying on IAM substituting `${aws:userid}`.
+pub fn static_statement() -> String {
+    let [terminate, resume] = SESSION_ACTIONS;
+    format!(
+        r#"{{"Effect":"Allow","Action":["{terminate}","{resume}"],"Resource":"{SESSION_RESOURCE}","Condition":{{"StringEquals":{{"ssm:resourceTag/{SESSION_ID_TAG}":"${{aws:userid}}"}}}}}}"#
+    )
+}
+
+/// Characters one user's statement takes, for a username of `user_len` characters.
+pub(crate) fn statement_size(role_id: &RoleId, user_len: usize) -> usize {
+    statement_for(role_id.as_str(), &"x".repeat(user_len)).len()
 }
 
 /// The inline policy document holding one user's statement, without whitespace.
@@ -103,8 +111,9 @@ fn name_hash(s: &str) -> u32 {
     (hash ^ (hash >> 32)) as u32
 }
 
+#[cfg(test)]
 /// IAM's ARN matching: `*` is any run of characters, `?` exactly one, everything else literal.
-pub fn arn_matches(pattern: &str, arn: &str) -> bool {
+pub(crate) fn arn_matches(pattern: &str, arn: &str) -> bool {
     let (p, s): (Vec<char>, Vec<char>) = (pattern.chars().collect(), arn.chars().collect());
     let (mut pi, mut si) = (0, 0);
     let (mut star, mut mark) = (None, 0);
@@ -284,20 +293,80 @@ mod tests {
     fn the_statement_is_exactly_the_users_own_sessions() {
         assert_eq!(
             inline_document(&role(), &user("tim.malone")),
-            r#"{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Action":["ssm:TerminateSession","ssm:ResumeSession"],"Resource":"arn:aws:ssm:*:*:session/tim.malone-?????????????????","Condition":{"StringEquals":{"aws:userid":"AROARZPUZDIKBSV3HPLXQ:tim.malone"}}}]}"#
+            r#"{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Action":["ssm:TerminateSession","ssm:ResumeSession"],"Resource":"arn:aws:ssm:*:*:session/*","Condition":{"StringEquals":{"aws:userid":"AROARZPUZDIKBSV3HPLXQ:tim.malone","ssm:resourceTag/aws:ssmmessages:session-id":"AROARZPUZDIKBSV3HPLXQ:tim.malone"}}}]}"#
         );
-        let pattern = session_resource(&user("tim.malone"));
-        assert!(arn_matches(
-            &pattern,
-            &session_arn("tim.malone", "0ab1cd9d876e54321")
-        ));
-        let parsed: serde_json::Value =
-            serde_json::from_str(&inline_document(&role(), &user("a@b.c"))).unwrap();
-        assert_eq!(
-            parsed["Statement"][0]["Condition"]["StringEquals"]["aws:userid"],
-            format!("{ROLE_ID}:a@b.c")
-        );
+        let tim = statement(&role(), &user("tim.malone"));
+        let own = format!("{ROLE_ID}:tim.malone");
+        for suffix in [SUFFIX_17, SUFFIX_26] {
+            let arn = session_arn("tim.malone", suffix);
+            for action in SESSION_ACTIONS {
+                assert!(allows(&tim, &own, action, &arn, Some(&own)), "{arn}");
+            }
+            assert!(!allows(&tim, &own, "ssm:StartSession", &arn, Some(&own)));
+            // A session without the tag is nobody's.
+            assert!(!allows(&tim, &own, SESSION_ACTIONS[0], &arn, None));
+        }
     }
+
+    #[test]
+    fn the_static_statement_lets_each_caller_end_only_their_own_sessions() {
+        let statement = static_statement();
+        let (tim, ada) = (format!("{ROLE_ID}:tim"), format!("{ROLE_ID}:ada"));
+        let arn = session_arn("tim", SUFFIX_26);
+        assert!(allows(
+            &statement,
+            &tim,
+            SESSION_ACTIONS[1],
+            &arn,
+            Some(&tim)
+        ));
+        assert!(!allows(
+            &statement,
+            &ada,
+            SESSION_ACTIONS[1],
+            &arn,
+            Some(&tim)
+        ));
+        assert!(!allows(&statement, &tim, SESSION_ACTIONS[1], &arn, None));
+    }
+
+    /// IAM's verdict for one Allow statement the product writes: the action is listed, the
+    /// resource matches, and every `StringEquals` key equals its value (`${aws:userid}`
+    /// substituted; a missing key matches nothing). The project's own model, for property
+    /// tests; the independent judge is `iam-simulate` (`shared/tests/iam_judge.rs`).
+    fn allows(statement: &str, caller: &str, action: &str, arn: &str, tag: Option<&str>) -> bool {
+        let s: serde_json::Value = serde_json::from_str(statement).unwrap();
+        let actions: Vec<&str> = match &s["Action"] {
+            serde_json::Value::String(one) => vec![one.as_str()],
+            many => many
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|a| a.as_str().unwrap())
+                .collect(),
+        };
+        let action_ok = actions
+            .iter()
+            .any(|a| arn_matches(&a.to_lowercase(), &action.to_lowercase()));
+        let resource_ok = arn_matches(s["Resource"].as_str().unwrap(), arn);
+        let condition_ok = s["Condition"]["StringEquals"]
+            .as_object()
+            .unwrap()
+            .iter()
+            .all(|(key, want)| {
+                let want = want.as_str().unwrap().replace("${aws:userid}", caller);
+                let have = match key.to_lowercase().as_str() {
+                    "aws:userid" => Some(caller),
+                    "ssm:resourcetag/aws:ssmmessages:session-id" => tag,
+                    _ => None,
+                };
+                have == Some(want.as_str())
+            });
+        s["Effect"] == "Allow" && action_ok && resource_ok && condition_ok
+    }
+
+    const SUFFIX_17: &str = "0ab1cd9d876e54321";
+    const SUFFIX_26: &str = "5cg7niur55cxqrt5thkensh7ki";
 
     #[test]
     fn documents_compare_by_meaning() {
@@ -313,20 +382,33 @@ mod tests {
     }
 
     #[test]
-    fn a_prefix_of_another_name_does_not_match_its_sessions() {
-        let tim = session_resource(&user("tim"));
-        assert!(!arn_matches(
-            &tim,
-            &session_arn("tim-malone", "0ab1cd9d876e54321")
-        ));
-        assert!(!arn_matches(
-            &tim,
-            &session_arn("tim.malone", "0ab1cd9d876e54321")
-        ));
-        // The naive pattern the seed used does.
+    fn look_alike_names_cannot_end_each_others_sessions_whatever_the_id() {
+        // tim's session ids start with "tim-", and so do tim-malone.x's: a pattern over the id
+        // cannot tell them apart, the session-id tag can.
+        let tim = statement(&role(), &user("tim"));
+        let tim_id = format!("{ROLE_ID}:tim");
+        let other = format!("{ROLE_ID}:tim-malone.x");
+        for suffix in [SUFFIX_17, SUFFIX_26] {
+            let arn = session_arn("tim-malone.x", suffix);
+            assert!(!allows(
+                &tim,
+                &tim_id,
+                SESSION_ACTIONS[0],
+                &arn,
+                Some(&other)
+            ));
+            assert!(!allows(
+                &tim,
+                &other,
+                SESSION_ACTIONS[0],
+                &arn,
+                Some(&other)
+            ));
+        }
+        // The seed's pattern matches the other user's session.
         assert!(arn_matches(
             "arn:aws:ssm:*:*:session/tim-*",
-            &session_arn("tim-malone", "0ab1cd9d876e54321")
+            &session_arn("tim-malone.x", SUFFIX_17)
         ));
     }
 
@@ -352,6 +434,17 @@ mod tests {
         );
         assert_eq!(user_of_policy_name(PREFIX, "hand-made"), None);
         assert!(inline_policy_name(PREFIX, &user(&"x".repeat(64))).len() <= 128);
+    }
+
+    #[test]
+    fn a_statement_names_each_action_and_no_wildcard() {
+        let parsed: serde_json::Value =
+            serde_json::from_str(&statement(&role(), &user("ada"))).unwrap();
+        assert_eq!(
+            parsed["Action"],
+            serde_json::json!(["ssm:TerminateSession", "ssm:ResumeSession"])
+        );
+        assert!(!statement(&role(), &user("ada")).contains("*eSession"));
     }
 
     #[test]
@@ -496,8 +589,9 @@ mod tests {
         "[A-Za-z0-9+=,.@_-]{2,64}"
     }
 
+    /// Both id shapes AWS issues: 17 hex characters, and 26 of [a-z0-9].
     fn suffix() -> impl Strategy<Value = String> {
-        "[0-9a-f]{17}"
+        prop_oneof!["[0-9a-f]{17}", "[a-z0-9]{26}"]
     }
 
     /// Pairs of distinct usernames, biased towards one being a prefix of the other.
@@ -512,6 +606,12 @@ mod tests {
                 let b: String = format!("{a}-{tail}").chars().take(64).collect();
                 (b, a)
             }),
+            // Names that collide across suffix lengths: `a-<9 chars>` followed by a 17-character
+            // suffix is as long as `a` followed by a 26-character one.
+            (username(), "[a-z0-9.]{9}").prop_map(|(a, tail)| {
+                let b: String = format!("{a}-{tail}").chars().take(64).collect();
+                (a, b)
+            }),
         ]
         .prop_filter("distinct", |(a, b)| a != b)
     }
@@ -520,21 +620,24 @@ mod tests {
         #![proptest_config(ProptestConfig::with_cases(2000))]
 
         #[test]
-        fn a_users_statement_never_matches_another_users_session(
-            (a, b) in two_users(), s in suffix(), region in "[a-z]{2}-[a-z]{4,9}-[1-3]", account in "[0-9]{12}",
+        fn a_users_statement_never_allows_another_users_session(
+            (a, b) in two_users(), s in suffix(), t in suffix(), region in "[a-z]{2}-[a-z]{4,9}-[1-3]", account in "[0-9]{12}",
         ) {
             let (ua, ub) = (user(&a), user(&b));
-            let pattern = session_resource(&ua);
+            let (id_a, id_b) = (format!("{ROLE_ID}:{a}"), format!("{ROLE_ID}:{b}"));
             let own = format!("arn:aws:ssm:{region}:{account}:session/{a}-{s}");
-            let other = format!("arn:aws:ssm:{region}:{account}:session/{b}-{s}");
-            prop_assert!(arn_matches(&pattern, &own));
-            prop_assert!(!arn_matches(&pattern, &other), "{} matched {}", pattern, other);
-            // and the caller condition names exactly one user
-            let condition = |u: &SessionName| {
-                let parsed: serde_json::Value = serde_json::from_str(&statement(&role(), u)).unwrap();
-                parsed["Condition"]["StringEquals"]["aws:userid"].clone()
-            };
-            prop_assert_ne!(condition(&ua), condition(&ub));
+            let other = format!("arn:aws:ssm:{region}:{account}:session/{b}-{t}");
+            for statement in [statement(&role(), &ua), static_statement()] {
+                for action in SESSION_ACTIONS {
+                    prop_assert!(allows(&statement, &id_a, action, &own, Some(&id_a)));
+                    // a may not end b's session, and b may not use a's statement
+                    prop_assert!(!allows(&statement, &id_a, action, &other, Some(&id_b)), "{} allowed {} on {}", statement, id_a, other);
+                    if statement != static_statement() {
+                        prop_assert!(!allows(&statement, &id_b, action, &other, Some(&id_b)));
+                        prop_assert!(!allows(&statement, &id_b, action, &own, Some(&id_a)));
+                    }
+                }
+            }
             prop_assert_ne!(inline_policy_name(PREFIX, &ua), inline_policy_name(PREFIX, &ub));
         }
     }

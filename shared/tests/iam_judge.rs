@@ -1,0 +1,212 @@
+//! The session-rights policies the product writes (per-user shards and inline documents) and the
+//! end-user policy the template ships (static mode) against an IAM evaluator this project did
+//! not write: `@cloud-copilot/iam-simulate` (AGPL-3.0, test time only; `scripts/test` installs
+//! it into `tests/iam-judge/node_modules`, nothing ships it). It also validates every action and
+//! context key against the Service Authorization Reference.
+//!
+//! The matrix: callers × session owners × both session-id shapes × both actions × both modes,
+//! with look-alike names (prefixes of each other, names that differ only in letter case, names
+//! that collide across suffix lengths). A caller may terminate or resume a session exactly when
+//! the session is their own (and, in per-user mode, they hold a statement).
+
+use std::io::Write;
+use std::path::PathBuf;
+use std::process::{Command, Stdio};
+
+use serde_json::{json, Value};
+use shared::domain::ids::RoleId;
+use shared::domain::session_name::SessionName;
+use shared::domain::shard_packing::shard_document;
+use shared::domain::statements::inline_document;
+
+const ROLE_ID: &str = "AROARZPUZDIKBSV3HPLXQ";
+const ACCOUNT: &str = "123456789012";
+const SUFFIXES: [&str; 2] = ["0ab1cd9d876e54321", "5cg7niur55cxqrt5thkensh7ki"];
+const ACTIONS: [&str; 2] = ["ssm:TerminateSession", "ssm:ResumeSession"];
+/// Granted in per-user mode.
+const USERS: [&str; 7] = [
+    "tim",
+    "tim.malone",
+    "tim-malone.x",
+    "Tim",
+    "admin",
+    "admin-5cg7niur",
+    "ada@example.com",
+];
+/// Has no live instance, so holds no per-user statement.
+const UNGRANTED: &str = "eve";
+
+fn repository() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..")
+}
+
+/// Ask the judge for a verdict on each request.
+fn judge(requests: &[Value]) -> Vec<String> {
+    let dir = repository().join("tests/iam-judge");
+    assert!(
+        dir.join("node_modules/@cloud-copilot/iam-simulate")
+            .exists(),
+        "the IAM judge is not installed: run scripts/test (it runs npm ci in tests/iam-judge)"
+    );
+    let mut child = Command::new("node")
+        .arg(dir.join("judge.mjs"))
+        .current_dir(&dir)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("node runs");
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(json!({ "requests": requests }).to_string().as_bytes())
+        .unwrap();
+    let output = child.wait_with_output().unwrap();
+    assert!(
+        output.status.success(),
+        "judge failed: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    serde_json::from_slice(&output.stdout).expect("the judge prints a JSON list")
+}
+
+/// The end-user policy as the template ships it, resolved (the static-mode branch included).
+fn shipped_end_user_policy() -> Value {
+    let python = repository().join(".venv/bin/python");
+    let output = Command::new(&python)
+        .arg(repository().join("scripts/lint_policies.py"))
+        .arg("--dump")
+        .arg(repository().join("template.yaml"))
+        .output()
+        .unwrap_or_else(|e| panic!("{}: {e} (run scripts/test)", python.display()));
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    String::from_utf8_lossy(&output.stdout)
+        .lines()
+        .map(|l| serde_json::from_str::<Value>(l).unwrap())
+        .find(|p| p["name"] == "template.yaml EndUserPolicy")
+        .expect("the template ships an EndUserPolicy")["document"]
+        .clone()
+}
+
+fn user_id(name: &str) -> String {
+    format!("{ROLE_ID}:{name}")
+}
+
+struct Cell {
+    mode: &'static str,
+    caller: &'static str,
+    owner: &'static str,
+    suffix: &'static str,
+    action: &'static str,
+    allowed: bool,
+}
+
+#[test]
+fn the_isolation_matrix_has_no_wrong_cell() {
+    let role = RoleId::parse(ROLE_ID).unwrap();
+    let granted: Vec<SessionName> = USERS
+        .iter()
+        .map(|u| SessionName::parse(u).unwrap())
+        .collect();
+    // Per-user mode, as the product writes it: one shard holding every granted user, and the
+    // inline store's one document per user.
+    let shard: Value = serde_json::from_str(&shard_document(&role, &granted)).unwrap();
+    let inline: Vec<Value> = granted
+        .iter()
+        .map(|u| serde_json::from_str(&inline_document(&role, u)).unwrap())
+        .collect();
+    let modes: Vec<(&str, Vec<Value>)> = vec![
+        ("per-user shard", vec![shard]),
+        ("per-user inline", inline),
+        ("static", vec![shipped_end_user_policy()]),
+    ];
+
+    let everyone: Vec<&str> = USERS.iter().copied().chain([UNGRANTED]).collect();
+    let mut cells = Vec::new();
+    let mut requests = Vec::new();
+    for (mode, policies) in &modes {
+        for caller in &everyone {
+            for owner in &everyone {
+                for suffix in SUFFIXES {
+                    for action in ACTIONS {
+                        let holds_rights = mode.starts_with("static") || *caller != UNGRANTED;
+                        cells.push(Cell {
+                            mode,
+                            caller,
+                            owner,
+                            suffix,
+                            action,
+                            allowed: caller == owner && holds_rights,
+                        });
+                        requests.push(json!({
+                            "policies": policies,
+                            "principal": format!("arn:aws:sts::{ACCOUNT}:assumed-role/Okta-ServiceWorkbenchUser/{caller}"),
+                            "action": action,
+                            "resource": format!("arn:aws:ssm:us-east-1:{ACCOUNT}:session/{owner}-{suffix}"),
+                            "context": {
+                                "aws:userid": user_id(caller),
+                                "aws:username": caller,
+                                "ssm:resourceTag/aws:ssmmessages:session-id": user_id(owner),
+                            },
+                        }));
+                    }
+                }
+            }
+        }
+    }
+    let verdicts = judge(&requests);
+    assert_eq!(verdicts.len(), cells.len());
+    let wrong: Vec<String> = cells
+        .iter()
+        .zip(&verdicts)
+        .filter(|(cell, verdict)| (verdict.as_str() == "Allowed") != cell.allowed)
+        .map(|(c, v)| {
+            format!(
+                "{}: {} {} on {}'s session ({}-char id): judge says {v}",
+                c.mode,
+                c.caller,
+                c.action,
+                c.owner,
+                c.suffix.len()
+            )
+        })
+        .collect();
+    assert!(
+        wrong.is_empty(),
+        "{} wrong cell(s):\n{}",
+        wrong.len(),
+        wrong.join("\n")
+    );
+    // The matrix is what the closing note reports.
+    println!(
+        "iam-simulate: {} cells, {} allowed, 0 wrong",
+        cells.len(),
+        cells.iter().filter(|c| c.allowed).count()
+    );
+}
+
+#[test]
+fn the_old_fixed_length_pattern_fails_on_todays_ids_as_the_judge_sees_it() {
+    // The statement the product wrote before: 17 `?` after the name, no tag condition.
+    let old = json!({"Version": "2012-10-17", "Statement": [{"Effect": "Allow",
+        "Action": ["ssm:TerminateSession", "ssm:ResumeSession"],
+        "Resource": "arn:aws:ssm:*:*:session/tim-?????????????????",
+        "Condition": {"StringEquals": {"aws:userid": user_id("tim")}}}]});
+    let request = |suffix: &str| {
+        json!({"policies": [old], "principal": format!("arn:aws:sts::{ACCOUNT}:assumed-role/R/tim"),
+               "action": "ssm:TerminateSession",
+               "resource": format!("arn:aws:ssm:us-east-1:{ACCOUNT}:session/tim-{suffix}"),
+               "context": {"aws:userid": user_id("tim"),
+                           "ssm:resourceTag/aws:ssmmessages:session-id": user_id("tim")}})
+    };
+    // This is what made the fix necessary: the judge can tell both cases apart.
+    assert_eq!(
+        judge(&[request(SUFFIXES[0]), request(SUFFIXES[1])]),
+        ["Allowed", "ImplicitlyDenied"]
+    );
+}
