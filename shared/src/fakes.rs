@@ -12,14 +12,15 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use crate::domain::ids::{InstanceId, InstanceState, RoleId};
 use crate::error::Error;
 use crate::ports::{
-    DescribedInstance, InstanceDirectory, InstanceTagger, LiveInstances, ManagedPolicies,
-    ManagedPolicy, PolicyVersion, RoleDirectory, RolePolicies, SessionTerminator,
+    DescribedInstance, InstanceDirectory, InstanceInventory, InstanceTagger, LiveInstances,
+    ManagedPolicies, ManagedPolicy, PolicyVersion, RoleDirectory, RolePolicies, SessionTerminator,
 };
 
 /// A customer-managed policy and its versions.
 #[derive(Debug, Clone, Default)]
 pub struct FakePolicy {
     pub name: String,
+    pub id: String,
     pub path: String,
     /// Version id → document, in creation order.
     pub versions: Vec<(String, String)>,
@@ -58,6 +59,8 @@ pub struct World {
     pub calls: BTreeMap<&'static str, u64>,
     /// Operations that fail with a retryable throttling error.
     pub failing: BTreeSet<&'static str>,
+    /// Policies created so far, for unique policy ids.
+    pub policies_created: u64,
 }
 
 #[derive(Debug, Clone, Default)]
@@ -179,6 +182,28 @@ impl InstanceTagger for FakeAws {
         }
         Ok(())
     }
+
+    async fn delete_tag(&self, ids: &[InstanceId], key: &str) -> Result<(), Error> {
+        let mut world = self.call("ec2:DeleteTags")?;
+        for id in ids {
+            if let Some(instance) = world.instances.get_mut(id) {
+                instance.tags.remove(key);
+            }
+        }
+        Ok(())
+    }
+}
+
+impl InstanceInventory for FakeAws {
+    async fn live_instances(&self) -> Result<Vec<DescribedInstance>, Error> {
+        let world = self.call("ec2:DescribeInstances")?;
+        Ok(world
+            .instances
+            .values()
+            .filter(|i| i.state.is_live())
+            .cloned()
+            .collect())
+    }
 }
 
 impl LiveInstances for FakeAws {
@@ -260,6 +285,7 @@ impl ManagedPolicies for FakeAws {
             .map(|(arn, p)| ManagedPolicy {
                 name: p.name.clone(),
                 arn: arn.clone(),
+                id: p.id.clone(),
                 default_version: p.default_version.clone(),
             })
             .collect())
@@ -286,7 +312,12 @@ impl ManagedPolicies for FakeAws {
             .ok_or_else(|| no_such_entity(OPERATION, arn))
     }
 
-    async fn create_policy(&self, name: &str, path: &str, document: &str) -> Result<String, Error> {
+    async fn create_policy(
+        &self,
+        name: &str,
+        path: &str,
+        document: &str,
+    ) -> Result<ManagedPolicy, Error> {
         let mut world = self.call("iam:CreatePolicy")?;
         let arn = format!("arn:aws:iam::{ACCOUNT}:policy{path}{name}");
         if world.managed_policies.contains_key(&arn) {
@@ -297,20 +328,28 @@ impl ManagedPolicies for FakeAws {
                 retryable: false,
             });
         }
+        world.policies_created += 1;
+        let id = format!("ANPAFAKE{:012}", world.policies_created);
         world.managed_policies.insert(
             arn.clone(),
             FakePolicy {
                 name: name.to_owned(),
+                id: id.clone(),
                 path: path.to_owned(),
                 versions: vec![("v1".into(), document.to_owned())],
                 default_version: "v1".into(),
                 next_version: 2,
             },
         );
-        Ok(arn)
+        Ok(ManagedPolicy {
+            name: name.to_owned(),
+            arn,
+            id,
+            default_version: "v1".into(),
+        })
     }
 
-    async fn create_policy_version(&self, arn: &str, document: &str) -> Result<(), Error> {
+    async fn create_policy_version(&self, arn: &str, document: &str) -> Result<String, Error> {
         const OPERATION: &str = "iam:CreatePolicyVersion";
         let mut world = self.call(OPERATION)?;
         let policy = world
@@ -328,8 +367,8 @@ impl ManagedPolicies for FakeAws {
         let id = format!("v{}", policy.next_version);
         policy.next_version += 1;
         policy.versions.push((id.clone(), document.to_owned()));
-        policy.default_version = id;
-        Ok(())
+        policy.default_version = id.clone();
+        Ok(id)
     }
 
     async fn list_policy_versions(&self, arn: &str) -> Result<Vec<PolicyVersion>, Error> {

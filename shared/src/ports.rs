@@ -25,7 +25,7 @@ pub trait InstanceDirectory {
     ) -> impl Future<Output = Result<Vec<DescribedInstance>, Error>> + Send;
 }
 
-/// Write one tag on many instances.
+/// Write one tag on many instances, or remove one tag key from many instances.
 pub trait InstanceTagger {
     fn create_tag(
         &self,
@@ -33,11 +33,22 @@ pub trait InstanceTagger {
         key: &str,
         value: &str,
     ) -> impl Future<Output = Result<(), Error>> + Send;
+    /// Remove the tag `key` (whatever its value) from every instance given.
+    fn delete_tag(
+        &self,
+        instance_ids: &[InstanceId],
+        key: &str,
+    ) -> impl Future<Output = Result<(), Error>> + Send;
 }
 
 /// Look up a role's unique id (`AROA…`) by name.
 pub trait RoleDirectory {
     fn role_id(&self, role_name: &str) -> impl Future<Output = Result<RoleId, Error>> + Send;
+}
+
+/// Every live (pending, running, stopping, stopped) instance, with its tags: the tag sweep.
+pub trait InstanceInventory {
+    fn live_instances(&self) -> impl Future<Output = Result<Vec<DescribedInstance>, Error>> + Send;
 }
 
 /// Live (pending, running, stopping, stopped) instances that carry a tag.
@@ -90,6 +101,9 @@ pub trait SessionTerminator {
 pub struct ManagedPolicy {
     pub name: String,
     pub arn: String,
+    /// IAM's unique id for this policy: a policy deleted and created again under the same name
+    /// gets a new one, so (id, version) names one immutable document.
+    pub id: String,
     pub default_version: String,
 }
 
@@ -119,19 +133,19 @@ pub trait ManagedPolicies {
         arn: &str,
         version: &str,
     ) -> impl Future<Output = Result<String, Error>> + Send;
-    /// Returns the new policy's ARN.
+    /// Returns the new policy.
     fn create_policy(
         &self,
         name: &str,
         path: &str,
         document: &str,
-    ) -> impl Future<Output = Result<String, Error>> + Send;
-    /// Make `document` the default version.
+    ) -> impl Future<Output = Result<ManagedPolicy, Error>> + Send;
+    /// Make `document` the default version; returns the new version's id.
     fn create_policy_version(
         &self,
         arn: &str,
         document: &str,
-    ) -> impl Future<Output = Result<(), Error>> + Send;
+    ) -> impl Future<Output = Result<String, Error>> + Send;
     fn list_policy_versions(
         &self,
         arn: &str,

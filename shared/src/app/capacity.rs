@@ -106,7 +106,7 @@ where
         config.max_policy_shards,
         config.role_managed_policy_limit,
     );
-    let inventory = store.inventory(role_id).await?;
+    let inventory = store.inventory(role_id, true).await?;
     let mut shards = Vec::new();
     for (shard, _, attached) in &inventory.shards {
         granted.extend(shard.users.iter().cloned());

@@ -1,8 +1,16 @@
 //! The managed store: statements packed into customer-managed policies `<prefix>shard-NN`
 //! under the path `/<prefix>/`, attached to the users' role. Scales to the role's
 //! managed-policy limit.
+//!
+//! **Cost.** IAM policy versions are immutable, so a shard's document is cached per process
+//! under (policy id, version id): one `ListPolicies` tells which cached documents are still the
+//! default, and only shards that changed since are read again. A write puts its own new version
+//! in the cache. Per-user converges also reuse the role's attachments from the last read (the
+//! reconcile re-reads them, and re-attaches a shard someone detached). A warm grant or revoke
+//! therefore costs the same at 1 shard or 25; a new process reads every shard once.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeSet, HashMap};
+use std::sync::{Mutex, MutexGuard};
 
 use tracing::info;
 
@@ -12,7 +20,7 @@ use crate::domain::shard_packing::{
     plan_shards, read_shard, shard_document, shard_index, shard_name, shard_path,
     typical_user_cost, Shard,
 };
-use crate::domain::statements::{inline_policy_name, user_of_policy_name, Scope};
+use crate::domain::statements::{user_of_policy_name, Scope};
 use crate::error::Error;
 use crate::ports::{ManagedPolicies, ManagedPolicy, PolicyStore, RolePolicies, StoreReport};
 
@@ -29,12 +37,23 @@ pub struct ManagedStore<P> {
     max_shards: usize,
     /// Managed policies the role may have attached in all (`ROLE_MANAGED_POLICY_LIMIT`).
     role_limit: usize,
+    cache: Mutex<Cache>,
+}
+
+/// What this process learned from IAM and may reuse.
+#[derive(Debug, Default)]
+struct Cache {
+    /// (policy id, version id) → document. Versions never change once written.
+    documents: HashMap<(String, String), String>,
+    /// ARNs attached to the users' role, as last read or written by this process.
+    attached: Option<Vec<String>>,
 }
 
 /// What the product's shards hold, and how much room the role has.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct ShardInventory {
-    pub shards: Vec<(Shard, String, bool)>,
+    /// Each shard, its policy, and whether it is attached to the users' role.
+    pub shards: Vec<(Shard, ManagedPolicy, bool)>,
     /// Shards usable now: `min(MAX_POLICY_SHARDS, ROLE_MANAGED_POLICY_LIMIT - others attached)`.
     pub max_shards: usize,
     pub foreign_attached: usize,
@@ -54,11 +73,23 @@ impl<P: ManagedPolicies + RolePolicies + Sync> ManagedStore<P> {
             prefix: prefix.into(),
             max_shards,
             role_limit,
+            cache: Mutex::new(Cache::default()),
         }
     }
 
-    /// Read every shard (name, ARN, attached?) and the room left on the role.
-    pub(crate) async fn inventory(&self, role_id: &RoleId) -> Result<ShardInventory, Error> {
+    fn cache(&self) -> MutexGuard<'_, Cache> {
+        self.cache
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    /// Read every shard (policy, contents, attached?) and the room left on the role. With
+    /// `fresh_attachments`, the role's attachments are read from IAM even when cached.
+    pub(crate) async fn inventory(
+        &self,
+        role_id: &RoleId,
+        fresh_attachments: bool,
+    ) -> Result<ShardInventory, Error> {
         let path = shard_path(&self.prefix);
         let ours: Vec<(usize, ManagedPolicy)> = self
             .iam
@@ -67,23 +98,45 @@ impl<P: ManagedPolicies + RolePolicies + Sync> ManagedStore<P> {
             .into_iter()
             .filter_map(|p| shard_index(&self.prefix, &p.name).map(|index| (index, p)))
             .collect();
-        let attached = self.iam.attached_policies(&self.role_name).await?;
+        let cached_attachments = self.cache().attached.clone().filter(|_| !fresh_attachments);
+        let attached = match cached_attachments {
+            Some(attached) => attached,
+            None => {
+                let attached = self.iam.attached_policies(&self.role_name).await?;
+                self.cache().attached = Some(attached.clone());
+                attached
+            }
+        };
         let foreign_attached = attached
             .iter()
             .filter(|arn| !ours.iter().any(|(_, p)| &p.arn == *arn))
             .count();
         let mut shards = Vec::new();
-        for (index, policy) in &ours {
-            let document = self
-                .iam
-                .policy_document(&policy.arn, &policy.default_version)
-                .await?;
-            shards.push((
-                read_shard(*index, &document, role_id),
-                policy.arn.clone(),
-                attached.contains(&policy.arn),
-            ));
+        for (index, policy) in ours {
+            let key = (policy.id.clone(), policy.default_version.clone());
+            let cached = self.cache().documents.get(&key).cloned();
+            let document = match cached {
+                Some(document) => document,
+                None => {
+                    let document = self
+                        .iam
+                        .policy_document(&policy.arn, &policy.default_version)
+                        .await?;
+                    self.cache().documents.insert(key, document.clone());
+                    document
+                }
+            };
+            let is_attached = attached.contains(&policy.arn);
+            shards.push((read_shard(index, &document, role_id), policy, is_attached));
         }
+        // Forget versions that are no longer anybody's default.
+        let current: BTreeSet<(String, String)> = shards
+            .iter()
+            .map(|(_, p, _)| (p.id.clone(), p.default_version.clone()))
+            .collect();
+        self.cache()
+            .documents
+            .retain(|key, _| current.contains(key));
         shards.sort_by_key(|(shard, _, _)| shard.index);
         Ok(ShardInventory {
             shards,
@@ -94,7 +147,8 @@ impl<P: ManagedPolicies + RolePolicies + Sync> ManagedStore<P> {
         })
     }
 
-    async fn write_shard(&self, arn: &str, document: &str) -> Result<(), Error> {
+    async fn write_shard(&self, policy: &ManagedPolicy, document: &str) -> Result<(), Error> {
+        let arn = policy.arn.as_str();
         let versions = self.iam.list_policy_versions(arn).await?;
         if versions.len() >= MAX_POLICY_VERSIONS {
             if let Some(oldest) = versions
@@ -105,11 +159,35 @@ impl<P: ManagedPolicies + RolePolicies + Sync> ManagedStore<P> {
                 self.iam.delete_policy_version(arn, &oldest.id).await?;
             }
         }
-        self.iam.create_policy_version(arn, document).await
+        let version = self.iam.create_policy_version(arn, document).await?;
+        self.cache()
+            .documents
+            .insert((policy.id.clone(), version), document.to_owned());
+        Ok(())
+    }
+
+    async fn create_shard(&self, name: &str, path: &str, document: &str) -> Result<(), Error> {
+        let policy = self.iam.create_policy(name, path, document).await?;
+        self.cache().documents.insert(
+            (policy.id.clone(), policy.default_version.clone()),
+            document.to_owned(),
+        );
+        self.attach(&policy.arn).await
+    }
+
+    async fn attach(&self, arn: &str) -> Result<(), Error> {
+        self.iam.attach_role_policy(&self.role_name, arn).await?;
+        if let Some(attached) = self.cache().attached.as_mut() {
+            attached.push(arn.to_owned());
+        }
+        Ok(())
     }
 
     async fn delete_shard(&self, arn: &str) -> Result<(), Error> {
         self.iam.detach_role_policy(&self.role_name, arn).await?;
+        if let Some(attached) = self.cache().attached.as_mut() {
+            attached.retain(|a| a != arn);
+        }
         for version in self
             .iam
             .list_policy_versions(arn)
@@ -122,12 +200,10 @@ impl<P: ManagedPolicies + RolePolicies + Sync> ManagedStore<P> {
         self.iam.delete_policy(arn).await
     }
 
-    /// Inline policies left by the inline store, for the users in scope that should not keep them.
-    async fn inline_leftovers(
-        &self,
-        scope: &Scope,
-        desired: &BTreeSet<SessionName>,
-    ) -> Result<Vec<String>, Error> {
+    /// Inline policies left by the inline store. Only the reconcile migrates them: a grant needs
+    /// no clean-up (the old statement grants the same), and a revoke leaves an old statement
+    /// until the next reconcile rather than pay an IAM read on every revoke.
+    async fn inline_leftovers(&self, scope: &Scope) -> Result<Vec<String>, Error> {
         match scope {
             Scope::All => Ok(self
                 .iam
@@ -136,18 +212,7 @@ impl<P: ManagedPolicies + RolePolicies + Sync> ManagedStore<P> {
                 .into_iter()
                 .filter(|name| user_of_policy_name(&self.prefix, name).is_some())
                 .collect()),
-            // A grant needs no clean-up: the old inline statement grants the same.
-            Scope::User(user) if desired.contains(user) => Ok(Vec::new()),
-            Scope::User(user) => {
-                let name = inline_policy_name(&self.prefix, user);
-                Ok(self
-                    .iam
-                    .get_role_policy(&self.role_name, &name)
-                    .await?
-                    .map(|_| name)
-                    .into_iter()
-                    .collect())
-            }
+            Scope::User(_) => Ok(Vec::new()),
         }
     }
 }
@@ -160,7 +225,7 @@ impl<P: ManagedPolicies + RolePolicies + Sync> PolicyStore for ManagedStore<P> {
         desired: &BTreeSet<SessionName>,
         dry_run: bool,
     ) -> Result<StoreReport, Error> {
-        let inventory = self.inventory(role_id).await?;
+        let inventory = self.inventory(role_id, matches!(scope, Scope::All)).await?;
         let current: Vec<_> = inventory.shards.iter().map(|(s, _, _)| s.clone()).collect();
         let plan = plan_shards(&current, scope, desired, role_id, inventory.max_shards);
         info!(
@@ -185,12 +250,13 @@ impl<P: ManagedPolicies + RolePolicies + Sync> PolicyStore for ManagedStore<P> {
             let existing = inventory.shards.iter().find(|(s, _, _)| s.index == *index);
             let document = shard_document(role_id, users);
             match (existing, users.is_empty()) {
-                (Some((_, arn, _)), true) => {
-                    steps.push((format!("delete {name}"), ShardStep::Delete(arn.clone())))
-                }
-                (Some((_, arn, _)), false) => steps.push((
+                (Some((_, policy, _)), true) => steps.push((
+                    format!("delete {name}"),
+                    ShardStep::Delete(policy.arn.clone()),
+                )),
+                (Some((_, policy, _)), false) => steps.push((
                     format!("update {name} ({} users)", users.len()),
-                    ShardStep::Update(arn.clone(), document),
+                    ShardStep::Update(policy.clone(), document),
                 )),
                 (None, false) => steps.push((
                     format!("create {name} ({} users)", users.len()),
@@ -199,17 +265,17 @@ impl<P: ManagedPolicies + RolePolicies + Sync> PolicyStore for ManagedStore<P> {
                 (None, true) => {}
             }
         }
-        for (shard, arn, attached) in &inventory.shards {
+        for (shard, policy, attached) in &inventory.shards {
             let emptied = plan.writes.get(&shard.index).is_some_and(|u| u.is_empty());
             if !attached && !emptied {
                 steps.push((
                     format!("attach {}", shard_name(&self.prefix, shard.index)),
-                    ShardStep::Attach(arn.clone()),
+                    ShardStep::Attach(policy.arn.clone()),
                 ));
             }
         }
         // Old inline statements go only after the shards hold their users.
-        for name in self.inline_leftovers(scope, desired).await? {
+        for name in self.inline_leftovers(scope).await? {
             steps.push((
                 format!("delete inline {name}"),
                 ShardStep::DeleteInline(name),
@@ -223,14 +289,11 @@ impl<P: ManagedPolicies + RolePolicies + Sync> PolicyStore for ManagedStore<P> {
             }
             match step {
                 ShardStep::Create(name, document) => {
-                    let arn = self.iam.create_policy(&name, &path, &document).await?;
-                    self.iam.attach_role_policy(&self.role_name, &arn).await?;
+                    self.create_shard(&name, &path, &document).await?
                 }
-                ShardStep::Update(arn, document) => self.write_shard(&arn, &document).await?,
+                ShardStep::Update(policy, document) => self.write_shard(&policy, &document).await?,
                 ShardStep::Delete(arn) => self.delete_shard(&arn).await?,
-                ShardStep::Attach(arn) => {
-                    self.iam.attach_role_policy(&self.role_name, &arn).await?
-                }
+                ShardStep::Attach(arn) => self.attach(&arn).await?,
                 ShardStep::DeleteInline(name) => {
                     self.iam.delete_role_policy(&self.role_name, &name).await?
                 }
@@ -244,7 +307,7 @@ impl<P: ManagedPolicies + RolePolicies + Sync> PolicyStore for ManagedStore<P> {
 
 enum ShardStep {
     Create(String, String),
-    Update(String, String),
+    Update(ManagedPolicy, String),
     Delete(String),
     Attach(String),
     DeleteInline(String),

@@ -1,4 +1,7 @@
-//! Owner tagging: CloudTrail `RunInstances` in, `AwsUserId` tags out.
+//! Owner tagging: CloudTrail `RunInstances` in, `AwsUserId` tags out. Also the scheduled tag
+//! sweep, which brings every live instance to exactly the tags its owner implies (whatever
+//! launched it, and whether or not its launch event arrived), and late owner tags: a Tag Change
+//! event for the owner key.
 
 use std::collections::BTreeMap;
 
@@ -8,13 +11,17 @@ use tracing::{info, warn};
 
 use super::role_resolver::RoleIdCache;
 use crate::config::Config;
-use crate::domain::events::{parse_envelope, CloudTrailDetail};
-use crate::domain::ids::{InstanceId, InstanceState};
+use crate::domain::events::{
+    parse_envelope, CloudTrailDetail, TagChangeDetail, SCHEDULED, TAG_CHANGE,
+};
+use crate::domain::ids::{InstanceId, InstanceState, UserId};
 use crate::domain::outcome::{Outcome, Skipped, Status};
 use crate::domain::ownership::{self, Decision};
 use crate::domain::reason::{Reason, ReasonCode};
 use crate::error::Error;
-use crate::ports::{InstanceDirectory, InstanceTagger, RoleDirectory};
+use crate::ports::{
+    DescribedInstance, InstanceDirectory, InstanceInventory, InstanceTagger, RoleDirectory,
+};
 
 /// Everything the function needs, built once per process.
 pub struct OwnerTagger<E, R> {
@@ -26,7 +33,7 @@ pub struct OwnerTagger<E, R> {
 
 impl<E, R> OwnerTagger<E, R>
 where
-    E: InstanceDirectory + InstanceTagger + Sync,
+    E: InstanceDirectory + InstanceTagger + InstanceInventory + Sync,
     R: RoleDirectory + Sync,
 {
     pub fn new(config: Config, ec2: E, iam: R) -> Self {
@@ -52,6 +59,29 @@ where
         };
         let event_id = envelope.id.clone();
         let event_id = event_id.as_deref();
+        match (envelope.source.as_str(), envelope.detail_type.as_str()) {
+            ("aws.events", SCHEDULED) => return self.sweep(event_id).await,
+            ("aws.tag", TAG_CHANGE) => {
+                return match serde_json::from_value::<TagChangeDetail>(envelope.detail) {
+                    Ok(detail) => {
+                        self.on_owner_tag_change(
+                            event_id,
+                            envelope.resources.unwrap_or_default(),
+                            detail,
+                        )
+                        .await
+                    }
+                    Err(e) => Ok(ignored(
+                        event_id,
+                        Reason::new(
+                            ReasonCode::Malformed,
+                            format!("malformed tag-change detail: {e}"),
+                        ),
+                    )),
+                }
+            }
+            _ => {}
+        }
         let detail: CloudTrailDetail = match serde_json::from_value(envelope.detail) {
             Ok(detail) => detail,
             Err(e) => {
@@ -174,6 +204,165 @@ where
             Status::Ignored
         };
         outcome.reason = summary(&outcome, &self.config.user_id_tag_key);
+        Ok(outcome)
+    }
+}
+
+impl<E, R> OwnerTagger<E, R>
+where
+    E: InstanceDirectory + InstanceTagger + InstanceInventory + Sync,
+    R: RoleDirectory + Sync,
+{
+    /// The scheduled sweep: every live instance, one `DescribeInstances` page per 1,000.
+    pub async fn sweep(&self, event_id: Option<&str>) -> Result<Outcome, Error> {
+        let role_id = self.role_id.get(&self.iam).await?;
+        let live = self.ec2.live_instances().await?;
+        let mut outcome = self.apply_sweep(event_id, &live).await?;
+        outcome.reason = format!("sweep: {} live instance(s); {}", live.len(), outcome.reason);
+        info!(event_id, decision = "sweep", role_id = %role_id, reason = %outcome.reason);
+        Ok(outcome)
+    }
+
+    /// A late owner tag: the owner key changed on one instance.
+    async fn on_owner_tag_change(
+        &self,
+        event_id: Option<&str>,
+        resources: Vec<String>,
+        detail: TagChangeDetail,
+    ) -> Result<Outcome, Error> {
+        let key = &self.config.owner_tag_key;
+        if detail.service.as_deref() != Some("ec2")
+            || detail.resource_type.as_deref() != Some("instance")
+        {
+            return Ok(ignored(
+                event_id,
+                Reason::new(
+                    ReasonCode::OtherEvent,
+                    format!(
+                        "not an EC2 instance (service {}, resource-type {})",
+                        detail.service.as_deref().unwrap_or("none"),
+                        detail.resource_type.as_deref().unwrap_or("none")
+                    ),
+                ),
+            ));
+        }
+        if !detail.changed_tag_keys.iter().any(|k| k == key) {
+            return Ok(ignored(
+                event_id,
+                Reason::new(
+                    ReasonCode::OwnerTagUnchanged,
+                    format!("{key} did not change"),
+                ),
+            ));
+        }
+        let ids: Vec<InstanceId> = match resources
+            .iter()
+            .filter_map(|arn| arn.rsplit_once(":instance/"))
+            .map(|(_, id)| InstanceId::parse(id))
+            .collect::<Result<Vec<_>, _>>()
+        {
+            Ok(ids) if !ids.is_empty() => ids,
+            Ok(_) => {
+                return Ok(ignored(
+                    event_id,
+                    Reason::new(ReasonCode::Malformed, "the event names no instance"),
+                ))
+            }
+            Err(reason) => return Ok(ignored(event_id, reason)),
+        };
+        // The state is re-read from EC2, never taken from the event.
+        let found: Vec<DescribedInstance> = self
+            .ec2
+            .describe_instances(&ids)
+            .await?
+            .into_iter()
+            .filter(|i| i.state.is_live())
+            .collect();
+        if found.is_empty() {
+            return Ok(ignored(
+                event_id,
+                Reason::new(
+                    ReasonCode::InstanceGone,
+                    format!("{} is not a live instance in EC2", ids[0]),
+                ),
+            ));
+        }
+        self.apply_sweep(event_id, &found).await
+    }
+
+    /// Plan and apply the sweep for these instances: one `CreateTags` per distinct value and one
+    /// `DeleteTags` per variant key, nothing when all is as it should be.
+    async fn apply_sweep(
+        &self,
+        event_id: Option<&str>,
+        instances: &[DescribedInstance],
+    ) -> Result<Outcome, Error> {
+        let role_id = self.role_id.get(&self.iam).await?;
+        let mut writes: BTreeMap<UserId, Vec<InstanceId>> = BTreeMap::new();
+        let mut removals: BTreeMap<String, Vec<InstanceId>> = BTreeMap::new();
+        let mut outcome = Outcome::empty(Status::Unchanged);
+        let (mut stale, mut unowned) = (0, 0);
+        for instance in instances {
+            let id = &instance.instance_id;
+            let plan = ownership::sweep(&instance.tags, role_id, &self.config);
+            for (key, value) in &plan.remove {
+                warn!(event_id, instance_id = %id, key = %key, value = %value, metric = "OwnershipTagTampered", decision = "removed case variant of an ownership tag");
+                removals.entry(key.clone()).or_default().push(id.clone());
+                outcome.counts.tags_tampered += 1;
+            }
+            if let Some(value) = plan.write {
+                match &plan.stale {
+                    Some(old) => {
+                        stale += 1;
+                        info!(event_id, instance_id = %id, old = %old, value = %value, decision = "re-tagged stale role id");
+                    }
+                    None => info!(event_id, instance_id = %id, value = %value, decision = "tagged"),
+                }
+                writes.entry(value).or_default().push(id.clone());
+            }
+            match plan.skip {
+                // Most unowned instances are simply not the portal's: counted, not listed.
+                Some(reason) if reason.code == ReasonCode::NoOwnerTag => unowned += 1,
+                Some(reason) => {
+                    warn!(event_id, instance_id = %id, decision = "skipped", code = %reason.code, reason = %reason);
+                    outcome.skipped.push(Skipped::new(id.to_string(), reason));
+                }
+                None => {}
+            }
+        }
+        for (value, ids) in &writes {
+            self.ec2
+                .create_tag(ids, &self.config.user_id_tag_key, &value.to_string())
+                .await?;
+            outcome.changed.extend(ids.iter().map(|i| i.to_string()));
+        }
+        for (key, ids) in &removals {
+            self.ec2.delete_tag(ids, key).await?;
+            outcome
+                .changed
+                .extend(ids.iter().map(|i| format!("{i}: removed {key}")));
+        }
+        let tagged: usize = writes.values().map(Vec::len).sum();
+        outcome.counts.instances_tagged = tagged;
+        if !outcome.changed.is_empty() {
+            outcome.status = Status::Changed;
+        } else if instances.len() == outcome.skipped.len() + unowned && instances.len() == 1 {
+            // A single instance that needs an owner and cannot have one.
+            outcome.status = Status::Ignored;
+            outcome.code = outcome
+                .skipped
+                .first()
+                .map(|s| s.reason.code)
+                .or(Some(ReasonCode::NoOwnerTag));
+        }
+        outcome.reason = format!(
+            "tagged {} ({} stale role id(s)), removed {} case variant(s), {} skipped, {} without an owner",
+            tagged - stale,
+            stale,
+            outcome.counts.tags_tampered,
+            outcome.skipped.len(),
+            unowned
+        );
         Ok(outcome)
     }
 }

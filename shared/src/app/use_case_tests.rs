@@ -291,3 +291,94 @@ async fn in_static_mode_a_termination_only_ends_the_sessions_left_open() {
     assert_eq!(calls.get("ssm:TerminateSession"), Some(&1));
     assert!(calls.keys().all(|op| op.starts_with("ssm:")), "{calls:?}");
 }
+
+/// AWS calls per grant and per revoke with `shards` full shards in use: (cold grant, warm grant,
+/// warm revoke), each counted on the fakes as `service:Operation` calls.
+async fn grant_and_revoke_calls(shards: usize) -> (u64, u64, u64) {
+    let fake = fake();
+    // 22 statements of an 8-character name fill a shard; leave one place in the last.
+    let names: Vec<String> = (0..22 * shards - 1)
+        .map(|i| format!("user{i:04}"))
+        .collect();
+    let seeded: BTreeSet<SessionName> = names
+        .iter()
+        .map(|n| SessionName::parse(n).unwrap())
+        .collect();
+    ManagedStore::new(fake.clone(), ROLE, PREFIX, 25, 25)
+        .converge(&role(), &Scope::All, &seeded, false)
+        .await
+        .unwrap();
+    assert_eq!(fake.world().managed_policies.len(), shards);
+    let config = Config::from_lookup(|k| match k {
+        "SESSION_ROLE_NAME" => Some(ROLE.into()),
+        "SESSION_ROLE_ID" => Some(ROLE_ID.into()),
+        _ => None,
+    })
+    .unwrap();
+    let value = |n: &str| format!("{ROLE_ID}:{n}");
+    let tag_event = |instance: &str, name: &str| {
+        serde_json::from_str::<serde_json::Value>(
+            &sample_event("tag-change-user-id-added.json")
+                .replace("i-0a1b2c3d4e5f60001", instance)
+                .replace("AROAEXAMPLEROLEID1234:tim.malone", &value(name)),
+        )
+        .unwrap()
+    };
+    let terminated = |instance: &str| {
+        serde_json::from_str::<serde_json::Value>(
+            &sample_event("state-change-terminated.json").replace("i-0a1b2c3d4e5f60006", instance),
+        )
+        .unwrap()
+    };
+    // One process: the first grant is its cold start, the next grant and the revoke are warm.
+    let store = ManagedStore::new(fake.clone(), ROLE, PREFIX, 25, 25);
+    let policies = SessionPolicies::new(config, fake.clone(), fake.clone(), fake.clone(), store);
+    let first = "i-0000000000000aaa1";
+    fake.add_instance(
+        first,
+        InstanceState::Running,
+        &[("AwsUserId", &value("newbie01"))],
+    );
+    fake.take_calls();
+    let outcome = policies.handle(tag_event(first, "newbie01")).await.unwrap();
+    assert_eq!(outcome.status, Status::Changed, "{outcome:?}");
+    let cold = fake.total_calls();
+    // Warm: newbie01's instance terminates (revoke), then newbie02 takes the freed place.
+    fake.world()
+        .instances
+        .get_mut(&crate::domain::ids::InstanceId::parse(first).unwrap())
+        .unwrap()
+        .state = InstanceState::Terminated;
+    fake.take_calls();
+    let revoke = policies.handle(terminated(first)).await.unwrap();
+    assert_eq!(revoke.status, Status::Changed, "{revoke:?}");
+    let warm_revoke = fake.total_calls();
+    fake.add_instance(
+        "i-0000000000000aaa3",
+        InstanceState::Running,
+        &[("AwsUserId", &value("newbie02"))],
+    );
+    fake.take_calls();
+    let grant = policies
+        .handle(tag_event("i-0000000000000aaa3", "newbie02"))
+        .await
+        .unwrap();
+    assert_eq!(grant.status, Status::Changed, "{grant:?}");
+    let warm_grant = fake.total_calls();
+    (cold, warm_grant, warm_revoke)
+}
+
+#[tokio::test]
+async fn a_warm_grant_or_revoke_costs_at_most_8_calls_whatever_the_shard_count() {
+    let mut seen = Vec::new();
+    for shards in [1, 10, 25] {
+        let (cold, grant, revoke) = grant_and_revoke_calls(shards).await;
+        println!("{shards} shard(s): cold grant {cold}, warm grant {grant}, warm revoke {revoke}");
+        assert!(grant <= 8, "{shards} shards: a grant cost {grant} calls");
+        assert!(revoke <= 8, "{shards} shards: a revoke cost {revoke} calls");
+        // A new process reads each shard once, and the role's attachments once.
+        assert_eq!(cold, grant + shards as u64 + 1, "{shards} shards");
+        seen.push((grant, revoke));
+    }
+    assert!(seen.windows(2).all(|w| w[0] == w[1]), "{seen:?}");
+}

@@ -6,7 +6,9 @@ use tracing::instrument;
 use super::sdk_error::from_sdk;
 use crate::domain::ids::{InstanceId, InstanceState};
 use crate::error::Error;
-use crate::ports::{DescribedInstance, InstanceDirectory, InstanceTagger, LiveInstances};
+use crate::ports::{
+    DescribedInstance, InstanceDirectory, InstanceInventory, InstanceTagger, LiveInstances,
+};
 
 /// CreateTags accepts at most 1,000 resource ids per call.
 const CREATE_TAGS_BATCH: usize = 1000;
@@ -33,6 +35,27 @@ impl InstanceDirectory for aws_sdk_ec2::Client {
     }
 }
 
+fn live_filter() -> Filter {
+    Filter::builder()
+        .name("instance-state-name")
+        .set_values(Some(
+            InstanceState::LIVE
+                .iter()
+                .map(|s| s.as_str().to_owned())
+                .collect(),
+        ))
+        .build()
+}
+
+impl InstanceInventory for aws_sdk_ec2::Client {
+    /// One page per 1,000 instances. Tag keys cannot be filtered here: EC2 compares them with
+    /// regard to case, and the sweep must also see instances that carry only a case variant.
+    #[instrument(skip(self))]
+    async fn live_instances(&self) -> Result<Vec<DescribedInstance>, Error> {
+        describe_filtered(self, vec![live_filter()]).await
+    }
+}
+
 impl LiveInstances for aws_sdk_ec2::Client {
     #[instrument(skip(self))]
     async fn live_instances_tagged(
@@ -47,16 +70,7 @@ impl LiveInstances for aws_sdk_ec2::Client {
                 .build(),
             None => Filter::builder().name("tag-key").values(key).build(),
         };
-        let live = Filter::builder()
-            .name("instance-state-name")
-            .set_values(Some(
-                InstanceState::LIVE
-                    .iter()
-                    .map(|s| s.as_str().to_owned())
-                    .collect(),
-            ))
-            .build();
-        describe_filtered(self, vec![tag, live]).await
+        describe_filtered(self, vec![tag, live_filter()]).await
     }
 }
 
@@ -130,6 +144,20 @@ impl InstanceTagger for aws_sdk_ec2::Client {
                 .send()
                 .await
                 .map_err(|e| from_sdk("ec2:CreateTags", e))?;
+        }
+        Ok(())
+    }
+
+    #[instrument(skip(self), fields(count = instance_ids.len()))]
+    async fn delete_tag(&self, instance_ids: &[InstanceId], key: &str) -> Result<(), Error> {
+        for batch in instance_ids.chunks(CREATE_TAGS_BATCH) {
+            // A tag with a key and no value deletes the key whatever its value.
+            self.delete_tags()
+                .set_resources(Some(batch.iter().map(|i| i.to_string()).collect()))
+                .tags(Tag::builder().key(key).build())
+                .send()
+                .await
+                .map_err(|e| from_sdk("ec2:DeleteTags", e))?;
         }
         Ok(())
     }

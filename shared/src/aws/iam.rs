@@ -127,6 +127,7 @@ impl ManagedPolicies for aws_sdk_iam::Client {
                 found.push(ManagedPolicy {
                     name: field(policy.policy_name(), "name")?,
                     arn: field(policy.arn(), "ARN")?,
+                    id: field(policy.policy_id(), "id")?,
                     default_version: field(policy.default_version_id(), "default version")?,
                 });
             }
@@ -176,7 +177,13 @@ impl ManagedPolicies for aws_sdk_iam::Client {
     }
 
     #[instrument(skip(self, document), fields(chars = document.len()))]
-    async fn create_policy(&self, name: &str, path: &str, document: &str) -> Result<String, Error> {
+    async fn create_policy(
+        &self,
+        name: &str,
+        path: &str,
+        document: &str,
+    ) -> Result<ManagedPolicy, Error> {
+        const CREATE: &str = "iam:CreatePolicy";
         let output = self
             .create_policy()
             .policy_name(name)
@@ -185,24 +192,39 @@ impl ManagedPolicies for aws_sdk_iam::Client {
             .description("ssm-session-owner: per-user TerminateSession/ResumeSession statements")
             .send()
             .await
-            .map_err(|e| from_sdk("iam:CreatePolicy", e))?;
-        output
+            .map_err(|e| from_sdk(CREATE, e))?;
+        let policy = output
             .policy()
-            .and_then(|p| p.arn())
-            .map(str::to_owned)
-            .ok_or_else(|| Error::unreadable("iam:CreatePolicy", "the new policy's ARN"))
+            .ok_or_else(|| Error::unreadable(CREATE, "the new policy"))?;
+        let field = |value: Option<&str>, what: &str| {
+            value
+                .map(str::to_owned)
+                .ok_or_else(|| Error::unreadable(CREATE, format!("the new policy's {what}")))
+        };
+        Ok(ManagedPolicy {
+            name: field(policy.policy_name(), "name")?,
+            arn: field(policy.arn(), "ARN")?,
+            id: field(policy.policy_id(), "id")?,
+            default_version: field(policy.default_version_id(), "default version")?,
+        })
     }
 
     #[instrument(skip(self, document), fields(chars = document.len()))]
-    async fn create_policy_version(&self, arn: &str, document: &str) -> Result<(), Error> {
-        self.create_policy_version()
+    async fn create_policy_version(&self, arn: &str, document: &str) -> Result<String, Error> {
+        const CREATE: &str = "iam:CreatePolicyVersion";
+        let output = self
+            .create_policy_version()
             .policy_arn(arn)
             .policy_document(document)
             .set_as_default(true)
             .send()
             .await
-            .map_err(|e| from_sdk("iam:CreatePolicyVersion", e))?;
-        Ok(())
+            .map_err(|e| from_sdk(CREATE, e))?;
+        output
+            .policy_version()
+            .and_then(|v| v.version_id())
+            .map(str::to_owned)
+            .ok_or_else(|| Error::unreadable(CREATE, "the new version's id"))
     }
 
     #[instrument(skip(self))]

@@ -23,12 +23,38 @@ pub enum Route {
     Scheduled,
 }
 
+/// The owner-tagging function.
+pub const OWNER_TAGGER: &str = "owner-tagger";
+/// The session-policy function.
+pub const SESSION_POLICY: &str = "session-policy";
+
 impl Route {
-    /// The function (and `functions/` crate) that handles the route.
-    pub fn function(self) -> &'static str {
+    /// The functions (and `functions/` crates) whose rules match the event, in the order a
+    /// local replay runs them: a schedule goes to the tag sweep first and then the reconcile; a
+    /// tag change goes to the owner-tagger when the owner key changed and to the session-policy
+    /// function when the user-id key changed (or, to be told why it is ignored, when neither).
+    pub fn functions(
+        self,
+        detail: &Value,
+        owner_key: &str,
+        user_id_key: &str,
+    ) -> Vec<&'static str> {
         match self {
-            Route::RunInstances => "owner-tagger",
-            Route::TagChange | Route::StateChange | Route::Scheduled => "session-policy",
+            Route::RunInstances => vec![OWNER_TAGGER],
+            Route::StateChange => vec![SESSION_POLICY],
+            Route::Scheduled => vec![OWNER_TAGGER, SESSION_POLICY],
+            Route::TagChange => {
+                let changed = |key: &str| {
+                    detail["changed-tag-keys"]
+                        .as_array()
+                        .is_some_and(|keys| keys.iter().any(|k| k == key))
+                };
+                match (changed(owner_key), changed(user_id_key)) {
+                    (true, true) => vec![OWNER_TAGGER, SESSION_POLICY],
+                    (true, false) => vec![OWNER_TAGGER],
+                    (false, _) => vec![SESSION_POLICY],
+                }
+            }
         }
     }
 }
@@ -196,7 +222,10 @@ mod tests {
             "../../../events/run-instances-created-by.json"
         ));
         assert_eq!(route(&event), Ok(Route::RunInstances));
-        assert_eq!(Route::RunInstances.function(), "owner-tagger");
+        assert_eq!(
+            Route::RunInstances.functions(&event.detail, "CreatedBy", "AwsUserId"),
+            ["owner-tagger"]
+        );
     }
 
     #[test]
@@ -212,7 +241,12 @@ mod tests {
                 Ok(expected),
                 "{file}"
             );
-            assert_eq!(expected.function(), "session-policy");
+            let event = envelope(&crate::fixtures::real_event(file));
+            assert_eq!(
+                expected.functions(&event.detail, "CreatedBy", "AwsUserId"),
+                ["session-policy"],
+                "{file}"
+            );
         }
     }
 
@@ -238,5 +272,22 @@ mod tests {
             "not an EventBridge event: missing field `detail-type`"
         );
         assert_eq!(err.code, ReasonCode::Malformed);
+    }
+
+    #[test]
+    fn schedules_go_to_the_sweep_then_the_reconcile_and_tag_changes_by_key() {
+        let detail = |keys: &[&str]| serde_json::json!({"changed-tag-keys": keys});
+        let route = |r: Route, keys: &[&str]| r.functions(&detail(keys), "CreatedBy", "AwsUserId");
+        assert_eq!(
+            route(Route::Scheduled, &[]),
+            ["owner-tagger", "session-policy"]
+        );
+        assert_eq!(route(Route::TagChange, &["CreatedBy"]), ["owner-tagger"]);
+        assert_eq!(route(Route::TagChange, &["AwsUserId"]), ["session-policy"]);
+        assert_eq!(
+            route(Route::TagChange, &["AwsUserId", "CreatedBy"]),
+            ["owner-tagger", "session-policy"]
+        );
+        assert_eq!(route(Route::TagChange, &["Name"]), ["session-policy"]);
     }
 }

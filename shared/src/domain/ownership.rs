@@ -272,6 +272,98 @@ pub(crate) fn group_writes<'a>(
     groups
 }
 
+/// What the tag sweep does to one live instance: bring it to exactly the tags its owner
+/// implies.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub(crate) struct SweepPlan {
+    /// The user-id value to write, when the instance lacks it or holds a stale one.
+    pub write: Option<UserId>,
+    /// The value being replaced, when it named an older id of the users' role.
+    pub stale: Option<String>,
+    /// Case variants of the ownership keys to remove: key and value.
+    pub remove: Vec<(String, String)>,
+    /// Why no owner is written, when the instance needs one and cannot have it.
+    pub skip: Option<Reason>,
+}
+
+/// Whether `key` spells `wanted` in other letter case. IAM matches condition-key names without
+/// regard to case, so such a tag can stand in for the real one.
+pub(crate) fn is_case_variant(key: &str, wanted: &str) -> bool {
+    key != wanted
+        && (key.to_lowercase() == wanted.to_lowercase()
+            || key.to_uppercase() == wanted.to_uppercase())
+}
+
+/// Plan the sweep of one live instance from its tags.
+///
+/// - An exact user-id tag for the users' role stays: the owner was decided at launch, and a
+///   `CreatedBy` written later cannot hand the instance to someone else.
+/// - A user-id tag naming an older id of the role (the role was deleted and created again) is
+///   rewritten with the current id, keeping its name part.
+/// - A missing (or unreadable) user-id tag is written from `CreatedBy`, unless
+///   `TRUSTED_LAUNCHER_ARNS` is set: then only a launch event, which says who launched, may
+///   assign a first owner.
+/// - Case variants of either ownership key are removed; the exact keys stay.
+pub(crate) fn sweep(
+    tags: &BTreeMap<String, String>,
+    role_id: &RoleId,
+    config: &Config,
+) -> SweepPlan {
+    let mut plan = SweepPlan {
+        remove: tags
+            .iter()
+            .filter(|(key, _)| {
+                is_case_variant(key, &config.owner_tag_key)
+                    || is_case_variant(key, &config.user_id_tag_key)
+            })
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect(),
+        ..SweepPlan::default()
+    };
+    let current = tags.get(&config.user_id_tag_key);
+    if let Some(value) = current {
+        if UserId::parse_for(value, role_id).is_ok() {
+            return plan;
+        }
+        if let Some(name) = stale_name(value) {
+            plan.write = Some(UserId::new(role_id.clone(), name));
+            plan.stale = Some(value.clone());
+            return plan;
+        }
+    }
+    if !config.trusted_launcher_arns.is_empty() {
+        plan.skip = Some(Reason::new(
+            ReasonCode::UntrustedLauncher,
+            "TRUSTED_LAUNCHER_ARNS is set: only a launch event may assign a first owner",
+        ));
+        return plan;
+    }
+    plan.skip = match tags.get(&config.owner_tag_key) {
+        None => Some(Reason::new(
+            ReasonCode::NoOwnerTag,
+            format!("no {} tag", config.owner_tag_key),
+        )),
+        Some(owner) => match SessionName::parse(owner) {
+            Ok(name) => {
+                plan.write = Some(UserId::new(role_id.clone(), name));
+                None
+            }
+            Err(err) => Some(Reason::new(
+                ReasonCode::InvalidUsername,
+                format!("{} tag {owner:?} rejected: {err}", config.owner_tag_key),
+            )),
+        },
+    };
+    plan
+}
+
+/// The name part of a user-id value written for another (older) id of the role.
+fn stale_name(value: &str) -> Option<SessionName> {
+    let (id, name) = value.split_once(':')?;
+    RoleId::parse(id).ok()?;
+    SessionName::parse(name).ok()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -572,5 +664,94 @@ mod tests {
             now
         ));
         assert!(within_consistency_window(None, now));
+    }
+
+    fn sweep_of(pairs: &[(&str, &str)], config: &Config) -> SweepPlan {
+        sweep(&tags(pairs), &role(), config)
+    }
+
+    #[test]
+    fn the_sweep_tags_an_owner_that_no_launch_event_reported() {
+        let plan = sweep_of(&[("CreatedBy", "tim.malone")], &config());
+        assert_eq!(plan.write, Some(uid("tim.malone")));
+        assert_eq!(plan.skip, None);
+    }
+
+    #[test]
+    fn a_converged_instance_needs_nothing() {
+        let value = uid("tim.malone").to_string();
+        let plan = sweep_of(&[("CreatedBy", "bob"), ("AwsUserId", &value)], &config());
+        // The owner chosen at launch stays, whatever CreatedBy says later.
+        assert_eq!(plan, SweepPlan::default());
+    }
+
+    #[test]
+    fn a_stale_role_id_is_rewritten_keeping_the_name() {
+        let plan = sweep_of(
+            &[
+                ("CreatedBy", "tim.malone"),
+                ("AwsUserId", "AROAOLDROLE1234:tim.malone"),
+            ],
+            &config(),
+        );
+        assert_eq!(plan.write, Some(uid("tim.malone")));
+        assert_eq!(plan.stale.as_deref(), Some("AROAOLDROLE1234:tim.malone"));
+        // A direct launch keeps its name part even with no CreatedBy.
+        let plan = sweep_of(&[("AwsUserId", "AROAOLDROLE1234:alice")], &config());
+        assert_eq!(plan.write, Some(uid("alice")));
+    }
+
+    #[test]
+    fn case_variants_of_either_key_are_removed_and_the_exact_keys_stay() {
+        let value = uid("eve").to_string();
+        let plan = sweep_of(
+            &[
+                ("AwsUserId", &value),
+                ("awsuserid", "AROAEXAMPLEROLEID1234:mallory"),
+                ("AWSUSERID", "x"),
+                ("createdby", "mallory"),
+                ("CreatedBy", "eve"),
+                ("Name", "awsuserid"),
+            ],
+            &config(),
+        );
+        assert_eq!(
+            plan.remove,
+            vec![
+                ("AWSUSERID".to_owned(), "x".to_owned()),
+                (
+                    "awsuserid".to_owned(),
+                    "AROAEXAMPLEROLEID1234:mallory".to_owned()
+                ),
+                ("createdby".to_owned(), "mallory".to_owned()),
+            ]
+        );
+        assert_eq!(plan.write, None);
+        // Unicode case folding too: the Kelvin sign lower-cases to k, the long s upper-cases to S.
+        assert!(is_case_variant("AwſUserId", "AwsUserId"));
+        assert!(is_case_variant("\u{212A}ey", "Key"));
+        assert!(!is_case_variant("AwsUserId", "AwsUserId"));
+    }
+
+    #[test]
+    fn a_hostile_owner_is_never_written_and_trusted_launchers_forbid_first_owners() {
+        let plan = sweep_of(&[("CreatedBy", "tim*")], &config());
+        assert_eq!(plan.write, None);
+        assert_eq!(plan.skip.unwrap().code, ReasonCode::InvalidUsername);
+        let mut trusting = config();
+        trusting.trusted_launcher_arns = vec!["arn:aws:iam::1:role/Portal".into()];
+        let plan = sweep_of(&[("CreatedBy", "tim.malone")], &trusting);
+        assert_eq!(plan.write, None);
+        assert_eq!(plan.skip.unwrap().code, ReasonCode::UntrustedLauncher);
+        // ...but a stale id is still repaired, and variants still go.
+        let plan = sweep_of(
+            &[
+                ("AwsUserId", "AROAOLDROLE1234:tim.malone"),
+                ("createdBy", "x"),
+            ],
+            &trusting,
+        );
+        assert_eq!(plan.write, Some(uid("tim.malone")));
+        assert_eq!(plan.remove.len(), 1);
     }
 }

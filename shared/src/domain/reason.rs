@@ -29,6 +29,8 @@ pub enum ReasonCode {
     NotTerminated,
     /// A tag change that did not touch the user-id tag.
     UserIdTagUnchanged,
+    /// A tag change that did not touch the owner tag.
+    OwnerTagUnchanged,
     /// The user-id tag was removed; its old value is unknown.
     UserIdTagRemoved,
     /// A user-id value that is not `<role-id>:<username>`.
@@ -59,6 +61,7 @@ impl ReasonCode {
             ReasonCode::NoOwnerTag => "NoOwnerTag",
             ReasonCode::NotTerminated => "NotTerminated",
             ReasonCode::UserIdTagUnchanged => "UserIdTagUnchanged",
+            ReasonCode::OwnerTagUnchanged => "OwnerTagUnchanged",
             ReasonCode::UserIdTagRemoved => "UserIdTagRemoved",
             ReasonCode::UserIdMalformed => "UserIdMalformed",
             ReasonCode::ForeignRole => "ForeignRole",

@@ -42,6 +42,7 @@ pub(crate) fn emf_line(function: &str, result: &Result<Outcome, Error>, now_ms: 
             add("Revokes", "Count", json!(c.revokes));
             add("DriftRepaired", "Count", json!(c.drift_repaired));
             add("GrantsRefused", "Count", json!(c.grants_refused));
+            add("OwnershipTagTampered", "Count", json!(c.tags_tampered));
             if let Some(percent) = c.capacity_used_percent {
                 add("PolicyCapacityUsedPercent", "Percent", json!(percent));
             }

@@ -14,7 +14,8 @@ use crate::config::Config;
 use crate::domain::outcome::Outcome;
 use crate::error::Error;
 use crate::ports::{
-    InstanceDirectory, InstanceTagger, LiveInstances, PolicyStore, RoleDirectory, SessionTerminator,
+    InstanceDirectory, InstanceInventory, InstanceTagger, LiveInstances, PolicyStore,
+    RoleDirectory, SessionTerminator,
 };
 
 /// A function's use case: one event in, its outcome out.
@@ -24,7 +25,7 @@ pub trait Handler {
 
 impl<E, R> Handler for OwnerTagger<E, R>
 where
-    E: InstanceDirectory + InstanceTagger + Sync,
+    E: InstanceDirectory + InstanceTagger + InstanceInventory + Sync,
     R: RoleDirectory + Sync,
 {
     fn handle(&self, event: Value) -> impl Future<Output = Result<Outcome, Error>> + Send {

@@ -25,6 +25,8 @@ struct Measured {
     calls: BTreeMap<String, u64>,
     outcome: String,
     reasons: Vec<String>,
+    /// One line per event, as replay printed it.
+    lines: Vec<ReplayLine>,
     wall: Duration,
     peak_kib: i64,
 }
@@ -220,6 +222,36 @@ async fn run() -> Result<(), String> {
             .map(|r| format!("second reconcile: {r}")),
     );
 
+    // Grants and revokes with 1, 10 and 25 full shards in use (per-user session rights).
+    println!("\n| shards in use | cold grant (first event of a process) | warm revoke | warm grant | calls by operation (warm grant) |");
+    println!("|---|---|---|---|---|");
+    for shards in [1, 10, 25] {
+        let lines = grants_and_revokes(&moto, &admin, &replay, &dir, shards).await?;
+        let [cold, revoke, grant] = &lines[..] else {
+            return Err(format!("expected 3 lines, got {}", lines.len()));
+        };
+        for line in &lines {
+            if line.outcome != "changed" {
+                return Err(format!(
+                    "{shards} shards: {} was {}: {}",
+                    line.file, line.outcome, line.reason
+                ));
+            }
+        }
+        let by_op: Vec<String> = grant
+            .calls
+            .iter()
+            .map(|(op, n)| format!("{op} {n}"))
+            .collect();
+        println!(
+            "| {shards} | {} | {} | {} | {} |",
+            cold.total_calls(),
+            revoke.total_calls(),
+            grant.total_calls(),
+            by_op.join(", ")
+        );
+    }
+
     let _ = std::fs::remove_dir_all(&dir);
     for note in notes {
         println!("\n{note}");
@@ -291,14 +323,16 @@ fn measure(replay: &Path, files: &[PathBuf], env: &[(String, String)]) -> Result
     let mut calls = BTreeMap::new();
     let mut outcomes = Vec::new();
     let mut reasons = Vec::new();
+    let mut lines = Vec::new();
     for line in text.lines() {
         let v: ReplayLine =
             serde_json::from_str(line).map_err(|e| format!("replay printed {line:?}: {e}"))?;
         for (op, n) in &v.calls {
             *calls.entry(op.clone()).or_insert(0) += n;
         }
-        outcomes.push(v.outcome);
-        reasons.push(v.reason);
+        outcomes.push(v.outcome.clone());
+        reasons.push(v.reason.clone());
+        lines.push(v);
     }
     if !status.success() {
         return Err(format!("replay exited with {status}: {text}"));
@@ -307,7 +341,99 @@ fn measure(replay: &Path, files: &[PathBuf], env: &[(String, String)]) -> Result
         calls,
         outcome: outcomes.join(","),
         reasons,
+        lines,
         wall,
         peak_kib: usage.ru_maxrss,
     })
+}
+
+/// Seed a role with `shards` full shards (one place free, and one statement for a user whose
+/// instance is terminated), then replay in one process: a grant (the process's cold start), the
+/// terminated user's revoke, and a grant into the freed place. Returns replay's three lines.
+async fn grants_and_revokes(
+    moto: &Moto,
+    admin: &Clients,
+    replay: &Path,
+    dir: &Path,
+    shards: usize,
+) -> Result<Vec<ReplayLine>, String> {
+    use shared::app::managed_store::ManagedStore;
+    use shared::domain::ids::RoleId;
+    use shared::domain::session_name::SessionName;
+    use shared::domain::statements::Scope;
+    use shared::ports::PolicyStore;
+
+    let role = format!("BenchRole{shards}");
+    let prefix = format!("bench{shards}-");
+    let role_id = create_role(&admin.iam, &role).await;
+    let parsed = RoleId::parse(&role_id)?;
+    let value = |name: &str| format!("{role_id}:{name}");
+    // 22 statements of an 8-character name fill a shard: all but one place are taken.
+    let mut names: Vec<String> = vec!["gone0000".into()];
+    names.extend((1..22 * shards - 1).map(|i| format!("user{i:04}")));
+    let seeded = names
+        .iter()
+        .map(|n| SessionName::parse(n).map_err(|e| e.to_string()))
+        .collect::<Result<_, _>>()?;
+    ManagedStore::new(admin.iam.clone(), &role, &prefix, 25, 25)
+        .converge(&parsed, &Scope::All, &seeded, false)
+        .await
+        .map_err(|e| e.to_string())?;
+    let gone = run_instances(&admin.ec2, 1, &[("AwsUserId", &value("gone0000"))]).await;
+    admin
+        .ec2
+        .terminate_instances()
+        .instance_ids(&gone[0])
+        .send()
+        .await
+        .map_err(|e| e.to_string())?;
+    let first = run_instances(&admin.ec2, 1, &[("AwsUserId", &value("newbie01"))]).await;
+    let second = run_instances(&admin.ec2, 1, &[("AwsUserId", &value("newbie02"))]).await;
+    let sample = |name: &str| {
+        std::fs::read_to_string(shared::fixtures::events_dir().join(name))
+            .map_err(|e| e.to_string())
+    };
+    let tag = |instance: &str, name: &str| -> Result<Value, String> {
+        Ok(rewrite(
+            &sample("tag-change-user-id-added.json")?,
+            &[
+                ("i-0a1b2c3d4e5f60001", instance),
+                ("AROAEXAMPLEROLEID1234:tim.malone", &value(name)),
+            ],
+        ))
+    };
+    let files = vec![
+        write(
+            dir,
+            &format!("grant-{shards}-a.json"),
+            tag(&first[0], "newbie01")?,
+        )?,
+        write(
+            dir,
+            &format!("revoke-{shards}.json"),
+            rewrite(
+                &sample("state-change-terminated.json")?,
+                &[("i-0a1b2c3d4e5f60006", &gone[0])],
+            ),
+        )?,
+        write(
+            dir,
+            &format!("grant-{shards}-b.json"),
+            tag(&second[0], "newbie02")?,
+        )?,
+    ];
+    let mut env: Vec<(String, String)> = moto
+        .product_env(&role)
+        .into_iter()
+        .map(|(k, v)| (k.to_owned(), v))
+        .collect();
+    for (k, v) in [
+        ("SESSION_ROLE_ID", role_id.as_str()),
+        ("POLICY_NAME_PREFIX", prefix.as_str()),
+        ("MAX_POLICY_SHARDS", "25"),
+        ("ROLE_MANAGED_POLICY_LIMIT", "25"),
+    ] {
+        env.push((k.into(), v.into()));
+    }
+    Ok(measure(replay, &files, &env)?.lines)
 }

@@ -16,29 +16,29 @@ use shared::app::owner_tagging::OwnerTagger;
 use shared::app::session_rights::SessionPolicies;
 use shared::app::AnyStore;
 use shared::aws::{load_sdk_config, CallCounter, Clients};
-use shared::domain::events::{parse_envelope, route, Route};
+use shared::domain::events::{parse_envelope, route, OWNER_TAGGER, SESSION_POLICY};
 use shared::edge::replay_line::ReplayLine;
 use shared::{Config, Error, Outcome};
 
-const USAGE: &str = "usage: replay [--dry-run] FILE... (- reads one event from stdin)";
+const USAGE: &str = "usage: replay [--dry-run] [--function owner-tagger|session-policy] FILE... (- reads one event from stdin)";
 
 type Ec2 = aws_sdk_ec2::Client;
 type Iam = aws_sdk_iam::Client;
 
 /// Every function's handler, built once like the Lambdas build theirs.
 struct Functions {
+    config: Config,
     owner_tagger: OwnerTagger<Ec2, Iam>,
     session_policy: SessionPolicies<Ec2, Iam, aws_sdk_ssm::Client, AnyStore<Iam>>,
     dry_run: bool,
 }
 
 impl Functions {
-    async fn handle(&self, route: Route, event: Value) -> Result<Outcome, Error> {
-        match route {
-            Route::RunInstances => self.owner_tagger.handle(event).await,
-            Route::TagChange | Route::StateChange | Route::Scheduled => {
-                self.session_policy.handle_with(event, self.dry_run).await
-            }
+    async fn handle(&self, function: &str, event: Value) -> Result<Outcome, Error> {
+        if function == OWNER_TAGGER {
+            self.owner_tagger.handle(event).await
+        } else {
+            self.session_policy.handle_with(event, self.dry_run).await
         }
     }
 }
@@ -49,6 +49,24 @@ async fn main() -> ExitCode {
     let mut files: Vec<String> = std::env::args().skip(1).collect();
     let dry_run_flag = files.iter().any(|f| f == "--dry-run");
     files.retain(|f| f != "--dry-run");
+    let only = match files.iter().position(|f| f == "--function") {
+        None => None,
+        Some(i) => match files.get(i + 1).map(String::as_str) {
+            Some(name @ (OWNER_TAGGER | SESSION_POLICY)) => {
+                let name: &'static str = if name == OWNER_TAGGER {
+                    OWNER_TAGGER
+                } else {
+                    SESSION_POLICY
+                };
+                files.drain(i..i + 2);
+                Some(name)
+            }
+            _ => {
+                eprintln!("replay: --function takes {OWNER_TAGGER} or {SESSION_POLICY}\n{USAGE}");
+                return ExitCode::from(2);
+            }
+        },
+    };
     if files.is_empty() || files.iter().any(|f| f == "-h" || f == "--help") {
         eprintln!("{USAGE}");
         return ExitCode::from(2);
@@ -65,6 +83,7 @@ async fn main() -> ExitCode {
     let store = AnyStore::from_config(clients.iam.clone(), &config);
     let functions = Functions {
         dry_run: dry_run_flag || config.reconcile_dry_run,
+        config: config.clone(),
         owner_tagger: OwnerTagger::new(config.clone(), clients.ec2.clone(), clients.iam.clone()),
         session_policy: SessionPolicies::new(
             config,
@@ -77,16 +96,18 @@ async fn main() -> ExitCode {
 
     let mut failed = false;
     for file in &files {
-        let line = match read_event(file) {
-            Err(problem) => ReplayLine::unreadable(file, problem),
-            Ok(event) => replay_one(file, event, &functions, &counter).await,
+        let lines = match read_event(file) {
+            Err(problem) => vec![ReplayLine::unreadable(file, problem)],
+            Ok(event) => replay_one(file, event, &functions, &counter, only).await,
         };
-        failed |= line.outcome == "error";
-        match serde_json::to_string(&line) {
-            Ok(json) => println!("{json}"),
-            Err(err) => {
-                eprintln!("replay: cannot print the result for {file}: {err}");
-                failed = true;
+        for line in lines {
+            failed |= line.outcome == "error";
+            match serde_json::to_string(&line) {
+                Ok(json) => println!("{json}"),
+                Err(err) => {
+                    eprintln!("replay: cannot print the result for {file}: {err}");
+                    failed = true;
+                }
             }
         }
     }
@@ -110,22 +131,42 @@ fn read_event(file: &str) -> Result<Value, String> {
     serde_json::from_str(&text).map_err(|e| format!("not JSON: {e}"))
 }
 
+/// One line per function the event goes to (a schedule goes to two), in order.
 async fn replay_one(
     file: &str,
     event: Value,
     functions: &Functions,
     counter: &CallCounter,
-) -> ReplayLine {
+    only: Option<&str>,
+) -> Vec<ReplayLine> {
     let envelope = match parse_envelope(event.clone()) {
         Ok(envelope) => envelope,
-        Err(reason) => return ReplayLine::unhandled(file, None, reason),
+        Err(reason) => return vec![ReplayLine::unhandled(file, None, reason)],
     };
     let event_id = envelope.id.clone();
-    let function = match route(&envelope) {
+    let route = match route(&envelope) {
         Ok(route) => route,
-        Err(reason) => return ReplayLine::unhandled(file, event_id, reason),
+        Err(reason) => return vec![ReplayLine::unhandled(file, event_id, reason)],
     };
-    counter.take();
-    let result = functions.handle(function, event).await;
-    ReplayLine::new(file, function.function(), event_id, result, counter.take())
+    let config = &functions.config;
+    let mut lines = Vec::new();
+    for function in route.functions(
+        &envelope.detail,
+        &config.owner_tag_key,
+        &config.user_id_tag_key,
+    ) {
+        if only.is_some_and(|name| name != function) {
+            continue;
+        }
+        counter.take();
+        let result = functions.handle(function, event.clone()).await;
+        lines.push(ReplayLine::new(
+            file,
+            function,
+            event_id.clone(),
+            result,
+            counter.take(),
+        ));
+    }
+    lines
 }

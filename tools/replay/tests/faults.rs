@@ -25,22 +25,7 @@ async fn replay(moto: &Moto, endpoint: &str, files: &[PathBuf]) -> Output {
 }
 
 fn lines(output: &Output) -> BTreeMap<String, Value> {
-    String::from_utf8_lossy(&output.stdout)
-        .lines()
-        .map(|l| {
-            let v: Value = serde_json::from_str(l).unwrap();
-            (
-                v["file"]
-                    .as_str()
-                    .unwrap()
-                    .rsplit('/')
-                    .next()
-                    .unwrap()
-                    .to_owned(),
-                v,
-            )
-        })
-        .collect()
+    testkit::replay_lines(&output.stdout)
 }
 
 fn total_calls(output: &Output) -> u64 {

@@ -14,10 +14,21 @@ use testkit::{
 };
 
 fn replay(moto: &Moto, role: &str, args: &[PathBuf], stdin: Option<&str>) -> Output {
+    replay_with(moto, role, &[], args, stdin)
+}
+
+fn replay_with(
+    moto: &Moto,
+    role: &str,
+    extra_env: &[(&str, &str)],
+    args: &[PathBuf],
+    stdin: Option<&str>,
+) -> Output {
     // moto has no SSM session APIs (HTTP 500); session ending is covered with aws-smithy-mocks.
     let mut child = Command::new(env!("CARGO_BIN_EXE_replay"))
         .args(args)
         .envs(moto.product_env(role))
+        .envs(extra_env.iter().copied())
         .stdin(if stdin.is_some() {
             Stdio::piped()
         } else {
@@ -40,20 +51,7 @@ fn replay(moto: &Moto, role: &str, args: &[PathBuf], stdin: Option<&str>) -> Out
 
 /// The JSON lines, keyed by file name.
 fn lines(output: &Output) -> BTreeMap<String, Value> {
-    String::from_utf8_lossy(&output.stdout)
-        .lines()
-        .map(|l| {
-            let v: Value = serde_json::from_str(l).unwrap_or_else(|e| panic!("not JSON: {l}: {e}"));
-            let name = v["file"]
-                .as_str()
-                .unwrap()
-                .rsplit('/')
-                .next()
-                .unwrap()
-                .to_owned();
-            (name, v)
-        })
-        .collect()
+    testkit::replay_lines(&output.stdout)
 }
 
 fn json_files(dir: PathBuf) -> Vec<PathBuf> {
@@ -452,4 +450,68 @@ async fn a_dry_run_reconcile_prints_its_plan_and_writes_nothing() {
     assert_eq!(granted_users(&admin.iam, DEMO_ROLE).await, granted_before);
     assert_eq!(role_policy_names(&admin.iam, DEMO_ROLE).await, before);
     let _ = std::fs::remove_dir_all(dir);
+}
+
+#[tokio::test]
+async fn static_session_rights_write_no_iam_and_remove_what_per_user_mode_left() {
+    // GIVEN the samples replayed in per-user mode: a shard for tim.malone and ada.lovelace
+    let moto = Moto::start().unwrap();
+    let admin = Clients::new(&moto.sdk_config().await);
+    let (_, replacements) = seed_samples(&admin.ec2, &admin.iam).await;
+    let dir = tempdir();
+    let files = write_samples(&dir, &replacements).unwrap();
+    assert!(replay(&moto, DEMO_ROLE, &files, None).status.success());
+    assert_eq!(granted_users(&admin.iam, DEMO_ROLE).await.len(), 2);
+
+    // WHEN the deployment switches to static rights, and every sample is replayed again
+    let output = replay_with(
+        &moto,
+        DEMO_ROLE,
+        &[("SESSION_RIGHTS", "static")],
+        &files,
+        None,
+    );
+
+    // THEN grants write nothing, the reconcile removed every per-user statement and shard, and
+    // the tags are untouched
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let results = lines(&output);
+    let grant = &results["tag-change-user-id-added.json"];
+    assert_eq!(grant["outcome"], "ignored", "{grant}");
+    assert_eq!(grant["code"], "StaticSessionRights");
+    assert_eq!(grant["calls"], serde_json::json!({}));
+    let reconcile = &results["scheduled-reconcile.json"];
+    assert_eq!(reconcile["outcome"], "changed", "{reconcile}");
+    assert!(granted_users(&admin.iam, DEMO_ROLE).await.is_empty());
+    assert!(role_policy_names(&admin.iam, DEMO_ROLE).await.is_empty());
+    let shards = admin
+        .iam
+        .list_policies()
+        .path_prefix("/ssm-session-owner/")
+        .send()
+        .await
+        .unwrap();
+    assert!(shards.policies().is_empty(), "{:?}", shards.policies());
+    let tim = replacements
+        .iter()
+        .find(|(s, _)| s == "i-0a1b2c3d4e5f60001")
+        .unwrap();
+    assert!(tags_of(&admin.ec2, &tim.1).await["AwsUserId"].ends_with(":tim.malone"));
+
+    // AND a second static replay has nothing left to do
+    let again = replay_with(
+        &moto,
+        DEMO_ROLE,
+        &[("SESSION_RIGHTS", "static")],
+        &files,
+        None,
+    );
+    assert_eq!(
+        lines(&again)["scheduled-reconcile.json"]["outcome"],
+        "unchanged"
+    );
 }

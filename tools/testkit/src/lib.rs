@@ -459,6 +459,37 @@ impl CountedMoto {
     }
 }
 
+/// `replay`'s JSON lines, keyed by file name. An event that goes to two functions (a schedule:
+/// the sweep, then the reconcile) has the owner-tagger's line under `<file>#owner-tagger` and
+/// the session-policy function's under `<file>`.
+pub fn replay_lines(stdout: &[u8]) -> BTreeMap<String, serde_json::Value> {
+    let parsed: Vec<serde_json::Value> = String::from_utf8_lossy(stdout)
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("not JSON: {l}: {e}")))
+        .collect();
+    let file = |v: &serde_json::Value| {
+        v["file"]
+            .as_str()
+            .unwrap_or_default()
+            .rsplit('/')
+            .next()
+            .unwrap_or_default()
+            .to_owned()
+    };
+    let mut lines = BTreeMap::new();
+    for v in &parsed {
+        let name = file(v);
+        let shared_file = parsed.iter().filter(|o| file(o) == name).count() > 1;
+        let key = if shared_file && v["function"] == "owner-tagger" {
+            format!("{name}#owner-tagger")
+        } else {
+            name
+        };
+        lines.insert(key, v.clone());
+    }
+    lines
+}
+
 /// A binary built next to the running one (`replay` beside `demo` or `bench`).
 pub fn sibling_binary(name: &str) -> Result<PathBuf, String> {
     let me = std::env::current_exe().map_err(|e| e.to_string())?;
