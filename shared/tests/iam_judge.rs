@@ -210,3 +210,77 @@ fn the_old_fixed_length_pattern_fails_on_todays_ids_as_the_judge_sees_it() {
         ["Allowed", "ImplicitlyDenied"]
     );
 }
+
+#[test]
+fn nobody_on_the_users_role_can_write_an_ownership_tag_in_any_spelling() {
+    // GIVEN the shipped end-user policy, and another policy on the role that allows tagging
+    // (portals often grant it)
+    let broad = json!({"Version": "2012-10-17", "Statement": [{"Effect": "Allow",
+        "Action": ["ec2:CreateTags", "ec2:DeleteTags", "ec2:RunInstances"], "Resource": "*"}]});
+    let policies = vec![shipped_end_user_policy(), broad];
+    let spellings = [
+        "AwsUserId",
+        "awsuserid",
+        "AWSUSERID",
+        "awsUserId",
+        "AwsUserID",
+        "CreatedBy",
+        "createdby",
+        "CREATEDBY",
+        "createdBy",
+    ];
+    let ordinary = [
+        "Name",
+        "Project",
+        "AwsUserIdx",
+        "CreatedByTeam",
+        "aws-user-id",
+    ];
+    let mut cases: Vec<(Vec<&str>, &str, bool)> = Vec::new();
+    for action in ["ec2:CreateTags", "ec2:DeleteTags"] {
+        for key in spellings {
+            cases.push((vec![key], action, false));
+            // hidden among ordinary keys
+            cases.push((vec!["Name", key], action, false));
+        }
+        for key in ordinary {
+            cases.push((vec![key], action, true));
+        }
+    }
+    let requests: Vec<Value> = cases
+        .iter()
+        .map(|(keys, action, _)| {
+            let mut context = json!({"aws:userid": user_id("mallory"), "aws:TagKeys": keys});
+            for key in keys {
+                context[format!("aws:RequestTag/{key}")] = json!(user_id("mallory"));
+            }
+            json!({
+                "policies": policies,
+                "principal": format!("arn:aws:sts::{ACCOUNT}:assumed-role/Okta-ServiceWorkbenchUser/mallory"),
+                "action": action,
+                "resource": format!("arn:aws:ec2:us-east-1:{ACCOUNT}:instance/i-0a1b2c3d4e5f60001"),
+                "context": context,
+            })
+        })
+        .collect();
+    let verdicts = judge(&requests);
+    let wrong: Vec<String> = cases
+        .iter()
+        .zip(&verdicts)
+        .filter(|((_, _, allowed), verdict)| (verdict.as_str() == "Allowed") != *allowed)
+        .map(|((keys, action, allowed), verdict)| {
+            format!("{action} {keys:?}: expected allowed={allowed}, judge says {verdict}")
+        })
+        .collect();
+    assert!(wrong.is_empty(), "{}", wrong.join("\n"));
+    // Every ownership spelling is denied explicitly, not merely not allowed.
+    for ((_, _, allowed), verdict) in cases.iter().zip(&verdicts) {
+        if !allowed {
+            assert_eq!(verdict, "ExplicitlyDenied");
+        }
+    }
+    println!(
+        "iam-simulate: {} tag-writing requests, 0 wrong",
+        cases.len()
+    );
+}

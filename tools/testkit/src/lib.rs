@@ -265,6 +265,12 @@ pub async fn seed_samples(
         ("i-0a1b2c3d4e5f60004", &[("Name", "scratch")]),
         // run-instances-hostile-username.json
         ("i-0a1b2c3d4e5f60005", &[("CreatedBy", "tim*")]),
+        // tag-change-created-by-added.json: a fleet launch no RunInstances event reported,
+        // whose CreatedBy came later
+        (
+            "i-0a1b2c3d4e5f60007",
+            &[("CreatedBy", "ada.lovelace"), ("Name", "fleet-worker")],
+        ),
     ];
     for (sample_id, tags) in launches {
         let ids = run_instances(admin_ec2, 1, tags).await;

@@ -1,0 +1,203 @@
+//! The owner-tagger's tag sweep and late owner tags against moto in server mode: the tags that
+//! end up in EC2, and the calls it takes to get there.
+
+use std::collections::BTreeMap;
+
+use serde_json::Value;
+use shared::app::owner_tagging::OwnerTagger;
+use shared::{Config, Status};
+use testkit::{rewrite, run_instances, sample_event, tags_of, CountedMoto};
+
+const ROLE: &str = "Okta-ServiceWorkbenchUser";
+
+fn sweep_event() -> Value {
+    rewrite(&sample_event("scheduled-tag-sweep.json"), &[])
+}
+
+fn late_owner_event(instance: &str) -> Value {
+    rewrite(
+        &sample_event("tag-change-created-by-added.json"),
+        &[("i-0a1b2c3d4e5f60007", instance)],
+    )
+}
+
+fn tagger(
+    w: &CountedMoto,
+    config: Config,
+) -> OwnerTagger<aws_sdk_ec2::Client, aws_sdk_iam::Client> {
+    OwnerTagger::new(config, w.clients.ec2.clone(), w.clients.iam.clone())
+}
+
+fn writes(calls: &BTreeMap<String, u64>) -> u64 {
+    calls
+        .iter()
+        .filter(|(op, _)| op.contains("CreateTags") || op.contains("DeleteTags"))
+        .map(|(_, n)| n)
+        .sum()
+}
+
+#[tokio::test]
+async fn the_sweep_tags_owners_repairs_stale_ids_removes_variants_and_writes_nothing_once_converged(
+) {
+    // GIVEN, in moto:
+    let w = CountedMoto::start(ROLE).await;
+    let admin = &w.admin.ec2;
+    // an instance whose launch event never arrived (an EC2 Fleet launch, say)
+    let fleet = run_instances(admin, 1, &[("CreatedBy", "ada.lovelace")])
+        .await
+        .remove(0);
+    // one tagged with an older id of the users' role (the role was re-created)
+    let stale = run_instances(
+        admin,
+        1,
+        &[
+            ("CreatedBy", "tim.malone"),
+            ("AwsUserId", "AROAOLDROLEID00001:tim.malone"),
+        ],
+    )
+    .await
+    .remove(0);
+    // one of grace's, with case variants planted in several spellings
+    let grace = format!("{}:grace.hopper", w.role_id);
+    let planted = run_instances(
+        admin,
+        1,
+        &[
+            ("CreatedBy", "grace.hopper"),
+            ("AwsUserId", &grace),
+            ("awsuserid", &format!("{}:mallory", w.role_id)),
+            ("AWSUSERID", "x"),
+            ("createdby", "mallory"),
+            ("Name", "awsuserid"),
+        ],
+    )
+    .await
+    .remove(0);
+    // a hostile owner, and an instance nobody owns
+    let hostile = run_instances(admin, 1, &[("CreatedBy", "tim*")])
+        .await
+        .remove(0);
+    let unowned = run_instances(admin, 1, &[("Name", "build-agent")])
+        .await
+        .remove(0);
+
+    // WHEN the sweep runs
+    let tagger = tagger(&w, w.session_config(ROLE));
+    w.counter.take();
+    let outcome = tagger.handle(sweep_event()).await.unwrap();
+
+    // THEN every instance carries exactly the tags its owner implies
+    assert_eq!(outcome.status, Status::Changed, "{outcome:?}");
+    let value = |name: &str| format!("{}:{name}", w.role_id);
+    assert_eq!(
+        tags_of(admin, &fleet).await["AwsUserId"],
+        value("ada.lovelace")
+    );
+    assert_eq!(
+        tags_of(admin, &stale).await["AwsUserId"],
+        value("tim.malone")
+    );
+    let planted_tags = tags_of(admin, &planted).await;
+    assert_eq!(
+        planted_tags,
+        BTreeMap::from([
+            ("AwsUserId".to_owned(), grace.clone()),
+            ("CreatedBy".to_owned(), "grace.hopper".to_owned()),
+            ("Name".to_owned(), "awsuserid".to_owned()),
+        ])
+    );
+    assert!(!tags_of(admin, &hostile).await.contains_key("AwsUserId"));
+    assert!(!tags_of(admin, &unowned).await.contains_key("AwsUserId"));
+    assert_eq!(outcome.counts.tags_tampered, 3);
+    assert_eq!(outcome.counts.instances_tagged, 2);
+    assert_eq!(outcome.skipped.len(), 1, "{:?}", outcome.skipped);
+    assert_eq!(outcome.skipped[0].instance_id, hostile);
+    // one page, one CreateTags per value, one DeleteTags per variant key
+    let calls = w.counter.take();
+    assert_eq!(calls.get("ec2:DescribeInstances"), Some(&1), "{calls:?}");
+    assert_eq!(calls.get("ec2:CreateTags"), Some(&2), "{calls:?}");
+    assert_eq!(calls.get("ec2:DeleteTags"), Some(&3), "{calls:?}");
+
+    // AND a second sweep finds nothing to do: one read, no write
+    let again = tagger.handle(sweep_event()).await.unwrap();
+    assert_eq!(again.status, Status::Unchanged, "{again:?}");
+    let calls = w.counter.take();
+    assert_eq!(writes(&calls), 0, "{calls:?}");
+    assert_eq!(calls.values().sum::<u64>(), 1, "{calls:?}");
+}
+
+#[tokio::test]
+async fn a_late_created_by_is_tagged_from_its_tag_change_event() {
+    // GIVEN an instance launched without an owner, whose CreatedBy the portal wrote later
+    let w = CountedMoto::start(ROLE).await;
+    let instance = run_instances(&w.admin.ec2, 1, &[("Name", "fleet-worker")])
+        .await
+        .remove(0);
+    w.admin
+        .ec2
+        .create_tags()
+        .resources(&instance)
+        .tags(
+            aws_sdk_ec2::types::Tag::builder()
+                .key("CreatedBy")
+                .value("ada.lovelace")
+                .build(),
+        )
+        .send()
+        .await
+        .unwrap();
+
+    // WHEN its Tag Change event arrives
+    let tagger = tagger(&w, w.session_config(ROLE));
+    w.counter.take();
+    let outcome = tagger.handle(late_owner_event(&instance)).await.unwrap();
+
+    // THEN it is tagged, reading only that instance
+    assert_eq!(outcome.status, Status::Changed, "{outcome:?}");
+    assert_eq!(
+        tags_of(&w.admin.ec2, &instance).await["AwsUserId"],
+        format!("{}:ada.lovelace", w.role_id)
+    );
+    let calls = w.counter.take();
+    assert_eq!(calls.get("ec2:DescribeInstances"), Some(&1));
+    assert_eq!(calls.get("ec2:CreateTags"), Some(&1));
+
+    // AND a redelivery writes nothing
+    let again = tagger.handle(late_owner_event(&instance)).await.unwrap();
+    assert_eq!(again.status, Status::Unchanged, "{again:?}");
+    assert_eq!(writes(&w.counter.take()), 0);
+}
+
+#[tokio::test]
+async fn with_trusted_launchers_the_sweep_assigns_no_first_owner_but_still_repairs() {
+    let w = CountedMoto::start(ROLE).await;
+    let admin = &w.admin.ec2;
+    let fleet = run_instances(admin, 1, &[("CreatedBy", "ada.lovelace")])
+        .await
+        .remove(0);
+    let stale = run_instances(admin, 1, &[("AwsUserId", "AROAOLDROLEID00001:alice")])
+        .await
+        .remove(0);
+    let planted = run_instances(admin, 1, &[("awsUserId", "x")])
+        .await
+        .remove(0);
+    let role_id = w.role_id.to_string();
+    let config = Config::from_lookup(|k| match k {
+        "SESSION_ROLE_NAME" => Some(ROLE.into()),
+        "SESSION_ROLE_ID" => Some(role_id.clone()),
+        "TRUSTED_LAUNCHER_ARNS" => {
+            Some("arn:aws:iam::123456789012:role/ServiceWorkbench-Portal".into())
+        }
+        _ => None,
+    })
+    .unwrap();
+
+    tagger(&w, config).handle(sweep_event()).await.unwrap();
+
+    assert!(!tags_of(admin, &fleet).await.contains_key("AwsUserId"));
+    assert_eq!(
+        tags_of(admin, &stale).await["AwsUserId"],
+        format!("{role_id}:alice")
+    );
+    assert!(tags_of(admin, &planted).await.is_empty());
+}
