@@ -20,6 +20,8 @@ SAMPLE = {
     "AWS::Region": "us-east-1",
     "AWS::StackName": "ssm-session-owner",
 }
+# Sample values for parameters that have no default.
+SAMPLE_PARAMETERS = {"UsersRoleName": "Okta-ServiceWorkbenchUser", "HomeRegion": "us-east-1"}
 BLOCKING = {"MEDIUM", "HIGH", "CRITICAL"}
 # The parliament installed beside this interpreter (the project's .venv).
 PARLIAMENT = os.path.join(os.path.dirname(sys.executable), "parliament")
@@ -60,7 +62,7 @@ def template_policies(path):
     if matches:
         sys.exit(f"cannot read {path}: {matches}")
     params = {
-        name: spec.get("Default", "Okta-ServiceWorkbenchUser" if name == "UsersRoleName" else "sample")
+        name: spec.get("Default", SAMPLE_PARAMETERS.get(name, "sample"))
         for name, spec in template.get("Parameters", {}).items()
     }
     resources = template.get("Resources", {})
@@ -78,7 +80,7 @@ def template_policies(path):
             resolved = resolve(document, params, resources)
             if isinstance(resolved, str):
                 resolved = json.loads(resolved)
-            yield f"template.yaml {name}", resolved
+            yield f"{os.path.basename(path)} {name}", resolved
 
 
 def lint(name, document):
@@ -101,7 +103,7 @@ def main():
         for name, document in template_policies(sys.argv[2] if len(sys.argv) > 2 else "template.yaml"):
             print(json.dumps({"name": name, "document": document}))
         return
-    documents = list(template_policies(sys.argv[1] if len(sys.argv) > 1 else "template.yaml"))
+    documents = [d for path in (sys.argv[1:] or ["template.yaml"]) for d in template_policies(path)]
     for number, line in enumerate(sys.stdin, 1):
         if line.strip():
             documents.append((f"generated policy {number}", json.loads(line)))

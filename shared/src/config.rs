@@ -41,6 +41,7 @@ pub(crate) const ROLE_MANAGED_POLICY_LIMIT: &str = "ROLE_MANAGED_POLICY_LIMIT";
 pub(crate) const SDK_ATTEMPT_TIMEOUT_SECONDS: &str = "SDK_ATTEMPT_TIMEOUT_SECONDS";
 pub(crate) const SDK_OPERATION_TIMEOUT_SECONDS: &str = "SDK_OPERATION_TIMEOUT_SECONDS";
 pub(crate) const SESSION_RIGHTS: &str = "SESSION_RIGHTS";
+pub(crate) const REGIONS: &str = "REGIONS";
 
 /// IAM's managed policies per role at the most, with a quota raise (10 by default).
 const ROLE_MANAGED_POLICY_MAX: usize = 25;
@@ -84,6 +85,8 @@ pub struct Config {
     pub reconcile_dry_run: bool,
     pub policy_store: StoreKind,
     pub session_rights: SessionRights,
+    /// When non-empty, only these of the account's enabled regions are covered.
+    pub regions: Vec<String>,
     /// Shards the managed store may use at most.
     pub max_policy_shards: usize,
     /// Managed policies the users' role may have attached in all (10, or up to 25 with a quota
@@ -178,6 +181,24 @@ impl Config {
                 ))
             }
         };
+        let regions = match value(REGIONS) {
+            None => Vec::new(),
+            Some(list) => list
+                .split(',')
+                .map(str::trim)
+                .filter(|r| !r.is_empty())
+                .map(|r| {
+                    let ok = r.len() <= 32
+                        && r.contains('-')
+                        && r.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-');
+                    if ok {
+                        Ok(r.to_owned())
+                    } else {
+                        Err(bad(REGIONS, format!("{r:?} is not a region name (comma-separated, e.g. us-east-1,eu-west-1)")))
+                    }
+                })
+                .collect::<Result<_, _>>()?,
+        };
         let role_managed_policy_limit = number(
             value(ROLE_MANAGED_POLICY_LIMIT),
             10,
@@ -221,6 +242,7 @@ impl Config {
             reconcile_dry_run,
             policy_store,
             session_rights,
+            regions,
             max_policy_shards,
             role_managed_policy_limit,
             sdk_attempt_timeout: Duration::from_secs(attempt as u64),
@@ -316,6 +338,7 @@ mod tests {
                 reconcile_dry_run: false,
                 policy_store: StoreKind::Managed,
                 session_rights: SessionRights::PerUser,
+                regions: vec![],
                 max_policy_shards: 10,
                 role_managed_policy_limit: 10,
                 sdk_attempt_timeout: std::time::Duration::from_secs(10),
@@ -377,6 +400,10 @@ mod tests {
             (
                 &[(SESSION_ROLE_NAME, "R"), (MAX_POLICY_SHARDS, "26")],
                 "MAX_POLICY_SHARDS: \"26\" is not a whole number from 1 to 25",
+            ),
+            (
+                &[(SESSION_ROLE_NAME, "R"), (REGIONS, "us-east-1, Europe")],
+                "REGIONS: \"Europe\" is not a region name (comma-separated, e.g. us-east-1,eu-west-1)",
             ),
             (
                 &[(SESSION_ROLE_NAME, "R"), (SESSION_RIGHTS, "both")],

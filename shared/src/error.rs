@@ -19,6 +19,10 @@ pub enum Error {
         operation: &'static str,
         missing: String,
     },
+    /// A region whose instances cannot be read (throttled, disabled, timing out). Never read as
+    /// "no instances there": that would revoke the users whose instances live in it.
+    #[error("region {region} cannot be read: {cause}")]
+    RegionUnreadable { region: String, cause: String },
     #[error("the users' role {role_name} does not exist (IAM GetRole: NoSuchEntity)")]
     RoleNotFound { role_name: String },
     #[error("instances not visible in EC2 yet (eventual consistency): {}", instance_ids.join(", "))]
@@ -32,7 +36,9 @@ impl Error {
     pub fn is_retryable(&self) -> bool {
         match self {
             Error::Aws { retryable, .. } => *retryable,
-            Error::InstancesNotYetVisible { .. } | Error::UnreadableAnswer { .. } => true,
+            Error::InstancesNotYetVisible { .. }
+            | Error::UnreadableAnswer { .. }
+            | Error::RegionUnreadable { .. } => true,
             Error::RoleNotFound { .. } | Error::PolicyBudgetFull { .. } => false,
         }
     }

@@ -12,8 +12,9 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use crate::domain::ids::{InstanceId, InstanceState, RoleId};
 use crate::error::Error;
 use crate::ports::{
-    DescribedInstance, InstanceDirectory, InstanceInventory, InstanceTagger, LiveInstances,
-    ManagedPolicies, ManagedPolicy, PolicyVersion, RoleDirectory, RolePolicies, SessionTerminator,
+    DescribedInstance, EnabledRegions, InRegion, InstanceDirectory, InstanceInventory,
+    InstanceTagger, LiveInstances, ManagedPolicies, ManagedPolicy, PolicyVersion, RoleDirectory,
+    RolePolicies, SessionTerminator,
 };
 
 /// A customer-managed policy and its versions.
@@ -51,6 +52,12 @@ pub struct World {
     pub managed_policies: BTreeMap<String, FakePolicy>,
     /// Role name → attached policy ARNs.
     pub attachments: BTreeMap<String, Vec<String>>,
+    /// Instance → its region (the home region when absent).
+    pub instance_regions: BTreeMap<InstanceId, String>,
+    /// The regions enabled in the account; only the home region when empty.
+    pub enabled_regions: Vec<String>,
+    /// Regions whose EC2 calls fail (retryable), as a disabled or throttled region would.
+    pub unreadable_regions: BTreeSet<String>,
     /// Every `CreateTags` call: instances, key, value (unknown instances included).
     pub tag_writes: Vec<(Vec<InstanceId>, String, String)>,
     /// Instance → ids of its active sessions.
@@ -63,10 +70,25 @@ pub struct World {
     pub policies_created: u64,
 }
 
-#[derive(Debug, Clone, Default)]
-pub struct FakeAws(Arc<Mutex<World>>);
+/// A view of the shared state from one region: EC2 and SSM calls see that region's instances.
+#[derive(Debug, Clone)]
+pub struct FakeAws {
+    state: Arc<Mutex<World>>,
+    region: String,
+}
+
+impl Default for FakeAws {
+    fn default() -> Self {
+        Self {
+            state: Arc::default(),
+            region: HOME_REGION.to_owned(),
+        }
+    }
+}
 
 const ACCOUNT: &str = "123456789012";
+/// The region a new fake's view, and its instances by default, are in.
+pub const HOME_REGION: &str = "us-east-1";
 
 impl FakeAws {
     pub fn new() -> Self {
@@ -75,7 +97,7 @@ impl FakeAws {
 
     /// The shared state, to seed or inspect.
     pub fn world(&self) -> MutexGuard<'_, World> {
-        self.0
+        self.state
             .lock()
             .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
@@ -85,14 +107,28 @@ impl FakeAws {
         self
     }
 
-    /// Add an instance in `state` with `tags`.
+    /// Add an instance in `state` with `tags`, in the home region.
     pub fn add_instance(
         &self,
         id: &str,
         state: InstanceState,
         tags: &[(&str, &str)],
     ) -> InstanceId {
+        self.add_instance_in(HOME_REGION, id, state, tags)
+    }
+
+    /// Add an instance in `region`.
+    pub fn add_instance_in(
+        &self,
+        region: &str,
+        id: &str,
+        state: InstanceState,
+        tags: &[(&str, &str)],
+    ) -> InstanceId {
         let instance_id = InstanceId::parse(id).expect("a valid instance id in a test");
+        self.world()
+            .instance_regions
+            .insert(instance_id.clone(), region.to_owned());
         self.world().instances.insert(
             instance_id.clone(),
             DescribedInstance {
@@ -135,7 +171,10 @@ impl FakeAws {
     fn call(&self, operation: &'static str) -> Result<MutexGuard<'_, World>, Error> {
         let mut world = self.world();
         *world.calls.entry(operation).or_default() += 1;
-        if world.failing.contains(operation) {
+        let regional = operation.starts_with("ec2:") || operation.starts_with("ssm:");
+        if world.failing.contains(operation)
+            || (regional && world.unreadable_regions.contains(&self.region))
+        {
             return Err(Error::Aws {
                 operation,
                 code: "Throttling".into(),
@@ -144,6 +183,40 @@ impl FakeAws {
             });
         }
         Ok(world)
+    }
+}
+
+impl World {
+    fn in_region(&self, id: &InstanceId, region: &str) -> bool {
+        self.instance_regions
+            .get(id)
+            .map(String::as_str)
+            .unwrap_or(HOME_REGION)
+            == region
+    }
+}
+
+impl InRegion for FakeAws {
+    fn region_name(&self) -> Option<String> {
+        Some(self.region.clone())
+    }
+
+    fn in_region(&self, region: &str) -> Self {
+        Self {
+            state: self.state.clone(),
+            region: region.to_owned(),
+        }
+    }
+}
+
+impl EnabledRegions for FakeAws {
+    async fn enabled_regions(&self) -> Result<Vec<String>, Error> {
+        let world = self.call("ec2:DescribeRegions")?;
+        Ok(if world.enabled_regions.is_empty() {
+            vec![HOME_REGION.to_owned()]
+        } else {
+            world.enabled_regions.clone()
+        })
     }
 }
 
@@ -164,6 +237,7 @@ impl InstanceDirectory for FakeAws {
         let world = self.call("ec2:DescribeInstances")?;
         Ok(ids
             .iter()
+            .filter(|id| world.in_region(id, &self.region))
             .filter_map(|id| world.instances.get(id).cloned())
             .collect())
     }
@@ -176,6 +250,9 @@ impl InstanceTagger for FakeAws {
             .tag_writes
             .push((ids.to_vec(), key.to_owned(), value.to_owned()));
         for id in ids {
+            if !world.in_region(id, &self.region) {
+                continue;
+            }
             if let Some(instance) = world.instances.get_mut(id) {
                 instance.tags.insert(key.to_owned(), value.to_owned());
             }
@@ -186,6 +263,9 @@ impl InstanceTagger for FakeAws {
     async fn delete_tag(&self, ids: &[InstanceId], key: &str) -> Result<(), Error> {
         let mut world = self.call("ec2:DeleteTags")?;
         for id in ids {
+            if !world.in_region(id, &self.region) {
+                continue;
+            }
             if let Some(instance) = world.instances.get_mut(id) {
                 instance.tags.remove(key);
             }
@@ -200,7 +280,7 @@ impl InstanceInventory for FakeAws {
         Ok(world
             .instances
             .values()
-            .filter(|i| i.state.is_live())
+            .filter(|i| i.state.is_live() && world.in_region(&i.instance_id, &self.region))
             .cloned()
             .collect())
     }
@@ -216,7 +296,7 @@ impl LiveInstances for FakeAws {
         Ok(world
             .instances
             .values()
-            .filter(|i| i.state.is_live())
+            .filter(|i| i.state.is_live() && world.in_region(&i.instance_id, &self.region))
             .filter(|i| match value {
                 Some(v) => i.tags.get(key).map(String::as_str) == Some(v),
                 None => i.tags.contains_key(key),

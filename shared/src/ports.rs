@@ -46,6 +46,19 @@ pub trait RoleDirectory {
     fn role_id(&self, role_name: &str) -> impl Future<Output = Result<RoleId, Error>> + Send;
 }
 
+/// A regional client that can hand out the same client for another region (same credentials,
+/// timeouts, retries and call counter).
+pub trait InRegion: Sized {
+    /// The region this client talks to.
+    fn region_name(&self) -> Option<String>;
+    fn in_region(&self, region: &str) -> Self;
+}
+
+/// The regions enabled in the account.
+pub trait EnabledRegions {
+    fn enabled_regions(&self) -> impl Future<Output = Result<Vec<String>, Error>> + Send;
+}
+
 /// Every live (pending, running, stopping, stopped) instance, with its tags: the tag sweep.
 pub trait InstanceInventory {
     fn live_instances(&self) -> impl Future<Output = Result<Vec<DescribedInstance>, Error>> + Send;

@@ -137,6 +137,8 @@ async fn a_grant_puts_exactly_the_users_policy_and_a_replay_writes_nothing() {
     assert_eq!(
         w.counter.take(),
         counts(&[
+            // once per process: the regions the deployment covers
+            ("ec2:DescribeRegions", 1),
             ("ec2:DescribeInstances", 2),
             ("iam:GetRolePolicy", 2),
             ("iam:ListRolePolicies", 1),
@@ -360,14 +362,37 @@ async fn fifty_concurrent_grants_and_revokes_end_where_ec2_says() {
 
 /// The real EC2 client, but the first `live_instances_tagged` answer is held back until the
 /// test says so: it forces a grant and a revoke to interleave in the worst order.
-struct PausedAfterFirstRead {
-    inner: aws_sdk_ec2::Client,
-    gate: std::sync::Mutex<
+/// Signals that the first read happened, and waits to be let go.
+type Gate = std::sync::Arc<
+    std::sync::Mutex<
         Option<(
             tokio::sync::oneshot::Sender<()>,
             tokio::sync::oneshot::Receiver<()>,
         )>,
     >,
+>;
+
+#[derive(Clone)]
+struct PausedAfterFirstRead {
+    inner: aws_sdk_ec2::Client,
+    gate: Gate,
+}
+
+/// One region only: the test's events and instances are all in moto's default region.
+impl shared::ports::InRegion for PausedAfterFirstRead {
+    fn region_name(&self) -> Option<String> {
+        self.inner.region_name()
+    }
+
+    fn in_region(&self, _region: &str) -> Self {
+        self.clone()
+    }
+}
+
+impl shared::ports::EnabledRegions for PausedAfterFirstRead {
+    async fn enabled_regions(&self) -> Result<Vec<String>, Error> {
+        Ok(vec![testkit::REGION.to_owned()])
+    }
 }
 
 impl shared::ports::LiveInstances for PausedAfterFirstRead {
@@ -415,7 +440,7 @@ impl World {
         let (resume_tx, resume_rx) = tokio::sync::oneshot::channel();
         let ec2 = PausedAfterFirstRead {
             inner: self.clients.ec2.clone(),
-            gate: std::sync::Mutex::new(Some((reached_tx, resume_rx))),
+            gate: std::sync::Arc::new(std::sync::Mutex::new(Some((reached_tx, resume_rx)))),
         };
         let config = self.session_config(ROLE);
         let store = InlineStore::new(self.clients.iam.clone(), ROLE, PREFIX);
@@ -494,6 +519,7 @@ async fn a_reconcile_of_n_users_costs_two_reads_plus_one_call_per_user() {
     assert_eq!(
         w.counter.take(),
         counts(&[
+            ("ec2:DescribeRegions", 1),
             ("ec2:DescribeInstances", 1),
             ("iam:ListRolePolicies", 1),
             ("iam:PutRolePolicy", 20)

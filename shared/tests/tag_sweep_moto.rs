@@ -112,8 +112,10 @@ async fn the_sweep_tags_owners_repairs_stale_ids_removes_variants_and_writes_not
     assert_eq!(outcome.counts.instances_tagged, 2);
     assert_eq!(outcome.skipped.len(), 1, "{:?}", outcome.skipped);
     assert_eq!(outcome.skipped[0].instance_id, hostile);
-    // one page, one CreateTags per value, one DeleteTags per variant key
+    // one page per region (one region here), one CreateTags per value, one DeleteTags per
+    // variant key, and the covered regions once per process
     let calls = w.counter.take();
+    assert_eq!(calls.get("ec2:DescribeRegions"), Some(&1), "{calls:?}");
     assert_eq!(calls.get("ec2:DescribeInstances"), Some(&1), "{calls:?}");
     assert_eq!(calls.get("ec2:CreateTags"), Some(&2), "{calls:?}");
     assert_eq!(calls.get("ec2:DeleteTags"), Some(&3), "{calls:?}");

@@ -6,13 +6,14 @@ use std::collections::BTreeSet;
 use serde::Serialize;
 
 use super::managed_store::ManagedStore;
+use super::regions::RegionalClients;
 use crate::config::{Config, StoreKind};
 use crate::domain::ids::{RoleId, UserId};
 use crate::domain::session_name::SessionName;
 use crate::domain::shard_packing::{shard_name, typical_user_cost, SHARD_LIMIT};
 use crate::domain::statements::{inline_size, policy_size, user_of_policy_name, INLINE_BUDGET};
 use crate::error::Error;
-use crate::ports::{LiveInstances, ManagedPolicies, RolePolicies};
+use crate::ports::{EnabledRegions, InRegion, LiveInstances, ManagedPolicies, RolePolicies};
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct CapacityReport {
@@ -62,13 +63,16 @@ pub async fn capacity_report<E, P>(
     iam: &P,
 ) -> Result<CapacityReport, Error>
 where
-    E: LiveInstances + Sync,
+    E: LiveInstances + InRegion + EnabledRegions + Clone + Send + Sync,
     P: ManagedPolicies + RolePolicies + Sync + Clone,
 {
     let key = &config.user_id_tag_key;
-    let desired: BTreeSet<SessionName> = ec2
-        .live_instances_tagged(key, None)
+    let desired: BTreeSet<SessionName> = RegionalClients::new(ec2.clone(), config)
+        .read_all(|ec2| async move { ec2.live_instances_tagged(key, None).await })
         .await?
+        .into_iter()
+        .flat_map(|(_, found)| found)
+        .collect::<Vec<_>>()
         .iter()
         .filter_map(|i| {
             i.tags

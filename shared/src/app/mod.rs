@@ -5,6 +5,7 @@ pub mod capacity;
 pub mod inline_store;
 pub mod managed_store;
 pub mod owner_tagging;
+pub(crate) mod regions;
 pub mod role_resolver;
 pub mod session_rights;
 

@@ -9,6 +9,7 @@ use chrono::{DateTime, Utc};
 use serde_json::Value;
 use tracing::{info, warn};
 
+use super::regions::RegionalClients;
 use super::role_resolver::RoleIdCache;
 use crate::config::Config;
 use crate::domain::events::{
@@ -20,27 +21,35 @@ use crate::domain::ownership::{self, Decision};
 use crate::domain::reason::{Reason, ReasonCode};
 use crate::error::Error;
 use crate::ports::{
-    DescribedInstance, InstanceDirectory, InstanceInventory, InstanceTagger, RoleDirectory,
+    DescribedInstance, EnabledRegions, InRegion, InstanceDirectory, InstanceInventory,
+    InstanceTagger, RoleDirectory,
 };
 
 /// Everything the function needs, built once per process.
 pub struct OwnerTagger<E, R> {
     config: Config,
-    ec2: E,
+    ec2: RegionalClients<E>,
     iam: R,
     role_id: RoleIdCache,
 }
 
 impl<E, R> OwnerTagger<E, R>
 where
-    E: InstanceDirectory + InstanceTagger + InstanceInventory + Sync,
+    E: InstanceDirectory
+        + InstanceTagger
+        + InstanceInventory
+        + InRegion
+        + EnabledRegions
+        + Clone
+        + Send
+        + Sync,
     R: RoleDirectory + Sync,
 {
     pub fn new(config: Config, ec2: E, iam: R) -> Self {
         let role_id = RoleIdCache::new(&config);
         Self {
+            ec2: RegionalClients::new(ec2, &config),
             config,
-            ec2,
             iam,
             role_id,
         }
@@ -59,12 +68,15 @@ where
         };
         let event_id = envelope.id.clone();
         let event_id = event_id.as_deref();
+        // Every call for this event goes to the region it names (forwarded events keep theirs).
+        let ec2 = self.ec2.get(envelope.region.as_deref());
         match (envelope.source.as_str(), envelope.detail_type.as_str()) {
             ("aws.events", SCHEDULED) => return self.sweep(event_id).await,
             ("aws.tag", TAG_CHANGE) => {
                 return match serde_json::from_value::<TagChangeDetail>(envelope.detail) {
                     Ok(detail) => {
                         self.on_owner_tag_change(
+                            &ec2,
                             event_id,
                             envelope.resources.unwrap_or_default(),
                             detail,
@@ -133,7 +145,7 @@ where
             .map(|(id, _)| id.clone())
             .collect();
         if !lookups.is_empty() {
-            let found = self.ec2.describe_instances(&lookups).await?;
+            let found = ec2.describe_instances(&lookups).await?;
             let mut missing = Vec::new();
             for id in lookups {
                 let gone = |text: String| Decision::Skip {
@@ -165,8 +177,7 @@ where
 
         let writes = ownership::group_writes(decisions.iter());
         for (value, ids) in &writes {
-            self.ec2
-                .create_tag(ids, &self.config.user_id_tag_key, &value.to_string())
+            ec2.create_tag(ids, &self.config.user_id_tag_key, &value.to_string())
                 .await?;
         }
 
@@ -210,15 +221,50 @@ where
 
 impl<E, R> OwnerTagger<E, R>
 where
-    E: InstanceDirectory + InstanceTagger + InstanceInventory + Sync,
+    E: InstanceDirectory
+        + InstanceTagger
+        + InstanceInventory
+        + InRegion
+        + EnabledRegions
+        + Clone
+        + Send
+        + Sync,
     R: RoleDirectory + Sync,
 {
-    /// The scheduled sweep: every live instance, one `DescribeInstances` page per 1,000.
+    /// The scheduled sweep: every live instance in every covered region, one
+    /// `DescribeInstances` page per 1,000 per region. Every region is read before anything is
+    /// written, so an unreadable region fails the sweep (retryable) with nothing half done.
     pub async fn sweep(&self, event_id: Option<&str>) -> Result<Outcome, Error> {
         let role_id = self.role_id.get(&self.iam).await?;
-        let live = self.ec2.live_instances().await?;
-        let mut outcome = self.apply_sweep(event_id, &live).await?;
-        outcome.reason = format!("sweep: {} live instance(s); {}", live.len(), outcome.reason);
+        let regions = self
+            .ec2
+            .read_all(|ec2| async move { ec2.live_instances().await })
+            .await?;
+        let mut outcome = Outcome::empty(Status::Unchanged);
+        let mut parts = Vec::new();
+        let mut live = 0;
+        for (region, instances) in &regions {
+            live += instances.len();
+            let ec2 = self.ec2.get(Some(region));
+            let done = self.apply_sweep(&ec2, event_id, instances).await?;
+            if done.status == Status::Changed {
+                outcome.status = Status::Changed;
+                parts.push(format!("{region}: {}", done.reason));
+            }
+            outcome.changed.extend(done.changed);
+            outcome.skipped.extend(done.skipped);
+            outcome.counts.instances_tagged += done.counts.instances_tagged;
+            outcome.counts.tags_tampered += done.counts.tags_tampered;
+        }
+        outcome.reason = format!(
+            "sweep: {live} live instance(s) in {} region(s); {}",
+            regions.len(),
+            if parts.is_empty() {
+                format!("nothing to change; {} skipped", outcome.skipped.len())
+            } else {
+                parts.join("; ")
+            }
+        );
         info!(event_id, decision = "sweep", role_id = %role_id, reason = %outcome.reason);
         Ok(outcome)
     }
@@ -226,6 +272,7 @@ where
     /// A late owner tag: the owner key changed on one instance.
     async fn on_owner_tag_change(
         &self,
+        ec2: &E,
         event_id: Option<&str>,
         resources: Vec<String>,
         detail: TagChangeDetail,
@@ -271,8 +318,7 @@ where
             Err(reason) => return Ok(ignored(event_id, reason)),
         };
         // The state is re-read from EC2, never taken from the event.
-        let found: Vec<DescribedInstance> = self
-            .ec2
+        let found: Vec<DescribedInstance> = ec2
             .describe_instances(&ids)
             .await?
             .into_iter()
@@ -287,13 +333,14 @@ where
                 ),
             ));
         }
-        self.apply_sweep(event_id, &found).await
+        self.apply_sweep(ec2, event_id, &found).await
     }
 
     /// Plan and apply the sweep for these instances: one `CreateTags` per distinct value and one
     /// `DeleteTags` per variant key, nothing when all is as it should be.
     async fn apply_sweep(
         &self,
+        ec2: &E,
         event_id: Option<&str>,
         instances: &[DescribedInstance],
     ) -> Result<Outcome, Error> {
@@ -331,13 +378,12 @@ where
             }
         }
         for (value, ids) in &writes {
-            self.ec2
-                .create_tag(ids, &self.config.user_id_tag_key, &value.to_string())
+            ec2.create_tag(ids, &self.config.user_id_tag_key, &value.to_string())
                 .await?;
             outcome.changed.extend(ids.iter().map(|i| i.to_string()));
         }
         for (key, ids) in &removals {
-            self.ec2.delete_tag(ids, key).await?;
+            ec2.delete_tag(ids, key).await?;
             outcome
                 .changed
                 .extend(ids.iter().map(|i| format!("{i}: removed {key}")));

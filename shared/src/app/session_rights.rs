@@ -16,6 +16,7 @@ use serde_json::Value;
 use tracing::{info, warn};
 
 use super::owner_tagging::ignored;
+use super::regions::RegionalClients;
 use super::role_resolver::RoleIdCache;
 use crate::config::{Config, SessionRights};
 use crate::domain::events::{parse_envelope, route, Route, StateChangeDetail, TagChangeDetail};
@@ -26,7 +27,8 @@ use crate::domain::session_name::SessionName;
 use crate::domain::statements::Scope;
 use crate::error::Error;
 use crate::ports::{
-    InstanceDirectory, LiveInstances, PolicyStore, RoleDirectory, SessionTerminator, StoreReport,
+    EnabledRegions, InRegion, InstanceDirectory, LiveInstances, PolicyStore, RoleDirectory,
+    SessionTerminator, StoreReport,
 };
 
 /// Rounds of write-then-verify for one user before giving up for this delivery.
@@ -34,9 +36,9 @@ const MAX_ROUNDS: usize = 3;
 
 pub struct SessionPolicies<E, R, T, S> {
     config: Config,
-    ec2: E,
+    ec2: RegionalClients<E>,
     iam: R,
-    ssm: T,
+    ssm: RegionalClients<T>,
     store: S,
     role_id: RoleIdCache,
     /// One writer at a time within this process, as reserved concurrency 1 gives across
@@ -46,18 +48,18 @@ pub struct SessionPolicies<E, R, T, S> {
 
 impl<E, R, T, S> SessionPolicies<E, R, T, S>
 where
-    E: InstanceDirectory + LiveInstances + Sync,
+    E: InstanceDirectory + LiveInstances + InRegion + EnabledRegions + Clone + Send + Sync,
     R: RoleDirectory + Sync,
-    T: SessionTerminator + Sync,
+    T: SessionTerminator + InRegion + Clone + Send + Sync,
     S: PolicyStore + Sync,
 {
     pub fn new(config: Config, ec2: E, iam: R, ssm: T, store: S) -> Self {
         let role_id = RoleIdCache::new(&config);
         Self {
+            ec2: RegionalClients::new(ec2, &config),
+            ssm: RegionalClients::new(ssm, &config),
             config,
-            ec2,
             iam,
-            ssm,
             store,
             role_id,
             writer: tokio::sync::Mutex::new(()),
@@ -95,7 +97,10 @@ where
             }
             Ok(Route::StateChange) => {
                 match serde_json::from_value::<StateChangeDetail>(envelope.detail) {
-                    Ok(detail) => self.on_state_change(id, detail).await,
+                    Ok(detail) => {
+                        self.on_state_change(id, envelope.region.as_deref(), detail)
+                            .await
+                    }
                     Err(e) => Ok(ignored(
                         id,
                         Reason::new(
@@ -181,6 +186,7 @@ where
     async fn on_state_change(
         &self,
         id: Option<&str>,
+        region: Option<&str>,
         detail: StateChangeDetail,
     ) -> Result<Outcome, Error> {
         if detail.state != "terminated" {
@@ -216,6 +222,7 @@ where
             SessionRights::PerUser => {
                 let described = self
                     .ec2
+                    .get(region)
                     .describe_instances(std::slice::from_ref(&instance_id))
                     .await?;
                 let key = &self.config.user_id_tag_key;
@@ -241,7 +248,7 @@ where
             }
         };
         if self.config.end_sessions_on_terminate {
-            let ended = self.ssm.end_sessions_on(&instance_id).await?;
+            let ended = self.ssm.get(region).end_sessions_on(&instance_id).await?;
             for session in &ended {
                 info!(event_id = id, instance_id = %instance_id, session_id = %session, decision = "session ended");
             }
@@ -269,10 +276,16 @@ where
         let mut live_count = 0;
         let mut capacity = None;
         for round in 1..=MAX_ROUNDS {
-            let live = self
+            // Every region: the statement goes only with the user's last instance anywhere.
+            let key = self.config.user_id_tag_key.as_str();
+            let value = value.as_str();
+            let live: Vec<_> = self
                 .ec2
-                .live_instances_tagged(&self.config.user_id_tag_key, Some(&value))
-                .await?;
+                .read_all(|ec2| async move { ec2.live_instances_tagged(key, Some(value)).await })
+                .await?
+                .into_iter()
+                .flat_map(|(_, found)| found)
+                .collect();
             live_count = live.len();
             let desired: BTreeSet<SessionName> = if live.is_empty() {
                 BTreeSet::new()
@@ -338,7 +351,13 @@ where
             return Ok(outcome);
         }
         let key = &self.config.user_id_tag_key;
-        let live = self.ec2.live_instances_tagged(key, None).await?;
+        let live: Vec<_> = self
+            .ec2
+            .read_all(|ec2| async move { ec2.live_instances_tagged(key, None).await })
+            .await?
+            .into_iter()
+            .flat_map(|(_, found)| found)
+            .collect();
         let mut desired = BTreeSet::new();
         let mut skipped = Vec::new();
         for instance in &live {

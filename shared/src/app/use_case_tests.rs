@@ -376,9 +376,51 @@ async fn a_warm_grant_or_revoke_costs_at_most_8_calls_whatever_the_shard_count()
         println!("{shards} shard(s): cold grant {cold}, warm grant {grant}, warm revoke {revoke}");
         assert!(grant <= 8, "{shards} shards: a grant cost {grant} calls");
         assert!(revoke <= 8, "{shards} shards: a revoke cost {revoke} calls");
-        // A new process reads each shard once, and the role's attachments once.
-        assert_eq!(cold, grant + shards as u64 + 1, "{shards} shards");
+        // A new process reads each shard once, the role's attachments once, and the account's
+        // regions once.
+        assert_eq!(cold, grant + shards as u64 + 2, "{shards} shards");
         seen.push((grant, revoke));
     }
     assert!(seen.windows(2).all(|w| w[0] == w[1]), "{seen:?}");
+}
+
+#[tokio::test]
+async fn an_unreadable_region_is_a_retryable_error_and_revokes_nobody() {
+    // GIVEN ada granted for an instance in eu-west-1, and eu-west-1 failing every call
+    let fake = fake();
+    fake.world().enabled_regions = vec!["us-east-1".into(), "eu-west-1".into()];
+    fake.add_instance_in(
+        "eu-west-1",
+        "i-0000000000000eee1",
+        InstanceState::Running,
+        &[("AwsUserId", &format!("{ROLE_ID}:ada"))],
+    );
+    managed(&fake)
+        .converge(&role(), &Scope::All, &users(&["ada"]), false)
+        .await
+        .unwrap();
+    fake.world().unreadable_regions.insert("eu-west-1".into());
+    let store = managed(&fake);
+    let policies = SessionPolicies::new(config(), fake.clone(), fake.clone(), fake.clone(), store);
+
+    // WHEN the reconcile runs
+    let err = policies
+        .handle(event("scheduled-reconcile.json"))
+        .await
+        .unwrap_err();
+
+    // THEN it fails retryable, naming the region, and ada keeps her statement
+    assert!(err.is_retryable(), "{err}");
+    assert!(
+        err.to_string()
+            .starts_with("region eu-west-1 cannot be read"),
+        "{err}"
+    );
+    let world = fake.world();
+    let shard = world
+        .managed_policies
+        .values()
+        .next()
+        .expect("the shard stays");
+    assert!(shard.document().contains(&format!("{ROLE_ID}:ada")));
 }

@@ -7,8 +7,31 @@ use super::sdk_error::from_sdk;
 use crate::domain::ids::{InstanceId, InstanceState};
 use crate::error::Error;
 use crate::ports::{
-    DescribedInstance, InstanceDirectory, InstanceInventory, InstanceTagger, LiveInstances,
+    DescribedInstance, EnabledRegions, InstanceDirectory, InstanceInventory, InstanceTagger,
+    LiveInstances,
 };
+
+impl EnabledRegions for aws_sdk_ec2::Client {
+    #[instrument(skip(self))]
+    async fn enabled_regions(&self) -> Result<Vec<String>, Error> {
+        const OPERATION: &str = "ec2:DescribeRegions";
+        // Without AllRegions, EC2 lists only the regions enabled (opted in) for the account.
+        let output = self
+            .describe_regions()
+            .send()
+            .await
+            .map_err(|e| from_sdk(OPERATION, e))?;
+        output
+            .regions()
+            .iter()
+            .map(|r| {
+                r.region_name()
+                    .map(str::to_owned)
+                    .ok_or_else(|| Error::unreadable(OPERATION, "a region name"))
+            })
+            .collect()
+    }
+}
 
 /// CreateTags accepts at most 1,000 resource ids per call.
 const CREATE_TAGS_BATCH: usize = 1000;

@@ -47,6 +47,28 @@ fn sdk_loader_with(attempt: Duration, operation: Duration) -> aws_config::Config
         .retry_config(RetryConfig::standard().with_max_attempts(MAX_ATTEMPTS))
 }
 
+macro_rules! in_region {
+    ($client:ty, $config:ty) => {
+        impl crate::ports::InRegion for $client {
+            fn region_name(&self) -> Option<String> {
+                self.config().region().map(|r| r.to_string())
+            }
+
+            fn in_region(&self, region: &str) -> Self {
+                let config: $config = self
+                    .config()
+                    .to_builder()
+                    .region(aws_config::Region::new(region.to_owned()))
+                    .build();
+                Self::from_conf(config)
+            }
+        }
+    };
+}
+
+in_region!(aws_sdk_ec2::Client, aws_sdk_ec2::Config);
+in_region!(aws_sdk_ssm::Client, aws_sdk_ssm::Config);
+
 /// The SDK clients, built once per process.
 #[derive(Clone, Debug)]
 pub struct Clients {

@@ -14,8 +14,8 @@ use crate::config::Config;
 use crate::domain::outcome::Outcome;
 use crate::error::Error;
 use crate::ports::{
-    InstanceDirectory, InstanceInventory, InstanceTagger, LiveInstances, PolicyStore,
-    RoleDirectory, SessionTerminator,
+    EnabledRegions, InRegion, InstanceDirectory, InstanceInventory, InstanceTagger, LiveInstances,
+    PolicyStore, RoleDirectory, SessionTerminator,
 };
 
 /// A function's use case: one event in, its outcome out.
@@ -25,7 +25,14 @@ pub trait Handler {
 
 impl<E, R> Handler for OwnerTagger<E, R>
 where
-    E: InstanceDirectory + InstanceTagger + InstanceInventory + Sync,
+    E: InstanceDirectory
+        + InstanceTagger
+        + InstanceInventory
+        + InRegion
+        + EnabledRegions
+        + Clone
+        + Send
+        + Sync,
     R: RoleDirectory + Sync,
 {
     fn handle(&self, event: Value) -> impl Future<Output = Result<Outcome, Error>> + Send {
@@ -35,9 +42,9 @@ where
 
 impl<E, R, T, S> Handler for SessionPolicies<E, R, T, S>
 where
-    E: InstanceDirectory + LiveInstances + Sync,
+    E: InstanceDirectory + LiveInstances + InRegion + EnabledRegions + Clone + Send + Sync,
     R: RoleDirectory + Sync,
-    T: SessionTerminator + Sync,
+    T: SessionTerminator + InRegion + Clone + Send + Sync,
     S: PolicyStore + Sync,
 {
     fn handle(&self, event: Value) -> impl Future<Output = Result<Outcome, Error>> + Send {

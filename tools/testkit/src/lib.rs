@@ -116,6 +116,9 @@ impl Moto {
         let mut env = self.env();
         env.extend([
             ("SESSION_ROLE_NAME", role.to_owned()),
+            // moto serves 38 regions; a single-region deployment keeps the per-event counts
+            // readable. The multi-region tests set their own.
+            ("REGIONS", REGION.to_owned()),
             ("END_SESSIONS_ON_TERMINATE", "false".to_owned()),
             ("RUST_LOG", "error".to_owned()),
         ]);
@@ -459,6 +462,7 @@ impl CountedMoto {
             "SESSION_ROLE_NAME" => Some(role.into()),
             "SESSION_ROLE_ID" => Some(self.role_id.to_string()),
             "END_SESSIONS_ON_TERMINATE" => Some("false".into()),
+            "REGIONS" => Some(REGION.into()),
             _ => None,
         })
         .expect("valid test configuration")

@@ -1,0 +1,99 @@
+//! Every region the deployment covers. CloudTrail events reach EventBridge only in the region of
+//! the call, so the forwarders bring them to one home region; from there the functions work in
+//! the region each event names, and grants, revokes, the reconcile and the tag sweep read every
+//! region. A region that cannot be read is a retryable error, never "no instances there": that
+//! would revoke the users whose instances live in it.
+
+use std::collections::HashMap;
+use std::future::Future;
+use std::sync::Mutex;
+
+use tokio::sync::OnceCell;
+use tracing::{info, warn};
+
+use crate::config::Config;
+use crate::error::Error;
+use crate::ports::{EnabledRegions, InRegion};
+
+/// One client per region, built on first use from the home client and kept for the process.
+pub(crate) struct RegionalClients<C> {
+    home: C,
+    /// `REGIONS`: when non-empty, only these of the enabled regions.
+    narrowed_to: Vec<String>,
+    covered: OnceCell<Vec<String>>,
+    clients: Mutex<HashMap<String, C>>,
+}
+
+impl<C: InRegion + Clone> RegionalClients<C> {
+    pub(crate) fn new(home: C, config: &Config) -> Self {
+        Self {
+            home,
+            narrowed_to: config.regions.clone(),
+            covered: OnceCell::new(),
+            clients: Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// The client for `region`; the home region's when the event names none.
+    pub(crate) fn get(&self, region: Option<&str>) -> C {
+        let Some(region) = region.filter(|r| Some(r.to_string()) != self.home.region_name()) else {
+            return self.home.clone();
+        };
+        let mut clients = self
+            .clients
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        clients
+            .entry(region.to_owned())
+            .or_insert_with(|| self.home.in_region(region))
+            .clone()
+    }
+}
+
+impl<C: InRegion + EnabledRegions + Clone + Sync> RegionalClients<C> {
+    /// The covered regions: every region enabled in the account (`ec2:DescribeRegions`, once per
+    /// process), narrowed by `REGIONS`.
+    pub(crate) async fn covered(&self) -> Result<&[String], Error> {
+        self.covered
+            .get_or_try_init(|| async {
+                let enabled = self.home.enabled_regions().await?;
+                let covered: Vec<String> = if self.narrowed_to.is_empty() {
+                    enabled
+                } else {
+                    for region in self.narrowed_to.iter().filter(|r| !enabled.contains(r)) {
+                        warn!(region = %region, "REGIONS names a region that is not enabled in the account; it is not covered");
+                    }
+                    self.narrowed_to
+                        .iter()
+                        .filter(|r| enabled.contains(r))
+                        .cloned()
+                        .collect()
+                };
+                info!(regions = ?covered, "covered regions");
+                Ok(covered)
+            })
+            .await
+            .map(Vec::as_slice)
+    }
+
+    /// `read` in every covered region, the results together. A region that fails is
+    /// [`Error::RegionUnreadable`] (retryable), whatever the error.
+    pub(crate) async fn read_all<T, F, Fut>(&self, read: F) -> Result<Vec<(String, Vec<T>)>, Error>
+    where
+        F: Fn(C) -> Fut,
+        Fut: Future<Output = Result<Vec<T>, Error>>,
+    {
+        let mut all = Vec::new();
+        for region in self.covered().await?.to_vec() {
+            let found =
+                read(self.get(Some(&region)))
+                    .await
+                    .map_err(|e| Error::RegionUnreadable {
+                        region: region.clone(),
+                        cause: e.to_string(),
+                    })?;
+            all.push((region, found));
+        }
+        Ok(all)
+    }
+}

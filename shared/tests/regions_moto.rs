@@ -1,0 +1,147 @@
+//! One deployment in its home region (us-east-1) covering instances in other regions, against
+//! moto, which serves every region on one endpoint: launches, late tags, the sweep, grants and
+//! revokes for one user spread over two regions.
+
+use serde_json::Value;
+use shared::app::owner_tagging::OwnerTagger;
+use shared::app::session_rights::SessionPolicies;
+use shared::app::AnyStore;
+use shared::ports::InRegion;
+use shared::{Config, Status};
+use testkit::{granted_users, rewrite, run_instances, sample_event, tags_of, CountedMoto};
+
+const ROLE: &str = "Okta-ServiceWorkbenchUser";
+const WEST: &str = "us-west-2";
+const EU: &str = "eu-west-1";
+
+fn config(w: &CountedMoto) -> Config {
+    let role_id = w.role_id.to_string();
+    Config::from_lookup(|k| match k {
+        "SESSION_ROLE_NAME" => Some(ROLE.into()),
+        "SESSION_ROLE_ID" => Some(role_id.clone()),
+        "END_SESSIONS_ON_TERMINATE" => Some("false".into()),
+        "REGIONS" => Some(format!("us-east-1,{WEST},{EU}")),
+        _ => None,
+    })
+    .unwrap()
+}
+
+/// A sample event, as forwarded from `region` (forwarded events keep their region).
+fn in_region(sample: &str, region: &str, replacements: &[(&str, &str)]) -> Value {
+    let mut all = vec![(
+        "\"region\": \"us-east-1\"",
+        format!("\"region\": \"{region}\""),
+    )];
+    all.extend(replacements.iter().map(|(a, b)| (*a, b.to_string())));
+    let pairs: Vec<(&str, &str)> = all.iter().map(|(a, b)| (*a, b.as_str())).collect();
+    rewrite(&sample_event(sample), &pairs)
+}
+
+#[tokio::test]
+async fn one_users_instances_in_two_regions_are_tagged_there_and_keep_their_rights_until_the_last_goes(
+) {
+    // GIVEN the home stack in us-east-1, and ada's instances in us-west-2 and eu-west-1
+    let w = CountedMoto::start(ROLE).await;
+    let (west, eu) = (w.admin.ec2.in_region(WEST), w.admin.ec2.in_region(EU));
+    let in_west = run_instances(&west, 2, &[("CreatedBy", "ada.lovelace")]).await;
+    let in_eu = run_instances(&eu, 1, &[("CreatedBy", "ada.lovelace")])
+        .await
+        .remove(0);
+    let tagger = OwnerTagger::new(config(&w), w.clients.ec2.clone(), w.clients.iam.clone());
+    let store = AnyStore::from_config(w.clients.iam.clone(), &config(&w));
+    let policies = SessionPolicies::new(
+        config(&w),
+        w.clients.ec2.clone(),
+        w.clients.iam.clone(),
+        w.clients.ssm.clone(),
+        store,
+    );
+    let value = format!("{}:ada.lovelace", w.role_id);
+
+    // WHEN the us-west-2 launch is forwarded home, and the sweep runs
+    let launch = in_region(
+        "run-instances-created-by.json",
+        WEST,
+        &[
+            ("i-0a1b2c3d4e5f60001", &in_west[0]),
+            ("i-0a1b2c3d4e5f60002", &in_west[1]),
+            ("tim.malone", "ada.lovelace"),
+        ],
+    );
+    let tagged = tagger.handle(launch).await.unwrap();
+    let swept = tagger
+        .handle(rewrite(&sample_event("scheduled-tag-sweep.json"), &[]))
+        .await
+        .unwrap();
+
+    // THEN the launch was tagged in us-west-2, where the instances are, and the sweep found
+    // the eu-west-1 one no event reported
+    assert_eq!(tagged.status, Status::Changed, "{tagged:?}");
+    for id in &in_west {
+        assert_eq!(tags_of(&west, id).await["AwsUserId"], value);
+    }
+    assert_eq!(swept.status, Status::Changed, "{swept:?}");
+    assert_eq!(tags_of(&eu, &in_eu).await["AwsUserId"], value);
+    // (and nothing was written on those ids in the home region)
+    assert!(tags_of(&w.admin.ec2, &in_west[0]).await.is_empty());
+
+    // WHEN ada's eu-west-1 tag change arrives THEN she is granted
+    let grant = policies
+        .handle(in_region(
+            "tag-change-user-id-added.json",
+            EU,
+            &[
+                ("i-0a1b2c3d4e5f60001", &in_eu),
+                ("AROAEXAMPLEROLEID1234:tim.malone", &value),
+            ],
+        ))
+        .await
+        .unwrap();
+    assert_eq!(grant.status, Status::Changed, "{grant:?}");
+    assert!(granted_users(&w.admin.iam, ROLE)
+        .await
+        .contains_key("ada.lovelace"));
+
+    // WHEN both us-west-2 instances terminate THEN she keeps her rights: eu-west-1 still runs
+    for id in &in_west {
+        west.terminate_instances()
+            .instance_ids(id)
+            .send()
+            .await
+            .unwrap();
+        let revoke = policies
+            .handle(in_region(
+                "state-change-terminated.json",
+                WEST,
+                &[("i-0a1b2c3d4e5f60006", id)],
+            ))
+            .await
+            .unwrap();
+        assert_eq!(revoke.status, Status::Unchanged, "{revoke:?}");
+    }
+    let reconcile = policies
+        .handle(rewrite(&sample_event("scheduled-reconcile.json"), &[]))
+        .await
+        .unwrap();
+    assert_ne!(reconcile.status, Status::Changed, "{reconcile:?}");
+    assert!(granted_users(&w.admin.iam, ROLE)
+        .await
+        .contains_key("ada.lovelace"));
+
+    // WHEN the last one, in eu-west-1, terminates THEN the statement goes
+    eu.terminate_instances()
+        .instance_ids(&in_eu)
+        .send()
+        .await
+        .unwrap();
+    let revoke = policies
+        .handle(in_region(
+            "state-change-terminated.json",
+            EU,
+            &[("i-0a1b2c3d4e5f60006", &in_eu)],
+        ))
+        .await
+        .unwrap();
+    assert_eq!(revoke.status, Status::Changed, "{revoke:?}");
+    assert!(granted_users(&w.admin.iam, ROLE).await.is_empty());
+}
