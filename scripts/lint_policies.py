@@ -62,7 +62,7 @@ def template_policies(path):
     if matches:
         sys.exit(f"cannot read {path}: {matches}")
     params = {
-        name: spec.get("Default", SAMPLE_PARAMETERS.get(name, "sample"))
+        name: SAMPLE_PARAMETERS.get(name, spec.get("Default", "sample"))
         for name, spec in template.get("Parameters", {}).items()
     }
     resources = template.get("Resources", {})

@@ -42,6 +42,7 @@ pub(crate) const SDK_ATTEMPT_TIMEOUT_SECONDS: &str = "SDK_ATTEMPT_TIMEOUT_SECOND
 pub(crate) const SDK_OPERATION_TIMEOUT_SECONDS: &str = "SDK_OPERATION_TIMEOUT_SECONDS";
 pub(crate) const SESSION_RIGHTS: &str = "SESSION_RIGHTS";
 pub(crate) const REGIONS: &str = "REGIONS";
+pub(crate) const PERMISSION_SET_NAME: &str = "PERMISSION_SET_NAME";
 
 /// IAM's managed policies per role at the most, with a quota raise (10 by default).
 const ROLE_MANAGED_POLICY_MAX: usize = 25;
@@ -67,8 +68,11 @@ pub enum StoreKind {
 /// Settings shared by every function.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Config {
-    /// Name of the federated role the users sign in through.
+    /// Name of the federated role the users sign in through (empty with an Identity Center
+    /// permission set: the role is then found by `permission_set_name`).
     pub session_role_name: String,
+    /// The IAM Identity Center permission set whose role the users sign in through.
+    pub permission_set_name: Option<String>,
     /// Its unique id (`AROA…`); resolved with one GetRole per process when not given.
     pub session_role_id: Option<RoleId>,
     /// Tag the portal writes with the username (`CreatedBy`).
@@ -111,14 +115,29 @@ impl Config {
                 .filter(|v| !v.is_empty())
         };
 
-        let session_role_name = value(SESSION_ROLE_NAME).ok_or_else(|| {
-            bad(
-                SESSION_ROLE_NAME,
-                "is required: the name of the users' federated IAM role",
-            )
-        })?;
-        validate_role_name(&session_role_name).map_err(|p| bad(SESSION_ROLE_NAME, p))?;
-
+        let permission_set_name = value(PERMISSION_SET_NAME);
+        let session_role_name = match (value(SESSION_ROLE_NAME), &permission_set_name) {
+            (Some(_), Some(_)) => {
+                return Err(bad(
+                    PERMISSION_SET_NAME,
+                    format!("names the users' role instead of {SESSION_ROLE_NAME}: set one of them"),
+                ))
+            }
+            (None, Some(set)) => {
+                validate_permission_set(set).map_err(|p| bad(PERMISSION_SET_NAME, p))?;
+                String::new()
+            }
+            (Some(name), None) => {
+                validate_role_name(&name).map_err(|p| bad(SESSION_ROLE_NAME, p))?;
+                name
+            }
+            (None, None) => {
+                return Err(bad(
+                    SESSION_ROLE_NAME,
+                    "is required: the name of the users' federated IAM role (or set PERMISSION_SET_NAME)",
+                ))
+            }
+        };
         let session_role_id = value(SESSION_ROLE_ID)
             .map(|id| RoleId::parse(&id).map_err(|p| bad(SESSION_ROLE_ID, p)))
             .transpose()?;
@@ -233,6 +252,7 @@ impl Config {
 
         Ok(Self {
             session_role_name,
+            permission_set_name,
             session_role_id,
             owner_tag_key,
             user_id_tag_key,
@@ -256,6 +276,17 @@ fn validate_role_name(name: &str) -> Result<(), String> {
     if name.len() > 64 || !name.chars().all(ok_char) {
         return Err(format!(
             "{name:?} is not an IAM role name (1-64 characters of A-Z a-z 0-9 + = , . @ _ -, no path)"
+        ));
+    }
+    Ok(())
+}
+
+/// IAM Identity Center permission-set names: 1-32 characters of `[\w+=,.@-]`.
+fn validate_permission_set(name: &str) -> Result<(), String> {
+    let ok_char = |c: char| c.is_ascii_alphanumeric() || "+=,.@_-".contains(c);
+    if name.len() > 32 || !name.chars().all(ok_char) {
+        return Err(format!(
+            "{name:?} is not a permission-set name (1-32 characters of A-Z a-z 0-9 + = , . @ _ -)"
         ));
     }
     Ok(())
@@ -329,6 +360,7 @@ mod tests {
             config,
             Config {
                 session_role_name: "Okta-ServiceWorkbenchUser".into(),
+                permission_set_name: None,
                 session_role_id: None,
                 owner_tag_key: "CreatedBy".into(),
                 user_id_tag_key: "AwsUserId".into(),
@@ -375,8 +407,16 @@ mod tests {
     #[test]
     fn errors_name_the_variable() {
         let cases: &[(&[(&str, &str)], &str)] = &[
-            (&[], "SESSION_ROLE_NAME: is required: the name of the users' federated IAM role"),
-            (&[(SESSION_ROLE_NAME, "  ")], "SESSION_ROLE_NAME: is required: the name of the users' federated IAM role"),
+            (&[], "SESSION_ROLE_NAME: is required: the name of the users' federated IAM role (or set PERMISSION_SET_NAME)"),
+            (&[(SESSION_ROLE_NAME, "  ")], "SESSION_ROLE_NAME: is required: the name of the users' federated IAM role (or set PERMISSION_SET_NAME)"),
+            (
+                &[(SESSION_ROLE_NAME, "R"), (PERMISSION_SET_NAME, "ResearchUsers")],
+                "PERMISSION_SET_NAME: names the users' role instead of SESSION_ROLE_NAME: set one of them",
+            ),
+            (
+                &[(PERMISSION_SET_NAME, "Research Users")],
+                "PERMISSION_SET_NAME: \"Research Users\" is not a permission-set name (1-32 characters of A-Z a-z 0-9 + = , . @ _ -)",
+            ),
             (
                 &[(SESSION_ROLE_NAME, "path/Role")],
                 "SESSION_ROLE_NAME: \"path/Role\" is not an IAM role name (1-64 characters of A-Z a-z 0-9 + = , . @ _ -, no path)",

@@ -25,6 +25,16 @@ pub enum Error {
     RegionUnreadable { region: String, cause: String },
     #[error("the users' role {role_name} does not exist (IAM GetRole: NoSuchEntity)")]
     RoleNotFound { role_name: String },
+    #[error("no IAM Identity Center role for permission set {permission_set} (AWSReservedSSO_{permission_set}_* under /aws-reserved/sso.amazonaws.com/): is the permission set assigned to this account?")]
+    PermissionSetRoleNotFound { permission_set: String },
+    #[error("permission set {permission_set} matches more than one Identity Center role: {}", roles.join(", "))]
+    AmbiguousRole {
+        permission_set: String,
+        roles: Vec<String>,
+    },
+    /// A mode the users' role cannot support, with what to do instead.
+    #[error("{message}")]
+    Unsupported { message: String },
     #[error("instances not visible in EC2 yet (eventual consistency): {}", instance_ids.join(", "))]
     InstancesNotYetVisible { instance_ids: Vec<String> },
     #[error("{message}")]
@@ -39,7 +49,11 @@ impl Error {
             Error::InstancesNotYetVisible { .. }
             | Error::UnreadableAnswer { .. }
             | Error::RegionUnreadable { .. } => true,
-            Error::RoleNotFound { .. } | Error::PolicyBudgetFull { .. } => false,
+            Error::RoleNotFound { .. }
+            | Error::PolicyBudgetFull { .. }
+            | Error::AmbiguousRole { .. }
+            | Error::PermissionSetRoleNotFound { .. }
+            | Error::Unsupported { .. } => false,
         }
     }
 

@@ -317,6 +317,25 @@ impl RoleDirectory for FakeAws {
                 role_name: role_name.to_owned(),
             })
     }
+
+    async fn role_for_permission_set(
+        &self,
+        permission_set: &str,
+    ) -> Result<(String, RoleId), Error> {
+        let world = self.call("iam:ListRoles")?;
+        crate::aws::pick_permission_set_role(permission_set, Self::sso_roles(&world))
+    }
+}
+
+impl FakeAws {
+    /// Roles whose name is that of an Identity Center role of `permission_set`.
+    fn sso_roles(world: &World) -> Vec<(String, String)> {
+        world
+            .roles
+            .iter()
+            .map(|(name, id)| (name.clone(), id.to_string()))
+            .collect()
+    }
 }
 
 impl RolePolicies for FakeAws {

@@ -44,6 +44,12 @@ pub trait InstanceTagger {
 /// Look up a role's unique id (`AROA…`) by name.
 pub trait RoleDirectory {
     fn role_id(&self, role_name: &str) -> impl Future<Output = Result<RoleId, Error>> + Send;
+    /// The IAM Identity Center role of a permission set: `AWSReservedSSO_<set>_<suffix>` under
+    /// `/aws-reserved/sso.amazonaws.com/`, as (name, id). None, or more than one, is an error.
+    fn role_for_permission_set(
+        &self,
+        permission_set: &str,
+    ) -> impl Future<Output = Result<(String, RoleId), Error>> + Send;
 }
 
 /// A regional client that can hand out the same client for another region (same credentials,

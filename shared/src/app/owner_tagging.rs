@@ -120,11 +120,21 @@ where
                 ),
             ));
         }
-        let launch = match ownership::screen(&detail, &self.config) {
+        // An Identity Center role's name is only known once resolved; a named role's is
+        // configured, so an event that is ignored costs no call.
+        let resolved = if self.role_id.is_identity_center() {
+            Some(self.role_id.resolved(&self.iam).await?)
+        } else {
+            None
+        };
+        let role_name = resolved
+            .as_ref()
+            .map_or(self.config.session_role_name.as_str(), |r| r.name.as_str());
+        let launch = match ownership::screen(&detail, &self.config, role_name) {
             Ok(launch) => launch,
             Err(reason) => return Ok(ignored(event_id, reason)),
         };
-        let role_id = self.role_id.get(&self.iam).await?;
+        let role_id = &self.role_id.get(&self.iam).await?;
 
         let launcher = launch.users_role_session.as_ref();
         let mut decisions: BTreeMap<InstanceId, Decision> = launch
@@ -235,7 +245,9 @@ where
     /// `DescribeInstances` page per 1,000 per region. Every region is read before anything is
     /// written, so an unreadable region fails the sweep (retryable) with nothing half done.
     pub async fn sweep(&self, event_id: Option<&str>) -> Result<Outcome, Error> {
-        let role_id = self.role_id.get(&self.iam).await?;
+        // Re-resolved on every sweep: a re-created role (a new Identity Center suffix) has a new
+        // id, and the stale values on owned instances are rewritten below.
+        let role_id = &self.role_id.refresh(&self.iam).await?.id;
         let regions = self
             .ec2
             .read_all(|ec2| async move { ec2.live_instances().await })
@@ -344,7 +356,7 @@ where
         event_id: Option<&str>,
         instances: &[DescribedInstance],
     ) -> Result<Outcome, Error> {
-        let role_id = self.role_id.get(&self.iam).await?;
+        let role_id = &self.role_id.get(&self.iam).await?;
         let mut writes: BTreeMap<UserId, Vec<InstanceId>> = BTreeMap::new();
         let mut removals: BTreeMap<String, Vec<InstanceId>> = BTreeMap::new();
         let mut outcome = Outcome::empty(Status::Unchanged);

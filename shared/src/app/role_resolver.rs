@@ -1,38 +1,111 @@
-//! The users' role id (`AROA…`): from config, or one GetRole per process.
+//! The users' role: its name and id (`AROA…`). From config, or resolved once per process: by
+//! name (one `GetRole`), or, for IAM Identity Center, by permission set (`ListRoles` under
+//! `/aws-reserved/sso.amazonaws.com/`). Identity Center re-creates the role with a new suffix and
+//! id when a permission set is re-provisioned, so the tag sweep re-resolves it on every run.
 
-use tokio::sync::OnceCell;
-use tracing::info;
+use std::sync::Mutex;
+
+use tracing::{info, warn};
 
 use crate::config::Config;
 use crate::domain::ids::RoleId;
 use crate::error::Error;
 use crate::ports::RoleDirectory;
 
+/// The users' role as resolved.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ResolvedRole {
+    pub name: String,
+    pub id: RoleId,
+}
+
+enum Source {
+    Named(String),
+    PermissionSet(String),
+}
+
 pub struct RoleIdCache {
-    role_name: String,
-    cell: OnceCell<RoleId>,
+    source: Source,
+    /// The id from config: never re-resolved.
+    configured: Option<ResolvedRole>,
+    cached: Mutex<Option<ResolvedRole>>,
 }
 
 impl RoleIdCache {
     pub fn new(config: &Config) -> Self {
-        let cell = match &config.session_role_id {
-            Some(id) => OnceCell::new_with(Some(id.clone())),
-            None => OnceCell::new(),
+        let source = match &config.permission_set_name {
+            Some(set) => Source::PermissionSet(set.clone()),
+            None => Source::Named(config.session_role_name.clone()),
+        };
+        let configured = match (&source, &config.session_role_id) {
+            (Source::Named(name), Some(id)) => Some(ResolvedRole {
+                name: name.clone(),
+                id: id.clone(),
+            }),
+            _ => None,
         };
         Self {
-            role_name: config.session_role_name.clone(),
-            cell,
+            source,
+            cached: Mutex::new(configured.clone()),
+            configured,
         }
     }
 
-    /// The id, resolving it on first use. A failure is not cached, so the next event retries.
-    pub async fn get<R: RoleDirectory + Sync>(&self, iam: &R) -> Result<&RoleId, Error> {
-        self.cell
-            .get_or_try_init(|| async {
-                let id = iam.role_id(&self.role_name).await?;
-                info!(role_name = %self.role_name, role_id = %id, "resolved the users' role id");
-                Ok(id)
-            })
-            .await
+    /// Whether the users' role is an Identity Center role (found by permission set).
+    pub fn is_identity_center(&self) -> bool {
+        matches!(self.source, Source::PermissionSet(_))
+    }
+
+    /// The permission set, for an Identity Center role.
+    pub fn permission_set(&self) -> Option<&str> {
+        match &self.source {
+            Source::PermissionSet(set) => Some(set),
+            Source::Named(_) => None,
+        }
+    }
+
+    /// The role, resolving it on first use. A failure is not cached, so the next event retries.
+    pub async fn resolved<R: RoleDirectory + Sync>(&self, iam: &R) -> Result<ResolvedRole, Error> {
+        if let Some(role) = self.lock().clone() {
+            return Ok(role);
+        }
+        self.refresh(iam).await
+    }
+
+    /// The role id, resolving it on first use.
+    pub async fn get<R: RoleDirectory + Sync>(&self, iam: &R) -> Result<RoleId, Error> {
+        Ok(self.resolved(iam).await?.id)
+    }
+
+    /// Resolve the role again (unless its id is configured), and log when it changed.
+    pub async fn refresh<R: RoleDirectory + Sync>(&self, iam: &R) -> Result<ResolvedRole, Error> {
+        if let Some(role) = &self.configured {
+            return Ok(role.clone());
+        }
+        let role = match &self.source {
+            Source::Named(name) => ResolvedRole {
+                name: name.clone(),
+                id: iam.role_id(name).await?,
+            },
+            Source::PermissionSet(set) => {
+                let (name, id) = iam.role_for_permission_set(set).await?;
+                ResolvedRole { name, id }
+            }
+        };
+        let previous = self.lock().replace(role.clone());
+        match previous {
+            Some(old) if old != role => {
+                warn!(old_name = %old.name, old_id = %old.id, name = %role.name, role_id = %role.id, "the users' role changed (re-created)")
+            }
+            Some(_) => {}
+            None => info!(name = %role.name, role_id = %role.id, "resolved the users' role"),
+        }
+        Ok(role)
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, Option<ResolvedRole>> {
+        self.cached
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 }

@@ -73,6 +73,17 @@ where
 
     /// As [`handle`](Self::handle), with the reconcile's dry run chosen by the caller.
     pub async fn handle_with(&self, event: Value, dry_run: bool) -> Result<Outcome, Error> {
+        if let (Some(set), SessionRights::PerUser) =
+            (self.role_id.permission_set(), self.config.session_rights)
+        {
+            // Only Identity Center may change its roles (IAM answers UnmodifiableEntity), so
+            // fail before writing anything; tagging is unaffected.
+            return Err(Error::Unsupported {
+                message: format!(
+                    "the users' role is the IAM Identity Center role of permission set {set}, which only Identity Center may change: per-user session rights cannot be kept on it; set SESSION_RIGHTS=static (template parameter SessionRights=static) and reference the end-user policy from the permission set"
+                ),
+            });
+        }
         let envelope = match parse_envelope(event) {
             Ok(envelope) => envelope,
             Err(reason) => return Ok(ignored(None, reason)),
@@ -176,7 +187,7 @@ where
                 ),
             ));
         };
-        let role_id = self.role_id.get(&self.iam).await?;
+        let role_id = &self.role_id.get(&self.iam).await?;
         match UserId::parse_for(value, role_id) {
             Ok(user) => self.converge_user(id, &user).await,
             Err(reason) => Ok(ignored(id, reason)),
@@ -239,7 +250,7 @@ where
                         ),
                     ));
                 };
-                let role_id = self.role_id.get(&self.iam).await?;
+                let role_id = &self.role_id.get(&self.iam).await?;
                 let user = match UserId::parse_for(value, role_id) {
                     Ok(user) => user,
                     Err(reason) => return Ok(ignored(id, reason)),
@@ -338,8 +349,16 @@ where
 
     /// Converge every user: add missing statements, remove stale ones, repair edited ones.
     pub async fn reconcile(&self, dry_run: bool) -> Result<Outcome, Error> {
-        let role_id = self.role_id.get(&self.iam).await?;
+        let role_id = &self.role_id.get(&self.iam).await?;
         let _writer = self.writer.lock().await;
+        if self.config.session_rights == SessionRights::Static && self.role_id.is_identity_center()
+        {
+            // Per-user mode never ran on an Identity Center role: nothing to keep or remove.
+            return Ok(Outcome {
+                reason: "static session rights on an Identity Center role: nothing on the role to keep or remove".into(),
+                ..Outcome::empty(Status::Unchanged)
+            });
+        }
         if self.config.session_rights == SessionRights::Static {
             // Remove whatever per-user mode left behind; nothing is granted per user.
             let report = self

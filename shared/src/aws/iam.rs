@@ -27,6 +27,72 @@ impl RoleDirectory for aws_sdk_iam::Client {
             retryable: false,
         })
     }
+
+    #[instrument(skip(self))]
+    async fn role_for_permission_set(
+        &self,
+        permission_set: &str,
+    ) -> Result<(String, RoleId), Error> {
+        let mut roles = Vec::new();
+        let mut pages = self
+            .list_roles()
+            .path_prefix(SSO_ROLE_PATH)
+            .into_paginator()
+            .send();
+        while let Some(page) = pages.next().await {
+            let page = page.map_err(|e| from_sdk("iam:ListRoles", e))?;
+            roles.extend(
+                page.roles()
+                    .iter()
+                    .map(|r| (r.role_name().to_owned(), r.role_id().to_owned())),
+            );
+        }
+        pick_permission_set_role(permission_set, roles)
+    }
+}
+
+/// Where IAM Identity Center puts the roles of its permission sets (some accounts add a region).
+pub(crate) const SSO_ROLE_PATH: &str = "/aws-reserved/sso.amazonaws.com/";
+
+/// Whether `role_name` is the Identity Center role of `permission_set`:
+/// `AWSReservedSSO_<set>_<suffix>`, the suffix without `_` (a set named `Data` does not match
+/// the role of `Data_Science`).
+pub(crate) fn is_role_of_permission_set(role_name: &str, permission_set: &str) -> bool {
+    role_name
+        .strip_prefix("AWSReservedSSO_")
+        .and_then(|rest| rest.strip_prefix(permission_set))
+        .and_then(|rest| rest.strip_prefix('_'))
+        .is_some_and(|suffix| !suffix.is_empty() && !suffix.contains('_'))
+}
+
+/// The one role of a permission set among `roles` (name, id), or why not.
+pub(crate) fn pick_permission_set_role(
+    permission_set: &str,
+    roles: Vec<(String, String)>,
+) -> Result<(String, RoleId), Error> {
+    let mut matching: Vec<(String, String)> = roles
+        .into_iter()
+        .filter(|(name, _)| is_role_of_permission_set(name, permission_set))
+        .collect();
+    match matching.len() {
+        0 => Err(Error::PermissionSetRoleNotFound {
+            permission_set: permission_set.to_owned(),
+        }),
+        1 => {
+            let (name, id) = matching.remove(0);
+            let id = RoleId::parse(&id).map_err(|problem| Error::Aws {
+                operation: "iam:ListRoles",
+                code: "UnexpectedRoleId".into(),
+                message: problem,
+                retryable: false,
+            })?;
+            Ok((name, id))
+        }
+        _ => Err(Error::AmbiguousRole {
+            permission_set: permission_set.to_owned(),
+            roles: matching.into_iter().map(|(name, _)| name).collect(),
+        }),
+    }
 }
 
 impl RolePolicies for aws_sdk_iam::Client {
@@ -299,5 +365,51 @@ impl ManagedPolicies for aws_sdk_iam::Client {
             self.delete_policy().policy_arn(arn).send().await,
         )
         .map(|_| ())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_permission_set_finds_exactly_its_role() {
+        let role = |name: &str, id: &str| (name.to_owned(), id.to_owned());
+        let roles = vec![
+            role("AWSReservedSSO_Data_0123456789abcdef", "AROADATA00000001"),
+            role(
+                "AWSReservedSSO_Data_Science_fedcba9876543210",
+                "AROASCIENCE00001",
+            ),
+            role(
+                "AWSReservedSSO_Research_aaaabbbbccccdddd",
+                "AROARESEARCH0001",
+            ),
+        ];
+        assert_eq!(
+            pick_permission_set_role("Data", roles.clone()).unwrap().0,
+            "AWSReservedSSO_Data_0123456789abcdef"
+        );
+        assert_eq!(
+            pick_permission_set_role("Data_Science", roles.clone())
+                .unwrap()
+                .0,
+            "AWSReservedSSO_Data_Science_fedcba9876543210"
+        );
+        assert!(matches!(
+            pick_permission_set_role("Admin", roles.clone()),
+            Err(Error::PermissionSetRoleNotFound { .. })
+        ));
+        let mut two = roles;
+        two.push(role(
+            "AWSReservedSSO_Research_1111222233334444",
+            "AROARESEARCH0002",
+        ));
+        let err = pick_permission_set_role("Research", two).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "permission set Research matches more than one Identity Center role: AWSReservedSSO_Research_aaaabbbbccccdddd, AWSReservedSSO_Research_1111222233334444"
+        );
+        assert!(!err.is_retryable());
     }
 }

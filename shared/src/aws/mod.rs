@@ -15,6 +15,8 @@ use aws_config::{BehaviorVersion, SdkConfig};
 
 pub use call_counter::CallCounter;
 pub use iam::decode_policy_document;
+#[cfg(any(test, feature = "fakes"))]
+pub(crate) use iam::pick_permission_set_role;
 
 use crate::config::{Config, ATTEMPT_TIMEOUT, CONNECT_TIMEOUT, OPERATION_TIMEOUT};
 

@@ -65,8 +65,13 @@ pub(crate) enum Decision {
     },
 }
 
-/// Keep launches that created instances; return the reason for everything else.
-pub(crate) fn screen(detail: &CloudTrailDetail, config: &Config) -> Result<Launch, Reason> {
+/// Keep launches that created instances; return the reason for everything else. A launch by a
+/// session of `users_role_name` is recognised as a user's own.
+pub(crate) fn screen(
+    detail: &CloudTrailDetail,
+    config: &Config,
+    users_role_name: &str,
+) -> Result<Launch, Reason> {
     let other = |text: String| Reason::new(ReasonCode::OtherEvent, text);
     match detail.event_name.as_deref() {
         Some("RunInstances") => {}
@@ -132,7 +137,7 @@ pub(crate) fn screen(detail: &CloudTrailDetail, config: &Config) -> Result<Launc
         &issuer.user_name,
     ) {
         (Some(t), Some(it), Some(name))
-            if t == "AssumedRole" && it == "Role" && *name == config.session_role_name =>
+            if t == "AssumedRole" && it == "Role" && name == users_role_name =>
         {
             identity
                 .principal_id
@@ -398,7 +403,7 @@ mod tests {
         // GIVEN a portal launch of two instances with CreatedBy in the tag specification
         let detail = detail_of(&sample_event("run-instances-created-by.json"));
         // WHEN it is screened
-        let launch = screen(&detail, &config()).unwrap();
+        let launch = screen(&detail, &config(), "Okta-ServiceWorkbenchUser").unwrap();
         // THEN both instances are kept with the tag, and the launcher is not a user session
         let ids: Vec<_> = launch
             .instances
@@ -437,7 +442,7 @@ mod tests {
         ];
         for (file, reason) in cases {
             let detail = detail_of(&real_event(file));
-            let err = screen(&detail, &config()).unwrap_err();
+            let err = screen(&detail, &config(), "Okta-ServiceWorkbenchUser").unwrap_err();
             assert_eq!(err.text, reason, "{file}");
             // The metric code is set where the decision is made, not parsed from the text.
             let code = match reason.split(' ').next() {
@@ -454,7 +459,7 @@ mod tests {
         let detail = detail_of(&real_event(
             "runinstances-root-invokedby-autoscaling-two-instances.json",
         ));
-        let launch = screen(&detail, &config()).unwrap();
+        let launch = screen(&detail, &config(), "Okta-ServiceWorkbenchUser").unwrap();
         let ids: Vec<_> = launch
             .instances
             .iter()
@@ -466,7 +471,7 @@ mod tests {
     #[test]
     fn a_session_of_the_users_role_is_recognised_from_the_issuer() {
         let detail = detail_of(&sample_event("run-instances-users-role-session.json"));
-        let launch = screen(&detail, &config()).unwrap();
+        let launch = screen(&detail, &config(), "Okta-ServiceWorkbenchUser").unwrap();
         assert_eq!(
             launch.users_role_session,
             Some(UsersRoleSession {
@@ -483,14 +488,14 @@ mod tests {
             vec!["arn:aws:iam::123456789012:role/ServiceWorkbench-Portal".into()];
         let detail = detail_of(&sample_event("run-instances-created-by.json"));
         assert!(
-            screen(&detail, &config).is_ok(),
+            screen(&detail, &config, "Okta-ServiceWorkbenchUser").is_ok(),
             "the portal role is trusted"
         );
         let detail = detail_of(&real_event(
             "runinstances-sso-role-two-instances-tagspec.json",
         ));
         assert_eq!(
-            screen(&detail, &config).unwrap_err().text,
+            screen(&detail, &config, "Okta-ServiceWorkbenchUser").unwrap_err().text,
             "launcher arn:aws:sts::123456789012:assumed-role/ARole/user.name is not in TRUSTED_LAUNCHER_ARNS"
         );
     }

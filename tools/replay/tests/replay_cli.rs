@@ -388,7 +388,7 @@ fn configuration_errors_name_the_variable_and_exit_2() {
     assert_eq!(output.status.code(), Some(2));
     assert_eq!(
         String::from_utf8_lossy(&output.stderr).trim(),
-        "replay: invalid configuration: SESSION_ROLE_NAME: is required: the name of the users' federated IAM role"
+        "replay: invalid configuration: SESSION_ROLE_NAME: is required: the name of the users' federated IAM role (or set PERMISSION_SET_NAME)"
     );
     let output = Command::new(env!("CARGO_BIN_EXE_replay")).output().unwrap();
     assert_eq!(output.status.code(), Some(2));
