@@ -145,3 +145,48 @@ async fn one_users_instances_in_two_regions_are_tagged_there_and_keep_their_righ
     assert_eq!(revoke.status, Status::Changed, "{revoke:?}");
     assert!(granted_users(&w.admin.iam, ROLE).await.is_empty());
 }
+
+#[tokio::test]
+async fn a_region_that_cannot_be_read_fails_retryable_and_revokes_nobody() {
+    // GIVEN ada with an instance in eu-west-1, granted, and a proxy in front of moto
+    let w = CountedMoto::start(ROLE).await;
+    let eu = w.admin.ec2.in_region(EU);
+    let value = format!("{}:ada.lovelace", w.role_id);
+    run_instances(&eu, 1, &[("AwsUserId", &value)]).await;
+    let proxy =
+        testkit::fault_proxy::FaultProxy::start(w.moto.port(), std::sync::Arc::new(|_, _| None))
+            .await
+            .unwrap();
+    let clients = shared::aws::Clients::new(&w.moto.sdk_config_at(&proxy.endpoint()).await);
+    let config = config(&w);
+    let store = AnyStore::from_config(clients.iam.clone(), &config);
+    let policies = SessionPolicies::new(config, clients.ec2, clients.iam, clients.ssm, store);
+    let reconcile = || rewrite(&sample_event("scheduled-reconcile.json"), &[]);
+    policies.handle(reconcile()).await.unwrap();
+    assert!(granted_users(&w.admin.iam, ROLE)
+        .await
+        .contains_key("ada.lovelace"));
+
+    // WHEN eu-west-1 cannot be read (every request throttled, past the SDK's retries)
+    proxy.block_region(Some(EU));
+    let err = policies.handle(reconcile()).await.unwrap_err();
+
+    // THEN the reconcile fails retryable, naming the region, and ada keeps her statement
+    assert!(err.is_retryable(), "{err}");
+    assert!(
+        err.to_string()
+            .starts_with("region eu-west-1 cannot be read"),
+        "{err}"
+    );
+    assert!(granted_users(&w.admin.iam, ROLE)
+        .await
+        .contains_key("ada.lovelace"));
+
+    // AND once the region answers again, the reconcile converges
+    proxy.block_region(None);
+    let ok = policies.handle(reconcile()).await.unwrap();
+    assert_ne!(ok.status, Status::Ignored);
+    assert!(granted_users(&w.admin.iam, ROLE)
+        .await
+        .contains_key("ada.lovelace"));
+}

@@ -30,6 +30,8 @@ pub struct FaultProxy {
     pub faults: Arc<AtomicUsize>,
     /// When set, every request is dropped: the endpoint is down.
     pub down: Arc<AtomicBool>,
+    /// Requests signed for this region are throttled: the region cannot be read.
+    pub blocked_region: Arc<Mutex<Option<String>>>,
     plan: Arc<Mutex<FaultPlan>>,
     task: tokio::task::JoinHandle<()>,
 }
@@ -42,13 +44,15 @@ impl FaultProxy {
         let requests = Arc::new(AtomicUsize::new(0));
         let faults = Arc::new(AtomicUsize::new(0));
         let down = Arc::new(AtomicBool::new(false));
+        let blocked_region = Arc::new(Mutex::new(None));
         let plan = Arc::new(Mutex::new(plan));
         let (r, f, d, p) = (requests.clone(), faults.clone(), down.clone(), plan.clone());
+        let b = blocked_region.clone();
         let task = tokio::spawn(async move {
             while let Ok((client, _)) = listener.accept().await {
-                let (r, f, d, p) = (r.clone(), f.clone(), d.clone(), p.clone());
+                let (r, f, d, p, b) = (r.clone(), f.clone(), d.clone(), p.clone(), b.clone());
                 tokio::spawn(async move {
-                    let _ = serve(client, upstream_port, r, f, d, p).await;
+                    let _ = serve(client, upstream_port, r, f, d, p, b).await;
                 });
             }
         });
@@ -57,6 +61,7 @@ impl FaultProxy {
             requests,
             faults,
             down,
+            blocked_region,
             plan,
             task,
         })
@@ -64,6 +69,13 @@ impl FaultProxy {
 
     pub fn endpoint(&self) -> String {
         format!("http://127.0.0.1:{}", self.port)
+    }
+
+    /// Throttle every request signed for `region` (None: none).
+    pub fn block_region(&self, region: Option<&str>) {
+        if let Ok(mut blocked) = self.blocked_region.lock() {
+            *blocked = region.map(str::to_owned);
+        }
     }
 
     pub fn set_plan(&self, plan: FaultPlan) {
@@ -91,13 +103,22 @@ async fn serve(
     faults: Arc<AtomicUsize>,
     down: Arc<AtomicBool>,
     plan: Arc<Mutex<FaultPlan>>,
+    blocked_region: Arc<Mutex<Option<String>>>,
 ) -> std::io::Result<()> {
     let request = read_request(&mut client).await?;
     let index = requests.fetch_add(1, Ordering::SeqCst);
     let text = String::from_utf8_lossy(&request);
     let operation = operation_of(&text);
+    // SigV4's credential scope names the region: Credential=<key>/<date>/<region>/<service>/…
+    let blocked = blocked_region
+        .lock()
+        .ok()
+        .and_then(|b| b.clone())
+        .is_some_and(|region| text.contains(&format!("/{region}/")));
     let fault = if down.load(Ordering::SeqCst) {
         Some(Fault::Drop)
+    } else if blocked {
+        Some(Fault::Throttle)
     } else {
         plan.lock().ok().and_then(|p| p(index, &operation))
     };

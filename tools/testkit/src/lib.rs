@@ -127,8 +127,13 @@ impl Moto {
 
     /// The product's SDK configuration (same timeouts and retries), pointed at this moto.
     pub async fn sdk_config(&self) -> SdkConfig {
+        self.sdk_config_at(&self.endpoint()).await
+    }
+
+    /// The same, pointed at `endpoint` (a fault proxy in front of this moto).
+    pub async fn sdk_config_at(&self, endpoint: &str) -> SdkConfig {
         shared::aws::sdk_loader()
-            .endpoint_url(self.endpoint())
+            .endpoint_url(endpoint)
             .region(aws_config::Region::new(REGION))
             .credentials_provider(aws_sdk_ec2::config::Credentials::new(
                 "testing", "testing", None, None, "moto",
