@@ -219,3 +219,44 @@ pub trait PolicyStore {
         dry_run: bool,
     ) -> impl Future<Output = Result<StoreReport, Error>> + Send;
 }
+
+/// EC2 as the owner-tagger uses it: read, tag, sweep, in every region.
+pub trait TaggerEc2:
+    InstanceDirectory
+    + InstanceTagger
+    + InstanceInventory
+    + InRegion
+    + EnabledRegions
+    + Clone
+    + Send
+    + Sync
+{
+}
+
+impl<T> TaggerEc2 for T where
+    T: InstanceDirectory
+        + InstanceTagger
+        + InstanceInventory
+        + InRegion
+        + EnabledRegions
+        + Clone
+        + Send
+        + Sync
+{
+}
+
+/// EC2 as the session-policy function uses it: live instances per user, in every region.
+pub trait SessionsEc2:
+    InstanceDirectory + LiveInstances + InRegion + EnabledRegions + Clone + Send + Sync
+{
+}
+
+impl<T> SessionsEc2 for T where
+    T: InstanceDirectory + LiveInstances + InRegion + EnabledRegions + Clone + Send + Sync
+{
+}
+
+/// SSM as the session-policy function uses it: end sessions, in the event's region.
+pub trait SessionsSsm: SessionTerminator + InRegion + Clone + Send + Sync {}
+
+impl<T> SessionsSsm for T where T: SessionTerminator + InRegion + Clone + Send + Sync {}

@@ -20,10 +20,7 @@ use crate::domain::outcome::{Outcome, Skipped, Status};
 use crate::domain::ownership::{self, Decision};
 use crate::domain::reason::{Reason, ReasonCode};
 use crate::error::Error;
-use crate::ports::{
-    DescribedInstance, EnabledRegions, InRegion, InstanceDirectory, InstanceInventory,
-    InstanceTagger, RoleDirectory,
-};
+use crate::ports::{DescribedInstance, RoleDirectory, TaggerEc2};
 
 /// Everything the function needs, built once per process.
 pub struct OwnerTagger<E, R> {
@@ -35,14 +32,7 @@ pub struct OwnerTagger<E, R> {
 
 impl<E, R> OwnerTagger<E, R>
 where
-    E: InstanceDirectory
-        + InstanceTagger
-        + InstanceInventory
-        + InRegion
-        + EnabledRegions
-        + Clone
-        + Send
-        + Sync,
+    E: TaggerEc2,
     R: RoleDirectory + Sync,
 {
     pub fn new(config: Config, ec2: E, iam: R) -> Self {
@@ -231,14 +221,7 @@ where
 
 impl<E, R> OwnerTagger<E, R>
 where
-    E: InstanceDirectory
-        + InstanceTagger
-        + InstanceInventory
-        + InRegion
-        + EnabledRegions
-        + Clone
-        + Send
-        + Sync,
+    E: TaggerEc2,
     R: RoleDirectory + Sync,
 {
     /// The scheduled sweep: every live instance in every covered region, one
@@ -290,29 +273,8 @@ where
         detail: TagChangeDetail,
     ) -> Result<Outcome, Error> {
         let key = &self.config.owner_tag_key;
-        if detail.service.as_deref() != Some("ec2")
-            || detail.resource_type.as_deref() != Some("instance")
-        {
-            return Ok(ignored(
-                event_id,
-                Reason::new(
-                    ReasonCode::OtherEvent,
-                    format!(
-                        "not an EC2 instance (service {}, resource-type {})",
-                        detail.service.as_deref().unwrap_or("none"),
-                        detail.resource_type.as_deref().unwrap_or("none")
-                    ),
-                ),
-            ));
-        }
-        if !detail.changed_tag_keys.iter().any(|k| k == key) {
-            return Ok(ignored(
-                event_id,
-                Reason::new(
-                    ReasonCode::OwnerTagUnchanged,
-                    format!("{key} did not change"),
-                ),
-            ));
+        if let Err(reason) = detail.changed_on_instance(key, ReasonCode::OwnerTagUnchanged) {
+            return Ok(ignored(event_id, reason));
         }
         let ids: Vec<InstanceId> = match resources
             .iter()

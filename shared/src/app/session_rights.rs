@@ -26,10 +26,7 @@ use crate::domain::reason::{Reason, ReasonCode};
 use crate::domain::session_name::SessionName;
 use crate::domain::statements::Scope;
 use crate::error::Error;
-use crate::ports::{
-    EnabledRegions, InRegion, InstanceDirectory, LiveInstances, PolicyStore, RoleDirectory,
-    SessionTerminator, StoreReport,
-};
+use crate::ports::{PolicyStore, RoleDirectory, SessionsEc2, SessionsSsm, StoreReport};
 
 /// Rounds of write-then-verify for one user before giving up for this delivery.
 const MAX_ROUNDS: usize = 3;
@@ -48,9 +45,9 @@ pub struct SessionPolicies<E, R, T, S> {
 
 impl<E, R, T, S> SessionPolicies<E, R, T, S>
 where
-    E: InstanceDirectory + LiveInstances + InRegion + EnabledRegions + Clone + Send + Sync,
+    E: SessionsEc2,
     R: RoleDirectory + Sync,
-    T: SessionTerminator + InRegion + Clone + Send + Sync,
+    T: SessionsSsm,
     S: PolicyStore + Sync,
 {
     pub fn new(config: Config, ec2: E, iam: R, ssm: T, store: S) -> Self {
@@ -149,29 +146,8 @@ where
                 ),
             ));
         }
-        if detail.service.as_deref() != Some("ec2")
-            || detail.resource_type.as_deref() != Some("instance")
-        {
-            return Ok(ignored(
-                id,
-                Reason::new(
-                    ReasonCode::OtherEvent,
-                    format!(
-                        "not an EC2 instance (service {}, resource-type {})",
-                        detail.service.as_deref().unwrap_or("none"),
-                        detail.resource_type.as_deref().unwrap_or("none")
-                    ),
-                ),
-            ));
-        }
-        if !detail.changed_tag_keys.iter().any(|k| k == key) {
-            return Ok(ignored(
-                id,
-                Reason::new(
-                    ReasonCode::UserIdTagUnchanged,
-                    format!("{key} did not change"),
-                ),
-            ));
+        if let Err(reason) = detail.changed_on_instance(key, ReasonCode::UserIdTagUnchanged) {
+            return Ok(ignored(id, reason));
         }
         let instance = resources
             .iter()

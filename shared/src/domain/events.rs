@@ -193,6 +193,33 @@ pub(crate) struct TagChangeDetail {
     pub tags: BTreeMap<String, Value>,
 }
 
+impl TagChangeDetail {
+    /// Whether this change is about `key` on an EC2 instance; the reason (with
+    /// `unchanged_code` when another key changed) when it is not.
+    pub(crate) fn changed_on_instance(
+        &self,
+        key: &str,
+        unchanged_code: ReasonCode,
+    ) -> Result<(), Reason> {
+        if self.service.as_deref() != Some("ec2")
+            || self.resource_type.as_deref() != Some("instance")
+        {
+            return Err(Reason::new(
+                ReasonCode::OtherEvent,
+                format!(
+                    "not an EC2 instance (service {}, resource-type {})",
+                    self.service.as_deref().unwrap_or("none"),
+                    self.resource_type.as_deref().unwrap_or("none")
+                ),
+            ));
+        }
+        if !self.changed_tag_keys.iter().any(|k| k == key) {
+            return Err(Reason::new(unchanged_code, format!("{key} did not change")));
+        }
+        Ok(())
+    }
+}
+
 /// `detail` of "EC2 Instance State-change Notification".
 #[derive(Debug, Clone, Deserialize)]
 #[serde(rename_all = "kebab-case")]

@@ -13,10 +13,7 @@ use crate::aws::{load_sdk_config, Clients};
 use crate::config::Config;
 use crate::domain::outcome::Outcome;
 use crate::error::Error;
-use crate::ports::{
-    EnabledRegions, InRegion, InstanceDirectory, InstanceInventory, InstanceTagger, LiveInstances,
-    PolicyStore, RoleDirectory, SessionTerminator,
-};
+use crate::ports::{PolicyStore, RoleDirectory, SessionsEc2, SessionsSsm, TaggerEc2};
 
 /// A function's use case: one event in, its outcome out.
 pub trait Handler {
@@ -25,14 +22,7 @@ pub trait Handler {
 
 impl<E, R> Handler for OwnerTagger<E, R>
 where
-    E: InstanceDirectory
-        + InstanceTagger
-        + InstanceInventory
-        + InRegion
-        + EnabledRegions
-        + Clone
-        + Send
-        + Sync,
+    E: TaggerEc2,
     R: RoleDirectory + Sync,
 {
     fn handle(&self, event: Value) -> impl Future<Output = Result<Outcome, Error>> + Send {
@@ -42,9 +32,9 @@ where
 
 impl<E, R, T, S> Handler for SessionPolicies<E, R, T, S>
 where
-    E: InstanceDirectory + LiveInstances + InRegion + EnabledRegions + Clone + Send + Sync,
+    E: SessionsEc2,
     R: RoleDirectory + Sync,
-    T: SessionTerminator + InRegion + Clone + Send + Sync,
+    T: SessionsSsm,
     S: PolicyStore + Sync,
 {
     fn handle(&self, event: Value) -> impl Future<Output = Result<Outcome, Error>> + Send {
