@@ -3,7 +3,7 @@
 use std::fmt;
 use std::time::Duration;
 
-use crate::domain::ids::RoleId;
+use crate::domain::ids::{Partition, RoleId};
 
 /// Connect timeout for every AWS call.
 pub(crate) const CONNECT_TIMEOUT: Duration = Duration::from_secs(3);
@@ -91,6 +91,8 @@ pub struct Config {
     pub session_rights: SessionRights,
     /// When non-empty, only these of the account's enabled regions are covered.
     pub regions: Vec<String>,
+    /// The partition of the home region (`AWS_REGION`), named in the statements' ARNs.
+    pub partition: Partition,
     /// Shards the managed store may use at most.
     pub max_policy_shards: usize,
     /// Managed policies the users' role may have attached in all (10, or up to 25 with a quota
@@ -218,6 +220,10 @@ impl Config {
                 })
                 .collect::<Result<_, _>>()?,
         };
+        let partition = value("AWS_REGION")
+            .or_else(|| value("AWS_DEFAULT_REGION"))
+            .map(|region| Partition::of_region(&region))
+            .unwrap_or_default();
         let role_managed_policy_limit = number(
             value(ROLE_MANAGED_POLICY_LIMIT),
             10,
@@ -263,6 +269,7 @@ impl Config {
             policy_store,
             session_rights,
             regions,
+            partition,
             max_policy_shards,
             role_managed_policy_limit,
             sdk_attempt_timeout: Duration::from_secs(attempt as u64),
@@ -371,6 +378,7 @@ mod tests {
                 policy_store: StoreKind::Managed,
                 session_rights: SessionRights::PerUser,
                 regions: vec![],
+                partition: Partition::Aws,
                 max_policy_shards: 10,
                 role_managed_policy_limit: 10,
                 sdk_attempt_timeout: std::time::Duration::from_secs(10),

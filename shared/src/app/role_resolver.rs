@@ -8,7 +8,7 @@ use std::sync::Mutex;
 use tracing::{info, warn};
 
 use crate::config::Config;
-use crate::domain::ids::RoleId;
+use crate::domain::ids::{Partition, RoleId};
 use crate::error::Error;
 use crate::ports::RoleDirectory;
 
@@ -26,6 +26,8 @@ enum Source {
 
 pub struct RoleIdCache {
     source: Source,
+    /// The home region's partition: the role lives there, and its statements name it.
+    partition: Partition,
     /// The id from config: never re-resolved.
     configured: Option<ResolvedRole>,
     cached: Mutex<Option<ResolvedRole>>,
@@ -40,12 +42,13 @@ impl RoleIdCache {
         let configured = match (&source, &config.session_role_id) {
             (Source::Named(name), Some(id)) => Some(ResolvedRole {
                 name: name.clone(),
-                id: id.clone(),
+                id: id.clone().in_partition(config.partition),
             }),
             _ => None,
         };
         Self {
             source,
+            partition: config.partition,
             cached: Mutex::new(configured.clone()),
             configured,
         }
@@ -85,11 +88,14 @@ impl RoleIdCache {
         let role = match &self.source {
             Source::Named(name) => ResolvedRole {
                 name: name.clone(),
-                id: iam.role_id(name).await?,
+                id: iam.role_id(name).await?.in_partition(self.partition),
             },
             Source::PermissionSet(set) => {
                 let (name, id) = iam.role_for_permission_set(set).await?;
-                ResolvedRole { name, id }
+                ResolvedRole {
+                    name,
+                    id: id.in_partition(self.partition),
+                }
             }
         };
         let previous = self.lock().replace(role.clone());
@@ -107,5 +113,31 @@ impl RoleIdCache {
         self.cached
             .lock()
             .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::fakes::FakeAws;
+
+    #[tokio::test]
+    async fn the_role_takes_the_home_regions_partition() {
+        let fake = FakeAws::new().with_role("R", &RoleId::parse("AROAEXAMPLE1234").unwrap());
+        for (id, expected) in [
+            (Some("AROAEXAMPLE1234"), Partition::AwsUsGov),
+            (None, Partition::AwsUsGov),
+        ] {
+            let config = Config::from_lookup(|k| match k {
+                "SESSION_ROLE_NAME" => Some("R".into()),
+                "SESSION_ROLE_ID" => id.map(str::to_owned),
+                "AWS_REGION" => Some("us-gov-west-1".into()),
+                _ => None,
+            })
+            .unwrap();
+            let role = RoleIdCache::new(&config).resolved(&fake).await.unwrap();
+            assert_eq!(role.id.partition(), expected);
+            assert_eq!(role.id.as_str(), "AROAEXAMPLE1234");
+        }
     }
 }

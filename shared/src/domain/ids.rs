@@ -7,9 +7,59 @@ use std::fmt;
 use crate::domain::reason::{Reason, ReasonCode};
 use crate::domain::session_name::SessionName;
 
-/// A role's unique id: `AROA` followed by upper-case letters and digits.
+/// An AWS partition: the first segment of every ARN in it. Each account lives in one.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Partition {
+    #[default]
+    Aws,
+    AwsCn,
+    AwsUsGov,
+    AwsIso,
+    AwsIsoB,
+    AwsIsoE,
+    AwsIsoF,
+}
+
+impl Partition {
+    /// The partition a region belongs to.
+    pub fn of_region(region: &str) -> Self {
+        if region.starts_with("cn-") {
+            Partition::AwsCn
+        } else if region.starts_with("us-gov-") {
+            Partition::AwsUsGov
+        } else if region.starts_with("us-isob-") {
+            Partition::AwsIsoB
+        } else if region.starts_with("us-isof-") {
+            Partition::AwsIsoF
+        } else if region.starts_with("eu-isoe-") {
+            Partition::AwsIsoE
+        } else if region.starts_with("us-iso-") {
+            Partition::AwsIso
+        } else {
+            Partition::Aws
+        }
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Partition::Aws => "aws",
+            Partition::AwsCn => "aws-cn",
+            Partition::AwsUsGov => "aws-us-gov",
+            Partition::AwsIso => "aws-iso",
+            Partition::AwsIsoB => "aws-iso-b",
+            Partition::AwsIsoE => "aws-iso-e",
+            Partition::AwsIsoF => "aws-iso-f",
+        }
+    }
+}
+
+/// A role's unique id: `AROA` followed by upper-case letters and digits, and the partition the
+/// role lives in (ids are unique within a partition; the statements name it in their ARNs).
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
-pub struct RoleId(String);
+pub struct RoleId {
+    id: String,
+    partition: Partition,
+}
 
 impl RoleId {
     pub fn parse(id: &str) -> Result<Self, String> {
@@ -24,17 +74,29 @@ impl RoleId {
                 "{id:?} is not an IAM role id (AROA followed by upper-case letters and digits)"
             ));
         }
-        Ok(Self(id.to_owned()))
+        Ok(Self {
+            id: id.to_owned(),
+            partition: Partition::Aws,
+        })
+    }
+
+    /// The same id, for a role in `partition`.
+    pub fn in_partition(self, partition: Partition) -> Self {
+        Self { partition, ..self }
+    }
+
+    pub fn partition(&self) -> Partition {
+        self.partition
     }
 
     pub fn as_str(&self) -> &str {
-        &self.0
+        &self.id
     }
 }
 
 impl fmt::Display for RoleId {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.0)
+        f.write_str(&self.id)
     }
 }
 
@@ -184,6 +246,23 @@ mod tests {
 
     fn role() -> RoleId {
         RoleId::parse(ROLE).unwrap()
+    }
+
+    #[test]
+    fn regions_map_to_their_partitions() {
+        for (region, partition) in [
+            ("us-east-1", "aws"),
+            ("eu-west-1", "aws"),
+            ("cn-north-1", "aws-cn"),
+            ("us-gov-west-1", "aws-us-gov"),
+            ("us-iso-east-1", "aws-iso"),
+            ("us-isob-east-1", "aws-iso-b"),
+        ] {
+            assert_eq!(Partition::of_region(region).as_str(), partition, "{region}");
+        }
+        let gov = role().in_partition(Partition::AwsUsGov);
+        assert_eq!(gov.to_string(), ROLE);
+        assert_eq!(gov.partition(), Partition::AwsUsGov);
     }
 
     #[test]

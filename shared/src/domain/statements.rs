@@ -13,15 +13,18 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use crate::domain::ids::RoleId;
+use crate::domain::ids::{Partition, RoleId};
 use crate::domain::session_name::SessionName;
 
 /// IAM's limit on the aggregate size of a role's inline policies, whitespace not counted.
 pub(crate) const INLINE_BUDGET: usize = 10_240;
 /// The session tag Session Manager writes with the starter's `${aws:userid}`.
 pub const SESSION_ID_TAG: &str = "aws:ssmmessages:session-id";
-/// Every session, in any region and account: the condition carries the isolation.
-pub(crate) const SESSION_RESOURCE: &str = "arn:aws:ssm:*:*:session/*";
+/// Every session of the partition, in any region and account: the condition carries the
+/// isolation.
+pub(crate) fn session_resource(partition: Partition) -> String {
+    format!("arn:{}:ssm:*:*:session/*", partition.as_str())
+}
 /// The two actions, named explicitly: a wildcard would also grant actions AWS adds later.
 pub(crate) const SESSION_ACTIONS: [&str; 2] = ["ssm:TerminateSession", "ssm:ResumeSession"];
 
@@ -30,36 +33,38 @@ pub(crate) const SESSION_ACTIONS: [&str; 2] = ["ssm:TerminateSession", "ssm:Resu
 /// Written out rather than serialised so that its size never depends on a JSON library's key
 /// order. Role ids and session names hold no character JSON would escape.
 pub(crate) fn statement(role_id: &RoleId, user: &SessionName) -> String {
-    statement_for(role_id.as_str(), user.as_str())
+    statement_for(role_id, user.as_str())
 }
 
-fn statement_for(role_id: &str, user: &str) -> String {
+fn statement_for(role_id: &RoleId, user: &str) -> String {
     let [terminate, resume] = SESSION_ACTIONS;
+    let resource = session_resource(role_id.partition());
     format!(
-        r#"{{"Effect":"Allow","Action":["{terminate}","{resume}"],"Resource":"{SESSION_RESOURCE}","Condition":{{"StringEquals":{{"aws:userid":"{role_id}:{user}","ssm:resourceTag/{SESSION_ID_TAG}":"{role_id}:{user}"}}}}}}"#
+        r#"{{"Effect":"Allow","Action":["{terminate}","{resume}"],"Resource":"{resource}","Condition":{{"StringEquals":{{"aws:userid":"{role_id}:{user}","ssm:resourceTag/{SESSION_ID_TAG}":"{role_id}:{user}"}}}}}}"#
     )
 }
 
 /// The statement static mode ships instead, in the end-user policy: the same rights for every
 /// user of the role, with no per-user state, relying on IAM substituting `${aws:userid}`.
-pub fn static_statement() -> String {
+pub fn static_statement(partition: Partition) -> String {
     let [terminate, resume] = SESSION_ACTIONS;
+    let resource = session_resource(partition);
     format!(
-        r#"{{"Effect":"Allow","Action":["{terminate}","{resume}"],"Resource":"{SESSION_RESOURCE}","Condition":{{"StringEquals":{{"ssm:resourceTag/{SESSION_ID_TAG}":"${{aws:userid}}"}}}}}}"#
+        r#"{{"Effect":"Allow","Action":["{terminate}","{resume}"],"Resource":"{resource}","Condition":{{"StringEquals":{{"ssm:resourceTag/{SESSION_ID_TAG}":"${{aws:userid}}"}}}}}}"#
     )
 }
 
 /// Characters one user's statement takes, for a username of `user_len` characters.
 pub(crate) fn statement_size(role_id: &RoleId, user_len: usize) -> usize {
-    statement_for(role_id.as_str(), &"x".repeat(user_len)).len()
+    statement_for(role_id, &"x".repeat(user_len)).len()
 }
 
 /// The inline policy document holding one user's statement, without whitespace.
 pub fn inline_document(role_id: &RoleId, user: &SessionName) -> String {
-    document_for(role_id.as_str(), user.as_str())
+    document_for(role_id, user.as_str())
 }
 
-fn document_for(role_id: &str, user: &str) -> String {
+fn document_for(role_id: &RoleId, user: &str) -> String {
     format!(
         r#"{{"Version":"2012-10-17","Statement":[{}]}}"#,
         statement_for(role_id, user)
@@ -68,7 +73,7 @@ fn document_for(role_id: &str, user: &str) -> String {
 
 /// Characters one user's inline policy takes, for a username of `user_len` characters.
 pub(crate) fn inline_size(role_id: &RoleId, user_len: usize) -> usize {
-    policy_size(&document_for(role_id.as_str(), &"x".repeat(user_len)))
+    policy_size(&document_for(role_id, &"x".repeat(user_len)))
 }
 
 /// Whether two policy documents say the same, whatever their whitespace or key order.
@@ -310,7 +315,7 @@ mod tests {
 
     #[test]
     fn the_static_statement_lets_each_caller_end_only_their_own_sessions() {
-        let statement = static_statement();
+        let statement = static_statement(Partition::Aws);
         let (tim, ada) = (format!("{ROLE_ID}:tim"), format!("{ROLE_ID}:ada"));
         let arn = session_arn("tim", SUFFIX_26);
         assert!(allows(
@@ -434,6 +439,21 @@ mod tests {
         );
         assert_eq!(user_of_policy_name(PREFIX, "hand-made"), None);
         assert!(inline_policy_name(PREFIX, &user(&"x".repeat(64))).len() <= 128);
+    }
+
+    #[test]
+    fn statements_name_the_partition_of_the_role() {
+        let gov = role().in_partition(Partition::AwsUsGov);
+        let parsed: serde_json::Value =
+            serde_json::from_str(&statement(&gov, &user("ada"))).unwrap();
+        assert_eq!(parsed["Resource"], "arn:aws-us-gov:ssm:*:*:session/*");
+        assert_eq!(
+            parsed["Condition"]["StringEquals"]["aws:userid"],
+            format!("{ROLE_ID}:ada")
+        );
+        let cn: serde_json::Value =
+            serde_json::from_str(&static_statement(Partition::AwsCn)).unwrap();
+        assert_eq!(cn["Resource"], "arn:aws-cn:ssm:*:*:session/*");
     }
 
     #[test]
@@ -627,12 +647,12 @@ mod tests {
             let (id_a, id_b) = (format!("{ROLE_ID}:{a}"), format!("{ROLE_ID}:{b}"));
             let own = format!("arn:aws:ssm:{region}:{account}:session/{a}-{s}");
             let other = format!("arn:aws:ssm:{region}:{account}:session/{b}-{t}");
-            for statement in [statement(&role(), &ua), static_statement()] {
+            for statement in [statement(&role(), &ua), static_statement(Partition::Aws)] {
                 for action in SESSION_ACTIONS {
                     prop_assert!(allows(&statement, &id_a, action, &own, Some(&id_a)));
                     // a may not end b's session, and b may not use a's statement
                     prop_assert!(!allows(&statement, &id_a, action, &other, Some(&id_b)), "{} allowed {} on {}", statement, id_a, other);
-                    if statement != static_statement() {
+                    if statement != static_statement(Partition::Aws) {
                         prop_assert!(!allows(&statement, &id_b, action, &other, Some(&id_b)));
                         prop_assert!(!allows(&statement, &id_b, action, &own, Some(&id_a)));
                     }
