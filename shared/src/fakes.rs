@@ -323,18 +323,12 @@ impl RoleDirectory for FakeAws {
         permission_set: &str,
     ) -> Result<(String, RoleId), Error> {
         let world = self.call("iam:ListRoles")?;
-        crate::aws::pick_permission_set_role(permission_set, Self::sso_roles(&world))
-    }
-}
-
-impl FakeAws {
-    /// Roles whose name is that of an Identity Center role of `permission_set`.
-    fn sso_roles(world: &World) -> Vec<(String, String)> {
-        world
+        let roles = world
             .roles
             .iter()
             .map(|(name, id)| (name.clone(), id.to_string()))
-            .collect()
+            .collect();
+        crate::aws::pick_permission_set_role(permission_set, roles)
     }
 }
 

@@ -366,7 +366,7 @@ where
         outcome.counts.instances_tagged = tagged;
         if !outcome.changed.is_empty() {
             outcome.status = Status::Changed;
-        } else if instances.len() == outcome.skipped.len() + unowned && instances.len() == 1 {
+        } else if instances.len() == 1 && outcome.skipped.len() + unowned == 1 {
             // A single instance that needs an owner and cannot have one.
             outcome.status = Status::Ignored;
             outcome.code = outcome

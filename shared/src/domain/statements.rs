@@ -44,9 +44,11 @@ fn statement_for(role_id: &RoleId, user: &str) -> String {
     )
 }
 
-/// The statement static mode ships instead, in the end-user policy: the same rights for every
-/// user of the role, with no per-user state, relying on IAM substituting `${aws:userid}`.
-pub fn static_statement(partition: Partition) -> String {
+/// A model of the statement static mode ships in the end-user policy (`template.yaml`,
+/// `EndOwnSessions`; the IAM judge checks the template's own): the same rights for every user of
+/// the role, with no per-user state, relying on IAM substituting `${aws:userid}`.
+#[cfg(test)]
+pub(crate) fn static_statement(partition: Partition) -> String {
     let [terminate, resume] = SESSION_ACTIONS;
     let resource = session_resource(partition);
     format!(
