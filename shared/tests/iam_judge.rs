@@ -14,6 +14,7 @@ use std::path::PathBuf;
 use std::process::{Command, Stdio};
 
 use serde_json::{json, Value};
+use shared::domain::evaluation::{evaluate, Decision, NamedPolicy, Request};
 use shared::domain::ids::RoleId;
 use shared::domain::session_name::SessionName;
 use shared::domain::shard_packing::shard_document;
@@ -93,6 +94,65 @@ fn shipped_end_user_policy() -> Value {
         .clone()
 }
 
+/// The doctor's own evaluation of a judge request, in the judge's words.
+fn own_verdict(request: &Value) -> String {
+    let policies: Vec<NamedPolicy> = request["policies"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .enumerate()
+        .map(|(i, p)| NamedPolicy {
+            name: format!("policy{i}"),
+            document: p.to_string(),
+        })
+        .collect();
+    let mut own = Request::new(
+        request["action"].as_str().unwrap(),
+        request["resource"].as_str().unwrap(),
+    );
+    for (key, value) in request["context"].as_object().unwrap() {
+        own = match value {
+            Value::Array(list) => {
+                let list: Vec<&str> = list.iter().map(|v| v.as_str().unwrap()).collect();
+                own.with_list(key, &list)
+            }
+            one => own.with(key, one.as_str().unwrap()),
+        };
+    }
+    match evaluate(&policies, &own) {
+        Ok(found) => match found.decision {
+            Decision::Allowed => "Allowed",
+            Decision::ImplicitDeny => "ImplicitlyDenied",
+            Decision::ExplicitDeny => "ExplicitlyDenied",
+        }
+        .to_owned(),
+        Err(why) => format!("unevaluable: {why}"),
+    }
+}
+
+/// The doctor's evaluator gives the judge's verdict on every request.
+fn assert_the_doctor_agrees(requests: &[Value], verdicts: &[String]) {
+    let disagreements: Vec<String> = requests
+        .iter()
+        .zip(verdicts)
+        .filter_map(|(request, verdict)| {
+            let own = own_verdict(request);
+            (own != *verdict).then(|| {
+                format!(
+                    "{} on {} with {}: judge {verdict}, doctor {own}",
+                    request["action"], request["resource"], request["context"]
+                )
+            })
+        })
+        .collect();
+    assert!(
+        disagreements.is_empty(),
+        "{} disagreement(s):\n{}",
+        disagreements.len(),
+        disagreements.join("\n")
+    );
+}
+
 fn user_id(name: &str) -> String {
     format!("{ROLE_ID}:{name}")
 }
@@ -161,6 +221,7 @@ fn the_isolation_matrix_has_no_wrong_cell() {
     }
     let verdicts = judge(&requests);
     assert_eq!(verdicts.len(), cells.len());
+    assert_the_doctor_agrees(&requests, &verdicts);
     let wrong: Vec<String> = cells
         .iter()
         .zip(&verdicts)
@@ -264,6 +325,7 @@ fn nobody_on_the_users_role_can_write_an_ownership_tag_in_any_spelling() {
         })
         .collect();
     let verdicts = judge(&requests);
+    assert_the_doctor_agrees(&requests, &verdicts);
     let wrong: Vec<String> = cases
         .iter()
         .zip(&verdicts)
@@ -283,4 +345,36 @@ fn nobody_on_the_users_role_can_write_an_ownership_tag_in_any_spelling() {
         "iam-simulate: {} tag-writing requests, 0 wrong",
         cases.len()
     );
+}
+
+#[test]
+fn start_session_reaches_exactly_the_callers_own_instances() {
+    // GIVEN the shipped end-user policy
+    let policies = vec![shipped_end_user_policy()];
+    let everyone: Vec<&str> = USERS.iter().copied().chain([UNGRANTED]).collect();
+    let mut expected = Vec::new();
+    let mut requests = Vec::new();
+    for caller in &everyone {
+        // an instance of each owner, and one with no user-id tag
+        for owner in everyone.iter().map(Some).chain([None]) {
+            let mut context = json!({"aws:userid": user_id(caller)});
+            if let Some(owner) = owner {
+                context["ssm:resourceTag/AwsUserId"] = json!(user_id(owner));
+            }
+            expected.push(owner == Some(caller));
+            requests.push(json!({
+                "policies": policies,
+                "principal": format!("arn:aws:sts::{ACCOUNT}:assumed-role/Okta-ServiceWorkbenchUser/{caller}"),
+                "action": "ssm:StartSession",
+                "resource": format!("arn:aws:ec2:us-east-1:{ACCOUNT}:instance/i-0a1b2c3d4e5f60001"),
+                "context": context,
+            }));
+        }
+    }
+    // WHEN the judge and the doctor's own evaluator answer
+    let verdicts = judge(&requests);
+    // THEN each caller reaches exactly their own instance, and the doctor agrees on every cell
+    let allowed: Vec<bool> = verdicts.iter().map(|v| v == "Allowed").collect();
+    assert_eq!(allowed, expected);
+    assert_the_doctor_agrees(&requests, &verdicts);
 }

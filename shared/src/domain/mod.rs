@@ -5,8 +5,10 @@
 //! - `ownership`: who owns a launched instance, and the tag it needs;
 //! - `statements`: the per-user session-rights statements, their sizes, and the inline plan;
 //! - `shard_packing`: statements packed into managed-policy shards;
+//! - `evaluation`: the product's own IAM evaluation of identity policies (the doctor);
 //! - `reason`, `outcome`: why something was left alone, and what handling an event did.
 
+pub mod evaluation;
 pub mod events;
 pub mod ids;
 pub mod outcome;
