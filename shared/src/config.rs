@@ -43,6 +43,7 @@ pub(crate) const SDK_OPERATION_TIMEOUT_SECONDS: &str = "SDK_OPERATION_TIMEOUT_SE
 pub(crate) const SESSION_RIGHTS: &str = "SESSION_RIGHTS";
 pub(crate) const REGIONS: &str = "REGIONS";
 pub(crate) const PERMISSION_SET_NAME: &str = "PERMISSION_SET_NAME";
+pub(crate) const END_USER_POLICY_NAME: &str = "END_USER_POLICY_NAME";
 
 /// IAM's managed policies per role at the most, with a quota raise (10 by default).
 const ROLE_MANAGED_POLICY_MAX: usize = 25;
@@ -83,6 +84,8 @@ pub struct Config {
     pub trusted_launcher_arns: Vec<String>,
     /// Every policy the product creates starts with this; it never touches any other.
     pub policy_name_prefix: String,
+    /// The end-user policy's name (`EndUserPolicyName` in the template), for the doctor.
+    pub end_user_policy_name: String,
     /// End the sessions still open on an instance when it terminates.
     pub end_sessions_on_terminate: bool,
     /// Reconcile only reports the changes it would make.
@@ -177,6 +180,9 @@ impl Config {
         let policy_name_prefix =
             value(POLICY_NAME_PREFIX).unwrap_or_else(|| "ssm-session-owner-".into());
         validate_policy_prefix(&policy_name_prefix).map_err(|p| bad(POLICY_NAME_PREFIX, p))?;
+        let end_user_policy_name =
+            value(END_USER_POLICY_NAME).unwrap_or_else(|| "SsmSessionOwnerEndUser".into());
+        validate_policy_name(&end_user_policy_name).map_err(|p| bad(END_USER_POLICY_NAME, p))?;
         let end_sessions_on_terminate = flag(value(END_SESSIONS_ON_TERMINATE), true)
             .map_err(|p| bad(END_SESSIONS_ON_TERMINATE, p))?;
         let reconcile_dry_run =
@@ -264,6 +270,7 @@ impl Config {
             user_id_tag_key,
             trusted_launcher_arns,
             policy_name_prefix,
+            end_user_policy_name,
             end_sessions_on_terminate,
             reconcile_dry_run,
             policy_store,
@@ -326,6 +333,17 @@ fn flag(value: Option<String>, default: bool) -> Result<bool, String> {
     }
 }
 
+/// IAM policy names: 1-128 characters of `[\w+=,.@-]`.
+fn validate_policy_name(name: &str) -> Result<(), String> {
+    let ok_char = |c: char| c.is_ascii_alphanumeric() || "+=,.@_-".contains(c);
+    if name.len() > 128 || !name.chars().all(ok_char) {
+        return Err(format!(
+            "{name:?} is not an IAM policy name (1-128 characters of A-Z a-z 0-9 + = , . @ _ -)"
+        ));
+    }
+    Ok(())
+}
+
 /// Room is left for `<username (64)>-<hash (8)>` within IAM's 128-character policy names.
 fn validate_policy_prefix(prefix: &str) -> Result<(), String> {
     let ok_char = |c: char| c.is_ascii_alphanumeric() || "+=,.@_-".contains(c);
@@ -373,6 +391,7 @@ mod tests {
                 user_id_tag_key: "AwsUserId".into(),
                 trusted_launcher_arns: vec![],
                 policy_name_prefix: "ssm-session-owner-".into(),
+                end_user_policy_name: "SsmSessionOwnerEndUser".into(),
                 end_sessions_on_terminate: true,
                 reconcile_dry_run: false,
                 policy_store: StoreKind::Managed,
@@ -460,6 +479,10 @@ mod tests {
             (
                 &[(SESSION_ROLE_NAME, "R"), (SDK_ATTEMPT_TIMEOUT_SECONDS, "60")],
                 "SDK_OPERATION_TIMEOUT_SECONDS: 25 is shorter than SDK_ATTEMPT_TIMEOUT_SECONDS (60)",
+            ),
+            (
+                &[(SESSION_ROLE_NAME, "R"), (END_USER_POLICY_NAME, "path/Policy")],
+                "END_USER_POLICY_NAME: \"path/Policy\" is not an IAM policy name (1-128 characters of A-Z a-z 0-9 + = , . @ _ -)",
             ),
             (
                 &[(SESSION_ROLE_NAME, "R"), (POLICY_STORE, "dynamo")],

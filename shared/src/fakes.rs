@@ -9,12 +9,14 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::{Arc, Mutex, MutexGuard};
 
+use crate::domain::evaluation::{evaluate, NamedPolicy, Request};
 use crate::domain::ids::{InstanceId, InstanceState, RoleId};
 use crate::error::Error;
 use crate::ports::{
     DescribedInstance, EnabledRegions, InRegion, InstanceDirectory, InstanceInventory,
-    InstanceTagger, LiveInstances, ManagedPolicies, ManagedPolicy, PolicyVersion, RoleDirectory,
-    RolePolicies, SessionTerminator,
+    InstanceTagger, LiveInstances, ManagedNode, ManagedNodes, ManagedPolicies, ManagedPolicy,
+    PolicySimulator, PolicyVersion, RoleDirectory, RoleEvaluationInputs, RolePolicies,
+    RolePolicyDocument, SessionTerminator, Simulated, Simulation,
 };
 
 /// A customer-managed policy and its versions.
@@ -68,6 +70,11 @@ pub struct World {
     pub failing: BTreeSet<&'static str>,
     /// Policies created so far, for unique policy ids.
     pub policies_created: u64,
+    /// Instance → its managed-node record (in the instance's region).
+    pub nodes: BTreeMap<InstanceId, ManagedNode>,
+    /// Whether the policy simulator answers; it is denied (like an operator without
+    /// `iam:SimulatePrincipalPolicy`) unless set.
+    pub simulator_available: bool,
 }
 
 /// A view of the shared state from one region: EC2 and SSM calls see that region's instances.
@@ -512,6 +519,119 @@ impl ManagedPolicies for FakeAws {
         let mut world = self.call("iam:DeletePolicy")?;
         world.managed_policies.remove(arn);
         Ok(())
+    }
+}
+
+impl RoleEvaluationInputs for FakeAws {
+    async fn role_arn(&self, role_name: &str) -> Result<String, Error> {
+        let world = self.call("iam:GetRole")?;
+        if !world.roles.contains_key(role_name) {
+            return Err(Error::RoleNotFound {
+                role_name: role_name.to_owned(),
+            });
+        }
+        Ok(format!("arn:aws:iam::{ACCOUNT}:role/{role_name}"))
+    }
+
+    async fn identity_policies(&self, role_name: &str) -> Result<Vec<RolePolicyDocument>, Error> {
+        let world = self.call("iam:ListRolePolicies")?;
+        Ok(world.identity_policies(role_name))
+    }
+}
+
+impl World {
+    fn identity_policies(&self, role_name: &str) -> Vec<RolePolicyDocument> {
+        let inline = self
+            .inline_policies
+            .iter()
+            .filter(|((role, _), _)| role == role_name)
+            .map(|((_, name), document)| RolePolicyDocument {
+                name: name.clone(),
+                arn: None,
+                document: document.clone(),
+            });
+        let managed = self
+            .attachments
+            .get(role_name)
+            .into_iter()
+            .flatten()
+            .filter_map(|arn| {
+                self.managed_policies.get(arn).map(|p| RolePolicyDocument {
+                    name: p.name.clone(),
+                    arn: Some(arn.clone()),
+                    document: p.document().to_owned(),
+                })
+            });
+        inline.chain(managed).collect()
+    }
+}
+
+impl ManagedNodes for FakeAws {
+    async fn managed_node(&self, instance_id: &InstanceId) -> Result<Option<ManagedNode>, Error> {
+        let world = self.call("ssm:DescribeInstanceInformation")?;
+        Ok(world
+            .nodes
+            .get(instance_id)
+            .filter(|_| world.in_region(instance_id, &self.region))
+            .cloned())
+    }
+}
+
+/// A model of IAM's simulator: the product's own evaluator over the role's policies. For
+/// testing the doctor's plumbing only; IAM's real simulator is covered with aws-smithy-mocks.
+impl PolicySimulator for FakeAws {
+    async fn simulate(&self, simulation: &Simulation) -> Result<Vec<Simulated>, Error> {
+        const SIMULATE: &str = "iam:SimulatePrincipalPolicy";
+        let world = self.call(SIMULATE)?;
+        if !world.simulator_available {
+            return Err(Error::Aws {
+                operation: SIMULATE,
+                code: "AccessDenied".into(),
+                message: "not authorized to perform: iam:SimulatePrincipalPolicy".into(),
+                retryable: false,
+            });
+        }
+        let role = simulation.role_arn.rsplit('/').next().unwrap_or_default();
+        let mut policies: Vec<NamedPolicy> = world
+            .identity_policies(role)
+            .into_iter()
+            .map(|p| NamedPolicy {
+                name: p.name,
+                document: p.document,
+            })
+            .collect();
+        policies.extend(
+            simulation
+                .extra_policies
+                .iter()
+                .enumerate()
+                .map(|(i, document)| NamedPolicy {
+                    name: format!("PolicyInputList.{}", i + 1),
+                    document: document.clone(),
+                }),
+        );
+        simulation
+            .actions
+            .iter()
+            .map(|action| {
+                let request = Request {
+                    action: action.clone(),
+                    ..simulation.request.clone()
+                };
+                let found = evaluate(&policies, &request).map_err(|e| Error::Aws {
+                    operation: SIMULATE,
+                    code: "InvalidInput".into(),
+                    message: e.to_string(),
+                    retryable: false,
+                })?;
+                Ok(Simulated {
+                    action: action.clone(),
+                    decision: found.decision,
+                    matched: found.by,
+                    missing_context: Vec::new(),
+                })
+            })
+            .collect()
     }
 }
 

@@ -4,6 +4,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::future::Future;
 
+use crate::domain::evaluation::{Decision, Request};
 use crate::domain::ids::{InstanceId, InstanceState, RoleId};
 use crate::domain::session_name::SessionName;
 use crate::domain::statements::{Refused, Scope};
@@ -218,6 +219,78 @@ pub trait PolicyStore {
         desired: &BTreeSet<SessionName>,
         dry_run: bool,
     ) -> impl Future<Output = Result<StoreReport, Error>> + Send;
+}
+
+/// One identity policy on a role, as IAM evaluates it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RolePolicyDocument {
+    /// The inline policy's name, or the managed policy's name.
+    pub name: String,
+    /// The managed policy's ARN; None for an inline policy.
+    pub arn: Option<String>,
+    /// The inline document, or the managed policy's default version.
+    pub document: String,
+}
+
+/// What IAM evaluates for a role: its ARN, and every identity policy on it. Read-only.
+pub trait RoleEvaluationInputs {
+    fn role_arn(&self, role_name: &str) -> impl Future<Output = Result<String, Error>> + Send;
+    /// Inline policies, then attached managed policies (their default versions).
+    fn identity_policies(
+        &self,
+        role_name: &str,
+    ) -> impl Future<Output = Result<Vec<RolePolicyDocument>, Error>> + Send;
+}
+
+/// What Systems Manager knows about a managed node.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ManagedNode {
+    /// `Online`, `ConnectionLost` or `Inactive`.
+    pub ping_status: String,
+    pub agent_version: Option<String>,
+    pub platform: Option<String>,
+    /// When the agent last reported, as AWS gives it.
+    pub last_ping: Option<String>,
+}
+
+/// Managed nodes (`ssm:DescribeInstanceInformation`).
+pub trait ManagedNodes {
+    /// The node, or None when the instance is not a managed node of this region.
+    fn managed_node(
+        &self,
+        instance_id: &InstanceId,
+    ) -> impl Future<Output = Result<Option<ManagedNode>, Error>> + Send;
+}
+
+/// One question to IAM's policy simulator: may the role's sessions do `actions` on `resource`,
+/// with these context keys, with `extra_policies` added to the role's own?
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Simulation {
+    pub role_arn: String,
+    pub actions: Vec<String>,
+    /// The resource and the context keys (the request's action is not used).
+    pub request: Request,
+    pub extra_policies: Vec<String>,
+}
+
+/// IAM's answer for one action.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Simulated {
+    pub action: String,
+    pub decision: Decision,
+    /// Ids of the policies whose statements matched.
+    pub matched: Vec<String>,
+    /// Context keys the policies use that the question did not give.
+    pub missing_context: Vec<String>,
+}
+
+/// IAM's own policy simulator (`iam:SimulatePrincipalPolicy`). Reads only.
+pub trait PolicySimulator {
+    /// One answer per action, in the order asked.
+    fn simulate(
+        &self,
+        simulation: &Simulation,
+    ) -> impl Future<Output = Result<Vec<Simulated>, Error>> + Send;
 }
 
 /// EC2 as the owner-tagger uses it: read, tag, sweep, in every region.

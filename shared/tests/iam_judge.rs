@@ -72,26 +72,8 @@ fn judge(requests: &[Value]) -> Vec<String> {
     serde_json::from_slice(&output.stdout).expect("the judge prints a JSON list")
 }
 
-/// The end-user policy as the template ships it, resolved (the static-mode branch included).
 fn shipped_end_user_policy() -> Value {
-    let python = repository().join(".venv/bin/python");
-    let output = Command::new(&python)
-        .arg(repository().join("scripts/lint_policies.py"))
-        .arg("--dump")
-        .arg(repository().join("template.yaml"))
-        .output()
-        .unwrap_or_else(|e| panic!("{}: {e} (run scripts/test)", python.display()));
-    assert!(
-        output.status.success(),
-        "{}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-    String::from_utf8_lossy(&output.stdout)
-        .lines()
-        .map(|l| serde_json::from_str::<Value>(l).unwrap())
-        .find(|p| p["name"] == "template.yaml EndUserPolicy")
-        .expect("the template ships an EndUserPolicy")["document"]
-        .clone()
+    testkit::shipped_end_user_policy()
 }
 
 /// The doctor's own evaluation of a judge request, in the judge's words.

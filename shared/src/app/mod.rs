@@ -1,7 +1,8 @@
 //! The use cases, written against the ports: owner tagging, session rights (with its two
-//! policy stores), the users' role id, and the capacity report.
+//! policy stores), the users' role id, the capacity report, and the access doctor.
 
 pub mod capacity;
+pub mod doctor;
 pub mod inline_store;
 pub mod managed_store;
 pub mod owner_tagging;

@@ -3,9 +3,13 @@
 use tracing::instrument;
 
 use super::sdk_error::{from_sdk, role_error, unless_missing};
+use crate::domain::evaluation::Decision;
 use crate::domain::ids::RoleId;
 use crate::error::Error;
-use crate::ports::{ManagedPolicies, ManagedPolicy, PolicyVersion, RoleDirectory, RolePolicies};
+use crate::ports::{
+    ManagedPolicies, ManagedPolicy, PolicySimulator, PolicyVersion, RoleDirectory,
+    RoleEvaluationInputs, RolePolicies, RolePolicyDocument, Simulated, Simulation,
+};
 
 impl RoleDirectory for aws_sdk_iam::Client {
     #[instrument(skip(self))]
@@ -48,6 +52,161 @@ impl RoleDirectory for aws_sdk_iam::Client {
             );
         }
         pick_permission_set_role(permission_set, roles)
+    }
+}
+
+impl RoleEvaluationInputs for aws_sdk_iam::Client {
+    #[instrument(skip(self))]
+    async fn role_arn(&self, role_name: &str) -> Result<String, Error> {
+        let output = self
+            .get_role()
+            .role_name(role_name)
+            .send()
+            .await
+            .map_err(|e| role_error("iam:GetRole", role_name, e))?;
+        output
+            .role()
+            .map(|r| r.arn().to_owned())
+            .filter(|arn| arn.starts_with("arn:"))
+            .ok_or_else(|| Error::unreadable("iam:GetRole", "the role ARN"))
+    }
+
+    #[instrument(skip(self))]
+    async fn identity_policies(&self, role_name: &str) -> Result<Vec<RolePolicyDocument>, Error> {
+        let mut found = Vec::new();
+        for name in RolePolicies::list_role_policies(self, role_name).await? {
+            // A policy deleted between the list and the read is simply gone.
+            if let Some(document) = RolePolicies::get_role_policy(self, role_name, &name).await? {
+                found.push(RolePolicyDocument {
+                    name,
+                    arn: None,
+                    document,
+                });
+            }
+        }
+        for arn in self.attached_policies(role_name).await? {
+            let output = self
+                .get_policy()
+                .policy_arn(&arn)
+                .send()
+                .await
+                .map_err(|e| from_sdk("iam:GetPolicy", e))?;
+            let policy = output
+                .policy()
+                .ok_or_else(|| Error::unreadable("iam:GetPolicy", format!("the policy {arn}")))?;
+            let version = policy.default_version_id().ok_or_else(|| {
+                Error::unreadable("iam:GetPolicy", format!("the default version of {arn}"))
+            })?;
+            let name = policy
+                .policy_name()
+                .map(str::to_owned)
+                .unwrap_or_else(|| arn.rsplit('/').next().unwrap_or(&arn).to_owned());
+            let document = self.policy_document(&arn, version).await?;
+            found.push(RolePolicyDocument {
+                name,
+                arn: Some(arn),
+                document,
+            });
+        }
+        Ok(found)
+    }
+}
+
+/// `iam:SimulatePrincipalPolicy` on the role. moto does not implement it, so this adapter is
+/// covered with `aws-smithy-mocks` (`tools/doctor/tests/doctor_mocked.rs`).
+impl PolicySimulator for aws_sdk_iam::Client {
+    #[instrument(skip(self, simulation), fields(actions = ?simulation.actions, resource = %simulation.request.resource))]
+    async fn simulate(&self, simulation: &Simulation) -> Result<Vec<Simulated>, Error> {
+        use aws_sdk_iam::types::{ContextEntry, ContextKeyTypeEnum, PolicyEvaluationDecisionType};
+        const SIMULATE: &str = "iam:SimulatePrincipalPolicy";
+        let entries: Vec<ContextEntry> = simulation
+            .request
+            .context
+            .iter()
+            .map(|(key, values)| {
+                let kind = if values.len() == 1 {
+                    ContextKeyTypeEnum::String
+                } else {
+                    ContextKeyTypeEnum::StringList
+                };
+                ContextEntry::builder()
+                    .context_key_name(key)
+                    .context_key_type(kind)
+                    .set_context_key_values(Some(values.clone()))
+                    .build()
+            })
+            .collect();
+        let mut results = Vec::new();
+        let mut marker = None;
+        loop {
+            let page = self
+                .simulate_principal_policy()
+                .policy_source_arn(&simulation.role_arn)
+                .set_action_names(Some(simulation.actions.clone()))
+                .resource_arns(&simulation.request.resource)
+                .set_context_entries(Some(entries.clone()))
+                .set_policy_input_list(
+                    (!simulation.extra_policies.is_empty())
+                        .then(|| simulation.extra_policies.clone()),
+                )
+                .set_marker(marker)
+                .send()
+                .await
+                .map_err(|e| from_sdk(SIMULATE, e))?;
+            results.extend(page.evaluation_results().iter().cloned());
+            marker = page
+                .is_truncated()
+                .then(|| page.marker().map(str::to_owned))
+                .flatten();
+            if marker.is_none() {
+                break;
+            }
+        }
+        let decision = |d: &PolicyEvaluationDecisionType, action: &str| match d {
+            PolicyEvaluationDecisionType::Allowed => Ok(Decision::Allowed),
+            PolicyEvaluationDecisionType::ImplicitDeny => Ok(Decision::ImplicitDeny),
+            PolicyEvaluationDecisionType::ExplicitDeny => Ok(Decision::ExplicitDeny),
+            other => Err(Error::unreadable(
+                SIMULATE,
+                format!("a known decision for {action} (got {})", other.as_str()),
+            )),
+        };
+        simulation
+            .actions
+            .iter()
+            .map(|action| {
+                let result = results
+                    .iter()
+                    .find(|r| r.eval_action_name().eq_ignore_ascii_case(action))
+                    .ok_or_else(|| Error::unreadable(SIMULATE, format!("a result for {action}")))?;
+                // With resources named, IAM may answer per resource: that answer is the one.
+                let specific = result
+                    .resource_specific_results()
+                    .iter()
+                    .find(|r| r.eval_resource_name() == simulation.request.resource);
+                let (found, statements, missing) = match specific {
+                    Some(r) => (
+                        decision(r.eval_resource_decision(), action)?,
+                        r.matched_statements(),
+                        r.missing_context_values(),
+                    ),
+                    None => (
+                        decision(result.eval_decision(), action)?,
+                        result.matched_statements(),
+                        result.missing_context_values(),
+                    ),
+                };
+                Ok(Simulated {
+                    action: action.clone(),
+                    decision: found,
+                    matched: statements
+                        .iter()
+                        .filter_map(|s| s.source_policy_id().map(str::to_owned))
+                        .collect(),
+                    missing_context: missing.to_vec(),
+                })
+            })
+            .collect()
     }
 }
 

@@ -1,7 +1,9 @@
-//! Systems Manager: ending the sessions still open on an instance.
+//! Systems Manager: ending the sessions still open on an instance, and the managed-node record
+//! the doctor reads.
 //!
-//! moto has no Session Manager APIs (`DescribeSessions`, `TerminateSession`), so this adapter is
-//! covered with `aws-smithy-mocks` (`shared/tests/session_ending_mocked.rs`).
+//! moto has no Session Manager APIs (`DescribeSessions`, `TerminateSession`) and no
+//! `DescribeInstanceInformation`, so this adapter is covered with `aws-smithy-mocks`
+//! (`shared/tests/session_ending_mocked.rs`, `tools/doctor/tests/doctor_mocked.rs`).
 
 use aws_sdk_ssm::types::{SessionFilter, SessionFilterKey, SessionState};
 use tracing::instrument;
@@ -9,7 +11,53 @@ use tracing::instrument;
 use super::sdk_error::from_sdk;
 use crate::domain::ids::InstanceId;
 use crate::error::Error;
-use crate::ports::SessionTerminator;
+use crate::ports::{ManagedNode, ManagedNodes, SessionTerminator};
+
+impl ManagedNodes for aws_sdk_ssm::Client {
+    #[instrument(skip(self))]
+    async fn managed_node(&self, instance_id: &InstanceId) -> Result<Option<ManagedNode>, Error> {
+        use aws_sdk_ssm::types::InstanceInformationStringFilter;
+        const DESCRIBE: &str = "ssm:DescribeInstanceInformation";
+        let filter = InstanceInformationStringFilter::builder()
+            .key("InstanceIds")
+            .values(instance_id.as_str())
+            .build()
+            .map_err(|e| Error::Aws {
+                operation: DESCRIBE,
+                code: "InvalidFilter".into(),
+                message: e.to_string(),
+                retryable: false,
+            })?;
+        let output = self
+            .describe_instance_information()
+            .filters(filter)
+            .send()
+            .await
+            .map_err(|e| from_sdk(DESCRIBE, e))?;
+        let Some(node) = output
+            .instance_information_list()
+            .iter()
+            .find(|n| n.instance_id() == Some(instance_id.as_str()))
+        else {
+            return Ok(None);
+        };
+        let ping_status = node
+            .ping_status()
+            .map(|p| p.as_str().to_owned())
+            .ok_or_else(|| Error::unreadable(DESCRIBE, "the node's ping status"))?;
+        Ok(Some(ManagedNode {
+            ping_status,
+            agent_version: node.agent_version().map(str::to_owned),
+            platform: node
+                .platform_name()
+                .map(|name| match node.platform_version() {
+                    Some(version) => format!("{name} {version}"),
+                    None => name.to_owned(),
+                }),
+            last_ping: node.last_ping_date_time().map(|t| t.to_string()),
+        }))
+    }
+}
 
 impl SessionTerminator for aws_sdk_ssm::Client {
     #[instrument(skip(self))]

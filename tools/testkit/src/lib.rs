@@ -157,6 +157,68 @@ fn free_port() -> io::Result<u16> {
         .port())
 }
 
+/// The end-user policy as the template ships it, resolved by `scripts/lint_policies.py --dump`
+/// (in the test virtualenv), with the static-mode statement `EndOwnSessions` included.
+pub fn shipped_end_user_policy() -> serde_json::Value {
+    let repository = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../..");
+    let python = repository.join(".venv/bin/python");
+    let output = Command::new(&python)
+        .arg(repository.join("scripts/lint_policies.py"))
+        .arg("--dump")
+        .arg(repository.join("template.yaml"))
+        .output()
+        .unwrap_or_else(|e| panic!("{}: {e} (run scripts/test)", python.display()));
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    String::from_utf8_lossy(&output.stdout)
+        .lines()
+        .map(|l| serde_json::from_str::<serde_json::Value>(l).expect("one JSON policy per line"))
+        .find(|p| p["name"] == "template.yaml EndUserPolicy")
+        .expect("the template ships an EndUserPolicy")["document"]
+        .clone()
+}
+
+/// Create the shipped end-user policy (without `EndOwnSessions` unless `static_rights`) under
+/// the template's default name, attach it to `role`, and return its ARN.
+pub async fn attach_end_user_policy(
+    iam: &aws_sdk_iam::Client,
+    role: &str,
+    static_rights: bool,
+) -> String {
+    let mut document = shipped_end_user_policy();
+    if !static_rights {
+        document["Statement"]
+            .as_array_mut()
+            .expect("a statement list")
+            .retain(|s| s["Sid"] != "EndOwnSessions");
+    }
+    let arn = iam
+        .create_policy()
+        .policy_name(END_USER_POLICY)
+        .path("/")
+        .policy_document(document.to_string())
+        .send()
+        .await
+        .expect("moto CreatePolicy")
+        .policy()
+        .and_then(|p| p.arn())
+        .expect("an ARN in CreatePolicy's answer")
+        .to_owned();
+    iam.attach_role_policy()
+        .role_name(role)
+        .policy_arn(&arn)
+        .send()
+        .await
+        .expect("moto AttachRolePolicy");
+    arn
+}
+
+/// The template's default `EndUserPolicyName`.
+pub const END_USER_POLICY: &str = "SsmSessionOwnerEndUser";
+
 /// Create the users' role and return its id.
 pub async fn create_role(iam: &aws_sdk_iam::Client, name: &str) -> String {
     let trust = serde_json::json!({

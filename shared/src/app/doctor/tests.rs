@@ -1,0 +1,260 @@
+//! The doctor against the in-memory fakes: the paths moto cannot reach (a managed node, IAM's
+//! simulator answering, another region, Identity Center). The fake simulator is the product's
+//! own evaluator; IAM's real one is covered with aws-smithy-mocks (`tools/doctor/tests`).
+
+use std::collections::BTreeSet;
+
+use super::checks::{confirmation, reachability};
+use super::*;
+use crate::domain::ids::RoleId;
+use crate::domain::statements::Scope;
+use crate::fakes::FakeAws;
+use crate::ports::{ManagedNode, ManagedPolicies, PolicyStore, Simulated};
+
+const ROLE: &str = "Okta-ServiceWorkbenchUser";
+const ROLE_ID: &str = "AROAEXAMPLEROLEID1234";
+const INSTANCE: &str = "i-0a1b2c3d4e5f60001";
+const END_USER: &str = r#"{"Version":"2012-10-17","Statement":[
+  {"Sid":"StartSessionOnOwnInstances","Effect":"Allow","Action":"ssm:StartSession","Resource":"arn:aws:ec2:*:123456789012:instance/*","Condition":{"StringEquals":{"ssm:resourceTag/AwsUserId":"${aws:userid}"}}},
+  {"Sid":"StartSessionDocument","Effect":"Allow","Action":"ssm:StartSession","Resource":"arn:aws:ssm:*:123456789012:document/SSM-SessionManagerRunShell"}]}"#;
+
+fn role() -> RoleId {
+    RoleId::parse(ROLE_ID).unwrap()
+}
+
+fn config(vars: &[(&str, &str)]) -> Config {
+    Config::from_lookup(|k| {
+        vars.iter()
+            .find(|(key, _)| *key == k)
+            .map(|(_, v)| v.to_string())
+            .or_else(|| (k == "SESSION_ROLE_NAME").then(|| ROLE.to_owned()))
+    })
+    .unwrap()
+}
+
+/// The role with the end-user policy attached, tim's instance, and tim granted in a shard.
+async fn account(role_name: &str) -> FakeAws {
+    let fake = FakeAws::new().with_role(role_name, &role());
+    let policy = fake
+        .create_policy("SsmSessionOwnerEndUser", "/", END_USER)
+        .await
+        .unwrap();
+    fake.attach_role_policy(role_name, &policy.arn)
+        .await
+        .unwrap();
+    fake.add_instance(
+        INSTANCE,
+        InstanceState::Running,
+        &[("AwsUserId", &format!("{ROLE_ID}:tim"))],
+    );
+    fake
+}
+
+async fn grant(fake: &FakeAws, names: &[&str]) {
+    let store = ManagedStore::new(fake.clone(), ROLE, "ssm-session-owner-", 10, 10);
+    let desired: BTreeSet<SessionName> = names
+        .iter()
+        .map(|n| SessionName::parse(n).unwrap())
+        .collect();
+    store
+        .converge(&role(), &Scope::All, &desired, false)
+        .await
+        .unwrap();
+}
+
+fn online() -> ManagedNode {
+    ManagedNode {
+        ping_status: "Online".into(),
+        agent_version: Some("3.3.1142.0".into()),
+        platform: Some("Amazon Linux 2023".into()),
+        last_ping: None,
+    }
+}
+
+async fn run(config: &Config, fake: &FakeAws, user: &str) -> Diagnosis {
+    diagnose(config, user, INSTANCE, None, fake, fake, fake)
+        .await
+        .unwrap()
+}
+
+#[tokio::test]
+async fn with_a_node_online_and_iam_agreeing_every_check_passes() {
+    // GIVEN tim granted, his node online, and IAM's simulator answering
+    let fake = account(ROLE).await;
+    grant(&fake, &["tim"]).await;
+    let instance = InstanceId::parse(INSTANCE).unwrap();
+    fake.world().nodes.insert(instance, online());
+    fake.world().simulator_available = true;
+    let before = fake.world().managed_policies.len();
+    fake.take_calls();
+
+    // WHEN the doctor runs
+    let found = run(&config(&[]), &fake, "tim").await;
+
+    // THEN all seven checks pass, IAM confirms, and nothing was written
+    let marks: Vec<Option<bool>> = found.checks.iter().map(|c| c.ok).collect();
+    assert_eq!(marks, [Some(true); 7], "{found}");
+    assert_eq!(found.verdict, Verdict::Allowed);
+    assert_eq!(
+        found.check(CHECK_REACHABILITY).unwrap().detail,
+        "i-0a1b2c3d4e5f60001 is a managed node, Online (agent 3.3.1142.0, Amazon Linux 2023)"
+    );
+    assert_eq!(
+        found.check(CHECK_IAM).unwrap().detail,
+        "IAM's policy simulator agrees: StartSession allowed, TerminateSession allowed, ResumeSession allowed"
+    );
+    assert_eq!(fake.world().managed_policies.len(), before);
+    let calls = fake.take_calls();
+    let writes: Vec<&&str> = calls
+        .keys()
+        .filter(|op| {
+            ["Create", "Delete", "Put", "Attach", "Detach", "Terminate"]
+                .iter()
+                .any(|w| op.split(':').nth(1).is_some_and(|name| name.starts_with(w)))
+        })
+        .collect();
+    assert!(writes.is_empty(), "{writes:?}");
+    assert!(
+        calls.contains_key("iam:SimulatePrincipalPolicy"),
+        "{calls:?}"
+    );
+}
+
+#[tokio::test]
+async fn a_node_that_lost_its_connection_denies_even_when_iam_allows() {
+    let fake = account(ROLE).await;
+    grant(&fake, &["tim"]).await;
+    fake.world().nodes.insert(
+        InstanceId::parse(INSTANCE).unwrap(),
+        ManagedNode {
+            ping_status: "ConnectionLost".into(),
+            ..online()
+        },
+    );
+    let found = run(&config(&[]), &fake, "tim").await;
+    assert_eq!(found.actions.start_session, ActionVerdict::Allowed);
+    assert_eq!(found.verdict, Verdict::Denied);
+    let check = found.check(CHECK_REACHABILITY).unwrap();
+    assert_eq!(check.ok, Some(false));
+    assert!(check.detail.contains("but ConnectionLost"), "{found}");
+    // The simulator is refused in the fake by default: said, with the permission to add
+    let iam = found.check(CHECK_IAM).unwrap();
+    assert_eq!(iam.ok, None);
+    assert_eq!(
+        iam.fix.as_deref(),
+        Some("for IAM's own answer, allow iam:SimulatePrincipalPolicy on arn:aws:iam::123456789012:role/Okta-ServiceWorkbenchUser to whoever runs the doctor")
+    );
+}
+
+#[tokio::test]
+async fn an_instance_in_another_region_is_found_and_named() {
+    let fake = account(ROLE).await;
+    fake.world().instances.clear();
+    fake.world().enabled_regions = vec!["us-east-1".into(), "eu-west-1".into()];
+    fake.add_instance_in("eu-west-1", INSTANCE, InstanceState::Running, &[]);
+    let found = run(&config(&[]), &fake, "tim").await;
+    let check = found.check(CHECK_INSTANCE).unwrap();
+    assert_eq!(
+        check.detail,
+        "i-0a1b2c3d4e5f60001 is not in us-east-1; it is in eu-west-1"
+    );
+    assert_eq!(
+        check.fix.as_deref(),
+        Some("run the doctor with --region eu-west-1")
+    );
+    assert_eq!(found.verdict, Verdict::Denied);
+}
+
+#[tokio::test]
+async fn identity_center_names_the_permission_set_and_its_fixes() {
+    // GIVEN an Identity Center role without the end-user policy, in per-user mode
+    let sso_role = "AWSReservedSSO_ResearchUsers_0123456789abcdef";
+    let fake = account(sso_role).await;
+    fake.world().attachments.clear();
+    let config = config(&[
+        ("PERMISSION_SET_NAME", "ResearchUsers"),
+        ("SESSION_ROLE_NAME", ""),
+    ]);
+
+    let found = run(&config, &fake, "ada@example.com").await;
+
+    assert!(found.check(CHECK_USER).unwrap().detail.contains(&format!(
+        "the users' role is {sso_role} ({ROLE_ID}, the role of permission set ResearchUsers)"
+    )));
+    assert_eq!(
+        found.check(CHECK_POLICY).unwrap().fix.as_deref(),
+        Some("add the customer managed policy SsmSessionOwnerEndUser (path /) to permission set ResearchUsers, and re-provision it to this account")
+    );
+    assert_eq!(
+        found.check(CHECK_RIGHTS).unwrap().fix.as_deref(),
+        Some("use static session rights: SESSION_RIGHTS=static (template SessionRights=static)")
+    );
+}
+
+fn answer(action: &str, decision: Decision) -> Simulated {
+    Simulated {
+        action: action.into(),
+        decision,
+        matched: vec!["SsmSessionOwnerEndUser".into()],
+        missing_context: vec![],
+    }
+}
+
+#[test]
+fn iams_answer_is_the_verdict_and_a_disagreement_is_reported() {
+    let own = OwnAnswers {
+        start: Some(Decision::Allowed),
+        terminate: Some(Decision::Allowed),
+        resume: None,
+    };
+    let iam = [
+        answer(START_SESSION, Decision::Allowed),
+        answer(START_SESSION, Decision::ExplicitDeny),
+        answer(TERMINATE_SESSION, Decision::Allowed),
+        answer(RESUME_SESSION, Decision::ImplicitDeny),
+    ];
+    let (check, actions) = confirmation("arn:aws:iam::1:role/R", None, &iam, &own);
+    assert_eq!(check.ok, Some(false));
+    assert_eq!(
+        check.detail,
+        "IAM's policy simulator says StartSession denied, TerminateSession allowed, ResumeSession denied, where the product's evaluation says StartSession allowed, TerminateSession allowed, ResumeSession unknown; IAM's answer is the verdict"
+    );
+    assert_eq!(actions.start_session, ActionVerdict::Denied);
+    assert_eq!(actions.resume_session, ActionVerdict::Denied);
+
+    // An error that is not a refusal: no permission to suggest
+    let throttled = Error::Aws {
+        operation: "iam:SimulatePrincipalPolicy",
+        code: "Throttling".into(),
+        message: "Rate exceeded".into(),
+        retryable: true,
+    };
+    let (check, actions) = confirmation("arn:aws:iam::1:role/R", Some(throttled), &[], &own);
+    assert_eq!(check.ok, None);
+    assert_eq!(check.fix, None);
+    assert_eq!(actions.start_session, ActionVerdict::Allowed);
+    assert_eq!(actions.resume_session, ActionVerdict::Unknown);
+}
+
+#[test]
+fn a_missing_node_is_unreachable_and_an_unread_one_is_unknown() {
+    let instance = InstanceId::parse(INSTANCE).unwrap();
+    let check = reachability(Ok(None), &instance);
+    assert_eq!(check.ok, Some(false));
+    assert_eq!(
+        check.detail,
+        "i-0a1b2c3d4e5f60001 is not a managed node in this region: Session Manager cannot reach it"
+    );
+    let refused = Error::Aws {
+        operation: "ssm:DescribeInstanceInformation",
+        code: "AccessDeniedException".into(),
+        message: "no".into(),
+        retryable: false,
+    };
+    let check = reachability(Err(refused), &instance);
+    assert_eq!(check.ok, None);
+    assert_eq!(
+        check.fix.as_deref(),
+        Some("allow ssm:DescribeInstanceInformation to whoever runs the doctor")
+    );
+}

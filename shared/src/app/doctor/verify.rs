@@ -1,0 +1,296 @@
+//! `doctor --verify`: the acceptance test for a real account, run after a deploy. It asks IAM's
+//! own policy simulator, for synthetic users chosen to collide, whether each may start a session
+//! on the others' instances, end or resume the others' sessions, or write the ownership tags in
+//! any spelling. The simulator needs no real users, instances or sessions, so nothing is
+//! written; in per-user mode the product's own statement for each synthetic user is passed as
+//! an extra policy (`PolicyInputList`), exactly as it would be written.
+
+use std::fmt;
+
+use serde::Serialize;
+
+use super::{role_facts, RoleFacts, RESUME_SESSION, START_SESSION, TERMINATE_SESSION};
+use crate::config::{Config, SessionRights};
+use crate::domain::evaluation::{Decision, Request};
+use crate::domain::ids::UserId;
+use crate::domain::session_name::SessionName;
+use crate::domain::statements::{inline_document, SESSION_ID_TAG};
+use crate::error::Error;
+use crate::ports::{PolicySimulator, RoleDirectory, RoleEvaluationInputs, Simulation};
+
+/// Prefixes of each other (`tim`, `timm`, `tim.malone`), a name that differs only in letter case
+/// (`Tim`), and one that looks like `tim`'s session ids (`tim-0ab1cd9d8`).
+pub const SYNTHETIC_USERS: [&str; 5] = ["tim", "Tim", "timm", "tim.malone", "tim-0ab1cd9d8"];
+/// Both session-id suffix shapes: 17 hex characters (older) and 26 of `[a-z0-9]` (today).
+const SESSION_SUFFIXES: [&str; 2] = ["0ab1cd9d876e54321", "5cg7niur55cxqrt5thkensh7ki"];
+const TAG_ACTIONS: [&str; 2] = ["ec2:CreateTags", "ec2:DeleteTags"];
+
+/// One question and IAM's answer.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Cell {
+    pub caller: String,
+    /// Whose instance or session; None for a tag write.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub owner: Option<String>,
+    pub action: String,
+    pub resource: String,
+    /// The tag key written, for a tag write.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub tag_key: Option<String>,
+    pub expected: Decision,
+    pub decision: Decision,
+    pub ok: bool,
+}
+
+/// The whole matrix.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Matrix {
+    pub role: String,
+    pub role_id: String,
+    pub session_rights: &'static str,
+    pub region: String,
+    pub users: Vec<String>,
+    pub cells: Vec<Cell>,
+    pub wrong: usize,
+}
+
+/// The spellings of both ownership keys to try writing: as configured, lower and upper case.
+fn spellings(config: &Config) -> Vec<String> {
+    let mut keys = Vec::new();
+    for key in [&config.user_id_tag_key, &config.owner_tag_key] {
+        for spelling in [key.clone(), key.to_lowercase(), key.to_uppercase()] {
+            if !keys.contains(&spelling) {
+                keys.push(spelling);
+            }
+        }
+    }
+    keys
+}
+
+/// Ask IAM's simulator every question of the matrix. Reads only.
+pub async fn verify<I>(config: &Config, region: &str, iam: &I) -> Result<Matrix, Error>
+where
+    I: RoleDirectory + RoleEvaluationInputs + PolicySimulator + Sync,
+{
+    let facts = role_facts(config, iam).await?;
+    let users: Vec<SessionName> = SYNTHETIC_USERS
+        .iter()
+        .map(|u| SessionName::parse(u))
+        .collect::<Result<_, _>>()
+        .map_err(|e| Error::Unsupported {
+            message: format!("a synthetic user is not a session name: {e}"),
+        })?;
+    let extra_policies: Vec<String> = match config.session_rights {
+        SessionRights::PerUser => users
+            .iter()
+            .map(|u| inline_document(&facts.role.id, u))
+            .collect(),
+        SessionRights::Static => Vec::new(),
+    };
+    let uid = |u: &SessionName| UserId::new(facts.role.id.clone(), u.clone()).to_string();
+    let arns = ResourceArns::new(&facts, region);
+    let mut cells = Vec::new();
+    let ask = |actions: &[&str],
+               request: Request,
+               caller: &SessionName,
+               owner: Option<&SessionName>,
+               tag_key: Option<&str>| {
+        let simulation = Simulation {
+            role_arn: facts.arn.clone(),
+            actions: actions.iter().map(|a| a.to_string()).collect(),
+            request,
+            extra_policies: extra_policies.clone(),
+        };
+        let expected = if owner == Some(caller) {
+            Decision::Allowed
+        } else {
+            Decision::ImplicitDeny
+        };
+        (
+            simulation,
+            caller.to_string(),
+            owner.map(|o| o.to_string()),
+            tag_key.map(str::to_owned),
+            expected,
+        )
+    };
+    let mut questions = Vec::new();
+    for (index, owner) in users.iter().enumerate() {
+        for caller in &users {
+            questions.push(ask(
+                &[START_SESSION],
+                Request::new(START_SESSION, arns.instance(index))
+                    .with("aws:userid", uid(caller))
+                    .with(
+                        format!("ssm:resourceTag/{}", config.user_id_tag_key),
+                        uid(owner),
+                    ),
+                caller,
+                Some(owner),
+                None,
+            ));
+            for suffix in SESSION_SUFFIXES {
+                questions.push(ask(
+                    &[TERMINATE_SESSION, RESUME_SESSION],
+                    Request::new(TERMINATE_SESSION, arns.session(owner, suffix))
+                        .with("aws:userid", uid(caller))
+                        .with(format!("ssm:resourceTag/{SESSION_ID_TAG}"), uid(owner)),
+                    caller,
+                    Some(owner),
+                    None,
+                ));
+            }
+        }
+    }
+    for (index, caller) in users.iter().enumerate() {
+        for key in spellings(config) {
+            questions.push(ask(
+                &TAG_ACTIONS,
+                Request::new(TAG_ACTIONS[0], arns.instance(index))
+                    .with("aws:userid", uid(caller))
+                    .with_list("aws:TagKeys", &[key.as_str()])
+                    .with(format!("aws:RequestTag/{key}"), uid(caller)),
+                caller,
+                None,
+                Some(&key),
+            ));
+        }
+    }
+    for (simulation, caller, owner, tag_key, expected) in questions {
+        let answers = iam.simulate(&simulation).await?;
+        for answer in answers {
+            cells.push(Cell {
+                caller: caller.clone(),
+                owner: owner.clone(),
+                action: answer.action,
+                resource: simulation.request.resource.clone(),
+                tag_key: tag_key.clone(),
+                ok: answer.decision.is_allowed() == expected.is_allowed(),
+                expected,
+                decision: answer.decision,
+            });
+        }
+    }
+    Ok(Matrix {
+        role: facts.role.name.clone(),
+        role_id: facts.role.id.to_string(),
+        session_rights: match config.session_rights {
+            SessionRights::PerUser => "per-user",
+            SessionRights::Static => "static",
+        },
+        region: region.to_owned(),
+        users: users.iter().map(|u| u.to_string()).collect(),
+        wrong: cells.iter().filter(|c| !c.ok).count(),
+        cells,
+    })
+}
+
+/// Synthetic resources in the role's account and the region asked about.
+struct ResourceArns {
+    prefix_ec2: String,
+    prefix_ssm: String,
+}
+
+impl ResourceArns {
+    fn new(facts: &RoleFacts, region: &str) -> Self {
+        let (p, account) = (facts.partition.as_str(), &facts.account);
+        Self {
+            prefix_ec2: format!("arn:{p}:ec2:{region}:{account}:instance/"),
+            prefix_ssm: format!("arn:{p}:ssm:{region}:{account}:session/"),
+        }
+    }
+
+    fn instance(&self, index: usize) -> String {
+        format!("{}i-0d0c7000000000{index:03}", self.prefix_ec2)
+    }
+
+    fn session(&self, owner: &SessionName, suffix: &str) -> String {
+        format!("{}{owner}-{suffix}", self.prefix_ssm)
+    }
+}
+
+impl fmt::Display for Matrix {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        writeln!(
+            f,
+            "IAM's policy simulator on {} ({}), {} session rights, {}",
+            self.role, self.role_id, self.session_rights, self.region
+        )?;
+        writeln!(
+            f,
+            "Each cell: StartSession on the owner's instance, TerminateSession and ResumeSession on the owner's sessions (17- and 26-character ids). Own cells must be allowed, all others denied."
+        )?;
+        let width = self
+            .users
+            .iter()
+            .map(String::len)
+            .max()
+            .unwrap_or(0)
+            .max(14)
+            + 2;
+        write!(f, "{:<width$}", "caller \\ owner")?;
+        for owner in &self.users {
+            write!(f, "{owner:<width$}")?;
+        }
+        writeln!(f)?;
+        for caller in &self.users {
+            write!(f, "{caller:<width$}")?;
+            for owner in &self.users {
+                let cells: Vec<&Cell> = self
+                    .cells
+                    .iter()
+                    .filter(|c| &c.caller == caller && c.owner.as_ref() == Some(owner))
+                    .collect();
+                let ok = cells.iter().all(|c| c.ok);
+                let text = match (caller == owner, ok) {
+                    (true, true) => "allow ✓",
+                    (false, true) => "deny ✓",
+                    (_, false) => "WRONG ✗",
+                };
+                write!(f, "{text:<width$}")?;
+            }
+            writeln!(f)?;
+        }
+        let tag_cells: Vec<&Cell> = self.cells.iter().filter(|c| c.tag_key.is_some()).collect();
+        let mut keys: Vec<&str> = Vec::new();
+        for key in tag_cells.iter().filter_map(|c| c.tag_key.as_deref()) {
+            if !keys.contains(&key) {
+                keys.push(key);
+            }
+        }
+        let denied = tag_cells.iter().filter(|c| c.ok).count();
+        writeln!(
+            f,
+            "ownership tags: CreateTags/DeleteTags of {} by every caller: {denied} of {} denied {}",
+            keys.join(", "),
+            tag_cells.len(),
+            if denied == tag_cells.len() {
+                "✓"
+            } else {
+                "✗"
+            }
+        )?;
+        for cell in self.cells.iter().filter(|c| !c.ok) {
+            writeln!(
+                f,
+                "✗ {} {} on {}{}: IAM says {}, expected {}",
+                cell.caller,
+                cell.action,
+                cell.resource,
+                cell.tag_key
+                    .as_ref()
+                    .map(|k| format!(" (tag {k})"))
+                    .unwrap_or_default(),
+                cell.decision.as_str(),
+                cell.expected.as_str()
+            )?;
+        }
+        writeln!(
+            f,
+            "{} answers, {} wrong: {}",
+            self.cells.len(),
+            self.wrong,
+            if self.wrong == 0 { "passed" } else { "FAILED" }
+        )
+    }
+}

@@ -1,0 +1,144 @@
+// The SDK futures nest deeply; computing their layout needs more than the default depth.
+#![recursion_limit = "256"]
+
+//! `doctor USER INSTANCE_ID [--region R] [--json]`: why USER can or cannot open, terminate or
+//! resume a Session Manager session on INSTANCE_ID. `doctor --verify [--region R] [--json]`:
+//! the isolation matrix of colliding synthetic users, from IAM's own policy simulator.
+//!
+//! Same configuration as the functions (`SESSION_ROLE_NAME` or `PERMISSION_SET_NAME`, tag keys,
+//! `SESSION_RIGHTS`, `REGIONS`, `AWS_ENDPOINT_URL`, ...). Reads only, never writes.
+//! Exit 0 when StartSession is allowed (with --verify: no wrong cell), 1 when it is denied (a
+//! wrong cell), 2 on a usage, configuration or AWS error.
+
+use std::process::ExitCode;
+
+use shared::app::doctor::verify::verify;
+use shared::app::doctor::{diagnose, DoctorError, Verdict};
+use shared::aws::{load_sdk_config, Clients};
+use shared::Config;
+
+const USAGE: &str = "usage: doctor USER INSTANCE_ID [--region REGION] [--json]\n       doctor --verify [--region REGION] [--json]";
+
+struct Args {
+    positional: Vec<String>,
+    region: Option<String>,
+    json: bool,
+    verify: bool,
+}
+
+fn parse(args: impl IntoIterator<Item = String>) -> Result<Args, String> {
+    let mut parsed = Args {
+        positional: Vec::new(),
+        region: None,
+        json: false,
+        verify: false,
+    };
+    let mut args = args.into_iter();
+    while let Some(arg) = args.next() {
+        match arg.as_str() {
+            "--json" => parsed.json = true,
+            "--verify" => parsed.verify = true,
+            "--region" => {
+                parsed.region = Some(args.next().ok_or("--region needs a value")?);
+            }
+            flag if flag.starts_with("--") => return Err(format!("unknown option {flag}")),
+            _ => parsed.positional.push(arg),
+        }
+    }
+    match (parsed.verify, parsed.positional.len()) {
+        (true, 0) | (false, 2) => Ok(parsed),
+        (true, _) => Err("--verify takes no USER or INSTANCE_ID".into()),
+        (false, _) => Err("USER and INSTANCE_ID are required".into()),
+    }
+}
+
+fn print_json(value: &impl serde::Serialize) -> Result<(), String> {
+    serde_json::to_string_pretty(value)
+        .map(|text| println!("{text}"))
+        .map_err(|e| e.to_string())
+}
+
+#[tokio::main]
+async fn main() -> ExitCode {
+    let args = match parse(std::env::args().skip(1)) {
+        Ok(args) => args,
+        Err(problem) => {
+            eprintln!("doctor: {problem}\n{USAGE}");
+            return ExitCode::from(2);
+        }
+    };
+    let config = match Config::from_env() {
+        Ok(config) => config,
+        Err(err) => {
+            eprintln!("doctor: invalid configuration: {err}");
+            return ExitCode::from(2);
+        }
+    };
+    let sdk = load_sdk_config(&config).await;
+    let clients = Clients::new(&sdk);
+    let home = sdk.region().map(|r| r.to_string());
+
+    if args.verify {
+        let Some(region) = args.region.or(home) else {
+            eprintln!("doctor: no region: set AWS_REGION or pass --region");
+            return ExitCode::from(2);
+        };
+        return match verify(&config, &region, &clients.iam).await {
+            Ok(matrix) => {
+                if args.json {
+                    if let Err(err) = print_json(&matrix) {
+                        eprintln!("doctor: {err}");
+                        return ExitCode::from(2);
+                    }
+                } else {
+                    print!("{matrix}");
+                }
+                if matrix.wrong == 0 {
+                    ExitCode::SUCCESS
+                } else {
+                    ExitCode::FAILURE
+                }
+            }
+            Err(err) => {
+                eprintln!("doctor --verify: {err} ({})", err.kind());
+                ExitCode::from(2)
+            }
+        };
+    }
+
+    let [user, instance] = [&args.positional[0], &args.positional[1]];
+    match diagnose(
+        &config,
+        user,
+        instance,
+        args.region.as_deref(),
+        &clients.ec2,
+        &clients.iam,
+        &clients.ssm,
+    )
+    .await
+    {
+        Ok(diagnosis) => {
+            if args.json {
+                if let Err(err) = print_json(&diagnosis) {
+                    eprintln!("doctor: {err}");
+                    return ExitCode::from(2);
+                }
+            } else {
+                print!("{diagnosis}");
+            }
+            match diagnosis.verdict {
+                Verdict::Allowed => ExitCode::SUCCESS,
+                Verdict::Denied => ExitCode::FAILURE,
+            }
+        }
+        Err(DoctorError::Usage(problem)) => {
+            eprintln!("doctor: {problem}\n{USAGE}");
+            ExitCode::from(2)
+        }
+        Err(DoctorError::Aws(err)) => {
+            eprintln!("doctor: {err} ({})", err.kind());
+            ExitCode::from(2)
+        }
+    }
+}

@@ -1,0 +1,337 @@
+//! The `doctor` binary against moto in server mode: one case per verdict.
+//!
+//! moto implements neither `ssm:DescribeInstanceInformation` nor `iam:SimulatePrincipalPolicy`,
+//! so here those two checks report that they could not run and the verdicts are the product's
+//! own evaluation; `doctor_mocked.rs` covers both with aws-smithy-mocks.
+
+use std::collections::BTreeSet;
+use std::process::{Command, Output};
+
+use serde_json::Value;
+use shared::app::managed_store::ManagedStore;
+use shared::aws::Clients;
+use shared::domain::session_name::SessionName;
+use shared::domain::statements::Scope;
+use shared::ports::PolicyStore;
+use testkit::{
+    attach_end_user_policy, create_role, role_policy_names, run_instances, tags_of, user, Moto,
+    DEMO_POLICY_PREFIX, DEMO_ROLE,
+};
+
+/// moto with the users' role and the end-user policy attached.
+struct Account {
+    moto: Moto,
+    admin: Clients,
+    role_id: String,
+}
+
+impl Account {
+    async fn new(static_rights: bool) -> Self {
+        let moto = Moto::start().unwrap();
+        let admin = Clients::new(&moto.sdk_config().await);
+        let role_id = create_role(&admin.iam, DEMO_ROLE).await;
+        attach_end_user_policy(&admin.iam, DEMO_ROLE, static_rights).await;
+        Self {
+            moto,
+            admin,
+            role_id,
+        }
+    }
+
+    fn user_id(&self, name: &str) -> String {
+        format!("{}:{name}", self.role_id)
+    }
+
+    async fn launch(&self, tags: &[(&str, &str)]) -> String {
+        run_instances(&self.admin.ec2, 1, tags).await.remove(0)
+    }
+
+    /// Grant `names` in the managed store, as the session-policy function would.
+    async fn grant(&self, names: &[&str]) {
+        let store = ManagedStore::new(
+            self.admin.iam.clone(),
+            DEMO_ROLE,
+            DEMO_POLICY_PREFIX,
+            10,
+            10,
+        );
+        let desired: BTreeSet<SessionName> = names.iter().map(|n| user(n)).collect();
+        store
+            .converge(
+                &testkit::role_id_of(&self.role_id),
+                &Scope::All,
+                &desired,
+                false,
+            )
+            .await
+            .unwrap();
+    }
+
+    fn doctor(&self, args: &[&str], extra_env: &[(&str, &str)]) -> Output {
+        let mut env = self.moto.product_env(DEMO_ROLE);
+        // Without retries on moto's "not implemented" answers the two unsupported checks fail
+        // fast.
+        env.push(("AWS_MAX_ATTEMPTS", "1".into()));
+        Command::new(env!("CARGO_BIN_EXE_doctor"))
+            .args(args)
+            .envs(env)
+            .envs(extra_env.iter().copied())
+            .output()
+            .unwrap()
+    }
+
+    /// `doctor --json USER INSTANCE`: the exit status and the report.
+    fn diagnose(&self, name: &str, instance: &str, extra_env: &[(&str, &str)]) -> (i32, Value) {
+        let output = self.doctor(&["--json", name, instance], extra_env);
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        let report = serde_json::from_slice(&output.stdout)
+            .unwrap_or_else(|e| panic!("{e}: stdout {:?}, stderr {stderr}", output.stdout));
+        (output.status.code().unwrap(), report)
+    }
+}
+
+/// The check of that name in a JSON report.
+fn check<'a>(report: &'a Value, name: &str) -> &'a Value {
+    report["checks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["check"] == name)
+        .unwrap_or_else(|| panic!("no check {name} in {report:#}"))
+}
+
+fn detail(report: &Value, name: &str) -> String {
+    check(report, name)["detail"].as_str().unwrap().to_owned()
+}
+
+#[tokio::test]
+async fn the_owner_is_allowed_and_the_doctor_writes_nothing() {
+    // GIVEN tim's instance, tagged and granted in shard 01
+    let account = Account::new(false).await;
+    let tim = account.user_id("tim.malone");
+    let instance = account
+        .launch(&[("CreatedBy", "tim.malone"), ("AwsUserId", &tim)])
+        .await;
+    account.grant(&["tim.malone", "ada"]).await;
+    let tags_before = tags_of(&account.admin.ec2, &instance).await;
+    let policies_before = role_policy_names(&account.admin.iam, DEMO_ROLE).await;
+
+    // WHEN the doctor is asked about tim on it
+    let (status, report) = account.diagnose("tim.malone", &instance, &[]);
+
+    // THEN every check the product can make passes and the verdict is allowed (exit 0)
+    assert_eq!(status, 0, "{report:#}");
+    assert_eq!(report["verdict"], "allowed");
+    assert_eq!(report["user"], "tim.malone");
+    assert_eq!(report["instance"], instance.as_str());
+    assert_eq!(
+        report["actions"],
+        serde_json::json!({"StartSession": "allowed", "TerminateSession": "allowed", "ResumeSession": "allowed"})
+    );
+    for name in [
+        "user and role",
+        "instance",
+        "ownership tags",
+        "end-user policy",
+        "session rights",
+    ] {
+        assert_eq!(check(&report, name)["ok"], true, "{name}: {report:#}");
+    }
+    assert!(detail(&report, "user and role").contains(&format!("their aws:userid is {tim}")));
+    assert_eq!(
+        detail(&report, "ownership tags"),
+        format!("AwsUserId={tim}: the instance is tim.malone's")
+    );
+    assert!(detail(&report, "end-user policy")
+        .contains("allowed on the instance by SsmSessionOwnerEndUser/StartSessionOnOwnInstances"));
+    assert!(detail(&report, "session rights").starts_with(
+        "tim.malone's statement is in ssm-session-owner-shard-01 (attached, exact); capacity: 2 users in 1 of up to 9 shards"
+    ), "{report:#}");
+    // moto has neither API: both checks say they could not run, and why
+    assert_eq!(check(&report, "reachability")["ok"], Value::Null);
+    assert_eq!(check(&report, "IAM simulator")["ok"], Value::Null);
+    assert!(
+        detail(&report, "IAM simulator").contains("the verdicts are the product's own evaluation")
+    );
+
+    // AND nothing changed in the account
+    assert_eq!(tags_of(&account.admin.ec2, &instance).await, tags_before);
+    assert_eq!(
+        role_policy_names(&account.admin.iam, DEMO_ROLE).await,
+        policies_before
+    );
+
+    // AND the human form has one line per check and the verdict
+    let output = account.doctor(&["tim.malone", &instance], &[]);
+    let text = String::from_utf8(output.stdout).unwrap();
+    assert_eq!(output.status.code(), Some(0), "{text}");
+    assert!(text.contains("✓ 3. ownership tags"), "{text}");
+    assert!(text.contains("? 6. reachability"), "{text}");
+    assert!(text.ends_with(
+        "verdict: allowed (StartSession allowed, TerminateSession allowed, ResumeSession allowed)\n"
+    ), "{text}");
+}
+
+#[tokio::test]
+async fn every_ownership_problem_is_denied_with_its_reason_and_fix() {
+    let account = Account::new(false).await;
+    let tim = account.user_id("tim.malone");
+    let owned = account
+        .launch(&[("CreatedBy", "tim.malone"), ("AwsUserId", &tim)])
+        .await;
+    let untagged = account.launch(&[("CreatedBy", "tim.malone")]).await;
+    let stale = account
+        .launch(&[("AwsUserId", "AROAOLDROLEID0000001:tim.malone")])
+        .await;
+    let planted = account
+        .launch(&[
+            ("AwsUserId", &tim),
+            ("awsuserid", &account.user_id("mallory")),
+        ])
+        .await;
+    account.grant(&["tim.malone"]).await;
+
+    // another user on tim's instance
+    let (status, report) = account.diagnose("ada", &owned, &[]);
+    assert_eq!(status, 1, "{report:#}");
+    assert_eq!(report["verdict"], "denied");
+    assert_eq!(report["actions"]["StartSession"], "denied");
+    assert_eq!(
+        detail(&report, "ownership tags"),
+        format!("AwsUserId={tim}: the instance belongs to tim.malone")
+    );
+    assert!(detail(&report, "end-user policy").contains("no statement allows"));
+    // ada owns nothing, so per-user mode holds no statement for her
+    assert!(detail(&report, "session rights").starts_with("no statement for ada"));
+
+    // an instance the sweep has not tagged yet
+    let (status, report) = account.diagnose("tim.malone", &untagged, &[]);
+    assert_eq!(status, 1, "{report:#}");
+    assert_eq!(
+        detail(&report, "ownership tags"),
+        format!(
+            "no AwsUserId tag; CreatedBy=tim.malone, so the tag sweep will write AwsUserId={tim}"
+        )
+    );
+    assert!(check(&report, "ownership tags")["fix"]
+        .as_str()
+        .unwrap()
+        .starts_with("wait for the tag sweep"));
+
+    // a value written for an older id of the role
+    let (status, report) = account.diagnose("tim.malone", &stale, &[]);
+    assert_eq!(status, 1, "{report:#}");
+    assert_eq!(
+        detail(&report, "ownership tags"),
+        format!(
+            "AwsUserId=AROAOLDROLEID0000001:tim.malone is stale: it names role id AROAOLDROLEID0000001, not the users' role's current id {} (the role was re-created); it is tim.malone's under an older id of the role, and the tag sweep rewrites it to {tim}",
+            account.role_id
+        )
+    );
+
+    // a case variant planted beside the real tag: IAM's answer is undefined, so not allowed
+    let (status, report) = account.diagnose("tim.malone", &planted, &[]);
+    assert_eq!(status, 1, "{report:#}");
+    let ownership = detail(&report, "ownership tags");
+    assert!(
+        ownership
+            .contains("case variants of the ownership keys are present (tampering): awsuserid="),
+        "{ownership}"
+    );
+    assert_eq!(report["actions"]["StartSession"], "unknown");
+    assert_eq!(check(&report, "end-user policy")["ok"], Value::Null);
+    assert!(detail(&report, "end-user policy").contains("more than one letter case"));
+}
+
+#[tokio::test]
+async fn terminated_missing_and_hostile_are_told_apart() {
+    let account = Account::new(false).await;
+    let tim = account.user_id("tim.malone");
+    let gone = account
+        .launch(&[("CreatedBy", "tim.malone"), ("AwsUserId", &tim)])
+        .await;
+    account
+        .admin
+        .ec2
+        .terminate_instances()
+        .instance_ids(&gone)
+        .send()
+        .await
+        .unwrap();
+
+    let (status, report) = account.diagnose("tim.malone", &gone, &[]);
+    assert_eq!(status, 1, "{report:#}");
+    assert_eq!(check(&report, "instance")["ok"], false);
+    assert_eq!(
+        detail(&report, "instance"),
+        format!("{gone} is terminated in us-east-1: Session Manager cannot reach it")
+    );
+    assert_eq!(report["actions"]["StartSession"], "denied");
+    assert_eq!(
+        detail(&report, "ownership tags"),
+        "not checked: the instance is terminated"
+    );
+
+    let (status, report) = account.diagnose("tim.malone", "i-0123456789abcdef0", &[]);
+    assert_eq!(status, 1, "{report:#}");
+    assert_eq!(
+        detail(&report, "instance"),
+        "no instance i-0123456789abcdef0 in us-east-1 or any covered region"
+    );
+
+    // A hostile name is a usage error: exit 2, the reason, no report
+    for (args, reason) in [
+        (vec!["tim*", gone.as_str()], "doctor: USER \"tim*\" can never be a user of the role: username contains '*' at character 4"),
+        (vec!["tim.malone", "i-nothex"], "doctor: \"i-nothex\" is not an EC2 instance id"),
+        (vec!["tim.malone"], "doctor: USER and INSTANCE_ID are required"),
+    ] {
+        let output = account.doctor(&args, &[]);
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert_eq!(output.status.code(), Some(2), "{stderr}");
+        assert!(stderr.starts_with(reason), "{stderr}");
+        assert!(output.stdout.is_empty());
+    }
+
+    // A configuration error is exit 2 as well
+    let output = account.doctor(
+        &["tim.malone", &gone],
+        &[("SESSION_ROLE_NAME", "NoSuchRole")],
+    );
+    assert_eq!(output.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&output.stderr)
+        .starts_with("doctor: the users' role NoSuchRole does not exist"));
+}
+
+#[tokio::test]
+async fn static_mode_needs_the_static_statement() {
+    // GIVEN static session rights, with the end-user policy as the template ships it for them
+    let account = Account::new(true).await;
+    let tim = account.user_id("tim.malone");
+    let instance = account
+        .launch(&[("CreatedBy", "tim.malone"), ("AwsUserId", &tim)])
+        .await;
+
+    // WHEN the doctor runs in static mode
+    let (status, report) =
+        account.diagnose("tim.malone", &instance, &[("SESSION_RIGHTS", "static")]);
+
+    // THEN the static statement gives the rights, with no per-user state at all
+    assert_eq!(status, 0, "{report:#}");
+    assert_eq!(
+        detail(&report, "session rights"),
+        "static mode: ending and resuming their own sessions is allowed by SsmSessionOwnerEndUser/EndOwnSessions"
+    );
+    assert!(role_policy_names(&account.admin.iam, DEMO_ROLE)
+        .await
+        .is_empty());
+
+    // AND per-user mode on the same account finds no statement: StartSession still works, ending
+    // sessions does not
+    let (status, report) = account.diagnose("tim.malone", &instance, &[]);
+    assert_eq!(status, 0, "{report:#}");
+    assert_eq!(
+        check(&report, "session rights")["ok"],
+        true,
+        "EndOwnSessions still allows: {report:#}"
+    );
+}
