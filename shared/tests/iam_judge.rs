@@ -360,3 +360,73 @@ fn start_session_reaches_exactly_the_callers_own_instances() {
     assert_eq!(allowed, expected);
     assert_the_doctor_agrees(&requests, &verdicts);
 }
+
+#[test]
+fn the_doctor_policy_reads_what_the_doctor_reads_and_writes_nothing() {
+    // GIVEN the operators' policy the template ships for the doctor
+    let policies = vec![testkit::shipped_policy("DoctorPolicy")];
+    let role = format!("arn:aws:iam::{ACCOUNT}:role/Okta-ServiceWorkbenchUser");
+    let sso_role = format!(
+        "arn:aws:iam::{ACCOUNT}:role/aws-reserved/sso.amazonaws.com/AWSReservedSSO_ResearchUsers_0123456789abcdef"
+    );
+    let other_role = format!("arn:aws:iam::{ACCOUNT}:role/Admin");
+    let instance = format!("arn:aws:ec2:us-east-1:{ACCOUNT}:instance/i-0a1b2c3d4e5f60001");
+    let policy = format!("arn:aws:iam::{ACCOUNT}:policy/SsmSessionOwnerEndUser");
+    let session = format!("arn:aws:ssm:us-east-1:{ACCOUNT}:session/tim-1");
+    let cases: Vec<(&str, &str, bool)> = vec![
+        // every read the doctor and the capacity report make
+        ("ec2:DescribeInstances", "*", true),
+        ("ec2:DescribeRegions", "*", true),
+        ("ssm:DescribeInstanceInformation", "*", true),
+        ("iam:GetRole", &role, true),
+        ("iam:GetRole", &sso_role, true),
+        ("iam:ListRolePolicies", &role, true),
+        ("iam:GetRolePolicy", &role, true),
+        ("iam:ListAttachedRolePolicies", &role, true),
+        ("iam:SimulatePrincipalPolicy", &role, true),
+        ("iam:SimulatePrincipalPolicy", &sso_role, true),
+        ("iam:GetPolicy", &policy, true),
+        (
+            "iam:GetPolicyVersion",
+            "arn:aws:iam::aws:policy/ReadOnlyAccess",
+            true,
+        ),
+        ("iam:ListPolicies", "*", true),
+        ("iam:ListRoles", "*", true),
+        // no other role, and no write of any kind
+        ("iam:SimulatePrincipalPolicy", &other_role, false),
+        ("iam:GetRolePolicy", &other_role, false),
+        ("ec2:CreateTags", &instance, false),
+        ("ec2:DeleteTags", &instance, false),
+        ("iam:PutRolePolicy", &role, false),
+        ("iam:AttachRolePolicy", &role, false),
+        ("iam:CreatePolicyVersion", &policy, false),
+        ("ssm:TerminateSession", &session, false),
+        ("ssm:StartSession", &instance, false),
+    ];
+    let requests: Vec<Value> = cases
+        .iter()
+        .map(|(action, resource, _)| {
+            json!({
+                "policies": policies,
+                "principal": format!("arn:aws:sts::{ACCOUNT}:assumed-role/Operators/alice"),
+                "action": action,
+                "resource": resource,
+                "context": {"aws:userid": "AROAOPERATORS0000001:alice"},
+            })
+        })
+        .collect();
+    // WHEN the judge answers
+    let verdicts = judge(&requests);
+    // THEN exactly the reads are allowed, and the doctor's own evaluator agrees
+    let wrong: Vec<String> = cases
+        .iter()
+        .zip(&verdicts)
+        .filter(|((_, _, allowed), verdict)| (verdict.as_str() == "Allowed") != *allowed)
+        .map(|((action, resource, allowed), verdict)| {
+            format!("{action} on {resource}: expected allowed={allowed}, judge says {verdict}")
+        })
+        .collect();
+    assert!(wrong.is_empty(), "{}", wrong.join("\n"));
+    assert_the_doctor_agrees(&requests, &verdicts);
+}

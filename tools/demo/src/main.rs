@@ -1,6 +1,7 @@
 //! The README's demo: start moto, create the users' role, launch the instances the samples in
 //! `events/` talk about, replay every sample through the `replay` binary (twice, to show that a
-//! redelivery changes nothing), print the resulting tags and session policies, and stop moto.
+//! redelivery changes nothing), print the resulting tags and session policies, ask the access
+//! doctor about three cases, and stop moto.
 //!
 //! moto has no SSM session APIs, so the demo runs with END_SESSIONS_ON_TERMINATE=false.
 
@@ -9,8 +10,8 @@ use std::process::{Command, ExitCode};
 use shared::aws::Clients;
 use shared::edge::replay_line::ReplayLine;
 use testkit::{
-    granted_users, role_policy_names, seed_samples, sibling_binary, tags_of, write_samples, Moto,
-    DEMO_ROLE,
+    attach_end_user_policy, granted_users, role_policy_names, seed_samples, sibling_binary,
+    tags_of, write_samples, Moto, DEMO_ROLE,
 };
 
 #[tokio::main]
@@ -88,6 +89,40 @@ async fn run() -> Result<(), String> {
         }
     );
     let _ = std::fs::remove_dir_all(&dir);
+
+    // The access doctor, with the end-user policy the template ships attached to the role.
+    attach_end_user_policy(&admin.iam, DEMO_ROLE, false).await;
+    let doctor = sibling_binary("doctor")?;
+    let instance = |sample: &str| {
+        replacements
+            .iter()
+            .find(|(s, _)| s == sample)
+            .map(|(_, id)| id.clone())
+            .ok_or_else(|| format!("no instance for sample {sample}"))
+    };
+    for (user, sample, why) in [
+        ("tim.malone", "i-0a1b2c3d4e5f60001", "the owner"),
+        ("ada.lovelace", "i-0a1b2c3d4e5f60001", "another user"),
+        (
+            "tim.malone",
+            "i-0a1b2c3d4e5f60005",
+            "an instance whose CreatedBy is hostile",
+        ),
+    ] {
+        let id = instance(sample)?;
+        println!("\n== doctor {user} {id}   ({why})");
+        let output = Command::new(&doctor)
+            .args([user, id.as_str()])
+            .envs(moto.product_env(DEMO_ROLE))
+            .output()
+            .map_err(|e| format!("cannot run {}: {e}", doctor.display()))?;
+        print!("{}", String::from_utf8_lossy(&output.stdout));
+        eprint!("{}", String::from_utf8_lossy(&output.stderr));
+        println!("(exit {})", output.status.code().unwrap_or(-1));
+        if !matches!(output.status.code(), Some(0 | 1)) {
+            return Err(format!("doctor exited with {}", output.status));
+        }
+    }
     println!("\n== stopping moto");
     Ok(())
 }

@@ -13,7 +13,7 @@
 use std::process::ExitCode;
 
 use shared::app::doctor::verify::verify;
-use shared::app::doctor::{diagnose, DoctorError, Verdict};
+use shared::app::doctor::{checked_region, diagnose, DoctorError, Verdict};
 use shared::aws::{load_sdk_config, Clients};
 use shared::Config;
 
@@ -83,6 +83,10 @@ async fn main() -> ExitCode {
             eprintln!("doctor: no region: set AWS_REGION or pass --region");
             return ExitCode::from(2);
         };
+        if let Err(err) = checked_region(&region) {
+            eprintln!("doctor: {err}\n{USAGE}");
+            return ExitCode::from(2);
+        }
         return match verify(&config, &region, &clients.iam).await {
             Ok(matrix) => {
                 if args.json {

@@ -377,6 +377,8 @@ async fn verify_passes_when_iam_isolates_every_synthetic_user_and_writes_nothing
         assert!(matrix.cells.iter().any(|c| c.resource
             == "arn:aws:ssm:eu-west-1:123456789012:session/Tim-5cg7niur55cxqrt5thkensh7ki"));
         let text = matrix.to_string();
+        // The README shows this output.
+        println!("{text}");
         assert!(text.contains("ownership tags: CreateTags/DeleteTags of AwsUserId, awsuserid, AWSUSERID, CreatedBy, createdby, CREATEDBY by every caller: 60 of 60 denied ✓"), "{text}");
         assert!(text.ends_with("185 answers, 0 wrong: passed\n"), "{text}");
     }

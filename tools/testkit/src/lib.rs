@@ -160,6 +160,12 @@ fn free_port() -> io::Result<u16> {
 /// The end-user policy as the template ships it, resolved by `scripts/lint_policies.py --dump`
 /// (in the test virtualenv), with the static-mode statement `EndOwnSessions` included.
 pub fn shipped_end_user_policy() -> serde_json::Value {
+    shipped_policy("EndUserPolicy")
+}
+
+/// A policy resource of `template.yaml`, resolved by `scripts/lint_policies.py --dump` (in the
+/// test virtualenv) with the template's default parameters and account 123456789012.
+pub fn shipped_policy(resource: &str) -> serde_json::Value {
     let repository = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../..");
     let python = repository.join(".venv/bin/python");
     let output = Command::new(&python)
@@ -173,11 +179,12 @@ pub fn shipped_end_user_policy() -> serde_json::Value {
         "{}",
         String::from_utf8_lossy(&output.stderr)
     );
+    let name = format!("template.yaml {resource}");
     String::from_utf8_lossy(&output.stdout)
         .lines()
         .map(|l| serde_json::from_str::<serde_json::Value>(l).expect("one JSON policy per line"))
-        .find(|p| p["name"] == "template.yaml EndUserPolicy")
-        .expect("the template ships an EndUserPolicy")["document"]
+        .find(|p| p["name"] == name.as_str())
+        .unwrap_or_else(|| panic!("the template ships no {resource}"))["document"]
         .clone()
 }
 

@@ -211,7 +211,7 @@ pub(super) fn end_user_policy(
                     "{name} is attached, but no statement allows {user_id} ssm:StartSession on this instance: it allows the instances whose {} tag is exactly the caller's aws:userid",
                     config.user_id_tag_key
                 ),
-                "fix the ownership tag (check 3)",
+                "see check 3: the instance's user-id tag decides who may connect",
             ),
             (Decision::Allowed, Decision::ImplicitDeny) => Check::fail(
                 CHECK_POLICY,

@@ -215,7 +215,7 @@ where
 }
 
 /// A region name as AWS spells them, or a usage error.
-fn checked_region(region: &str) -> Result<(), DoctorError> {
+pub fn checked_region(region: &str) -> Result<(), DoctorError> {
     let ok = region.len() <= 32
         && region.contains('-')
         && region
@@ -630,7 +630,7 @@ impl fmt::Display for Diagnosis {
         };
         writeln!(
             f,
-            "verdict: {verdict} (StartSession {}, TerminateSession {}, ResumeSession {})",
+            "verdict: {verdict} (StartSession on this instance: {}; TerminateSession and ResumeSession of their own sessions: {} and {})",
             self.actions.start_session.as_str(),
             self.actions.terminate_session.as_str(),
             self.actions.resume_session.as_str()

@@ -228,28 +228,27 @@ impl fmt::Display for Matrix {
             .unwrap_or(0)
             .max(14)
             + 2;
-        write!(f, "{:<width$}", "caller \\ owner")?;
+        let mut header = format!("{:<width$}", "caller \\ owner");
         for owner in &self.users {
-            write!(f, "{owner:<width$}")?;
+            header.push_str(&format!("{owner:<width$}"));
         }
-        writeln!(f)?;
+        writeln!(f, "{}", header.trim_end())?;
         for caller in &self.users {
-            write!(f, "{caller:<width$}")?;
+            let mut row = format!("{caller:<width$}");
             for owner in &self.users {
-                let cells: Vec<&Cell> = self
+                let ok = self
                     .cells
                     .iter()
                     .filter(|c| &c.caller == caller && c.owner.as_ref() == Some(owner))
-                    .collect();
-                let ok = cells.iter().all(|c| c.ok);
+                    .all(|c| c.ok);
                 let text = match (caller == owner, ok) {
                     (true, true) => "allow ✓",
                     (false, true) => "deny ✓",
                     (_, false) => "WRONG ✗",
                 };
-                write!(f, "{text:<width$}")?;
+                row.push_str(&format!("{text:<width$}"));
             }
-            writeln!(f)?;
+            writeln!(f, "{}", row.trim_end())?;
         }
         let tag_cells: Vec<&Cell> = self.cells.iter().filter(|c| c.tag_key.is_some()).collect();
         let mut keys: Vec<&str> = Vec::new();
