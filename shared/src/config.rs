@@ -335,21 +335,19 @@ fn flag(value: Option<String>, default: bool) -> Result<bool, String> {
 
 /// IAM policy names: 1-128 characters of `[\w+=,.@-]`.
 fn validate_policy_name(name: &str) -> Result<(), String> {
-    let ok_char = |c: char| c.is_ascii_alphanumeric() || "+=,.@_-".contains(c);
-    if name.len() > 128 || !name.chars().all(ok_char) {
-        return Err(format!(
-            "{name:?} is not an IAM policy name (1-128 characters of A-Z a-z 0-9 + = , . @ _ -)"
-        ));
-    }
-    Ok(())
+    policy_name_chars(name, 128, "an IAM policy name")
 }
 
 /// Room is left for `<username (64)>-<hash (8)>` within IAM's 128-character policy names.
 fn validate_policy_prefix(prefix: &str) -> Result<(), String> {
+    policy_name_chars(prefix, 50, "a policy-name prefix")
+}
+
+fn policy_name_chars(name: &str, max: usize, what: &str) -> Result<(), String> {
     let ok_char = |c: char| c.is_ascii_alphanumeric() || "+=,.@_-".contains(c);
-    if prefix.is_empty() || prefix.len() > 50 || !prefix.chars().all(ok_char) {
+    if name.is_empty() || name.len() > max || !name.chars().all(ok_char) {
         return Err(format!(
-            "{prefix:?} is not a policy-name prefix (1-50 characters of A-Z a-z 0-9 + = , . @ _ -)"
+            "{name:?} is not {what} (1-{max} characters of A-Z a-z 0-9 + = , . @ _ -)"
         ));
     }
     Ok(())

@@ -14,16 +14,8 @@ use crate::ports::{
 impl RoleDirectory for aws_sdk_iam::Client {
     #[instrument(skip(self))]
     async fn role_id(&self, role_name: &str) -> Result<RoleId, Error> {
-        let output = self
-            .get_role()
-            .role_name(role_name)
-            .send()
-            .await
-            .map_err(|e| role_error("iam:GetRole", role_name, e))?;
-        let id = output
-            .role()
-            .map(|r| r.role_id())
-            .ok_or_else(|| Error::unreadable("iam:GetRole", "the role"))?;
+        let role = get_role(self, role_name).await?;
+        let id = role.role_id();
         RoleId::parse(id).map_err(|problem| Error::Aws {
             operation: "iam:GetRole",
             code: "UnexpectedRoleId".into(),
@@ -58,15 +50,7 @@ impl RoleDirectory for aws_sdk_iam::Client {
 impl RoleEvaluationInputs for aws_sdk_iam::Client {
     #[instrument(skip(self))]
     async fn role_arn(&self, role_name: &str) -> Result<String, Error> {
-        let output = self
-            .get_role()
-            .role_name(role_name)
-            .send()
-            .await
-            .map_err(|e| role_error("iam:GetRole", role_name, e))?;
-        output
-            .role()
-            .map(|r| r.arn().to_owned())
+        Some(get_role(self, role_name).await?.arn().to_owned())
             .filter(|arn| arn.starts_with("arn:"))
             .ok_or_else(|| Error::unreadable("iam:GetRole", "the role ARN"))
     }
@@ -208,6 +192,20 @@ impl PolicySimulator for aws_sdk_iam::Client {
             })
             .collect()
     }
+}
+
+/// The role, by name; a missing role is [`Error::RoleNotFound`].
+async fn get_role(
+    iam: &aws_sdk_iam::Client,
+    role_name: &str,
+) -> Result<aws_sdk_iam::types::Role, Error> {
+    iam.get_role()
+        .role_name(role_name)
+        .send()
+        .await
+        .map_err(|e| role_error("iam:GetRole", role_name, e))?
+        .role
+        .ok_or_else(|| Error::unreadable("iam:GetRole", "the role"))
 }
 
 /// Where IAM Identity Center puts the roles of its permission sets (some accounts add a region).

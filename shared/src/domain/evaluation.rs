@@ -157,23 +157,12 @@ pub fn evaluate(policies: &[NamedPolicy], request: &Request) -> Result<Evaluatio
 fn applies(statement: &Value, request: &Request) -> Result<bool, String> {
     let action =
         |pattern: &str| wildcard_matches(&pattern.to_lowercase(), &request.action.to_lowercase());
-    let action_ok = match (&statement["Action"], &statement["NotAction"]) {
-        (Value::Null, Value::Null) => return Ok(false),
-        (Value::Null, not) => !strings(not)?.iter().any(|p| action(p)),
-        (listed, _) => strings(listed)?.iter().any(|p| action(p)),
-    };
-    if !action_ok {
-        return Ok(false);
-    }
     let resource = |pattern: &str| {
         substitute(pattern, request).is_some_and(|p| wildcard_matches(&p, &request.resource))
     };
-    let resource_ok = match (&statement["Resource"], &statement["NotResource"]) {
-        (Value::Null, Value::Null) => return Ok(false),
-        (Value::Null, not) => !strings(not)?.iter().any(|p| resource(p)),
-        (listed, _) => strings(listed)?.iter().any(|p| resource(p)),
-    };
-    if !resource_ok {
+    if !element_matches(statement, "Action", &action)?
+        || !element_matches(statement, "Resource", &resource)?
+    {
         return Ok(false);
     }
     match &statement["Condition"] {
@@ -192,6 +181,23 @@ fn applies(statement: &Value, request: &Request) -> Result<bool, String> {
             Ok(true)
         }
         _ => Err("Condition is not an object".into()),
+    }
+}
+
+/// `Action`/`Resource`: any pattern matches; `NotAction`/`NotResource`: none does; neither: the
+/// statement does not apply.
+fn element_matches(
+    statement: &Value,
+    element: &str,
+    matches: &dyn Fn(&str) -> bool,
+) -> Result<bool, String> {
+    match (
+        &statement[element],
+        &statement[format!("Not{element}").as_str()],
+    ) {
+        (Value::Null, Value::Null) => Ok(false),
+        (Value::Null, not) => Ok(!strings(not)?.iter().any(|p| matches(p))),
+        (listed, _) => Ok(strings(listed)?.iter().any(|p| matches(p))),
     }
 }
 

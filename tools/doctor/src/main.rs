@@ -52,10 +52,28 @@ fn parse(args: impl IntoIterator<Item = String>) -> Result<Args, String> {
     }
 }
 
-fn print_json(value: &impl serde::Serialize) -> Result<(), String> {
-    serde_json::to_string_pretty(value)
-        .map(|text| println!("{text}"))
-        .map_err(|e| e.to_string())
+/// Print the report as JSON or as text; exit `success` when it was printed.
+fn print<T: serde::Serialize + std::fmt::Display>(
+    report: &T,
+    json: bool,
+    success: bool,
+) -> ExitCode {
+    if json {
+        match serde_json::to_string_pretty(report) {
+            Ok(text) => println!("{text}"),
+            Err(err) => {
+                eprintln!("doctor: {err}");
+                return ExitCode::from(2);
+            }
+        }
+    } else {
+        print!("{report}");
+    }
+    if success {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    }
 }
 
 #[tokio::main]
@@ -88,21 +106,7 @@ async fn main() -> ExitCode {
             return ExitCode::from(2);
         }
         return match verify(&config, &region, &clients.iam).await {
-            Ok(matrix) => {
-                if args.json {
-                    if let Err(err) = print_json(&matrix) {
-                        eprintln!("doctor: {err}");
-                        return ExitCode::from(2);
-                    }
-                } else {
-                    print!("{matrix}");
-                }
-                if matrix.wrong == 0 {
-                    ExitCode::SUCCESS
-                } else {
-                    ExitCode::FAILURE
-                }
-            }
+            Ok(matrix) => print(&matrix, args.json, matrix.wrong == 0),
             Err(err) => {
                 eprintln!("doctor --verify: {err} ({})", err.kind());
                 ExitCode::from(2)
@@ -122,20 +126,7 @@ async fn main() -> ExitCode {
     )
     .await
     {
-        Ok(diagnosis) => {
-            if args.json {
-                if let Err(err) = print_json(&diagnosis) {
-                    eprintln!("doctor: {err}");
-                    return ExitCode::from(2);
-                }
-            } else {
-                print!("{diagnosis}");
-            }
-            match diagnosis.verdict {
-                Verdict::Allowed => ExitCode::SUCCESS,
-                Verdict::Denied => ExitCode::FAILURE,
-            }
-        }
+        Ok(diagnosis) => print(&diagnosis, args.json, diagnosis.verdict == Verdict::Allowed),
         Err(DoctorError::Usage(problem)) => {
             eprintln!("doctor: {problem}\n{USAGE}");
             ExitCode::from(2)
