@@ -215,10 +215,7 @@ impl Config {
                 .map(str::trim)
                 .filter(|r| !r.is_empty())
                 .map(|r| {
-                    let ok = r.len() <= 32
-                        && r.contains('-')
-                        && r.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-');
-                    if ok {
+                    if is_region_name(r) {
                         Ok(r.to_owned())
                     } else {
                         Err(bad(REGIONS, format!("{r:?} is not a region name (comma-separated, e.g. us-east-1,eu-west-1)")))
@@ -331,6 +328,15 @@ fn flag(value: Option<String>, default: bool) -> Result<bool, String> {
         Some("false" | "0" | "no") => Ok(false),
         Some(other) => Err(format!("{other:?} is not true or false")),
     }
+}
+
+/// Whether `name` is spelled like an AWS region (`us-east-1`, `us-gov-west-1`).
+pub fn is_region_name(name: &str) -> bool {
+    name.len() <= 32
+        && name.contains('-')
+        && name
+            .chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
 }
 
 /// IAM policy names: 1-128 characters of `[\w+=,.@-]`.

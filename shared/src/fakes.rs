@@ -523,14 +523,16 @@ impl ManagedPolicies for FakeAws {
 }
 
 impl RoleEvaluationInputs for FakeAws {
-    async fn role_arn(&self, role_name: &str) -> Result<String, Error> {
+    async fn role_id_and_arn(&self, role_name: &str) -> Result<(RoleId, String), Error> {
         let world = self.call("iam:GetRole")?;
-        if !world.roles.contains_key(role_name) {
-            return Err(Error::RoleNotFound {
+        let id = world
+            .roles
+            .get(role_name)
+            .cloned()
+            .ok_or_else(|| Error::RoleNotFound {
                 role_name: role_name.to_owned(),
-            });
-        }
-        Ok(format!("arn:aws:iam::{ACCOUNT}:role/{role_name}"))
+            })?;
+        Ok((id, format!("arn:aws:iam::{ACCOUNT}:role/{role_name}")))
     }
 
     async fn identity_policies(&self, role_name: &str) -> Result<Vec<RolePolicyDocument>, Error> {

@@ -234,7 +234,11 @@ pub struct RolePolicyDocument {
 
 /// What IAM evaluates for a role: its ARN, and every identity policy on it. Read-only.
 pub trait RoleEvaluationInputs {
-    fn role_arn(&self, role_name: &str) -> impl Future<Output = Result<String, Error>> + Send;
+    /// The role's unique id and its ARN, from one read.
+    fn role_id_and_arn(
+        &self,
+        role_name: &str,
+    ) -> impl Future<Output = Result<(RoleId, String), Error>> + Send;
     /// Inline policies, then attached managed policies (their default versions).
     fn identity_policies(
         &self,

@@ -14,14 +14,7 @@ use crate::ports::{
 impl RoleDirectory for aws_sdk_iam::Client {
     #[instrument(skip(self))]
     async fn role_id(&self, role_name: &str) -> Result<RoleId, Error> {
-        let role = get_role(self, role_name).await?;
-        let id = role.role_id();
-        RoleId::parse(id).map_err(|problem| Error::Aws {
-            operation: "iam:GetRole",
-            code: "UnexpectedRoleId".into(),
-            message: problem,
-            retryable: false,
-        })
+        parse_role_id(get_role(self, role_name).await?.role_id())
     }
 
     #[instrument(skip(self))]
@@ -49,10 +42,12 @@ impl RoleDirectory for aws_sdk_iam::Client {
 
 impl RoleEvaluationInputs for aws_sdk_iam::Client {
     #[instrument(skip(self))]
-    async fn role_arn(&self, role_name: &str) -> Result<String, Error> {
-        Some(get_role(self, role_name).await?.arn().to_owned())
+    async fn role_id_and_arn(&self, role_name: &str) -> Result<(RoleId, String), Error> {
+        let role = get_role(self, role_name).await?;
+        let arn = Some(role.arn().to_owned())
             .filter(|arn| arn.starts_with("arn:"))
-            .ok_or_else(|| Error::unreadable("iam:GetRole", "the role ARN"))
+            .ok_or_else(|| Error::unreadable("iam:GetRole", "the role ARN"))?;
+        Ok((parse_role_id(role.role_id())?, arn))
     }
 
     #[instrument(skip(self))]
@@ -206,6 +201,16 @@ async fn get_role(
         .map_err(|e| role_error("iam:GetRole", role_name, e))?
         .role
         .ok_or_else(|| Error::unreadable("iam:GetRole", "the role"))
+}
+
+/// A role id from GetRole that is not `AROA…` is a permanent error, never a guess.
+fn parse_role_id(id: &str) -> Result<RoleId, Error> {
+    RoleId::parse(id).map_err(|problem| Error::Aws {
+        operation: "iam:GetRole",
+        code: "UnexpectedRoleId".into(),
+        message: problem,
+        retryable: false,
+    })
 }
 
 /// Where IAM Identity Center puts the roles of its permission sets (some accounts add a region).

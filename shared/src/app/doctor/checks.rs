@@ -487,11 +487,7 @@ pub(super) fn confirmation(
             own_actions,
         );
     };
-    let start = if instance.is_allowed() {
-        *document
-    } else {
-        *instance
-    };
+    let start = super::start_decision(*instance, *document);
     let iam = Actions {
         start_session: ActionVerdict::of(Some(start)),
         terminate_session: ActionVerdict::of(Some(*terminate)),

@@ -17,8 +17,8 @@ use serde::Serialize;
 
 use super::managed_store::ManagedStore;
 use super::regions::RegionalClients;
-use super::role_resolver::{ResolvedRole, RoleIdCache};
-use crate::config::{Config, SessionRights};
+use super::role_resolver::ResolvedRole;
+use crate::config::{is_region_name, Config, SessionRights};
 use crate::domain::evaluation::{
     evaluate, Decision, Evaluation, NamedPolicy, Request, Unevaluable,
 };
@@ -194,12 +194,22 @@ struct RoleFacts {
     partition: Partition,
 }
 
+/// The users' role as IAM has it now: by name, or by permission set (`ListRoles`), then one
+/// `GetRole` for its id and ARN. A configured `SESSION_ROLE_ID` is not trusted here: check 1
+/// compares it with the real one.
 async fn role_facts<I>(config: &Config, iam: &I) -> Result<RoleFacts, Error>
 where
     I: RoleDirectory + RoleEvaluationInputs + Sync,
 {
-    let role = RoleIdCache::new(config).resolved(iam).await?;
-    let arn = iam.role_arn(&role.name).await?;
+    let name = match &config.permission_set_name {
+        Some(set) => iam.role_for_permission_set(set).await?.0,
+        None => config.session_role_name.clone(),
+    };
+    let (id, arn) = iam.role_id_and_arn(&name).await?;
+    let role = ResolvedRole {
+        name,
+        id: id.in_partition(config.partition),
+    };
     let account = arn
         .split(':')
         .nth(4)
@@ -216,12 +226,7 @@ where
 
 /// A region name as AWS spells them, or a usage error.
 pub fn checked_region(region: &str) -> Result<(), DoctorError> {
-    let ok = region.len() <= 32
-        && region.contains('-')
-        && region
-            .chars()
-            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-');
-    if ok {
+    if is_region_name(region) {
         Ok(())
     } else {
         Err(DoctorError::Usage(format!(
@@ -259,23 +264,34 @@ where
     };
     checked_region(&region)?;
 
-    let mut report = Report::new(user, instance, &region);
+    let mut report = Diagnosis::new(user, instance, &region);
 
     // 1. The user and the role.
     let facts = role_facts(config, iam).await?;
     let user_id = UserId::new(facts.role.id.clone(), name.clone());
-    let permission_set = RoleIdCache::new(config)
-        .permission_set()
+    let permission_set = config
+        .permission_set_name
+        .as_ref()
         .map(|set| format!(", the role of permission set {set}"))
         .unwrap_or_default();
-    report.push(Check::pass(
-        CHECK_USER,
-        format!(
-            "{name} is a valid role-session name; the users' role is {} ({}{permission_set}); \
-             their aws:userid is {user_id}",
-            facts.role.name, facts.role.id
+    let found = format!(
+        "{name} is a valid role-session name; the users' role is {} ({}{permission_set}); \
+         their aws:userid is {user_id}",
+        facts.role.name, facts.role.id
+    );
+    report.push(match &config.session_role_id {
+        Some(configured) if configured.as_str() != facts.role.id.as_str() => Check::fail(
+            CHECK_USER,
+            format!(
+                "{found}; but SESSION_ROLE_ID is {configured} (the role was re-created), so the functions write user-id tags no session can match"
+            ),
+            format!(
+                "set SESSION_ROLE_ID (template UsersRoleId) to {}, or leave it empty to have it resolved",
+                facts.role.id
+            ),
         ),
-    ));
+        _ => Check::pass(CHECK_USER, found),
+    });
 
     // 2. The instance.
     let regional = RegionalClients::new(ec2.clone(), config);
@@ -374,7 +390,7 @@ where
         config,
         &documents,
         &facts,
-        RoleIdCache::new(config).permission_set(),
+        config.permission_set_name.as_deref(),
         &own_start,
         &own_document,
         &user_id,
@@ -404,11 +420,7 @@ where
     );
 
     // 6. Reachability.
-    let ssm_here = if ssm.region_name().as_deref() == Some(region.as_str()) {
-        ssm.clone()
-    } else {
-        ssm.in_region(&region)
-    };
+    let ssm_here = RegionalClients::new(ssm.clone(), config).get(Some(&region));
     let reachability =
         checks::reachability(ssm_here.managed_node(&instance_id).await, &instance_id);
     let unreachable = reachability.ok == Some(false);
@@ -480,14 +492,24 @@ pub(crate) struct OwnAnswers {
     pub resume: Option<Decision>,
 }
 
-/// StartSession needs both the instance and the document.
+/// StartSession needs both the instance and the document: the instance's answer unless it
+/// allows, then the document's.
+pub(crate) fn start_decision(instance: Decision, document: Decision) -> Decision {
+    if instance.is_allowed() {
+        document
+    } else {
+        instance
+    }
+}
+
+/// [`start_decision`] on the product's evaluations; None where they cannot tell.
 fn combine(
     instance: &Result<Evaluation, Unevaluable>,
     document: &Result<Evaluation, Unevaluable>,
 ) -> Option<Decision> {
     match (instance, document) {
-        (Ok(i), Ok(d)) if i.decision.is_allowed() => Some(d.decision),
-        (Ok(i), _) if !i.decision.is_allowed() => Some(i.decision),
+        (Ok(i), Ok(d)) => Some(start_decision(i.decision, d.decision)),
+        (Ok(i), Err(_)) if !i.decision.is_allowed() => Some(i.decision),
         _ => None,
     }
 }
@@ -545,35 +567,28 @@ async fn session_rights<I: DoctorIam>(
     }
 }
 
-/// The report as it is built.
-struct Report {
-    diagnosis: Diagnosis,
-}
-
-impl Report {
+impl Diagnosis {
     fn new(user: &str, instance: &str, region: &str) -> Self {
         Self {
-            diagnosis: Diagnosis {
-                user: user.to_owned(),
-                instance: instance.to_owned(),
-                region: region.to_owned(),
-                verdict: Verdict::Denied,
-                actions: Actions {
-                    start_session: ActionVerdict::Unknown,
-                    terminate_session: ActionVerdict::Unknown,
-                    resume_session: ActionVerdict::Unknown,
-                },
-                checks: Vec::new(),
+            user: user.to_owned(),
+            instance: instance.to_owned(),
+            region: region.to_owned(),
+            verdict: Verdict::Denied,
+            actions: Actions {
+                start_session: ActionVerdict::Unknown,
+                terminate_session: ActionVerdict::Unknown,
+                resume_session: ActionVerdict::Unknown,
             },
+            checks: Vec::new(),
         }
     }
 
     fn push(&mut self, check: Check) {
-        self.diagnosis.checks.push(check);
+        self.checks.push(check);
     }
 
     /// Denied: the remaining checks need a live instance.
-    fn without_instance(mut self, why: &str) -> Diagnosis {
+    fn without_instance(mut self, why: &str) -> Self {
         for check in [
             CHECK_OWNERSHIP,
             CHECK_POLICY,
@@ -593,10 +608,10 @@ impl Report {
         )
     }
 
-    fn finish(mut self, verdict: Verdict, actions: Actions) -> Diagnosis {
-        self.diagnosis.verdict = verdict;
-        self.diagnosis.actions = actions;
-        self.diagnosis
+    fn finish(mut self, verdict: Verdict, actions: Actions) -> Self {
+        self.verdict = verdict;
+        self.actions = actions;
+        self
     }
 }
 

@@ -258,3 +258,24 @@ fn a_missing_node_is_unreachable_and_an_unread_one_is_unknown() {
         Some("allow ssm:DescribeInstanceInformation to whoever runs the doctor")
     );
 }
+
+#[tokio::test]
+async fn a_stale_configured_role_id_is_caught_with_one_role_read() {
+    // GIVEN SESSION_ROLE_ID naming an older id of the role
+    let fake = account(ROLE).await;
+    fake.take_calls();
+    let config = config(&[("SESSION_ROLE_ID", "AROAOLDROLEID0000001")]);
+
+    // WHEN the doctor runs
+    let found = run(&config, &fake, "tim").await;
+
+    // THEN check 1 fails with the real id to configure, read with a single GetRole
+    let check = found.check(CHECK_USER).unwrap();
+    assert_eq!(check.ok, Some(false));
+    assert!(check.detail.ends_with("but SESSION_ROLE_ID is AROAOLDROLEID0000001 (the role was re-created), so the functions write user-id tags no session can match"), "{found}");
+    assert_eq!(
+        check.fix.as_deref(),
+        Some("set SESSION_ROLE_ID (template UsersRoleId) to AROAEXAMPLEROLEID1234, or leave it empty to have it resolved")
+    );
+    assert_eq!(fake.take_calls().get("iam:GetRole"), Some(&1));
+}

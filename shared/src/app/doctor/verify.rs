@@ -89,82 +89,69 @@ where
     };
     let uid = |u: &SessionName| UserId::new(facts.role.id.clone(), u.clone()).to_string();
     let arns = ResourceArns::new(&facts, region);
-    let mut cells = Vec::new();
-    let ask = |actions: &[&str],
-               request: Request,
-               caller: &SessionName,
-               owner: Option<&SessionName>,
-               tag_key: Option<&str>| {
-        let simulation = Simulation {
-            role_arn: facts.arn.clone(),
-            actions: actions.iter().map(|a| a.to_string()).collect(),
-            request,
-            extra_policies: extra_policies.clone(),
-        };
-        let expected = if owner == Some(caller) {
-            Decision::Allowed
-        } else {
-            Decision::ImplicitDeny
-        };
-        (
-            simulation,
-            caller.to_string(),
-            owner.map(|o| o.to_string()),
-            tag_key.map(str::to_owned),
-            expected,
-        )
-    };
     let mut questions = Vec::new();
     for (index, owner) in users.iter().enumerate() {
         for caller in &users {
-            questions.push(ask(
-                &[START_SESSION],
-                Request::new(START_SESSION, arns.instance(index))
+            questions.push(Question {
+                actions: &[START_SESSION],
+                request: Request::new(START_SESSION, arns.instance(index))
                     .with("aws:userid", uid(caller))
                     .with(
                         format!("ssm:resourceTag/{}", config.user_id_tag_key),
                         uid(owner),
                     ),
                 caller,
-                Some(owner),
-                None,
-            ));
+                owner: Some(owner),
+                tag_key: None,
+            });
             for suffix in SESSION_SUFFIXES {
-                questions.push(ask(
-                    &[TERMINATE_SESSION, RESUME_SESSION],
-                    Request::new(TERMINATE_SESSION, arns.session(owner, suffix))
+                questions.push(Question {
+                    actions: &[TERMINATE_SESSION, RESUME_SESSION],
+                    request: Request::new(TERMINATE_SESSION, arns.session(owner, suffix))
                         .with("aws:userid", uid(caller))
                         .with(format!("ssm:resourceTag/{SESSION_ID_TAG}"), uid(owner)),
                     caller,
-                    Some(owner),
-                    None,
-                ));
+                    owner: Some(owner),
+                    tag_key: None,
+                });
             }
         }
     }
     for (index, caller) in users.iter().enumerate() {
         for key in spellings(config) {
-            questions.push(ask(
-                &TAG_ACTIONS,
-                Request::new(TAG_ACTIONS[0], arns.instance(index))
+            questions.push(Question {
+                actions: &TAG_ACTIONS,
+                request: Request::new(TAG_ACTIONS[0], arns.instance(index))
                     .with("aws:userid", uid(caller))
                     .with_list("aws:TagKeys", &[key.as_str()])
                     .with(format!("aws:RequestTag/{key}"), uid(caller)),
                 caller,
-                None,
-                Some(&key),
-            ));
+                owner: None,
+                tag_key: Some(key),
+            });
         }
     }
-    for (simulation, caller, owner, tag_key, expected) in questions {
-        let answers = iam.simulate(&simulation).await?;
-        for answer in answers {
+    let mut cells = Vec::new();
+    for question in questions {
+        // Only a user's own instance and sessions may be reached; nobody writes ownership tags.
+        let expected = if question.owner == Some(question.caller) {
+            Decision::Allowed
+        } else {
+            Decision::ImplicitDeny
+        };
+        let simulation = Simulation {
+            role_arn: facts.arn.clone(),
+            actions: question.actions.iter().map(|a| a.to_string()).collect(),
+            request: question.request,
+            extra_policies: extra_policies.clone(),
+        };
+        for answer in iam.simulate(&simulation).await? {
             cells.push(Cell {
-                caller: caller.clone(),
-                owner: owner.clone(),
+                caller: question.caller.to_string(),
+                owner: question.owner.map(|o| o.to_string()),
                 action: answer.action,
                 resource: simulation.request.resource.clone(),
-                tag_key: tag_key.clone(),
+                tag_key: question.tag_key.clone(),
                 ok: answer.decision.is_allowed() == expected.is_allowed(),
                 expected,
                 decision: answer.decision,
@@ -183,6 +170,16 @@ where
         wrong: cells.iter().filter(|c| !c.ok).count(),
         cells,
     })
+}
+
+/// One question of the matrix, before it is asked.
+struct Question<'a> {
+    actions: &'static [&'static str],
+    request: Request,
+    caller: &'a SessionName,
+    /// Whose instance or session; None for a tag write.
+    owner: Option<&'a SessionName>,
+    tag_key: Option<String>,
 }
 
 /// Synthetic resources in the role's account and the region asked about.
