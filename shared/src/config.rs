@@ -57,6 +57,13 @@ pub enum SessionRights {
     Static,
 }
 
+/// Whether a change to the role's policies is made, or only planned and reported.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum WriteMode {
+    Apply,
+    DryRun,
+}
+
 /// Where the per-user statements live.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum StoreKind {
@@ -66,14 +73,48 @@ pub enum StoreKind {
     Inline,
 }
 
+/// The role the users sign in through, as configured: by name (`SESSION_ROLE_NAME`), or as the
+/// IAM Identity Center role of a permission set (`PERMISSION_SET_NAME`), whose name is only
+/// known once it is resolved (`app::role_resolver`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum UsersRole {
+    /// A SAML (or other) federated role, by name.
+    Named(String),
+    /// The `AWSReservedSSO_<set>_<suffix>` role of this permission set.
+    PermissionSet(String),
+}
+
+impl UsersRole {
+    /// The permission set, for an Identity Center role.
+    pub fn permission_set(&self) -> Option<&str> {
+        match self {
+            UsersRole::PermissionSet(set) => Some(set),
+            UsersRole::Named(_) => None,
+        }
+    }
+
+    /// Whether only IAM Identity Center may change the role (IAM: `UnmodifiableEntity`).
+    pub fn is_identity_center(&self) -> bool {
+        matches!(self, UsersRole::PermissionSet(_))
+    }
+}
+
+impl fmt::Display for UsersRole {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            UsersRole::Named(name) => f.write_str(name),
+            UsersRole::PermissionSet(set) => {
+                write!(f, "the IAM Identity Center role of permission set {set}")
+            }
+        }
+    }
+}
+
 /// Settings shared by every function.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Config {
-    /// Name of the federated role the users sign in through (empty with an Identity Center
-    /// permission set: the role is then found by `permission_set_name`).
-    pub session_role_name: String,
-    /// The IAM Identity Center permission set whose role the users sign in through.
-    pub permission_set_name: Option<String>,
+    /// The federated role the users sign in through.
+    pub users_role: UsersRole,
     /// Its unique id (`AROA…`); resolved with one GetRole per process when not given.
     pub session_role_id: Option<RoleId>,
     /// Tag the portal writes with the username (`CreatedBy`).
@@ -88,8 +129,8 @@ pub struct Config {
     pub end_user_policy_name: String,
     /// End the sessions still open on an instance when it terminates.
     pub end_sessions_on_terminate: bool,
-    /// Reconcile only reports the changes it would make.
-    pub reconcile_dry_run: bool,
+    /// `DryRun`: the reconcile only reports the changes it would make (`RECONCILE_DRY_RUN`).
+    pub reconcile_mode: WriteMode,
     pub policy_store: StoreKind,
     pub session_rights: SessionRights,
     /// When non-empty, only these of the account's enabled regions are covered.
@@ -120,8 +161,7 @@ impl Config {
                 .filter(|v| !v.is_empty())
         };
 
-        let permission_set_name = value(PERMISSION_SET_NAME);
-        let session_role_name = match (value(SESSION_ROLE_NAME), &permission_set_name) {
+        let users_role = match (value(SESSION_ROLE_NAME), value(PERMISSION_SET_NAME)) {
             (Some(_), Some(_)) => {
                 return Err(bad(
                     PERMISSION_SET_NAME,
@@ -129,12 +169,12 @@ impl Config {
                 ))
             }
             (None, Some(set)) => {
-                validate_permission_set(set).map_err(|p| bad(PERMISSION_SET_NAME, p))?;
-                String::new()
+                validate_permission_set(&set).map_err(|p| bad(PERMISSION_SET_NAME, p))?;
+                UsersRole::PermissionSet(set)
             }
             (Some(name), None) => {
                 validate_role_name(&name).map_err(|p| bad(SESSION_ROLE_NAME, p))?;
-                name
+                UsersRole::Named(name)
             }
             (None, None) => {
                 return Err(bad(
@@ -185,8 +225,11 @@ impl Config {
         validate_policy_name(&end_user_policy_name).map_err(|p| bad(END_USER_POLICY_NAME, p))?;
         let end_sessions_on_terminate = flag(value(END_SESSIONS_ON_TERMINATE), true)
             .map_err(|p| bad(END_SESSIONS_ON_TERMINATE, p))?;
-        let reconcile_dry_run =
-            flag(value(RECONCILE_DRY_RUN), false).map_err(|p| bad(RECONCILE_DRY_RUN, p))?;
+        let reconcile_mode =
+            match flag(value(RECONCILE_DRY_RUN), false).map_err(|p| bad(RECONCILE_DRY_RUN, p))? {
+                true => WriteMode::DryRun,
+                false => WriteMode::Apply,
+            };
 
         let policy_store = match value(POLICY_STORE).as_deref() {
             None | Some("managed") => StoreKind::Managed,
@@ -260,8 +303,7 @@ impl Config {
         }
 
         Ok(Self {
-            session_role_name,
-            permission_set_name,
+            users_role,
             session_role_id,
             owner_tag_key,
             user_id_tag_key,
@@ -269,7 +311,7 @@ impl Config {
             policy_name_prefix,
             end_user_policy_name,
             end_sessions_on_terminate,
-            reconcile_dry_run,
+            reconcile_mode,
             policy_store,
             session_rights,
             regions,
@@ -388,8 +430,7 @@ mod tests {
         assert_eq!(
             config,
             Config {
-                session_role_name: "Okta-ServiceWorkbenchUser".into(),
-                permission_set_name: None,
+                users_role: UsersRole::Named("Okta-ServiceWorkbenchUser".into()),
                 session_role_id: None,
                 owner_tag_key: "CreatedBy".into(),
                 user_id_tag_key: "AwsUserId".into(),
@@ -397,7 +438,7 @@ mod tests {
                 policy_name_prefix: "ssm-session-owner-".into(),
                 end_user_policy_name: "SsmSessionOwnerEndUser".into(),
                 end_sessions_on_terminate: true,
-                reconcile_dry_run: false,
+                reconcile_mode: WriteMode::Apply,
                 policy_store: StoreKind::Managed,
                 session_rights: SessionRights::PerUser,
                 regions: vec![],

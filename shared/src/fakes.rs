@@ -10,7 +10,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use crate::domain::evaluation::{evaluate, NamedPolicy, Request};
-use crate::domain::ids::{InstanceId, InstanceState, RoleId};
+use crate::domain::ids::{InstanceId, InstanceState, ResolvedRole, RoleId, RoleIdentity};
 use crate::error::Error;
 use crate::ports::{
     DescribedInstance, EnabledRegions, InRegion, InstanceDirectory, InstanceInventory,
@@ -325,10 +325,7 @@ impl RoleDirectory for FakeAws {
             })
     }
 
-    async fn role_for_permission_set(
-        &self,
-        permission_set: &str,
-    ) -> Result<(String, RoleId), Error> {
+    async fn role_for_permission_set(&self, permission_set: &str) -> Result<ResolvedRole, Error> {
         let world = self.call("iam:ListRoles")?;
         let roles = world
             .roles
@@ -523,7 +520,7 @@ impl ManagedPolicies for FakeAws {
 }
 
 impl RoleEvaluationInputs for FakeAws {
-    async fn role_id_and_arn(&self, role_name: &str) -> Result<(RoleId, String), Error> {
+    async fn role_identity(&self, role_name: &str) -> Result<RoleIdentity, Error> {
         let world = self.call("iam:GetRole")?;
         let id = world
             .roles
@@ -532,7 +529,10 @@ impl RoleEvaluationInputs for FakeAws {
             .ok_or_else(|| Error::RoleNotFound {
                 role_name: role_name.to_owned(),
             })?;
-        Ok((id, format!("arn:aws:iam::{ACCOUNT}:role/{role_name}")))
+        Ok(RoleIdentity {
+            id,
+            arn: format!("arn:aws:iam::{ACCOUNT}:role/{role_name}"),
+        })
     }
 
     async fn identity_policies(&self, role_name: &str) -> Result<Vec<RolePolicyDocument>, Error> {

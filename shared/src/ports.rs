@@ -4,10 +4,12 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::future::Future;
 
+use crate::config::WriteMode;
+use crate::domain::capacity::Refused;
 use crate::domain::evaluation::{Decision, Request};
-use crate::domain::ids::{InstanceId, InstanceState, RoleId};
+use crate::domain::ids::{InstanceId, InstanceState, ResolvedRole, RoleId, RoleIdentity};
 use crate::domain::session_name::SessionName;
-use crate::domain::statements::{Refused, Scope};
+use crate::domain::statements::Scope;
 use crate::error::Error;
 
 /// What EC2 says about one instance now.
@@ -46,11 +48,11 @@ pub trait InstanceTagger {
 pub trait RoleDirectory {
     fn role_id(&self, role_name: &str) -> impl Future<Output = Result<RoleId, Error>> + Send;
     /// The IAM Identity Center role of a permission set: `AWSReservedSSO_<set>_<suffix>` under
-    /// `/aws-reserved/sso.amazonaws.com/`, as (name, id). None, or more than one, is an error.
+    /// `/aws-reserved/sso.amazonaws.com/`. None, or more than one, is an error.
     fn role_for_permission_set(
         &self,
         permission_set: &str,
-    ) -> impl Future<Output = Result<(String, RoleId), Error>> + Send;
+    ) -> impl Future<Output = Result<ResolvedRole, Error>> + Send;
 }
 
 /// A regional client that can hand out the same client for another region (same credentials,
@@ -210,14 +212,15 @@ impl StoreReport {
 
 /// Keeps the users' role holding a statement for exactly the desired users.
 pub trait PolicyStore {
-    /// Make the users in `scope` granted exactly when they are in `desired`. With `dry_run`,
-    /// plan only. Grants that do not fit are refused (reported), the rest is applied.
+    /// Make the users in `scope` granted exactly when they are in `desired`, on `role`. With
+    /// [`WriteMode::DryRun`], plan only. Grants that do not fit are refused (reported), the rest
+    /// is applied.
     fn converge(
         &self,
-        role_id: &RoleId,
+        role: &ResolvedRole,
         scope: &Scope,
         desired: &BTreeSet<SessionName>,
-        dry_run: bool,
+        mode: WriteMode,
     ) -> impl Future<Output = Result<StoreReport, Error>> + Send;
 }
 
@@ -235,10 +238,10 @@ pub struct RolePolicyDocument {
 /// What IAM evaluates for a role: its ARN, and every identity policy on it. Read-only.
 pub trait RoleEvaluationInputs {
     /// The role's unique id and its ARN, from one read.
-    fn role_id_and_arn(
+    fn role_identity(
         &self,
         role_name: &str,
-    ) -> impl Future<Output = Result<(RoleId, String), Error>> + Send;
+    ) -> impl Future<Output = Result<RoleIdentity, Error>> + Send;
     /// Inline policies, then attached managed policies (their default versions).
     fn identity_policies(
         &self,

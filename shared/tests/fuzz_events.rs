@@ -159,7 +159,7 @@ proptest! {
     fn arbitrary_json_never_panics_and_an_ignored_event_writes_nothing(event in json()) {
         let fake = fake();
         let tagger = OwnerTagger::new(config(), fake.clone(), fake.clone());
-        let policies = SessionPolicies::new(config(), fake.clone(), fake.clone(), fake.clone(), InlineStore::new(fake.clone(), "R", "ssm-session-owner-"));
+        let policies = SessionPolicies::new(config(), fake.clone(), fake.clone(), fake.clone(), InlineStore::new(fake.clone(), "ssm-session-owner-"));
         let rt = runtime();
         let tagged = rt.block_on(tagger.handle(event.clone()));
         let policy = rt.block_on(policies.handle(event));
@@ -228,7 +228,7 @@ proptest! {
             "resources": ["arn:aws:ec2:us-east-1:123456789012:instance/i-0a1b2c3d4e5f60001"],
             "detail": {"changed-tag-keys": ["AwsUserId"], "service": "ec2", "resource-type": "instance", "tags": {"AwsUserId": value}}
         });
-        let policies = SessionPolicies::new(config(), fake.clone(), fake.clone(), fake.clone(), InlineStore::new(fake.clone(), "R", "ssm-session-owner-"));
+        let policies = SessionPolicies::new(config(), fake.clone(), fake.clone(), fake.clone(), InlineStore::new(fake.clone(), "ssm-session-owner-"));
         let outcome = runtime().block_on(policies.handle(event)).unwrap();
         let granted = fake.world().inline_policies.len();
         if !other_role && SessionName::parse(&name).is_ok() {

@@ -6,26 +6,7 @@ use shared::app::owner_tagging::OwnerTagger;
 use shared::app::session_rights::SessionPolicies;
 use shared::app::AnyStore;
 use shared::{Config, Error, Status};
-use testkit::{rewrite, run_instances, sample_event, tags_of, Moto};
-
-const PATH: &str = "/aws-reserved/sso.amazonaws.com/";
-
-async fn create_sso_role(iam: &aws_sdk_iam::Client, name: &str) -> String {
-    let trust = serde_json::json!({"Version": "2012-10-17", "Statement": [{"Effect": "Allow",
-        "Principal": {"Federated": "arn:aws:iam::123456789012:saml-provider/AWSSSO_0123_DO_NOT_DELETE"},
-        "Action": ["sts:AssumeRoleWithSAML", "sts:TagSession"]}]});
-    iam.create_role()
-        .role_name(name)
-        .path(PATH)
-        .assume_role_policy_document(trust.to_string())
-        .send()
-        .await
-        .expect("moto CreateRole")
-        .role()
-        .expect("a role")
-        .role_id()
-        .to_owned()
-}
+use testkit::{create_sso_role, rewrite, run_instances, sample_event, tags_of, Moto};
 
 fn config(rights: &str) -> Config {
     let rights = rights.to_owned();

@@ -11,6 +11,7 @@ use serde_json::Value;
 use shared::app::inline_store::InlineStore;
 use shared::app::managed_store::ManagedStore;
 use shared::app::session_rights::SessionPolicies;
+use shared::config::WriteMode;
 use shared::domain::session_name::SessionName;
 use shared::domain::shard_packing::SHARD_LIMIT;
 use shared::domain::statements::{policy_size, Scope};
@@ -53,13 +54,7 @@ struct ShardInIam {
 
 impl World {
     fn store(&self, max_shards: usize, role_limit: usize) -> ManagedStore<aws_sdk_iam::Client> {
-        ManagedStore::new(
-            self.clients.iam.clone(),
-            ROLE,
-            PREFIX,
-            max_shards,
-            role_limit,
-        )
+        ManagedStore::new(self.clients.iam.clone(), PREFIX, max_shards, role_limit)
     }
 
     fn policies(&self, max_shards: usize, role_limit: usize) -> Policies {
@@ -392,10 +387,10 @@ async fn a_role_with_inline_statements_moves_to_shards_on_the_next_reconcile() {
     for name in ["ada", "bob", "eve"] {
         w.launch_for(name).await;
     }
-    let inline = InlineStore::new(w.clients.iam.clone(), ROLE, PREFIX);
+    let inline = InlineStore::new(w.clients.iam.clone(), PREFIX);
     let users: BTreeSet<SessionName> = ["ada", "bob", "eve"].into_iter().map(user).collect();
     inline
-        .converge(&w.role_id, &Scope::All, &users, false)
+        .converge(&w.role(), &Scope::All, &users, WriteMode::Apply)
         .await
         .unwrap();
     w.admin.iam.put_role_policy().role_name(ROLE).policy_name("ops-break-glass")

@@ -7,6 +7,7 @@ use chrono::{DateTime, Duration, Utc};
 use serde_json::Value;
 use shared::app::owner_tagging::OwnerTagger;
 use shared::aws::{CallCounter, Clients};
+use shared::config::UsersRole;
 use shared::{Config, Error, Status};
 use testkit::{rewrite, run_instances, sample_event, tags_of, Moto};
 
@@ -346,7 +347,7 @@ async fn a_missing_users_role_is_a_permanent_error_and_nothing_is_written() {
         ],
     );
     let mut config = config(&[]);
-    config.session_role_name = "NoSuchRole".into();
+    config.users_role = UsersRole::Named("NoSuchRole".into());
     let tagger = w.tagger(config);
 
     let err = tagger

@@ -132,11 +132,7 @@ async fn a_terminated_instance_loses_its_statement_and_its_open_sessions() {
         (k == "SESSION_ROLE_NAME").then(|| "Okta-ServiceWorkbenchUser".to_owned())
     })
     .unwrap();
-    let store = InlineStore::new(
-        clients.iam.clone(),
-        "Okta-ServiceWorkbenchUser",
-        "ssm-session-owner-",
-    );
+    let store = InlineStore::new(clients.iam.clone(), "ssm-session-owner-");
     let policies =
         SessionPolicies::new(config, clients.ec2.clone(), clients.iam.clone(), ssm, store);
     let reconcile = rewrite(

@@ -10,6 +10,7 @@ use std::sync::Arc;
 
 use shared::app::inline_store::InlineStore;
 use shared::app::session_rights::SessionPolicies;
+use shared::config::WriteMode;
 use shared::domain::statements::{inline_document, inline_policy_name};
 use shared::{Error, Status};
 use testkit::{rewrite, sample_event, user};
@@ -40,7 +41,7 @@ async fn world() -> World {
 impl World {
     fn policies(&self) -> Policies {
         let config = self.session_config(ROLE);
-        let store = InlineStore::new(self.clients.iam.clone(), ROLE, PREFIX);
+        let store = InlineStore::new(self.clients.iam.clone(), PREFIX);
         SessionPolicies::new(
             config,
             self.clients.ec2.clone(),
@@ -210,7 +211,10 @@ async fn reconcile_repairs_drift_both_ways_and_leaves_hand_made_policies_alone()
     let reconcile = rewrite(&sample_event("scheduled-reconcile.json"), &[]);
 
     // WHEN a dry run reconciles THEN it plans the three repairs and changes nothing
-    let outcome = policies.handle_with(reconcile.clone(), true).await.unwrap();
+    let outcome = policies
+        .handle_with(reconcile.clone(), WriteMode::DryRun)
+        .await
+        .unwrap();
     assert_eq!(outcome.status, Status::Unchanged);
     assert_eq!(
         outcome.planned,
@@ -443,7 +447,7 @@ impl World {
             gate: std::sync::Arc::new(std::sync::Mutex::new(Some((reached_tx, resume_rx)))),
         };
         let config = self.session_config(ROLE);
-        let store = InlineStore::new(self.clients.iam.clone(), ROLE, PREFIX);
+        let store = InlineStore::new(self.clients.iam.clone(), PREFIX);
         (
             SessionPolicies::new(
                 config,

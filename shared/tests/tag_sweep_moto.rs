@@ -111,7 +111,10 @@ async fn the_sweep_tags_owners_repairs_stale_ids_removes_variants_and_writes_not
     assert_eq!(outcome.counts.tags_tampered, 3);
     assert_eq!(outcome.counts.instances_tagged, 2);
     assert_eq!(outcome.skipped.len(), 1, "{:?}", outcome.skipped);
-    assert_eq!(outcome.skipped[0].instance_id, hostile);
+    assert_eq!(
+        outcome.skipped[0].subject,
+        shared::domain::outcome::SkipSubject::Instance(hostile.clone())
+    );
     // one page per region (one region here), one CreateTags per value, one DeleteTags per
     // variant key, and the covered regions once per process
     let calls = w.counter.take();

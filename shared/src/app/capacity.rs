@@ -5,13 +5,14 @@ use std::collections::BTreeSet;
 
 use serde::Serialize;
 
-use super::managed_store::ManagedStore;
+use super::managed_store::{Attachments, ManagedStore};
 use super::regions::RegionalClients;
-use crate::config::{Config, StoreKind};
-use crate::domain::ids::{RoleId, UserId};
+use crate::config::{Config, SessionRights, StoreKind};
+use crate::domain::capacity::headroom_users;
+use crate::domain::ids::{ResolvedRole, UserId};
 use crate::domain::session_name::SessionName;
-use crate::domain::shard_packing::{shard_name, typical_user_cost, SHARD_LIMIT};
-use crate::domain::statements::{inline_size, policy_size, user_of_policy_name, INLINE_BUDGET};
+use crate::domain::shard_packing::{shard_name, SHARD_LIMIT};
+use crate::domain::statements::{policy_size, user_of_policy_name, INLINE_BUDGET};
 use crate::error::Error;
 use crate::ports::{EnabledRegions, InRegion, LiveInstances, ManagedPolicies, RolePolicies};
 
@@ -55,10 +56,11 @@ pub struct Drift {
     pub stale: Vec<String>,
 }
 
-/// Read EC2 and IAM and build the report. Reads only; writes nothing.
+/// Read EC2 and IAM and build the report for the users' role as resolved (by name, or the
+/// Identity Center role of a permission set). Reads only; writes nothing.
 pub async fn capacity_report<E, P>(
     config: &Config,
-    role_id: &RoleId,
+    role: &ResolvedRole,
     ec2: &E,
     iam: &P,
 ) -> Result<CapacityReport, Error>
@@ -66,30 +68,18 @@ where
     E: LiveInstances + InRegion + EnabledRegions + Clone + Send + Sync,
     P: ManagedPolicies + RolePolicies + Sync + Clone,
 {
-    let key = &config.user_id_tag_key;
-    let desired: BTreeSet<SessionName> = RegionalClients::new(ec2.clone(), config)
-        .read_all(|ec2| async move { ec2.live_instances_tagged(key, None).await })
-        .await?
-        .into_iter()
-        .flat_map(|(_, found)| found)
-        .collect::<Vec<_>>()
-        .iter()
-        .filter_map(|i| {
-            i.tags
-                .get(key)
-                .and_then(|v| UserId::parse_for(v, role_id).ok())
-                .map(|id| id.user().clone())
-        })
-        .collect();
+    // In static mode nobody should hold a per-user statement: any left is stale (the reconcile
+    // removes it), and nobody is missing one.
+    let desired: BTreeSet<SessionName> = match config.session_rights {
+        SessionRights::Static => BTreeSet::new(),
+        SessionRights::PerUser => live_users(config, role, ec2).await?,
+    };
 
     let mut granted: BTreeSet<SessionName> = BTreeSet::new();
     let mut inline_policies = Vec::new();
     let mut inline_chars = 0;
-    for name in iam.list_role_policies(&config.session_role_name).await? {
-        let Some(document) = iam
-            .get_role_policy(&config.session_role_name, &name)
-            .await?
-        else {
+    for name in iam.list_role_policies(&role.name).await? {
+        let Some(document) = iam.get_role_policy(&role.name, &name).await? else {
             continue;
         };
         let ours = user_of_policy_name(&config.policy_name_prefix, &name);
@@ -105,37 +95,30 @@ where
 
     let store = ManagedStore::new(
         iam.clone(),
-        &config.session_role_name,
         &config.policy_name_prefix,
         config.max_policy_shards,
         config.role_managed_policy_limit,
     );
-    let inventory = store.inventory(role_id, true).await?;
+    let inventory = store.inventory(role, Attachments::Fresh).await?;
     let mut shards = Vec::new();
-    for (shard, _, attached) in &inventory.shards {
-        granted.extend(shard.users.iter().cloned());
+    for entry in &inventory.shards {
+        granted.extend(entry.shard.users.iter().cloned());
         shards.push(ShardLine {
-            name: shard_name(&config.policy_name_prefix, shard.index),
-            users: shard.users.len(),
-            chars: shard.chars,
+            name: shard_name(&config.policy_name_prefix, entry.shard.index),
+            users: entry.shard.users.len(),
+            chars: entry.shard.chars,
             limit: SHARD_LIMIT,
-            attached: *attached,
+            attached: entry.attached,
         });
     }
 
-    let (store_name, used, available, per_user) = match config.policy_store {
+    let (store_name, used, available) = match config.policy_store {
         StoreKind::Managed => (
             "managed",
             shards.iter().filter(|s| s.users > 0).map(|s| s.chars).sum(),
             inventory.max_shards * SHARD_LIMIT,
-            typical_user_cost(role_id),
         ),
-        StoreKind::Inline => (
-            "inline",
-            inline_chars,
-            INLINE_BUDGET,
-            inline_size(role_id, 10),
-        ),
+        StoreKind::Inline => ("inline", inline_chars, INLINE_BUDGET),
     };
     Ok(CapacityReport {
         store: store_name,
@@ -146,7 +129,7 @@ where
         other_managed_policies_attached: inventory.foreign_attached,
         chars_used: used,
         chars_available: available,
-        headroom_users: available.saturating_sub(used) / per_user.max(1),
+        headroom_users: headroom_users(config.policy_store, &role.id, used, available),
         drift: Drift {
             missing: desired
                 .difference(&granted)
@@ -158,6 +141,30 @@ where
                 .collect(),
         },
     })
+}
+
+/// Users with a live instance tagged with their user id for `role`, in every covered region.
+async fn live_users<E>(
+    config: &Config,
+    role: &ResolvedRole,
+    ec2: &E,
+) -> Result<BTreeSet<SessionName>, Error>
+where
+    E: LiveInstances + InRegion + EnabledRegions + Clone + Send + Sync,
+{
+    let key = &config.user_id_tag_key;
+    Ok(RegionalClients::new(ec2.clone(), config)
+        .read_all(|ec2| async move { ec2.live_instances_tagged(key, None).await })
+        .await?
+        .into_iter()
+        .flat_map(|(_, found)| found)
+        .filter_map(|i| {
+            i.tags
+                .get(key)
+                .and_then(|v| UserId::parse_for(v, &role.id).ok())
+                .map(|id| id.user().clone())
+        })
+        .collect())
 }
 
 impl std::fmt::Display for CapacityReport {

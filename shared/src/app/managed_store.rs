@@ -14,11 +14,12 @@ use std::sync::{Mutex, MutexGuard};
 
 use tracing::info;
 
-use crate::domain::ids::RoleId;
+use crate::config::{StoreKind, WriteMode};
+use crate::domain::capacity::headroom_users;
+use crate::domain::ids::{ResolvedRole, RoleId};
 use crate::domain::session_name::SessionName;
 use crate::domain::shard_packing::{
-    plan_shards, read_shard, shard_document, shard_index, shard_name, shard_path,
-    typical_user_cost, Shard,
+    plan_shards, read_shard, shard_document, shard_index, shard_name, shard_path, Shard,
 };
 use crate::domain::statements::{user_of_policy_name, Scope};
 use crate::error::Error;
@@ -31,7 +32,6 @@ const MAX_POLICY_VERSIONS: usize = 5;
 /// `/<prefix>/`, attached to the users' role. Scales to the role's managed-policy limit.
 pub struct ManagedStore<P> {
     iam: P,
-    role_name: String,
     prefix: String,
     /// Shards the product may use at most (`MAX_POLICY_SHARDS`).
     max_shards: usize,
@@ -45,31 +45,43 @@ pub struct ManagedStore<P> {
 struct Cache {
     /// (policy id, version id) → document. Versions never change once written.
     documents: HashMap<(String, String), String>,
-    /// ARNs attached to the users' role, as last read or written by this process.
-    attached: Option<Vec<String>>,
+    /// The users' role (by name) and the ARNs attached to it, as last read or written by this
+    /// process. Another name (an Identity Center role re-created) is read afresh.
+    attached: Option<(String, Vec<String>)>,
+}
+
+/// Whether the role's attachments may come from this process's cache.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Attachments {
+    /// Reuse the last read (a grant or revoke: only this process writes them).
+    Cached,
+    /// Read them from IAM (the reconcile, the reports: someone may have detached a shard).
+    Fresh,
+}
+
+/// One of the product's shards, as read from IAM.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct ShardEntry {
+    pub shard: Shard,
+    pub policy: ManagedPolicy,
+    /// Whether it is attached to the users' role.
+    pub attached: bool,
 }
 
 /// What the product's shards hold, and how much room the role has.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct ShardInventory {
-    /// Each shard, its policy, and whether it is attached to the users' role.
-    pub shards: Vec<(Shard, ManagedPolicy, bool)>,
+    /// Every shard, by index.
+    pub shards: Vec<ShardEntry>,
     /// Shards usable now: `min(MAX_POLICY_SHARDS, ROLE_MANAGED_POLICY_LIMIT - others attached)`.
     pub max_shards: usize,
     pub foreign_attached: usize,
 }
 
 impl<P: ManagedPolicies + RolePolicies + Sync> ManagedStore<P> {
-    pub fn new(
-        iam: P,
-        role_name: impl Into<String>,
-        prefix: impl Into<String>,
-        max_shards: usize,
-        role_limit: usize,
-    ) -> Self {
+    pub fn new(iam: P, prefix: impl Into<String>, max_shards: usize, role_limit: usize) -> Self {
         Self {
             iam,
-            role_name: role_name.into(),
             prefix: prefix.into(),
             max_shards,
             role_limit,
@@ -83,12 +95,11 @@ impl<P: ManagedPolicies + RolePolicies + Sync> ManagedStore<P> {
             .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
-    /// Read every shard (policy, contents, attached?) and the room left on the role. With
-    /// `fresh_attachments`, the role's attachments are read from IAM even when cached.
+    /// Read every shard (policy, contents, attached?) and the room left on `role`.
     pub(crate) async fn inventory(
         &self,
-        role_id: &RoleId,
-        fresh_attachments: bool,
+        role: &ResolvedRole,
+        attachments: Attachments,
     ) -> Result<ShardInventory, Error> {
         let path = shard_path(&self.prefix);
         let ours: Vec<(usize, ManagedPolicy)> = self
@@ -98,12 +109,20 @@ impl<P: ManagedPolicies + RolePolicies + Sync> ManagedStore<P> {
             .into_iter()
             .filter_map(|p| shard_index(&self.prefix, &p.name).map(|index| (index, p)))
             .collect();
-        let cached_attachments = self.cache().attached.clone().filter(|_| !fresh_attachments);
+        let cached_attachments = match attachments {
+            Attachments::Cached => self
+                .cache()
+                .attached
+                .clone()
+                .filter(|(name, _)| *name == role.name)
+                .map(|(_, arns)| arns),
+            Attachments::Fresh => None,
+        };
         let attached = match cached_attachments {
             Some(attached) => attached,
             None => {
-                let attached = self.iam.attached_policies(&self.role_name).await?;
-                self.cache().attached = Some(attached.clone());
+                let attached = self.iam.attached_policies(&role.name).await?;
+                self.cache().attached = Some((role.name.clone(), attached.clone()));
                 attached
             }
         };
@@ -126,18 +145,21 @@ impl<P: ManagedPolicies + RolePolicies + Sync> ManagedStore<P> {
                     document
                 }
             };
-            let is_attached = attached.contains(&policy.arn);
-            shards.push((read_shard(index, &document, role_id), policy, is_attached));
+            shards.push(ShardEntry {
+                shard: read_shard(index, &document, &role.id),
+                attached: attached.contains(&policy.arn),
+                policy,
+            });
         }
         // Forget versions that are no longer anybody's default.
         let current: BTreeSet<(String, String)> = shards
             .iter()
-            .map(|(_, p, _)| (p.id.clone(), p.default_version.clone()))
+            .map(|e| (e.policy.id.clone(), e.policy.default_version.clone()))
             .collect();
         self.cache()
             .documents
             .retain(|key, _| current.contains(key));
-        shards.sort_by_key(|(shard, _, _)| shard.index);
+        shards.sort_by_key(|e| e.shard.index);
         Ok(ShardInventory {
             shards,
             max_shards: self
@@ -166,28 +188,39 @@ impl<P: ManagedPolicies + RolePolicies + Sync> ManagedStore<P> {
         Ok(())
     }
 
-    async fn create_shard(&self, name: &str, path: &str, document: &str) -> Result<(), Error> {
+    async fn create_shard(
+        &self,
+        role_name: &str,
+        name: &str,
+        path: &str,
+        document: &str,
+    ) -> Result<(), Error> {
         let policy = self.iam.create_policy(name, path, document).await?;
         self.cache().documents.insert(
             (policy.id.clone(), policy.default_version.clone()),
             document.to_owned(),
         );
-        self.attach(&policy.arn).await
+        self.attach(role_name, &policy.arn).await
     }
 
-    async fn attach(&self, arn: &str) -> Result<(), Error> {
-        self.iam.attach_role_policy(&self.role_name, arn).await?;
-        if let Some(attached) = self.cache().attached.as_mut() {
-            attached.push(arn.to_owned());
+    /// The cached attachments of `role_name`, to keep in step with a write.
+    fn cached_attachments(&self, role_name: &str, update: impl FnOnce(&mut Vec<String>)) {
+        if let Some((name, attached)) = self.cache().attached.as_mut() {
+            if name == role_name {
+                update(attached);
+            }
         }
+    }
+
+    async fn attach(&self, role_name: &str, arn: &str) -> Result<(), Error> {
+        self.iam.attach_role_policy(role_name, arn).await?;
+        self.cached_attachments(role_name, |attached| attached.push(arn.to_owned()));
         Ok(())
     }
 
-    async fn delete_shard(&self, arn: &str) -> Result<(), Error> {
-        self.iam.detach_role_policy(&self.role_name, arn).await?;
-        if let Some(attached) = self.cache().attached.as_mut() {
-            attached.retain(|a| a != arn);
-        }
+    async fn delete_shard(&self, role_name: &str, arn: &str) -> Result<(), Error> {
+        self.iam.detach_role_policy(role_name, arn).await?;
+        self.cached_attachments(role_name, |attached| attached.retain(|a| a != arn));
         for version in self
             .iam
             .list_policy_versions(arn)
@@ -203,11 +236,11 @@ impl<P: ManagedPolicies + RolePolicies + Sync> ManagedStore<P> {
     /// Inline policies left by the inline store. Only the reconcile migrates them: a grant needs
     /// no clean-up (the old statement grants the same), and a revoke leaves an old statement
     /// until the next reconcile rather than pay an IAM read on every revoke.
-    async fn inline_leftovers(&self, scope: &Scope) -> Result<Vec<String>, Error> {
+    async fn inline_leftovers(&self, role_name: &str, scope: &Scope) -> Result<Vec<String>, Error> {
         match scope {
             Scope::All => Ok(self
                 .iam
-                .list_role_policies(&self.role_name)
+                .list_role_policies(role_name)
                 .await?
                 .into_iter()
                 .filter(|name| user_of_policy_name(&self.prefix, name).is_some())
@@ -220,20 +253,25 @@ impl<P: ManagedPolicies + RolePolicies + Sync> ManagedStore<P> {
 impl<P: ManagedPolicies + RolePolicies + Sync> PolicyStore for ManagedStore<P> {
     async fn converge(
         &self,
-        role_id: &RoleId,
+        role: &ResolvedRole,
         scope: &Scope,
         desired: &BTreeSet<SessionName>,
-        dry_run: bool,
+        mode: WriteMode,
     ) -> Result<StoreReport, Error> {
-        let inventory = self.inventory(role_id, matches!(scope, Scope::All)).await?;
-        let current: Vec<_> = inventory.shards.iter().map(|(s, _, _)| s.clone()).collect();
+        let role_id: &RoleId = &role.id;
+        let attachments = match scope {
+            Scope::All => Attachments::Fresh,
+            Scope::User(_) => Attachments::Cached,
+        };
+        let inventory = self.inventory(role, attachments).await?;
+        let current: Vec<Shard> = inventory.shards.iter().map(|e| e.shard.clone()).collect();
         let plan = plan_shards(&current, scope, desired, role_id, inventory.max_shards);
         info!(
             used = plan.used_after,
             budget = plan.capacity,
             headroom_chars = plan.capacity.saturating_sub(plan.used_after),
             headroom_users =
-                plan.capacity.saturating_sub(plan.used_after) / typical_user_cost(role_id),
+                headroom_users(StoreKind::Managed, role_id, plan.used_after, plan.capacity),
             shards = inventory.shards.len(),
             max_shards = inventory.max_shards,
             "managed policy capacity"
@@ -247,16 +285,16 @@ impl<P: ManagedPolicies + RolePolicies + Sync> PolicyStore for ManagedStore<P> {
         let mut steps: Vec<(String, ShardStep)> = Vec::new();
         for (index, users) in &plan.writes {
             let name = shard_name(&self.prefix, *index);
-            let existing = inventory.shards.iter().find(|(s, _, _)| s.index == *index);
+            let existing = inventory.shards.iter().find(|e| e.shard.index == *index);
             let document = shard_document(role_id, users);
             match (existing, users.is_empty()) {
-                (Some((_, policy, _)), true) => steps.push((
+                (Some(entry), true) => steps.push((
                     format!("delete {name}"),
-                    ShardStep::Delete(policy.arn.clone()),
+                    ShardStep::Delete(entry.policy.arn.clone()),
                 )),
-                (Some((_, policy, _)), false) => steps.push((
+                (Some(entry), false) => steps.push((
                     format!("update {name} ({} users)", users.len()),
-                    ShardStep::Update(policy.clone(), document),
+                    ShardStep::Update(entry.policy.clone(), document),
                 )),
                 (None, false) => steps.push((
                     format!("create {name} ({} users)", users.len()),
@@ -265,37 +303,39 @@ impl<P: ManagedPolicies + RolePolicies + Sync> PolicyStore for ManagedStore<P> {
                 (None, true) => {}
             }
         }
-        for (shard, policy, attached) in &inventory.shards {
-            let emptied = plan.writes.get(&shard.index).is_some_and(|u| u.is_empty());
-            if !attached && !emptied {
+        for entry in &inventory.shards {
+            let index = entry.shard.index;
+            let emptied = plan.writes.get(&index).is_some_and(|u| u.is_empty());
+            if !entry.attached && !emptied {
                 steps.push((
-                    format!("attach {}", shard_name(&self.prefix, shard.index)),
-                    ShardStep::Attach(policy.arn.clone()),
+                    format!("attach {}", shard_name(&self.prefix, index)),
+                    ShardStep::Attach(entry.policy.arn.clone()),
                 ));
             }
         }
         // Old inline statements go only after the shards hold their users.
-        for name in self.inline_leftovers(scope).await? {
+        for name in self.inline_leftovers(&role.name, scope).await? {
             steps.push((
                 format!("delete inline {name}"),
                 ShardStep::DeleteInline(name),
             ));
         }
         for (described, step) in steps {
-            if dry_run {
+            if mode == WriteMode::DryRun {
                 info!(decision = "planned", action = %described);
                 report.planned.push(described);
                 continue;
             }
             match step {
                 ShardStep::Create(name, document) => {
-                    self.create_shard(&name, &path, &document).await?
+                    self.create_shard(&role.name, &name, &path, &document)
+                        .await?
                 }
                 ShardStep::Update(policy, document) => self.write_shard(&policy, &document).await?,
-                ShardStep::Delete(arn) => self.delete_shard(&arn).await?,
-                ShardStep::Attach(arn) => self.attach(&arn).await?,
+                ShardStep::Delete(arn) => self.delete_shard(&role.name, &arn).await?,
+                ShardStep::Attach(arn) => self.attach(&role.name, &arn).await?,
                 ShardStep::DeleteInline(name) => {
-                    self.iam.delete_role_policy(&self.role_name, &name).await?
+                    self.iam.delete_role_policy(&role.name, &name).await?
                 }
             }
             info!(decision = "applied", action = %described);

@@ -12,8 +12,8 @@ pub mod session_rights;
 
 use std::collections::BTreeSet;
 
-use crate::config::{Config, SessionRights, StoreKind};
-use crate::domain::ids::RoleId;
+use crate::config::{Config, SessionRights, StoreKind, WriteMode};
+use crate::domain::ids::ResolvedRole;
 use crate::domain::session_name::SessionName;
 use crate::domain::statements::Scope;
 use crate::error::Error;
@@ -35,17 +35,14 @@ impl<P: ManagedPolicies + RolePolicies + Sync + Clone> AnyStore<P> {
             (SessionRights::Static, _) | (SessionRights::PerUser, StoreKind::Managed) => {
                 AnyStore::Managed(ManagedStore::new(
                     iam,
-                    &config.session_role_name,
                     &config.policy_name_prefix,
                     config.max_policy_shards,
                     config.role_managed_policy_limit,
                 ))
             }
-            (SessionRights::PerUser, StoreKind::Inline) => AnyStore::Inline(InlineStore::new(
-                iam,
-                &config.session_role_name,
-                &config.policy_name_prefix,
-            )),
+            (SessionRights::PerUser, StoreKind::Inline) => {
+                AnyStore::Inline(InlineStore::new(iam, &config.policy_name_prefix))
+            }
         }
     }
 }
@@ -53,14 +50,14 @@ impl<P: ManagedPolicies + RolePolicies + Sync + Clone> AnyStore<P> {
 impl<P: ManagedPolicies + RolePolicies + Sync> PolicyStore for AnyStore<P> {
     async fn converge(
         &self,
-        role_id: &RoleId,
+        role: &ResolvedRole,
         scope: &Scope,
         desired: &BTreeSet<SessionName>,
-        dry_run: bool,
+        mode: WriteMode,
     ) -> Result<StoreReport, Error> {
         match self {
-            AnyStore::Inline(store) => store.converge(role_id, scope, desired, dry_run).await,
-            AnyStore::Managed(store) => store.converge(role_id, scope, desired, dry_run).await,
+            AnyStore::Inline(store) => store.converge(role, scope, desired, mode).await,
+            AnyStore::Managed(store) => store.converge(role, scope, desired, mode).await,
         }
     }
 }

@@ -10,14 +10,12 @@ use serde_json::Value;
 use tracing::{info, warn};
 
 use super::regions::RegionalClients;
-use super::role_resolver::RoleIdCache;
-use crate::config::Config;
-use crate::domain::events::{
-    parse_envelope, CloudTrailDetail, TagChangeDetail, SCHEDULED, TAG_CHANGE,
-};
+use super::role_resolver::RoleResolver;
+use crate::config::{Config, UsersRole};
+use crate::domain::events::{dispatch, CloudTrailDetail, Event, TagChangeDetail};
 use crate::domain::ids::{InstanceId, InstanceState, UserId};
 use crate::domain::outcome::{Outcome, Skipped, Status};
-use crate::domain::ownership::{self, Decision};
+use crate::domain::ownership::{self, OwnerDecision, TagsFrom};
 use crate::domain::reason::{Reason, ReasonCode};
 use crate::error::Error;
 use crate::ports::{DescribedInstance, RoleDirectory, TaggerEc2};
@@ -27,7 +25,7 @@ pub struct OwnerTagger<E, R> {
     config: Config,
     ec2: RegionalClients<E>,
     iam: R,
-    role_id: RoleIdCache,
+    role: RoleResolver,
 }
 
 impl<E, R> OwnerTagger<E, R>
@@ -36,12 +34,12 @@ where
     R: RoleDirectory + Sync,
 {
     pub fn new(config: Config, ec2: E, iam: R) -> Self {
-        let role_id = RoleIdCache::new(&config);
+        let role = RoleResolver::new(&config);
         Self {
             ec2: RegionalClients::new(ec2, &config),
             config,
             iam,
-            role_id,
+            role,
         }
     }
 
@@ -52,88 +50,72 @@ where
     }
 
     pub async fn handle_at(&self, event: Value, now: DateTime<Utc>) -> Result<Outcome, Error> {
-        let envelope = match parse_envelope(event) {
-            Ok(envelope) => envelope,
-            Err(reason) => return Ok(ignored(None, reason)),
+        let incoming = match dispatch(event) {
+            Ok(incoming) => incoming,
+            Err(unhandled) => return Ok(ignored(unhandled.id.as_deref(), unhandled.reason)),
         };
-        let event_id = envelope.id.clone();
-        let event_id = event_id.as_deref();
+        let event_id = incoming.id.as_deref();
         // Every call for this event goes to the region it names (forwarded events keep theirs).
-        let ec2 = self.ec2.get(envelope.region.as_deref());
-        match (envelope.source.as_str(), envelope.detail_type.as_str()) {
-            ("aws.events", SCHEDULED) => return self.sweep(event_id).await,
-            ("aws.tag", TAG_CHANGE) => {
-                return match serde_json::from_value::<TagChangeDetail>(envelope.detail) {
-                    Ok(detail) => {
-                        self.on_owner_tag_change(
-                            &ec2,
-                            event_id,
-                            envelope.resources.unwrap_or_default(),
-                            detail,
-                        )
-                        .await
-                    }
-                    Err(e) => Ok(ignored(
-                        event_id,
-                        Reason::new(
-                            ReasonCode::Malformed,
-                            format!("malformed tag-change detail: {e}"),
-                        ),
-                    )),
-                }
+        let ec2 = self.ec2.get(incoming.region.as_deref());
+        match incoming.event {
+            Event::Scheduled => self.sweep(event_id).await,
+            Event::TagChange(detail) => {
+                self.on_owner_tag_change(&ec2, event_id, incoming.resources, detail)
+                    .await
             }
-            _ => {}
+            Event::RunInstances(detail) => {
+                self.on_launch(&ec2, event_id, incoming.time, &detail, now)
+                    .await
+            }
+            Event::StateChange(_) => Ok(ignored(
+                event_id,
+                Reason::new(
+                    ReasonCode::OtherEvent,
+                    "an instance state change is the session-policy function's event",
+                ),
+            )),
         }
-        let detail: CloudTrailDetail = match serde_json::from_value(envelope.detail) {
-            Ok(detail) => detail,
-            Err(e) => {
-                return Ok(ignored(
-                    event_id,
-                    Reason::new(
-                        ReasonCode::Malformed,
-                        format!("malformed CloudTrail detail: {e}"),
-                    ),
-                ))
-            }
-        };
-        if envelope.source != "aws.ec2"
-            || detail.event_source.as_deref() != Some("ec2.amazonaws.com")
-        {
+    }
+
+    /// A launch: tag every instance it created with its owner's user id.
+    async fn on_launch(
+        &self,
+        ec2: &E,
+        event_id: Option<&str>,
+        event_time: Option<DateTime<Utc>>,
+        detail: &CloudTrailDetail,
+        now: DateTime<Utc>,
+    ) -> Result<Outcome, Error> {
+        if detail.event_source.as_deref() != Some("ec2.amazonaws.com") {
             return Ok(ignored(
                 event_id,
                 Reason::new(
                     ReasonCode::OtherEvent,
                     format!(
-                        "not an EC2 API call (source {:?}, eventSource {:?})",
-                        envelope.source, detail.event_source
+                        "not an EC2 API call (eventSource {:?})",
+                        detail.event_source
                     ),
                 ),
             ));
         }
-        // An Identity Center role's name is only known once resolved; a named role's is
-        // configured, so an event that is ignored costs no call.
-        let resolved = if self.role_id.is_identity_center() {
-            Some(self.role_id.resolved(&self.iam).await?)
-        } else {
-            None
+        let role_name = match self.role.users_role() {
+            UsersRole::Named(name) => name.clone(),
+            UsersRole::PermissionSet(_) => self.role.resolved(&self.iam).await?.name,
         };
-        let role_name = resolved
-            .as_ref()
-            .map_or(self.config.session_role_name.as_str(), |r| r.name.as_str());
-        let launch = match ownership::screen(&detail, &self.config, role_name) {
+        let launch = match ownership::screen(detail, &self.config, &role_name) {
             Ok(launch) => launch,
             Err(reason) => return Ok(ignored(event_id, reason)),
         };
-        let role_id = &self.role_id.get(&self.iam).await?;
+        let role = &self.role.resolved(&self.iam).await?;
 
         let launcher = launch.users_role_session.as_ref();
-        let mut decisions: BTreeMap<InstanceId, Decision> = launch
+        let mut decisions: BTreeMap<InstanceId, OwnerDecision> = launch
             .instances
             .iter()
             .map(|i| {
                 (
                     i.instance_id.clone(),
-                    ownership::decide(&i.tags, launcher, role_id, &self.config, false),
+                    ownership::decide(&i.tags, launcher, role, &self.config, TagsFrom::Event),
                 )
             })
             .collect();
@@ -141,14 +123,14 @@ where
 
         let lookups: Vec<InstanceId> = decisions
             .iter()
-            .filter(|(_, d)| **d == Decision::Lookup)
+            .filter(|(_, d)| **d == OwnerDecision::Lookup)
             .map(|(id, _)| id.clone())
             .collect();
         if !lookups.is_empty() {
             let found = ec2.describe_instances(&lookups).await?;
             let mut missing = Vec::new();
             for id in lookups {
-                let gone = |text: String| Decision::Skip {
+                let gone = |text: String| OwnerDecision::Skip {
                     reason: Reason::new(ReasonCode::InstanceGone, text),
                 };
                 let decision = match found.iter().find(|i| i.instance_id == id) {
@@ -160,7 +142,9 @@ where
                     {
                         gone(format!("instance is {}", i.state))
                     }
-                    Some(i) => ownership::decide(&i.tags, launcher, role_id, &self.config, true),
+                    Some(i) => {
+                        ownership::decide(&i.tags, launcher, role, &self.config, TagsFrom::Ec2)
+                    }
                     None => {
                         missing.push(id.to_string());
                         gone("instance no longer exists in EC2".into())
@@ -168,7 +152,7 @@ where
                 };
                 decisions.insert(id, decision);
             }
-            if !missing.is_empty() && ownership::within_consistency_window(envelope.time, now) {
+            if !missing.is_empty() && ownership::within_consistency_window(event_time, now) {
                 return Err(Error::InstancesNotYetVisible {
                     instance_ids: missing,
                 });
@@ -184,24 +168,26 @@ where
         let mut outcome = Outcome::empty(Status::Ignored);
         for (id, decision) in decisions {
             match decision {
-                Decision::Tag { value } => {
+                OwnerDecision::Tag { value } => {
                     info!(event_id, instance_id = %id, decision = "tagged", value = %value);
                     outcome.changed.push(id.to_string());
                 }
-                Decision::AlreadyTagged { value } => {
+                OwnerDecision::AlreadyTagged { value } => {
                     info!(event_id, instance_id = %id, decision = "unchanged", value = %value);
                     outcome.unchanged.push(id.to_string());
                 }
-                Decision::Skip { reason } => skipped.push(Skipped::new(id.to_string(), reason)),
+                OwnerDecision::Skip { reason } => {
+                    skipped.push(Skipped::instance(id.to_string(), reason))
+                }
                 // Every lookup was decided above; never write for an undecided instance.
-                Decision::Lookup => skipped.push(Skipped::new(
+                OwnerDecision::Lookup => skipped.push(Skipped::instance(
                     id.to_string(),
                     Reason::new(ReasonCode::NoOwnerTag, "owner could not be determined"),
                 )),
             }
         }
         for skip in &skipped {
-            warn!(event_id, instance_id = %skip.instance_id, decision = "skipped", code = %skip.reason.code, reason = %skip.reason);
+            warn!(event_id, subject = %skip.subject, decision = "skipped", code = %skip.reason.code, reason = %skip.reason);
         }
         outcome.skipped = skipped;
         outcome.counts.instances_tagged = outcome.changed.len();
@@ -230,7 +216,7 @@ where
     pub async fn sweep(&self, event_id: Option<&str>) -> Result<Outcome, Error> {
         // Re-resolved on every sweep: a re-created role (a new Identity Center suffix) has a new
         // id, and the stale values on owned instances are rewritten below.
-        let role_id = &self.role_id.refresh(&self.iam).await?.id;
+        let role_id = &self.role.refresh(&self.iam).await?.id;
         let regions = self
             .ec2
             .read_all(|ec2| async move { ec2.live_instances().await })
@@ -318,7 +304,7 @@ where
         event_id: Option<&str>,
         instances: &[DescribedInstance],
     ) -> Result<Outcome, Error> {
-        let role_id = &self.role_id.get(&self.iam).await?;
+        let role_id = &self.role.get(&self.iam).await?;
         let mut writes: BTreeMap<UserId, Vec<InstanceId>> = BTreeMap::new();
         let mut removals: BTreeMap<String, Vec<InstanceId>> = BTreeMap::new();
         let mut outcome = Outcome::empty(Status::Unchanged);
@@ -346,7 +332,9 @@ where
                 Some(reason) if reason.code == ReasonCode::NoOwnerTag => unowned += 1,
                 Some(reason) => {
                     warn!(event_id, instance_id = %id, decision = "skipped", code = %reason.code, reason = %reason);
-                    outcome.skipped.push(Skipped::new(id.to_string(), reason));
+                    outcome
+                        .skipped
+                        .push(Skipped::instance(id.to_string(), reason));
                 }
                 None => {}
             }
@@ -408,7 +396,7 @@ fn summary(outcome: &Outcome, key: &str) -> String {
         ));
     }
     for skip in &outcome.skipped {
-        parts.push(format!("skipped {}: {}", skip.instance_id, skip.reason));
+        parts.push(format!("skipped {}: {}", skip.subject, skip.reason));
     }
     parts.join("; ")
 }

@@ -7,25 +7,14 @@ use std::sync::Mutex;
 
 use tracing::{info, warn};
 
-use crate::config::Config;
+use crate::config::{Config, UsersRole};
+pub use crate::domain::ids::ResolvedRole;
 use crate::domain::ids::{Partition, RoleId};
 use crate::error::Error;
 use crate::ports::RoleDirectory;
 
-/// The users' role as resolved.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ResolvedRole {
-    pub name: String,
-    pub id: RoleId,
-}
-
-enum Source {
-    Named(String),
-    PermissionSet(String),
-}
-
-pub struct RoleIdCache {
-    source: Source,
+pub struct RoleResolver {
+    role: UsersRole,
     /// The home region's partition: the role lives there, and its statements name it.
     partition: Partition,
     /// The id from config: never re-resolved.
@@ -33,38 +22,26 @@ pub struct RoleIdCache {
     cached: Mutex<Option<ResolvedRole>>,
 }
 
-impl RoleIdCache {
+impl RoleResolver {
     pub fn new(config: &Config) -> Self {
-        let source = match &config.permission_set_name {
-            Some(set) => Source::PermissionSet(set.clone()),
-            None => Source::Named(config.session_role_name.clone()),
-        };
-        let configured = match (&source, &config.session_role_id) {
-            (Source::Named(name), Some(id)) => Some(ResolvedRole {
+        let configured = match (&config.users_role, &config.session_role_id) {
+            (UsersRole::Named(name), Some(id)) => Some(ResolvedRole {
                 name: name.clone(),
                 id: id.clone().in_partition(config.partition),
             }),
             _ => None,
         };
         Self {
-            source,
+            role: config.users_role.clone(),
             partition: config.partition,
             cached: Mutex::new(configured.clone()),
             configured,
         }
     }
 
-    /// Whether the users' role is an Identity Center role (found by permission set).
-    pub fn is_identity_center(&self) -> bool {
-        matches!(self.source, Source::PermissionSet(_))
-    }
-
-    /// The permission set, for an Identity Center role.
-    pub fn permission_set(&self) -> Option<&str> {
-        match &self.source {
-            Source::PermissionSet(set) => Some(set),
-            Source::Named(_) => None,
-        }
+    /// The role as configured.
+    pub fn users_role(&self) -> &UsersRole {
+        &self.role
     }
 
     /// The role, resolving it on first use. A failure is not cached, so the next event retries.
@@ -85,16 +62,16 @@ impl RoleIdCache {
         if let Some(role) = &self.configured {
             return Ok(role.clone());
         }
-        let role = match &self.source {
-            Source::Named(name) => ResolvedRole {
+        let role = match &self.role {
+            UsersRole::Named(name) => ResolvedRole {
                 name: name.clone(),
                 id: iam.role_id(name).await?.in_partition(self.partition),
             },
-            Source::PermissionSet(set) => {
-                let (name, id) = iam.role_for_permission_set(set).await?;
+            UsersRole::PermissionSet(set) => {
+                let role = iam.role_for_permission_set(set).await?;
                 ResolvedRole {
-                    name,
-                    id: id.in_partition(self.partition),
+                    id: role.id.in_partition(self.partition),
+                    ..role
                 }
             }
         };
@@ -135,7 +112,7 @@ mod tests {
                 _ => None,
             })
             .unwrap();
-            let role = RoleIdCache::new(&config).resolved(&fake).await.unwrap();
+            let role = RoleResolver::new(&config).resolved(&fake).await.unwrap();
             assert_eq!(role.id.partition(), expected);
             assert_eq!(role.id.as_str(), "AROAEXAMPLE1234");
         }

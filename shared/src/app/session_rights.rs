@@ -17,10 +17,10 @@ use tracing::{info, warn};
 
 use super::owner_tagging::ignored;
 use super::regions::RegionalClients;
-use super::role_resolver::RoleIdCache;
-use crate::config::{Config, SessionRights};
-use crate::domain::events::{parse_envelope, route, Route, StateChangeDetail, TagChangeDetail};
-use crate::domain::ids::{InstanceId, UserId};
+use super::role_resolver::RoleResolver;
+use crate::config::{Config, SessionRights, WriteMode};
+use crate::domain::events::{dispatch, Event, StateChangeDetail, TagChangeDetail};
+use crate::domain::ids::{InstanceId, ResolvedRole, UserId};
 use crate::domain::outcome::{Counts, Outcome, Skipped, Status};
 use crate::domain::reason::{Reason, ReasonCode};
 use crate::domain::session_name::SessionName;
@@ -37,7 +37,7 @@ pub struct SessionPolicies<E, R, T, S> {
     iam: R,
     ssm: RegionalClients<T>,
     store: S,
-    role_id: RoleIdCache,
+    role: RoleResolver,
     /// One writer at a time within this process, as reserved concurrency 1 gives across
     /// Lambda: the shards of the managed store are shared between users.
     writer: tokio::sync::Mutex<()>,
@@ -51,28 +51,29 @@ where
     S: PolicyStore + Sync,
 {
     pub fn new(config: Config, ec2: E, iam: R, ssm: T, store: S) -> Self {
-        let role_id = RoleIdCache::new(&config);
+        let role = RoleResolver::new(&config);
         Self {
             ec2: RegionalClients::new(ec2, &config),
             ssm: RegionalClients::new(ssm, &config),
             config,
             iam,
             store,
-            role_id,
+            role,
             writer: tokio::sync::Mutex::new(()),
         }
     }
 
     /// Handle one EventBridge event (tag change, state change or schedule).
     pub async fn handle(&self, event: Value) -> Result<Outcome, Error> {
-        self.handle_with(event, self.config.reconcile_dry_run).await
+        self.handle_with(event, self.config.reconcile_mode).await
     }
 
-    /// As [`handle`](Self::handle), with the reconcile's dry run chosen by the caller.
-    pub async fn handle_with(&self, event: Value, dry_run: bool) -> Result<Outcome, Error> {
-        if let (Some(set), SessionRights::PerUser) =
-            (self.role_id.permission_set(), self.config.session_rights)
-        {
+    /// As [`handle`](Self::handle), with the reconcile's write mode chosen by the caller.
+    pub async fn handle_with(&self, event: Value, mode: WriteMode) -> Result<Outcome, Error> {
+        if let (Some(set), SessionRights::PerUser) = (
+            self.role.users_role().permission_set(),
+            self.config.session_rights,
+        ) {
             // Only Identity Center may change its roles (IAM answers UnmodifiableEntity), so
             // fail before writing anything; tagging is unaffected.
             return Err(Error::Unsupported {
@@ -81,52 +82,25 @@ where
                 ),
             });
         }
-        let envelope = match parse_envelope(event) {
-            Ok(envelope) => envelope,
-            Err(reason) => return Ok(ignored(None, reason)),
+        let incoming = match dispatch(event) {
+            Ok(incoming) => incoming,
+            Err(unhandled) => return Ok(ignored(unhandled.id.as_deref(), unhandled.reason)),
         };
-        let id = envelope.id.clone();
-        let id = id.as_deref();
-        match route(&envelope) {
-            Ok(Route::TagChange) => {
-                match serde_json::from_value::<TagChangeDetail>(envelope.detail) {
-                    Ok(detail) => {
-                        self.on_tag_change(id, envelope.resources.unwrap_or_default(), detail)
-                            .await
-                    }
-                    Err(e) => Ok(ignored(
-                        id,
-                        Reason::new(
-                            ReasonCode::Malformed,
-                            format!("malformed tag-change detail: {e}"),
-                        ),
-                    )),
-                }
+        let id = incoming.id.as_deref();
+        match incoming.event {
+            Event::TagChange(detail) => self.on_tag_change(id, incoming.resources, detail).await,
+            Event::StateChange(detail) => {
+                self.on_state_change(id, incoming.region.as_deref(), detail)
+                    .await
             }
-            Ok(Route::StateChange) => {
-                match serde_json::from_value::<StateChangeDetail>(envelope.detail) {
-                    Ok(detail) => {
-                        self.on_state_change(id, envelope.region.as_deref(), detail)
-                            .await
-                    }
-                    Err(e) => Ok(ignored(
-                        id,
-                        Reason::new(
-                            ReasonCode::Malformed,
-                            format!("malformed state-change detail: {e}"),
-                        ),
-                    )),
-                }
-            }
-            Ok(Route::Scheduled) => self.reconcile(dry_run).await,
-            Ok(Route::RunInstances) => Ok(ignored(
+            Event::Scheduled => self.reconcile(mode).await,
+            Event::RunInstances(_) => Ok(ignored(
                 id,
                 Reason::new(
                     ReasonCode::OtherEvent,
                     "RunInstances is the owner-tagger's event",
                 ),
             )),
-            Err(unrouted) => Ok(ignored(id, unrouted)),
         }
     }
 
@@ -163,9 +137,9 @@ where
                 ),
             ));
         };
-        let role_id = &self.role_id.get(&self.iam).await?;
-        match UserId::parse_for(value, role_id) {
-            Ok(user) => self.converge_user(id, &user).await,
+        let role = &self.role.resolved(&self.iam).await?;
+        match UserId::parse_for(value, &role.id) {
+            Ok(user) => self.converge_user(id, role, &user).await,
             Err(reason) => Ok(ignored(id, reason)),
         }
     }
@@ -226,12 +200,12 @@ where
                         ),
                     ));
                 };
-                let role_id = &self.role_id.get(&self.iam).await?;
-                let user = match UserId::parse_for(value, role_id) {
+                let role = &self.role.resolved(&self.iam).await?;
+                let user = match UserId::parse_for(value, &role.id) {
                     Ok(user) => user,
                     Err(reason) => return Ok(ignored(id, reason)),
                 };
-                self.converge_user(id, &user).await?
+                self.converge_user(id, role, &user).await?
             }
         };
         if self.config.end_sessions_on_terminate {
@@ -255,9 +229,14 @@ where
     }
 
     /// Grant or revoke one user according to EC2, verifying after every write.
-    async fn converge_user(&self, id: Option<&str>, user_id: &UserId) -> Result<Outcome, Error> {
+    async fn converge_user(
+        &self,
+        id: Option<&str>,
+        role: &ResolvedRole,
+        user_id: &UserId,
+    ) -> Result<Outcome, Error> {
         let _writer = self.writer.lock().await;
-        let (role_id, user) = (user_id.role(), user_id.user());
+        let user = user_id.user();
         let value = user_id.to_string();
         let mut applied = Vec::new();
         let mut live_count = 0;
@@ -281,7 +260,7 @@ where
             };
             let report = self
                 .store
-                .converge(role_id, &Scope::User(user.clone()), &desired, false)
+                .converge(role, &Scope::User(user.clone()), &desired, WriteMode::Apply)
                 .await?;
             if let Some(refused) = report.refused.first() {
                 warn!(event_id = id, user = %user, metric = "GrantRefused", reason = %refused);
@@ -324,10 +303,11 @@ where
     }
 
     /// Converge every user: add missing statements, remove stale ones, repair edited ones.
-    pub async fn reconcile(&self, dry_run: bool) -> Result<Outcome, Error> {
-        let role_id = &self.role_id.get(&self.iam).await?;
+    pub async fn reconcile(&self, mode: WriteMode) -> Result<Outcome, Error> {
+        let role = &self.role.resolved(&self.iam).await?;
         let _writer = self.writer.lock().await;
-        if self.config.session_rights == SessionRights::Static && self.role_id.is_identity_center()
+        if self.config.session_rights == SessionRights::Static
+            && self.role.users_role().is_identity_center()
         {
             // Per-user mode never ran on an Identity Center role: nothing to keep or remove.
             return Ok(Outcome {
@@ -339,9 +319,9 @@ where
             // Remove whatever per-user mode left behind; nothing is granted per user.
             let report = self
                 .store
-                .converge(role_id, &Scope::All, &BTreeSet::new(), dry_run)
+                .converge(role, &Scope::All, &BTreeSet::new(), mode)
                 .await?;
-            let mut outcome = reconcile_outcome(0, 0, report, Vec::new(), dry_run);
+            let mut outcome = reconcile_outcome(0, 0, report, Vec::new(), mode);
             outcome.reason = format!("static session rights: {}", outcome.reason);
             return Ok(outcome);
         }
@@ -359,27 +339,27 @@ where
             match instance
                 .tags
                 .get(key)
-                .map(|v| UserId::parse_for(v, role_id))
+                .map(|v| UserId::parse_for(v, &role.id))
             {
                 Some(Ok(user)) => {
                     desired.insert(user.user().clone());
                 }
                 Some(Err(reason)) => {
-                    skipped.push(Skipped::new(instance.instance_id.to_string(), reason))
+                    skipped.push(Skipped::instance(instance.instance_id.to_string(), reason))
                 }
                 None => {}
             }
         }
         let report = self
             .store
-            .converge(role_id, &Scope::All, &desired, dry_run)
+            .converge(role, &Scope::All, &desired, mode)
             .await?;
         Ok(reconcile_outcome(
             live.len(),
             desired.len(),
             report,
             skipped,
-            dry_run,
+            mode,
         ))
     }
 }
@@ -394,12 +374,12 @@ fn reconcile_outcome(
     users: usize,
     report: StoreReport,
     mut skipped: Vec<Skipped>,
-    dry_run: bool,
+    mode: WriteMode,
 ) -> Outcome {
     for refused in &report.refused {
         warn!(user = %refused.user, metric = "GrantRefused", reason = %refused);
-        skipped.push(Skipped::new(
-            format!("user {}", refused.user),
+        skipped.push(Skipped::user(
+            refused.user.to_string(),
             Reason::new(ReasonCode::BudgetFull, refused.to_string()),
         ));
     }
@@ -407,7 +387,7 @@ fn reconcile_outcome(
         .capacity
         .map(|(used, budget)| format!("; {used} of {budget} policy characters in use"))
         .unwrap_or_default();
-    let (status, what) = if dry_run {
+    let (status, what) = if mode == WriteMode::DryRun {
         (
             Status::Unchanged,
             format!("dry run: {} change(s) planned", report.planned.len()),

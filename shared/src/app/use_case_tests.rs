@@ -7,8 +7,8 @@ use super::inline_store::InlineStore;
 use super::managed_store::ManagedStore;
 use super::owner_tagging::OwnerTagger;
 use super::session_rights::SessionPolicies;
-use crate::config::Config;
-use crate::domain::ids::{InstanceState, RoleId};
+use crate::config::{Config, WriteMode};
+use crate::domain::ids::{InstanceState, ResolvedRole, RoleId};
 use crate::domain::reason::ReasonCode;
 use crate::domain::session_name::SessionName;
 use crate::domain::statements::Scope;
@@ -23,6 +23,13 @@ const PREFIX: &str = "ssm-session-owner-";
 
 fn role() -> RoleId {
     RoleId::parse(ROLE_ID).unwrap()
+}
+
+fn resolved() -> ResolvedRole {
+    ResolvedRole {
+        name: ROLE.into(),
+        id: role(),
+    }
 }
 
 fn fake() -> FakeAws {
@@ -50,7 +57,7 @@ fn event(name: &str) -> serde_json::Value {
 }
 
 fn managed(fake: &FakeAws) -> ManagedStore<FakeAws> {
-    ManagedStore::new(fake.clone(), ROLE, PREFIX, 10, 10)
+    ManagedStore::new(fake.clone(), PREFIX, 10, 10)
 }
 
 #[tokio::test]
@@ -99,7 +106,12 @@ async fn the_managed_store_grants_into_one_shard_and_revokes_by_deleting_it() {
     let fake = fake();
     let store = managed(&fake);
     let report = store
-        .converge(&role(), &Scope::All, &users(&["ada", "tim"]), false)
+        .converge(
+            &resolved(),
+            &Scope::All,
+            &users(&["ada", "tim"]),
+            WriteMode::Apply,
+        )
         .await
         .unwrap();
     assert_eq!(
@@ -117,14 +129,19 @@ async fn the_managed_store_grants_into_one_shard_and_revokes_by_deleting_it() {
     // A repeat writes nothing.
     fake.take_calls();
     let again = store
-        .converge(&role(), &Scope::All, &users(&["ada", "tim"]), false)
+        .converge(
+            &resolved(),
+            &Scope::All,
+            &users(&["ada", "tim"]),
+            WriteMode::Apply,
+        )
         .await
         .unwrap();
     assert!(!again.wrote());
     assert!(fake.take_calls().keys().all(|op| !op.contains("Create")));
     // Revoking both empties the shard: detached and deleted.
     store
-        .converge(&role(), &Scope::All, &users(&[]), false)
+        .converge(&resolved(), &Scope::All, &users(&[]), WriteMode::Apply)
         .await
         .unwrap();
     let world = fake.world();
@@ -139,7 +156,12 @@ async fn the_managed_store_prunes_the_oldest_version_at_five() {
     let names = ["aa", "bb", "cc", "dd", "ee", "ff", "gg"];
     for n in 1..=names.len() {
         store
-            .converge(&role(), &Scope::All, &users(&names[..n]), false)
+            .converge(
+                &resolved(),
+                &Scope::All,
+                &users(&names[..n]),
+                WriteMode::Apply,
+            )
             .await
             .unwrap();
     }
@@ -153,15 +175,25 @@ async fn the_managed_store_prunes_the_oldest_version_at_five() {
 #[tokio::test]
 async fn the_inline_store_puts_and_deletes_one_policy_per_user() {
     let fake = fake();
-    let store = InlineStore::new(fake.clone(), ROLE, PREFIX);
+    let store = InlineStore::new(fake.clone(), PREFIX);
     let ada = SessionName::parse("ada").unwrap();
     store
-        .converge(&role(), &Scope::User(ada.clone()), &users(&["ada"]), false)
+        .converge(
+            &resolved(),
+            &Scope::User(ada.clone()),
+            &users(&["ada"]),
+            WriteMode::Apply,
+        )
         .await
         .unwrap();
     assert_eq!(fake.world().inline_policies.len(), 1);
     store
-        .converge(&role(), &Scope::User(ada), &users(&[]), false)
+        .converge(
+            &resolved(),
+            &Scope::User(ada),
+            &users(&[]),
+            WriteMode::Apply,
+        )
         .await
         .unwrap();
     assert!(fake.world().inline_policies.is_empty());
@@ -182,7 +214,12 @@ async fn a_termination_revokes_the_last_instance_and_ends_its_sessions() {
         .insert(id, vec!["grace.hopper-0ab1cd9d876e54321".into()]);
     let store = managed(&fake);
     store
-        .converge(&role(), &Scope::All, &users(&["grace.hopper"]), false)
+        .converge(
+            &resolved(),
+            &Scope::All,
+            &users(&["grace.hopper"]),
+            WriteMode::Apply,
+        )
         .await
         .unwrap();
     let policies = SessionPolicies::new(config(), fake.clone(), fake.clone(), fake.clone(), store);
@@ -221,15 +258,20 @@ async fn switching_to_static_rights_removes_what_per_user_mode_left_and_grants_n
         &[("AwsUserId", &format!("{ROLE_ID}:tim.malone"))],
     );
     managed(&fake)
-        .converge(&role(), &Scope::All, &users(&["ada", "tim.malone"]), false)
+        .converge(
+            &resolved(),
+            &Scope::All,
+            &users(&["ada", "tim.malone"]),
+            WriteMode::Apply,
+        )
         .await
         .unwrap();
-    InlineStore::new(fake.clone(), ROLE, PREFIX)
+    InlineStore::new(fake.clone(), PREFIX)
         .converge(
-            &role(),
+            &resolved(),
             &Scope::User(SessionName::parse("grace").unwrap()),
             &users(&["grace"]),
-            false,
+            WriteMode::Apply,
         )
         .await
         .unwrap();
@@ -304,8 +346,8 @@ async fn grant_and_revoke_calls(shards: usize) -> (u64, u64, u64) {
         .iter()
         .map(|n| SessionName::parse(n).unwrap())
         .collect();
-    ManagedStore::new(fake.clone(), ROLE, PREFIX, 25, 25)
-        .converge(&role(), &Scope::All, &seeded, false)
+    ManagedStore::new(fake.clone(), PREFIX, 25, 25)
+        .converge(&resolved(), &Scope::All, &seeded, WriteMode::Apply)
         .await
         .unwrap();
     assert_eq!(fake.world().managed_policies.len(), shards);
@@ -331,7 +373,7 @@ async fn grant_and_revoke_calls(shards: usize) -> (u64, u64, u64) {
         .unwrap()
     };
     // One process: the first grant is its cold start, the next grant and the revoke are warm.
-    let store = ManagedStore::new(fake.clone(), ROLE, PREFIX, 25, 25);
+    let store = ManagedStore::new(fake.clone(), PREFIX, 25, 25);
     let policies = SessionPolicies::new(config, fake.clone(), fake.clone(), fake.clone(), store);
     let first = "i-0000000000000aaa1";
     fake.add_instance(
@@ -396,7 +438,7 @@ async fn an_unreadable_region_is_a_retryable_error_and_revokes_nobody() {
         &[("AwsUserId", &format!("{ROLE_ID}:ada"))],
     );
     managed(&fake)
-        .converge(&role(), &Scope::All, &users(&["ada"]), false)
+        .converge(&resolved(), &Scope::All, &users(&["ada"]), WriteMode::Apply)
         .await
         .unwrap();
     fake.world().unreadable_regions.insert("eu-west-1".into());

@@ -4,7 +4,7 @@ use tracing::instrument;
 
 use super::sdk_error::{from_sdk, role_error, unless_missing};
 use crate::domain::evaluation::Decision;
-use crate::domain::ids::RoleId;
+use crate::domain::ids::{ResolvedRole, RoleId, RoleIdentity};
 use crate::error::Error;
 use crate::ports::{
     ManagedPolicies, ManagedPolicy, PolicySimulator, PolicyVersion, RoleDirectory,
@@ -18,10 +18,7 @@ impl RoleDirectory for aws_sdk_iam::Client {
     }
 
     #[instrument(skip(self))]
-    async fn role_for_permission_set(
-        &self,
-        permission_set: &str,
-    ) -> Result<(String, RoleId), Error> {
+    async fn role_for_permission_set(&self, permission_set: &str) -> Result<ResolvedRole, Error> {
         let mut roles = Vec::new();
         let mut pages = self
             .list_roles()
@@ -42,12 +39,15 @@ impl RoleDirectory for aws_sdk_iam::Client {
 
 impl RoleEvaluationInputs for aws_sdk_iam::Client {
     #[instrument(skip(self))]
-    async fn role_id_and_arn(&self, role_name: &str) -> Result<(RoleId, String), Error> {
+    async fn role_identity(&self, role_name: &str) -> Result<RoleIdentity, Error> {
         let role = get_role(self, role_name).await?;
         let arn = Some(role.arn().to_owned())
             .filter(|arn| arn.starts_with("arn:"))
             .ok_or_else(|| Error::unreadable("iam:GetRole", "the role ARN"))?;
-        Ok((parse_role_id(role.role_id())?, arn))
+        Ok(RoleIdentity {
+            id: parse_role_id(role.role_id())?,
+            arn,
+        })
     }
 
     #[instrument(skip(self))]
@@ -231,7 +231,7 @@ pub(crate) fn is_role_of_permission_set(role_name: &str, permission_set: &str) -
 pub(crate) fn pick_permission_set_role(
     permission_set: &str,
     roles: Vec<(String, String)>,
-) -> Result<(String, RoleId), Error> {
+) -> Result<ResolvedRole, Error> {
     let mut matching: Vec<(String, String)> = roles
         .into_iter()
         .filter(|(name, _)| is_role_of_permission_set(name, permission_set))
@@ -248,7 +248,7 @@ pub(crate) fn pick_permission_set_role(
                 message: problem,
                 retryable: false,
             })?;
-            Ok((name, id))
+            Ok(ResolvedRole { name, id })
         }
         _ => Err(Error::AmbiguousRole {
             permission_set: permission_set.to_owned(),
@@ -549,13 +549,15 @@ mod tests {
             ),
         ];
         assert_eq!(
-            pick_permission_set_role("Data", roles.clone()).unwrap().0,
+            pick_permission_set_role("Data", roles.clone())
+                .unwrap()
+                .name,
             "AWSReservedSSO_Data_0123456789abcdef"
         );
         assert_eq!(
             pick_permission_set_role("Data_Science", roles.clone())
                 .unwrap()
-                .0,
+                .name,
             "AWSReservedSSO_Data_Science_fedcba9876543210"
         );
         assert!(matches!(

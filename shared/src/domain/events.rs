@@ -96,6 +96,69 @@ pub fn route(envelope: &EventBridgeEvent<Value>) -> Result<Route, Reason> {
     }
 }
 
+/// One event as a function receives it: routed once, its detail typed for its route.
+#[derive(Debug, Clone)]
+pub(crate) struct Incoming {
+    pub id: Option<String>,
+    /// The region the event names: forwarded events keep the region they happened in.
+    pub region: Option<String>,
+    pub time: Option<chrono::DateTime<chrono::Utc>>,
+    pub resources: Vec<String>,
+    pub event: Event,
+}
+
+/// The event's kind and its typed detail.
+#[derive(Debug, Clone)]
+pub(crate) enum Event {
+    RunInstances(Box<CloudTrailDetail>),
+    TagChange(TagChangeDetail),
+    StateChange(StateChangeDetail),
+    Scheduled,
+}
+
+/// An event no function acts on: its id (when it had one) and why.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Unhandled {
+    pub id: Option<String>,
+    pub reason: Reason,
+}
+
+/// Parse, route and type one event: the one dispatcher both functions use.
+pub(crate) fn dispatch(event: Value) -> Result<Incoming, Unhandled> {
+    let envelope = parse_envelope(event).map_err(|reason| Unhandled { id: None, reason })?;
+    let unhandled = |reason: Reason| Unhandled {
+        id: envelope.id.clone(),
+        reason,
+    };
+    let route = route(&envelope).map_err(unhandled)?;
+    let malformed = |what: &str, e: serde_json::Error| {
+        unhandled(Reason::new(
+            ReasonCode::Malformed,
+            format!("malformed {what} detail: {e}"),
+        ))
+    };
+    let detail = envelope.detail.clone();
+    let event = match route {
+        Route::RunInstances => Event::RunInstances(Box::new(
+            serde_json::from_value(detail).map_err(|e| malformed("CloudTrail", e))?,
+        )),
+        Route::TagChange => Event::TagChange(
+            serde_json::from_value(detail).map_err(|e| malformed("tag-change", e))?,
+        ),
+        Route::StateChange => Event::StateChange(
+            serde_json::from_value(detail).map_err(|e| malformed("state-change", e))?,
+        ),
+        Route::Scheduled => Event::Scheduled,
+    };
+    Ok(Incoming {
+        id: envelope.id,
+        region: envelope.region,
+        time: envelope.time,
+        resources: envelope.resources.unwrap_or_default(),
+        event,
+    })
+}
+
 /// A CloudTrail record as delivered in `detail`.
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(rename_all = "camelCase")]

@@ -94,6 +94,20 @@ impl RoleId {
     }
 }
 
+/// A role as IAM knows it: its name and unique id.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ResolvedRole {
+    pub name: String,
+    pub id: RoleId,
+}
+
+/// A role's unique id and its ARN, from one `GetRole`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RoleIdentity {
+    pub id: RoleId,
+    pub arn: String,
+}
+
 impl fmt::Display for RoleId {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(&self.id)

@@ -3,17 +3,23 @@
 //! - `session_name`, `ids`: validated usernames and typed identifiers;
 //! - `events`: the EventBridge events the product reads, and which function handles each;
 //! - `ownership`: who owns a launched instance, and the tag it needs;
-//! - `statements`: the per-user session-rights statements, their sizes, and the inline plan;
+//! - `statements`: the per-user session-rights statements and their sizes;
+//! - `inline_plan`: the inline store's plan (one policy per user);
 //! - `shard_packing`: statements packed into managed-policy shards;
+//! - `capacity`: a grant that does not fit, and headroom in users;
+//! - `session_iam`: the IAM vocabulary of Session Manager (actions, tags, ARNs, requests);
 //! - `evaluation`: the product's own IAM evaluation of identity policies (the doctor);
 //! - `reason`, `outcome`: why something was left alone, and what handling an event did.
 
+pub mod capacity;
 pub mod evaluation;
 pub mod events;
 pub mod ids;
+pub mod inline_plan;
 pub mod outcome;
 pub mod ownership;
 pub mod reason;
+pub mod session_iam;
 pub mod session_name;
 pub mod shard_packing;
 pub mod statements;

@@ -25,18 +25,47 @@ impl Status {
     }
 }
 
-/// Something left alone (an instance, or a user), with the reason.
+/// What was left alone.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum SkipSubject {
+    /// An instance, by the id the event or EC2 gave (which may be why it was skipped).
+    #[serde(rename = "instance_id")]
+    Instance(String),
+    /// A user, by session name (a grant that did not fit).
+    #[serde(rename = "user")]
+    User(String),
+}
+
+impl std::fmt::Display for SkipSubject {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            SkipSubject::Instance(id) => f.write_str(id),
+            SkipSubject::User(name) => write!(f, "user {name}"),
+        }
+    }
+}
+
+/// Something left alone, with the reason: `{"instance_id": …}` or `{"user": …}`, then the
+/// reason's fields.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Skipped {
-    pub instance_id: String,
+    #[serde(flatten)]
+    pub subject: SkipSubject,
     #[serde(flatten)]
     pub reason: Reason,
 }
 
 impl Skipped {
-    pub fn new(what: impl Into<String>, reason: Reason) -> Self {
+    pub fn instance(id: impl Into<String>, reason: Reason) -> Self {
         Self {
-            instance_id: what.into(),
+            subject: SkipSubject::Instance(id.into()),
+            reason,
+        }
+    }
+
+    pub fn user(name: impl Into<String>, reason: Reason) -> Self {
+        Self {
+            subject: SkipSubject::User(name.into()),
             reason,
         }
     }

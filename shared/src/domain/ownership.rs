@@ -13,7 +13,7 @@ use chrono::{DateTime, Duration, Utc};
 
 use crate::config::Config;
 use crate::domain::events::{tag_map, CloudTrailDetail};
-use crate::domain::ids::{InstanceId, RoleId, UserId};
+use crate::domain::ids::{InstanceId, ResolvedRole, RoleId, UserId};
 use crate::domain::outcome::Skipped;
 use crate::domain::reason::{Reason, ReasonCode};
 use crate::domain::session_name::SessionName;
@@ -47,9 +47,18 @@ pub(crate) struct LaunchedInstance {
     pub tags: BTreeMap<String, String>,
 }
 
+/// Where the tags an owner decision reads came from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum TagsFrom {
+    /// The launch event: EC2 may know an owner tag the event does not show.
+    Event,
+    /// EC2 itself: a missing owner tag is final.
+    Ec2,
+}
+
 /// What to do with one instance.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub(crate) enum Decision {
+pub(crate) enum OwnerDecision {
     /// Write `value` as the user-id tag.
     Tag {
         value: UserId,
@@ -171,7 +180,7 @@ pub(crate) fn screen(
         let instance_id = match InstanceId::parse(&item.instance_id) {
             Ok(id) => id,
             Err(reason) => {
-                rejected.push(Skipped::new(item.instance_id.clone(), reason));
+                rejected.push(Skipped::instance(item.instance_id.clone(), reason));
                 continue;
             }
         };
@@ -192,24 +201,23 @@ pub(crate) fn screen(
     })
 }
 
-/// Decide what one instance needs, given the tags known for it.
-///
-/// `looked_up` is true once EC2 itself was asked, so a missing owner tag is final.
+/// Decide what one instance needs, given the tags known for it and where they came from.
 pub(crate) fn decide(
     tags: &BTreeMap<String, String>,
     launcher: Option<&UsersRoleSession>,
-    role_id: &RoleId,
+    role: &ResolvedRole,
     config: &Config,
-    looked_up: bool,
-) -> Decision {
+    tags_from: TagsFrom,
+) -> OwnerDecision {
+    let role_id = &role.id;
     let candidate = match launcher {
         Some(session) if session.role_id != role_id.as_str() => {
-            return Decision::Skip {
+            return OwnerDecision::Skip {
                 reason: Reason::new(
                     ReasonCode::RoleRecreated,
                     format!(
                         "launched by a session of role id {} but {} now has id {role_id} (role recreated?)",
-                        session.role_id, config.session_role_name
+                        session.role_id, role.name
                     ),
                 ),
             }
@@ -217,18 +225,18 @@ pub(crate) fn decide(
         Some(session) => &session.session_name,
         None => match tags.get(&config.owner_tag_key) {
             Some(owner) => owner,
-            None if looked_up => {
-                return Decision::Skip {
+            None if tags_from == TagsFrom::Ec2 => {
+                return OwnerDecision::Skip {
                     reason: Reason::new(
                         ReasonCode::NoOwnerTag,
                         format!(
                             "no {} tag, and not launched by a session of {}",
-                            config.owner_tag_key, config.session_role_name
+                            config.owner_tag_key, role.name
                         ),
                     ),
                 }
             }
-            None => return Decision::Lookup,
+            None => return OwnerDecision::Lookup,
         },
     };
     let username = match SessionName::parse(candidate) {
@@ -239,7 +247,7 @@ pub(crate) fn decide(
             } else {
                 format!("{} tag", config.owner_tag_key)
             };
-            return Decision::Skip {
+            return OwnerDecision::Skip {
                 reason: Reason::new(
                     ReasonCode::InvalidUsername,
                     format!("{source} {candidate:?} rejected: {err}"),
@@ -249,9 +257,9 @@ pub(crate) fn decide(
     };
     let value = UserId::new(role_id.clone(), username);
     if tags.get(&config.user_id_tag_key).map(String::as_str) == Some(value.to_string().as_str()) {
-        Decision::AlreadyTagged { value }
+        OwnerDecision::AlreadyTagged { value }
     } else {
-        Decision::Tag { value }
+        OwnerDecision::Tag { value }
     }
 }
 
@@ -266,11 +274,11 @@ pub(crate) fn within_consistency_window(
 
 /// Instances to write, grouped by value so one call covers every instance needing it.
 pub(crate) fn group_writes<'a>(
-    decisions: impl IntoIterator<Item = (&'a InstanceId, &'a Decision)>,
+    decisions: impl IntoIterator<Item = (&'a InstanceId, &'a OwnerDecision)>,
 ) -> BTreeMap<&'a UserId, Vec<InstanceId>> {
     let mut groups: BTreeMap<&UserId, Vec<InstanceId>> = BTreeMap::new();
     for (instance_id, decision) in decisions {
-        if let Decision::Tag { value } = decision {
+        if let OwnerDecision::Tag { value } = decision {
             groups.entry(value).or_default().push(instance_id.clone());
         }
     }
@@ -378,6 +386,13 @@ mod tests {
 
     fn role() -> RoleId {
         RoleId::parse(ROLE_ID).unwrap()
+    }
+
+    fn resolved() -> ResolvedRole {
+        ResolvedRole {
+            name: "Okta-ServiceWorkbenchUser".into(),
+            id: role(),
+        }
     }
 
     fn uid(name: &str) -> UserId {
@@ -505,13 +520,13 @@ mod tests {
         let d = decide(
             &tags(&[("CreatedBy", "tim.malone")]),
             None,
-            &role(),
+            &resolved(),
             &config(),
-            false,
+            TagsFrom::Event,
         );
         assert_eq!(
             d,
-            Decision::Tag {
+            OwnerDecision::Tag {
                 value: uid("tim.malone")
             }
         );
@@ -526,35 +541,35 @@ mod tests {
                 ("AwsUserId", &right.to_string()),
             ]),
             None,
-            &role(),
+            &resolved(),
             &config(),
-            false,
+            TagsFrom::Event,
         );
         assert_eq!(
             d,
-            Decision::AlreadyTagged {
+            OwnerDecision::AlreadyTagged {
                 value: right.clone()
             }
         );
         let d = decide(
             &tags(&[("CreatedBy", "tim.malone"), ("AwsUserId", "AROAOTHER:eve")]),
             None,
-            &role(),
+            &resolved(),
             &config(),
-            false,
+            TagsFrom::Event,
         );
-        assert_eq!(d, Decision::Tag { value: right });
+        assert_eq!(d, OwnerDecision::Tag { value: right });
     }
 
     #[test]
     fn missing_owner_asks_ec2_once_then_skips() {
         assert_eq!(
-            decide(&tags(&[]), None, &role(), &config(), false),
-            Decision::Lookup
+            decide(&tags(&[]), None, &resolved(), &config(), TagsFrom::Event),
+            OwnerDecision::Lookup
         );
         assert_eq!(
-            decide(&tags(&[]), None, &role(), &config(), true),
-            Decision::Skip {
+            decide(&tags(&[]), None, &resolved(), &config(), TagsFrom::Ec2),
+            OwnerDecision::Skip {
                 reason: Reason::new(
                     ReasonCode::NoOwnerTag,
                     "no CreatedBy tag, and not launched by a session of Okta-ServiceWorkbenchUser"
@@ -572,13 +587,13 @@ mod tests {
         let d = decide(
             &tags(&[("CreatedBy", "bob")]),
             Some(&session),
-            &role(),
+            &resolved(),
             &config(),
-            false,
+            TagsFrom::Event,
         );
         assert_eq!(
             d,
-            Decision::Tag {
+            OwnerDecision::Tag {
                 value: uid("alice")
             }
         );
@@ -590,10 +605,16 @@ mod tests {
             role_id: "AROAOLDROLEID".into(),
             session_name: "alice".into(),
         };
-        let d = decide(&tags(&[]), Some(&session), &role(), &config(), false);
+        let d = decide(
+            &tags(&[]),
+            Some(&session),
+            &resolved(),
+            &config(),
+            TagsFrom::Event,
+        );
         assert_eq!(
             d,
-            Decision::Skip {
+            OwnerDecision::Skip {
                 reason: Reason::new(ReasonCode::RoleRecreated, format!("launched by a session of role id AROAOLDROLEID but Okta-ServiceWorkbenchUser now has id {ROLE_ID} (role recreated?)"))
             }
         );
@@ -604,26 +625,26 @@ mod tests {
         let d = decide(
             &tags(&[("CreatedBy", "*")]),
             None,
-            &role(),
+            &resolved(),
             &config(),
-            false,
+            TagsFrom::Event,
         );
         assert_eq!(
             d,
-            Decision::Skip {
+            OwnerDecision::Skip {
                 reason: Reason::new(ReasonCode::InvalidUsername, "CreatedBy tag \"*\" rejected: username contains '*' at character 1; only A-Z a-z 0-9 + = , . @ _ - are allowed")
             }
         );
         let d = decide(
             &tags(&[("CreatedBy", "tim\n*")]),
             None,
-            &role(),
+            &resolved(),
             &config(),
-            false,
+            TagsFrom::Event,
         );
         assert_eq!(
             d,
-            Decision::Skip {
+            OwnerDecision::Skip {
                 reason: Reason::new(ReasonCode::InvalidUsername, "CreatedBy tag \"tim\\n*\" rejected: username contains '\\n' at character 4; only A-Z a-z 0-9 + = , . @ _ - are allowed")
             }
         );
@@ -633,9 +654,9 @@ mod tests {
     fn writes_are_grouped_by_value() {
         let id = |s: &str| InstanceId::parse(s).unwrap();
         let (a, b) = (uid("aa"), uid("bb"));
-        let tag_a = Decision::Tag { value: a.clone() };
-        let tag_b = Decision::Tag { value: b.clone() };
-        let done = Decision::AlreadyTagged { value: a.clone() };
+        let tag_a = OwnerDecision::Tag { value: a.clone() };
+        let tag_b = OwnerDecision::Tag { value: b.clone() };
+        let done = OwnerDecision::AlreadyTagged { value: a.clone() };
         let ids = [
             id("i-00000001"),
             id("i-00000002"),

@@ -7,9 +7,10 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
+use crate::domain::capacity::Refused;
 use crate::domain::ids::{RoleId, UserId};
 use crate::domain::session_name::SessionName;
-use crate::domain::statements::{policy_size, statement, statement_size, Refused, Scope};
+use crate::domain::statements::{policy_size, statement, statement_size, Scope};
 
 /// IAM's limit on one managed policy, whitespace not counted.
 pub const SHARD_LIMIT: usize = 6_144;

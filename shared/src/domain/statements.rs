@@ -11,22 +11,14 @@
 //! Both condition values are exact (`StringEquals`), and usernames are validated role-session
 //! names, so they hold no wildcard, quote or `${` of their own.
 
-use std::collections::{BTreeMap, BTreeSet};
-
-use crate::domain::ids::{Partition, RoleId};
+#[cfg(test)]
+use crate::domain::ids::Partition;
+use crate::domain::ids::RoleId;
+use crate::domain::session_iam::{any_session, SESSION_ACTIONS, SESSION_ID_KEY, USER_ID_KEY};
 use crate::domain::session_name::SessionName;
 
 /// IAM's limit on the aggregate size of a role's inline policies, whitespace not counted.
 pub(crate) const INLINE_BUDGET: usize = 10_240;
-/// The session tag Session Manager writes with the starter's `${aws:userid}`.
-pub const SESSION_ID_TAG: &str = "aws:ssmmessages:session-id";
-/// Every session of the partition, in any region and account: the condition carries the
-/// isolation.
-pub(crate) fn session_resource(partition: Partition) -> String {
-    format!("arn:{}:ssm:*:*:session/*", partition.as_str())
-}
-/// The two actions, named explicitly: a wildcard would also grant actions AWS adds later.
-pub(crate) const SESSION_ACTIONS: [&str; 2] = ["ssm:TerminateSession", "ssm:ResumeSession"];
 
 /// One user's statement, without whitespace.
 ///
@@ -38,9 +30,9 @@ pub(crate) fn statement(role_id: &RoleId, user: &SessionName) -> String {
 
 fn statement_for(role_id: &RoleId, user: &str) -> String {
     let [terminate, resume] = SESSION_ACTIONS;
-    let resource = session_resource(role_id.partition());
+    let resource = any_session(role_id.partition());
     format!(
-        r#"{{"Effect":"Allow","Action":["{terminate}","{resume}"],"Resource":"{resource}","Condition":{{"StringEquals":{{"aws:userid":"{role_id}:{user}","ssm:resourceTag/{SESSION_ID_TAG}":"{role_id}:{user}"}}}}}}"#
+        r#"{{"Effect":"Allow","Action":["{terminate}","{resume}"],"Resource":"{resource}","Condition":{{"StringEquals":{{"{USER_ID_KEY}":"{role_id}:{user}","{SESSION_ID_KEY}":"{role_id}:{user}"}}}}}}"#
     )
 }
 
@@ -50,9 +42,9 @@ fn statement_for(role_id: &RoleId, user: &str) -> String {
 #[cfg(test)]
 pub(crate) fn static_statement(partition: Partition) -> String {
     let [terminate, resume] = SESSION_ACTIONS;
-    let resource = session_resource(partition);
+    let resource = any_session(partition);
     format!(
-        r#"{{"Effect":"Allow","Action":["{terminate}","{resume}"],"Resource":"{resource}","Condition":{{"StringEquals":{{"ssm:resourceTag/{SESSION_ID_TAG}":"${{aws:userid}}"}}}}}}"#
+        r#"{{"Effect":"Allow","Action":["{terminate}","{resume}"],"Resource":"{resource}","Condition":{{"StringEquals":{{"{SESSION_ID_KEY}":"${{aws:userid}}"}}}}}}"#
     )
 }
 
@@ -127,134 +119,11 @@ pub enum Scope {
     All,
 }
 
-/// The role's inline policies as read from IAM.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub(crate) struct InlineState {
-    /// The product's policies (by prefix): name → document, if it was read.
-    pub ours: BTreeMap<String, String>,
-    /// Characters used by inline policies the product does not own.
-    pub foreign_chars: usize,
-}
-
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub(crate) enum Action {
-    Put {
-        name: String,
-        user: SessionName,
-        document: String,
-    },
-    Delete {
-        name: String,
-    },
-}
-
-impl Action {
-    pub fn describe(&self) -> String {
-        match self {
-            Action::Put { name, user, .. } => format!("put {name} (grant {user})"),
-            Action::Delete { name } => format!("delete {name}"),
-        }
-    }
-}
-
-/// A grant that does not fit.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Refused {
-    pub user: SessionName,
-    pub needed: usize,
-    pub used: usize,
-    pub budget: usize,
-}
-
-impl std::fmt::Display for Refused {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(
-            f,
-            "session policy budget full: granting {} needs {} characters, the role's policies already use {} of {} (whitespace not counted)",
-            self.user, self.needed, self.used, self.budget
-        )
-    }
-}
-
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub(crate) struct Plan {
-    /// Deletes first (they free room), then puts.
-    pub actions: Vec<Action>,
-    pub refused: Vec<Refused>,
-    /// Characters in use once the plan is applied.
-    pub used_after: usize,
-}
-
-/// Plan the inline-policy changes that make the users in `scope` granted exactly when they are
-/// in `desired`, within `budget`.
-pub(crate) fn plan_inline(
-    scope: &Scope,
-    desired: &BTreeSet<SessionName>,
-    state: &InlineState,
-    role_id: &RoleId,
-    prefix: &str,
-    budget: usize,
-) -> Plan {
-    let mut plan = Plan::default();
-    let mut sizes: BTreeMap<&str, usize> = state
-        .ours
-        .iter()
-        .map(|(n, d)| (n.as_str(), policy_size(d)))
-        .collect();
-    let in_scope = |user: &SessionName| match scope {
-        Scope::User(u) => u == user,
-        Scope::All => true,
-    };
-
-    for name in state.ours.keys() {
-        let keep = match user_of_policy_name(prefix, name) {
-            Some(user) if !in_scope(&user) => true,
-            Some(user) => desired.contains(&user),
-            None => !matches!(scope, Scope::All),
-        };
-        if !keep {
-            plan.actions.push(Action::Delete { name: name.clone() });
-            sizes.remove(name.as_str());
-        }
-    }
-
-    let mut used = state.foreign_chars + sizes.values().sum::<usize>();
-    for user in desired.iter().filter(|u| in_scope(u)) {
-        let name = inline_policy_name(prefix, user);
-        let document = inline_document(role_id, user);
-        if state
-            .ours
-            .get(&name)
-            .is_some_and(|current| same_document(current, &document))
-        {
-            continue;
-        }
-        let needed = policy_size(&document);
-        let freed = sizes.get(name.as_str()).copied().unwrap_or(0);
-        if used - freed + needed > budget {
-            plan.refused.push(Refused {
-                user: user.clone(),
-                needed,
-                used,
-                budget,
-            });
-            continue;
-        }
-        used = used - freed + needed;
-        plan.actions.push(Action::Put {
-            name,
-            user: user.clone(),
-            document,
-        });
-    }
-    plan.used_after = used;
-    plan
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::domain::evaluation::wildcard_matches;
+    use crate::domain::evaluation::{evaluate, wildcard_matches, NamedPolicy};
+    use crate::domain::session_iam::{on_session, START_SESSION};
     use proptest::prelude::*;
 
     const ROLE_ID: &str = "AROARZPUZDIKBSV3HPLXQ";
@@ -285,7 +154,7 @@ mod tests {
             for action in SESSION_ACTIONS {
                 assert!(allows(&tim, &own, action, &arn, Some(&own)), "{arn}");
             }
-            assert!(!allows(&tim, &own, "ssm:StartSession", &arn, Some(&own)));
+            assert!(!allows(&tim, &own, START_SESSION, &arn, Some(&own)));
             // A session without the tag is nobody's.
             assert!(!allows(&tim, &own, SESSION_ACTIONS[0], &arn, None));
         }
@@ -313,39 +182,19 @@ mod tests {
         assert!(!allows(&statement, &tim, SESSION_ACTIONS[1], &arn, None));
     }
 
-    /// IAM's verdict for one Allow statement the product writes: the action is listed, the
-    /// resource matches, and every `StringEquals` key equals its value (`${aws:userid}`
-    /// substituted; a missing key matches nothing). The project's own model, for property
-    /// tests; the independent judge is `iam-simulate` (`shared/tests/iam_judge.rs`).
+    /// IAM's verdict, by the product's own evaluator (`domain::evaluation`, itself checked
+    /// against the independent judge in `shared/tests/iam_judge.rs`), for `caller` doing
+    /// `action` on the session `arn` whose session-id tag is `tag`, with `statement` the only
+    /// policy on the role.
     fn allows(statement: &str, caller: &str, action: &str, arn: &str, tag: Option<&str>) -> bool {
-        let s: serde_json::Value = serde_json::from_str(statement).unwrap();
-        let actions: Vec<&str> = match &s["Action"] {
-            serde_json::Value::String(one) => vec![one.as_str()],
-            many => many
-                .as_array()
-                .unwrap()
-                .iter()
-                .map(|a| a.as_str().unwrap())
-                .collect(),
+        let policy = NamedPolicy {
+            name: "under-test".into(),
+            document: format!(r#"{{"Version":"2012-10-17","Statement":[{statement}]}}"#),
         };
-        let action_ok = actions
-            .iter()
-            .any(|a| wildcard_matches(&a.to_lowercase(), &action.to_lowercase()));
-        let resource_ok = wildcard_matches(s["Resource"].as_str().unwrap(), arn);
-        let condition_ok = s["Condition"]["StringEquals"]
-            .as_object()
-            .unwrap()
-            .iter()
-            .all(|(key, want)| {
-                let want = want.as_str().unwrap().replace("${aws:userid}", caller);
-                let have = match key.to_lowercase().as_str() {
-                    "aws:userid" => Some(caller),
-                    "ssm:resourcetag/aws:ssmmessages:session-id" => tag,
-                    _ => None,
-                };
-                have == Some(want.as_str())
-            });
-        s["Effect"] == "Allow" && action_ok && resource_ok && condition_ok
+        evaluate(&[policy], &on_session(action, arn, caller, tag))
+            .expect("the product's statements are evaluable")
+            .decision
+            .is_allowed()
     }
 
     const SUFFIX_17: &str = "0ab1cd9d876e54321";
@@ -447,129 +296,6 @@ mod tests {
     #[test]
     fn size_ignores_whitespace() {
         assert_eq!(policy_size("{ \"a\" :\n 1 }"), 7);
-    }
-
-    fn state(users: &[&str], foreign: usize) -> InlineState {
-        InlineState {
-            ours: users
-                .iter()
-                .map(|u| {
-                    (
-                        inline_policy_name(PREFIX, &user(u)),
-                        inline_document(&role(), &user(u)),
-                    )
-                })
-                .collect(),
-            foreign_chars: foreign,
-        }
-    }
-
-    fn desired(users: &[&str]) -> BTreeSet<SessionName> {
-        users.iter().map(|u| user(u)).collect()
-    }
-
-    #[test]
-    fn a_grant_puts_only_that_user_and_a_repeat_does_nothing() {
-        let plan = plan_inline(
-            &Scope::User(user("ada")),
-            &desired(&["ada", "bob"]),
-            &state(&[], 0),
-            &role(),
-            PREFIX,
-            INLINE_BUDGET,
-        );
-        assert_eq!(plan.actions.len(), 1);
-        assert!(matches!(&plan.actions[0], Action::Put { user: u, .. } if u.as_str() == "ada"));
-        let plan = plan_inline(
-            &Scope::User(user("ada")),
-            &desired(&["ada"]),
-            &state(&["ada"], 0),
-            &role(),
-            PREFIX,
-            INLINE_BUDGET,
-        );
-        assert_eq!(plan.actions, vec![]);
-    }
-
-    #[test]
-    fn a_revoke_deletes_only_that_user() {
-        let plan = plan_inline(
-            &Scope::User(user("ada")),
-            &desired(&[]),
-            &state(&["ada", "bob"], 0),
-            &role(),
-            PREFIX,
-            INLINE_BUDGET,
-        );
-        assert_eq!(
-            plan.actions,
-            vec![Action::Delete {
-                name: inline_policy_name(PREFIX, &user("ada"))
-            }]
-        );
-    }
-
-    #[test]
-    fn reconcile_adds_missing_removes_stale_and_repairs_edited() {
-        let mut current = state(&["bob", "eve"], 500);
-        current.ours.insert(
-            inline_policy_name(PREFIX, &user("bob")),
-            "{\"edited\":true}".into(),
-        );
-        current
-            .ours
-            .insert("ssm-session-owner-garbage".into(), "{}".into());
-        let plan = plan_inline(
-            &Scope::All,
-            &desired(&["ada", "bob"]),
-            &current,
-            &role(),
-            PREFIX,
-            INLINE_BUDGET,
-        );
-        let described: Vec<String> = plan.actions.iter().map(Action::describe).collect();
-        assert_eq!(
-            described,
-            vec![
-                format!("delete {}", inline_policy_name(PREFIX, &user("eve"))),
-                "delete ssm-session-owner-garbage".to_string(),
-                format!(
-                    "put {} (grant ada)",
-                    inline_policy_name(PREFIX, &user("ada"))
-                ),
-                format!(
-                    "put {} (grant bob)",
-                    inline_policy_name(PREFIX, &user("bob"))
-                ),
-            ]
-        );
-    }
-
-    #[test]
-    fn a_grant_that_does_not_fit_is_refused_with_the_numbers() {
-        let doc = inline_document(&role(), &user("ada"));
-        let plan = plan_inline(
-            &Scope::User(user("ada")),
-            &desired(&["ada"]),
-            &state(&[], 10_100),
-            &role(),
-            PREFIX,
-            INLINE_BUDGET,
-        );
-        assert_eq!(plan.actions, vec![]);
-        assert_eq!(
-            plan.refused,
-            vec![Refused {
-                user: user("ada"),
-                needed: policy_size(&doc),
-                used: 10_100,
-                budget: INLINE_BUDGET
-            }]
-        );
-        assert_eq!(
-            plan.refused[0].to_string(),
-            format!("session policy budget full: granting ada needs {} characters, the role's policies already use 10100 of 10240 (whitespace not counted)", policy_size(&doc))
-        );
     }
 
     /// A valid role-session name.

@@ -17,6 +17,8 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 use shared::aws::Clients;
+use shared::config::WriteMode;
+use shared::domain::ids::ResolvedRole;
 use shared::edge::replay_line::ReplayLine;
 use testkit::fault_proxy::{every_nth, Fault, FaultProxy};
 use testkit::{create_role, rewrite, run_instances, sibling_binary, Moto, DEMO_ROLE};
@@ -387,8 +389,12 @@ async fn grants_and_revokes(
         .iter()
         .map(|n| SessionName::parse(n).map_err(|e| e.to_string()))
         .collect::<Result<_, _>>()?;
-    ManagedStore::new(admin.iam.clone(), &role, &prefix, 25, 25)
-        .converge(&parsed, &Scope::All, &seeded, false)
+    let resolved = ResolvedRole {
+        name: role.clone(),
+        id: parsed,
+    };
+    ManagedStore::new(admin.iam.clone(), &prefix, 25, 25)
+        .converge(&resolved, &Scope::All, &seeded, WriteMode::Apply)
         .await
         .map_err(|e| e.to_string())?;
     let gone = run_instances(&admin.ec2, 1, &[("AwsUserId", &value("gone0000"))]).await;

@@ -9,7 +9,7 @@
 use std::process::ExitCode;
 
 use shared::app::capacity::capacity_report;
-use shared::app::role_resolver::RoleIdCache;
+use shared::app::role_resolver::RoleResolver;
 use shared::aws::{load_sdk_config, Clients};
 use shared::Config;
 
@@ -30,11 +30,8 @@ async fn main() -> ExitCode {
     };
     let clients = Clients::new(&load_sdk_config(&config).await);
     let report = async {
-        let role_id = RoleIdCache::new(&config)
-            .get(&clients.iam)
-            .await?
-            .to_owned();
-        capacity_report(&config, &role_id, &clients.ec2, &clients.iam).await
+        let role = RoleResolver::new(&config).resolved(&clients.iam).await?;
+        capacity_report(&config, &role, &clients.ec2, &clients.iam).await
     };
     match report.await {
         Ok(report) => {

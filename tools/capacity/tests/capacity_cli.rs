@@ -6,10 +6,24 @@ use std::process::{Command, Output};
 use serde_json::Value;
 use shared::app::managed_store::ManagedStore;
 use shared::aws::Clients;
+use shared::config::WriteMode;
 use shared::domain::session_name::SessionName;
 use shared::domain::statements::{inline_document, inline_policy_name, Scope};
 use shared::ports::PolicyStore;
-use testkit::{create_role, run_instances, user, Moto, DEMO_POLICY_PREFIX, DEMO_ROLE};
+use testkit::{
+    create_role, create_sso_role, run_instances, user, Moto, DEMO_POLICY_PREFIX, DEMO_ROLE,
+};
+
+/// The report's JSON, once the exit status is as expected (stderr shown if not).
+fn report_with_status(output: &Output, status: i32) -> Value {
+    assert_eq!(
+        output.status.code(),
+        Some(status),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    serde_json::from_slice(&output.stdout).unwrap()
+}
 
 fn capacity(moto: &Moto, args: &[&str]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_capacity"))
@@ -25,15 +39,16 @@ async fn the_report_shows_shards_sizes_headroom_and_drift_both_ways() {
     // statement left behind with no instance
     let moto = Moto::start().unwrap();
     let admin = Clients::new(&moto.sdk_config().await);
-    let role_id = testkit::role_id_of(&create_role(&admin.iam, DEMO_ROLE).await);
+    let role = testkit::resolved(DEMO_ROLE, &create_role(&admin.iam, DEMO_ROLE).await);
+    let role_id = role.id.clone();
     for name in ["ada", "tim", "bob"] {
         let value = format!("{role_id}:{name}");
         run_instances(&admin.ec2, 1, &[("AwsUserId", &value)]).await;
     }
-    let store = ManagedStore::new(admin.iam.clone(), DEMO_ROLE, DEMO_POLICY_PREFIX, 10, 10);
+    let store = ManagedStore::new(admin.iam.clone(), DEMO_POLICY_PREFIX, 10, 10);
     let granted: BTreeSet<SessionName> = [user("ada"), user("tim")].into();
     store
-        .converge(&role_id, &Scope::All, &granted, false)
+        .converge(&role, &Scope::All, &granted, WriteMode::Apply)
         .await
         .unwrap();
     admin
@@ -50,13 +65,7 @@ async fn the_report_shows_shards_sizes_headroom_and_drift_both_ways() {
     let output = capacity(&moto, &["--json"]);
 
     // THEN it names the users, the shard and its size, the headroom and the drift, and exits 1
-    assert_eq!(
-        output.status.code(),
-        Some(1),
-        "{}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-    let report: Value = serde_json::from_slice(&output.stdout).unwrap();
+    let report = report_with_status(&output, 1);
     assert_eq!(report["store"], "managed");
     assert_eq!(
         report["users_with_statements"],
@@ -92,12 +101,10 @@ async fn the_report_shows_shards_sizes_headroom_and_drift_both_ways() {
     // WHEN the store converges THEN there is no drift and the exit status is 0
     let desired: BTreeSet<SessionName> = [user("ada"), user("tim"), user("bob")].into();
     store
-        .converge(&role_id, &Scope::All, &desired, false)
+        .converge(&role, &Scope::All, &desired, WriteMode::Apply)
         .await
         .unwrap();
-    let output = capacity(&moto, &["--json"]);
-    assert_eq!(output.status.code(), Some(0));
-    let report: Value = serde_json::from_slice(&output.stdout).unwrap();
+    let report = report_with_status(&capacity(&moto, &["--json"]), 0);
     assert_eq!(
         report["drift"],
         serde_json::json!({"missing": [], "stale": []})
@@ -118,4 +125,50 @@ fn bad_arguments_and_configuration_exit_2() {
         .unwrap();
     assert_eq!(output.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&output.stderr).contains("SESSION_ROLE_NAME: is required"));
+}
+
+#[tokio::test]
+async fn under_identity_center_the_report_reads_the_permission_sets_role() {
+    // GIVEN the users' role is the Identity Center role of permission set ResearchUsers (static
+    // session rights, the only mode Identity Center allows), a researcher's live instance, and
+    // an inline statement per-user mode once left on that role
+    let moto = Moto::start().unwrap();
+    let admin = Clients::new(&moto.sdk_config().await);
+    let sso_role = "AWSReservedSSO_ResearchUsers_0123456789abcdef";
+    let role_id = create_sso_role(&admin.iam, sso_role).await;
+    let value = format!("{role_id}:ada@example.com");
+    run_instances(&admin.ec2, 1, &[("AwsUserId", &value)]).await;
+    let grace = user("grace");
+    admin
+        .iam
+        .put_role_policy()
+        .role_name(sso_role)
+        .policy_name(inline_policy_name(DEMO_POLICY_PREFIX, &grace))
+        .policy_document(inline_document(&testkit::role_id_of(&role_id), &grace))
+        .send()
+        .await
+        .unwrap();
+
+    // WHEN the capacity report runs with PERMISSION_SET_NAME instead of SESSION_ROLE_NAME
+    let output = Command::new(env!("CARGO_BIN_EXE_capacity"))
+        .arg("--json")
+        .envs(moto.product_env(DEMO_ROLE))
+        .env_remove("SESSION_ROLE_NAME")
+        .env("PERMISSION_SET_NAME", "ResearchUsers")
+        .env("SESSION_RIGHTS", "static")
+        .output()
+        .unwrap();
+
+    // THEN it reads that role: grace's leftover is stale, nobody is missing a statement in
+    // static mode, and the drift makes the exit status 1
+    let report = report_with_status(&output, 1);
+    assert_eq!(
+        report["users_with_statements"],
+        serde_json::json!(["grace"])
+    );
+    assert_eq!(report["inline_policies"][0]["ours"], true);
+    assert_eq!(
+        report["drift"],
+        serde_json::json!({"missing": [], "stale": ["grace"]})
+    );
 }

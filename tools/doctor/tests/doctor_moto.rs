@@ -10,6 +10,7 @@ use std::process::{Command, Output};
 use serde_json::Value;
 use shared::app::managed_store::ManagedStore;
 use shared::aws::Clients;
+use shared::config::WriteMode;
 use shared::domain::session_name::SessionName;
 use shared::domain::statements::Scope;
 use shared::ports::PolicyStore;
@@ -48,20 +49,14 @@ impl Account {
 
     /// Grant `names` in the managed store, as the session-policy function would.
     async fn grant(&self, names: &[&str]) {
-        let store = ManagedStore::new(
-            self.admin.iam.clone(),
-            DEMO_ROLE,
-            DEMO_POLICY_PREFIX,
-            10,
-            10,
-        );
+        let store = ManagedStore::new(self.admin.iam.clone(), DEMO_POLICY_PREFIX, 10, 10);
         let desired: BTreeSet<SessionName> = names.iter().map(|n| user(n)).collect();
         store
             .converge(
-                &testkit::role_id_of(&self.role_id),
+                &testkit::resolved(DEMO_ROLE, &self.role_id),
                 &Scope::All,
                 &desired,
-                false,
+                WriteMode::Apply,
             )
             .await
             .unwrap();

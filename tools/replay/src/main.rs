@@ -16,6 +16,7 @@ use shared::app::owner_tagging::OwnerTagger;
 use shared::app::session_rights::SessionPolicies;
 use shared::app::AnyStore;
 use shared::aws::{load_sdk_config, CallCounter, Clients};
+use shared::config::WriteMode;
 use shared::domain::events::{parse_envelope, route, OWNER_TAGGER, SESSION_POLICY};
 use shared::edge::replay_line::ReplayLine;
 use shared::{Config, Error, Outcome};
@@ -30,7 +31,8 @@ struct Functions {
     config: Config,
     owner_tagger: OwnerTagger<Ec2, Iam>,
     session_policy: SessionPolicies<Ec2, Iam, aws_sdk_ssm::Client, AnyStore<Iam>>,
-    dry_run: bool,
+    /// The reconcile's: `--dry-run` or `RECONCILE_DRY_RUN` plan only.
+    mode: WriteMode,
 }
 
 impl Functions {
@@ -38,7 +40,7 @@ impl Functions {
         if function == OWNER_TAGGER {
             self.owner_tagger.handle(event).await
         } else {
-            self.session_policy.handle_with(event, self.dry_run).await
+            self.session_policy.handle_with(event, self.mode).await
         }
     }
 }
@@ -82,7 +84,11 @@ async fn main() -> ExitCode {
     let clients = Clients::with_counter(&load_sdk_config(&config).await, Some(counter.clone()));
     let store = AnyStore::from_config(clients.iam.clone(), &config);
     let functions = Functions {
-        dry_run: dry_run_flag || config.reconcile_dry_run,
+        mode: if dry_run_flag {
+            WriteMode::DryRun
+        } else {
+            config.reconcile_mode
+        },
         config: config.clone(),
         owner_tagger: OwnerTagger::new(config.clone(), clients.ec2.clone(), clients.iam.clone()),
         session_policy: SessionPolicies::new(

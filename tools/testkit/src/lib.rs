@@ -245,6 +245,26 @@ pub async fn create_role(iam: &aws_sdk_iam::Client, name: &str) -> String {
         .to_owned()
 }
 
+/// Create an IAM Identity Center role (`AWSReservedSSO_<set>_<suffix>` under
+/// `/aws-reserved/sso.amazonaws.com/`, trusting the Identity Center SAML provider) and return its
+/// id.
+pub async fn create_sso_role(iam: &aws_sdk_iam::Client, name: &str) -> String {
+    let trust = serde_json::json!({"Version": "2012-10-17", "Statement": [{"Effect": "Allow",
+        "Principal": {"Federated": "arn:aws:iam::123456789012:saml-provider/AWSSSO_0123_DO_NOT_DELETE"},
+        "Action": ["sts:AssumeRoleWithSAML", "sts:TagSession"]}]});
+    iam.create_role()
+        .role_name(name)
+        .path("/aws-reserved/sso.amazonaws.com/")
+        .assume_role_policy_document(trust.to_string())
+        .send()
+        .await
+        .expect("moto CreateRole")
+        .role()
+        .expect("a role in CreateRole's answer")
+        .role_id()
+        .to_owned()
+}
+
 /// Launch `count` instances with `tags` and return their ids.
 pub async fn run_instances(
     ec2: &aws_sdk_ec2::Client,
@@ -495,6 +515,7 @@ pub struct CountedMoto {
     pub clients: shared::aws::Clients,
     pub counter: shared::aws::CallCounter,
     pub admin: shared::aws::Clients,
+    pub role_name: String,
     pub role_id: shared::domain::ids::RoleId,
 }
 
@@ -511,7 +532,16 @@ impl CountedMoto {
             clients,
             counter,
             admin,
+            role_name: role.to_owned(),
             role_id,
+        }
+    }
+
+    /// The users' role as the stores take it.
+    pub fn role(&self) -> shared::domain::ids::ResolvedRole {
+        shared::domain::ids::ResolvedRole {
+            name: self.role_name.clone(),
+            id: self.role_id.clone(),
         }
     }
 
@@ -591,6 +621,14 @@ pub fn sibling_binary(name: &str) -> Result<PathBuf, String> {
 /// A role id the test knows to be valid (moto's ids are).
 pub fn role_id_of(id: &str) -> shared::domain::ids::RoleId {
     shared::domain::ids::RoleId::parse(id).expect("valid role id")
+}
+
+/// The users' role as the stores take it: its name and id.
+pub fn resolved(name: &str, id: &str) -> shared::domain::ids::ResolvedRole {
+    shared::domain::ids::ResolvedRole {
+        name: name.to_owned(),
+        id: role_id_of(id),
+    }
 }
 
 /// A session name the test knows to be valid.

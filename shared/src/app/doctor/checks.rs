@@ -4,20 +4,21 @@
 use std::collections::BTreeMap;
 
 use super::{
-    ActionVerdict, Actions, Check, OwnAnswers, RoleFacts, CHECK_IAM, CHECK_OWNERSHIP, CHECK_POLICY,
-    CHECK_REACHABILITY, CHECK_RIGHTS, SHELL_DOCUMENT,
+    ActionVerdict, Actions, Check, CheckId, OwnAnswers, OwnEvaluations, RoleFacts, Subject,
 };
 use crate::app::managed_store::ShardInventory;
-use crate::app::role_resolver::ResolvedRole;
 use crate::config::{Config, StoreKind};
+use crate::domain::capacity::headroom_users;
 use crate::domain::evaluation::{Decision, Evaluation, Unevaluable};
+use crate::domain::ids::ResolvedRole;
 use crate::domain::ids::{InstanceId, UserId};
 use crate::domain::ownership::{is_case_variant, sweep};
 use crate::domain::reason::ReasonCode;
+use crate::domain::session_iam::SHELL_DOCUMENT;
 use crate::domain::session_name::SessionName;
-use crate::domain::shard_packing::{typical_user_cost, SHARD_LIMIT};
+use crate::domain::shard_packing::SHARD_LIMIT;
 use crate::domain::statements::{
-    inline_document, inline_policy_name, inline_size, policy_size, same_document, INLINE_BUDGET,
+    inline_document, inline_policy_name, policy_size, same_document, INLINE_BUDGET,
 };
 use crate::error::Error;
 use crate::ports::{ManagedNode, RolePolicyDocument, Simulated};
@@ -54,7 +55,7 @@ pub(super) fn ownership(
             fix
         };
         Check::fail(
-            CHECK_OWNERSHIP,
+            CheckId::Ownership,
             format!("{detail}{}", tampering.as_deref().unwrap_or("")),
             fix,
         )
@@ -106,7 +107,7 @@ pub(super) fn ownership(
     if *value == user_id.to_string() {
         return match tampering {
             None => Check::pass(
-                CHECK_OWNERSHIP,
+                CheckId::Ownership,
                 format!("{key}={value}: the instance is {user}'s"),
             ),
             Some(_) => fail(
@@ -152,16 +153,15 @@ pub(super) fn ownership(
 }
 
 /// Check 4: the end-user policy is on the role, and it lets the user start a session here.
-#[allow(clippy::too_many_arguments)]
 pub(super) fn end_user_policy(
     config: &Config,
     documents: &[RolePolicyDocument],
-    facts: &RoleFacts,
-    permission_set: Option<&str>,
-    own_start: &Result<Evaluation, Unevaluable>,
-    own_document: &Result<Evaluation, Unevaluable>,
-    user_id: &UserId,
+    subject: &Subject,
+    own: &OwnEvaluations,
 ) -> Check {
+    let (facts, user_id) = (&subject.facts, &subject.user_id);
+    let permission_set = config.users_role.permission_set();
+    let (own_start, own_document) = (&own.start_instance, &own.start_document);
     let name = &config.end_user_policy_name;
     let role = &facts.role.name;
     let attached = documents.iter().any(|p| p.arn.is_some() && p.name == *name);
@@ -177,20 +177,20 @@ pub(super) fn end_user_policy(
             ),
         };
         return Check::fail(
-            CHECK_POLICY,
+            CheckId::Policy,
             format!("{name} is not attached to {role}"),
             fix,
         );
     }
     match (own_start, own_document) {
-        (Err(why), _) | (Ok(_), Err(why)) => Check::unknown(
-            CHECK_POLICY,
+        (Err(why), _) | (Ok(_), Err(why)) => Check::not_run(
+            CheckId::Policy,
             format!("{name} is attached; the product cannot evaluate ssm:StartSession here: {why}"),
             None,
         ),
         (Ok(start), Ok(document)) => match (start.decision, document.decision) {
             (Decision::Allowed, Decision::Allowed) => Check::pass(
-                CHECK_POLICY,
+                CheckId::Policy,
                 format!(
                     "{name} is attached; ssm:StartSession for {user_id} is allowed on the instance by {} and on {SHELL_DOCUMENT} by {}",
                     start.by.join(", "),
@@ -200,13 +200,13 @@ pub(super) fn end_user_policy(
             (Decision::ExplicitDeny, _) | (_, Decision::ExplicitDeny) => {
                 let by = if start.decision == Decision::ExplicitDeny { &start.by } else { &document.by };
                 Check::fail(
-                    CHECK_POLICY,
+                    CheckId::Policy,
                     format!("ssm:StartSession for {user_id} is explicitly denied by {}", by.join(", ")),
                     "remove or narrow that Deny statement",
                 )
             }
             (Decision::ImplicitDeny, _) => Check::fail(
-                CHECK_POLICY,
+                CheckId::Policy,
                 format!(
                     "{name} is attached, but no statement allows {user_id} ssm:StartSession on this instance: it allows the instances whose {} tag is exactly the caller's aws:userid",
                     config.user_id_tag_key
@@ -214,7 +214,7 @@ pub(super) fn end_user_policy(
                 "see check 3: the instance's user-id tag decides who may connect",
             ),
             (Decision::Allowed, Decision::ImplicitDeny) => Check::fail(
-                CHECK_POLICY,
+                CheckId::Policy,
                 format!("no statement allows ssm:StartSession on the document {SHELL_DOCUMENT}"),
                 format!("restore {name}'s StartSessionDocument statement (redeploy the template)"),
             ),
@@ -245,20 +245,20 @@ fn both_allowed(own: [&Result<Evaluation, Unevaluable>; 2]) -> Result<(bool, Vec
 /// Check 5, static mode: one statement in the end-user policy for everybody.
 pub(super) fn static_rights(own: [&Result<Evaluation, Unevaluable>; 2]) -> Check {
     match both_allowed(own) {
-        Err(why) => Check::unknown(
-            CHECK_RIGHTS,
+        Err(why) => Check::not_run(
+            CheckId::Rights,
             format!("static mode; the product cannot evaluate TerminateSession/ResumeSession: {why}"),
             None,
         ),
         Ok((true, by)) => Check::pass(
-            CHECK_RIGHTS,
+            CheckId::Rights,
             format!(
                 "static mode: ending and resuming their own sessions is allowed by {}",
                 by.join(", ")
             ),
         ),
         Ok((false, _)) => Check::fail(
-            CHECK_RIGHTS,
+            CheckId::Rights,
             "static mode, but no statement lets the user terminate or resume their own sessions",
             "deploy the template with SessionRights=static: the end-user policy then carries EndOwnSessions",
         ),
@@ -280,17 +280,18 @@ pub(super) fn per_user_rights(
     let shard = inventory
         .shards
         .iter()
-        .find(|(shard, _, _)| shard.users.contains(user));
+        .find(|entry| entry.shard.users.contains(user));
     let inline_name = inline_policy_name(&config.policy_name_prefix, user);
     let inline = documents
         .iter()
         .find(|p| p.arn.is_none() && p.name == inline_name);
     let reconcile = "the hourly reconcile rewrites it (or invoke the session-policy function with events/scheduled-reconcile.json)";
     let found = match (shard, inline) {
-        (Some((shard, policy, attached)), _) => {
-            if !attached {
+        (Some(entry), _) => {
+            let (shard, policy) = (&entry.shard, &entry.policy);
+            if !entry.attached {
                 return Check::fail(
-                    CHECK_RIGHTS,
+                    CheckId::Rights,
                     format!("{user}'s statement is in {}, which is not attached to {}; {capacity}", policy.name, role.name),
                     format!(
                         "the hourly reconcile re-attaches it, or: aws iam attach-role-policy --role-name {} --policy-arn {}",
@@ -300,7 +301,7 @@ pub(super) fn per_user_rights(
             }
             if !shard.clean {
                 return Check::fail(
-                    CHECK_RIGHTS,
+                    CheckId::Rights,
                     format!(
                         "{} holds {user}'s statement but was edited by hand; {capacity}",
                         policy.name
@@ -313,7 +314,7 @@ pub(super) fn per_user_rights(
         (None, Some(policy)) => {
             if !same_document(&policy.document, &inline_document(&role.id, user)) {
                 return Check::fail(
-                    CHECK_RIGHTS,
+                    CheckId::Rights,
                     format!(
                         "the inline policy {} differs from {user}'s statement; {capacity}",
                         policy.name
@@ -329,7 +330,7 @@ pub(super) fn per_user_rights(
         (None, None) => {
             if let Ok((true, by)) = &evaluated {
                 return Check::pass(
-                    CHECK_RIGHTS,
+                    CheckId::Rights,
                     format!(
                         "no per-user statement for {user}, but {} already allows ending and resuming their own sessions; {capacity}",
                         by.join(", ")
@@ -342,21 +343,21 @@ pub(super) fn per_user_rights(
                 "per-user rights follow ownership: once the instance carries the user's tag (check 3) the grant follows within seconds, and the hourly reconcile catches up on any it missed".to_owned()
             };
             return Check::fail(
-                CHECK_RIGHTS,
+                CheckId::Rights,
                 format!("no statement for {user} on {}: per-user rights exist only while the user owns a live instance; {capacity}", role.name),
                 fix,
             );
         }
     };
     match evaluated {
-        Ok((true, _)) => Check::pass(CHECK_RIGHTS, format!("{found}; {capacity}")),
+        Ok((true, _)) => Check::pass(CheckId::Rights, format!("{found}; {capacity}")),
         Ok((false, _)) => Check::fail(
-            CHECK_RIGHTS,
+            CheckId::Rights,
             format!("{found}, yet ending or resuming their own session is denied; {capacity}"),
             "look for a Deny on ssm:TerminateSession or ssm:ResumeSession among the role's policies",
         ),
-        Err(why) => Check::unknown(
-            CHECK_RIGHTS,
+        Err(why) => Check::not_run(
+            CheckId::Rights,
             format!("{found}; the product cannot evaluate it: {why}; {capacity}"),
             None,
         ),
@@ -375,12 +376,12 @@ fn capacity(
             let in_use: Vec<_> = inventory
                 .shards
                 .iter()
-                .filter(|(shard, _, _)| !shard.users.is_empty())
+                .filter(|entry| !entry.shard.users.is_empty())
                 .collect();
-            let users: usize = in_use.iter().map(|(shard, _, _)| shard.users.len()).sum();
-            let used: usize = in_use.iter().map(|(shard, _, _)| shard.chars).sum();
+            let users: usize = in_use.iter().map(|entry| entry.shard.users.len()).sum();
+            let used: usize = in_use.iter().map(|entry| entry.shard.chars).sum();
             let available = inventory.max_shards * SHARD_LIMIT;
-            let headroom = available.saturating_sub(used) / typical_user_cost(&facts.role.id);
+            let headroom = headroom_users(StoreKind::Managed, &facts.role.id, used, available);
             (
                 format!(
                     "capacity: {users} users in {} of up to {} shards, room for about {headroom} more",
@@ -396,7 +397,7 @@ fn capacity(
                 .filter(|p| p.arn.is_none())
                 .map(|p| policy_size(&p.document))
                 .sum();
-            let headroom = INLINE_BUDGET.saturating_sub(used) / inline_size(&facts.role.id, 10);
+            let headroom = headroom_users(StoreKind::Inline, &facts.role.id, used, INLINE_BUDGET);
             (
                 format!(
                     "capacity: {used} of {INLINE_BUDGET} inline characters used, room for about {headroom} more users"
@@ -426,12 +427,12 @@ pub(super) fn reachability(
             .join(", ");
             if node.ping_status == "Online" {
                 Check::pass(
-                    CHECK_REACHABILITY,
+                    CheckId::Reachability,
                     format!("{instance} is a managed node, Online ({about})"),
                 )
             } else {
                 Check::fail(
-                    CHECK_REACHABILITY,
+                    CheckId::Reachability,
                     format!(
                         "{instance} is a managed node, but {} ({about})",
                         node.ping_status
@@ -441,14 +442,14 @@ pub(super) fn reachability(
             }
         }
         Ok(None) => Check::fail(
-            CHECK_REACHABILITY,
+            CheckId::Reachability,
             format!(
                 "{instance} is not a managed node in this region: Session Manager cannot reach it"
             ),
             connect,
         ),
-        Err(err) => Check::unknown(
-            CHECK_REACHABILITY,
+        Err(err) => Check::not_run(
+            CheckId::Reachability,
             format!("not checked: {err}"),
             is_access_denied(&err)
                 .then(|| "allow ssm:DescribeInstanceInformation to whoever runs the doctor".into()),
@@ -479,8 +480,8 @@ pub(super) fn confirmation(
             ),
         };
         return (
-            Check::unknown(
-                CHECK_IAM,
+            Check::not_run(
+                CheckId::Simulator,
                 format!("IAM's policy simulator did not answer ({why}); the verdicts are the product's own evaluation"),
                 denied.then(|| format!("for IAM's own answer, allow iam:SimulatePrincipalPolicy on {role_arn} to whoever runs the doctor")),
             ),
@@ -523,7 +524,7 @@ pub(super) fn confirmation(
             .flat_map(|a| a.matched.iter().map(String::as_str))
             .collect();
         Check::fail(
-            CHECK_IAM,
+            CheckId::Simulator,
             format!(
                 "IAM's policy simulator says {}, where the product's evaluation says {}; IAM's answer is the verdict{missing}",
                 said(&iam),
@@ -536,7 +537,7 @@ pub(super) fn confirmation(
         )
     } else {
         Check::pass(
-            CHECK_IAM,
+            CheckId::Simulator,
             format!("IAM's policy simulator agrees: {}{missing}", said(&iam)),
         )
     };

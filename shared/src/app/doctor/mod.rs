@@ -11,31 +11,32 @@
 mod checks;
 pub mod verify;
 
+use std::collections::BTreeMap;
 use std::fmt;
 
-use serde::Serialize;
+use serde::ser::SerializeStruct;
+use serde::{Serialize, Serializer};
 
-use super::managed_store::ManagedStore;
+use super::managed_store::{Attachments, ManagedStore};
 use super::regions::RegionalClients;
-use super::role_resolver::ResolvedRole;
-use crate::config::{is_region_name, Config, SessionRights};
+use crate::config::{is_region_name, Config, SessionRights, UsersRole};
 use crate::domain::evaluation::{
     evaluate, Decision, Evaluation, NamedPolicy, Request, Unevaluable,
 };
-use crate::domain::ids::{InstanceId, InstanceState, Partition, UserId};
+use crate::domain::ids::{
+    InstanceId, InstanceState, Partition, ResolvedRole, RoleIdentity, UserId,
+};
+use crate::domain::session_iam::{
+    self, Arns, RESUME_SESSION, SHELL_DOCUMENT, START_SESSION, TERMINATE_SESSION, USER_ID_KEY,
+};
 use crate::domain::session_name::SessionName;
-use crate::domain::statements::SESSION_ID_TAG;
 use crate::error::Error;
 use crate::ports::{
-    EnabledRegions, InRegion, InstanceDirectory, ManagedNodes, ManagedPolicies, PolicySimulator,
-    RoleDirectory, RoleEvaluationInputs, RolePolicies, RolePolicyDocument, Simulation,
+    DescribedInstance, EnabledRegions, InRegion, InstanceDirectory, ManagedNodes, ManagedPolicies,
+    PolicySimulator, RoleDirectory, RoleEvaluationInputs, RolePolicies, RolePolicyDocument,
+    Simulation,
 };
 
-pub const START_SESSION: &str = "ssm:StartSession";
-pub const TERMINATE_SESSION: &str = "ssm:TerminateSession";
-pub const RESUME_SESSION: &str = "ssm:ResumeSession";
-/// The document a plain `aws ssm start-session` opens; StartSession is authorized on it too.
-const SHELL_DOCUMENT: &str = "SSM-SessionManagerRunShell";
 /// A session id of today's shape (`<session-name>-<26 characters>`); the statements never
 /// depend on it, the session-id tag decides.
 const EXAMPLE_SESSION_SUFFIX: &str = "0a1b2c3d4e5f6a7b8c9d0e1f2a";
@@ -96,52 +97,121 @@ pub struct Actions {
     pub resume_session: ActionVerdict,
 }
 
-/// One check's line: passed (`ok: true`), failed (`false`), or could not be run (`null`).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+/// The doctor's checks, in the order they run and are numbered.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CheckId {
+    User,
+    Instance,
+    Ownership,
+    Policy,
+    Rights,
+    Reachability,
+    Simulator,
+}
+
+impl CheckId {
+    /// The checks that need a live instance, which are not run without one.
+    const NEED_INSTANCE: [CheckId; 5] = [
+        CheckId::Ownership,
+        CheckId::Policy,
+        CheckId::Rights,
+        CheckId::Reachability,
+        CheckId::Simulator,
+    ];
+
+    /// The name printed and given in `--json`'s `check`.
+    pub fn label(self) -> &'static str {
+        match self {
+            CheckId::User => "user and role",
+            CheckId::Instance => "instance",
+            CheckId::Ownership => "ownership tags",
+            CheckId::Policy => "end-user policy",
+            CheckId::Rights => "session rights",
+            CheckId::Reachability => "reachability",
+            CheckId::Simulator => "IAM simulator",
+        }
+    }
+}
+
+/// How a check came out.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum CheckOutcome {
+    Pass,
+    /// Failed, and what to do about it.
+    Fail {
+        fix: String,
+    },
+    /// Could not be run (the detail says why), and sometimes what would let it run.
+    NotRun {
+        fix: Option<String>,
+    },
+}
+
+/// One check's line.
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Check {
-    pub check: &'static str,
-    pub ok: Option<bool>,
+    pub id: CheckId,
+    pub outcome: CheckOutcome,
     pub detail: String,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub fix: Option<String>,
 }
 
 impl Check {
-    fn pass(check: &'static str, detail: impl Into<String>) -> Self {
+    fn pass(id: CheckId, detail: impl Into<String>) -> Self {
         Self {
-            check,
-            ok: Some(true),
+            id,
+            outcome: CheckOutcome::Pass,
             detail: detail.into(),
-            fix: None,
         }
     }
 
-    fn fail(check: &'static str, detail: impl Into<String>, fix: impl Into<String>) -> Self {
+    fn fail(id: CheckId, detail: impl Into<String>, fix: impl Into<String>) -> Self {
         Self {
-            check,
-            ok: Some(false),
+            id,
+            outcome: CheckOutcome::Fail { fix: fix.into() },
             detail: detail.into(),
-            fix: Some(fix.into()),
         }
     }
 
-    fn unknown(check: &'static str, detail: impl Into<String>, fix: Option<String>) -> Self {
+    fn not_run(id: CheckId, detail: impl Into<String>, fix: Option<String>) -> Self {
         Self {
-            check,
-            ok: None,
+            id,
+            outcome: CheckOutcome::NotRun { fix },
             detail: detail.into(),
-            fix,
+        }
+    }
+
+    /// Passed (`Some(true)`), failed (`Some(false)`), or not run (`None`): `--json`'s `ok`.
+    pub fn ok(&self) -> Option<bool> {
+        match self.outcome {
+            CheckOutcome::Pass => Some(true),
+            CheckOutcome::Fail { .. } => Some(false),
+            CheckOutcome::NotRun { .. } => None,
+        }
+    }
+
+    pub fn fix(&self) -> Option<&str> {
+        match &self.outcome {
+            CheckOutcome::Pass => None,
+            CheckOutcome::Fail { fix } => Some(fix),
+            CheckOutcome::NotRun { fix } => fix.as_deref(),
         }
     }
 }
 
-pub const CHECK_USER: &str = "user and role";
-pub const CHECK_INSTANCE: &str = "instance";
-pub const CHECK_OWNERSHIP: &str = "ownership tags";
-pub const CHECK_POLICY: &str = "end-user policy";
-pub const CHECK_RIGHTS: &str = "session rights";
-pub const CHECK_REACHABILITY: &str = "reachability";
-pub const CHECK_IAM: &str = "IAM simulator";
+/// `{check, ok, detail, fix?}`: the shape `doctor --json` has always printed.
+impl Serialize for Check {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        let fix = self.fix();
+        let mut line = serializer.serialize_struct("Check", 3 + usize::from(fix.is_some()))?;
+        line.serialize_field("check", self.id.label())?;
+        line.serialize_field("ok", &self.ok())?;
+        line.serialize_field("detail", &self.detail)?;
+        if let Some(fix) = fix {
+            line.serialize_field("fix", fix)?;
+        }
+        line.end()
+    }
+}
 
 /// The doctor's report.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -155,9 +225,9 @@ pub struct Diagnosis {
 }
 
 impl Diagnosis {
-    /// The check of that name.
-    pub fn check(&self, name: &str) -> Option<&Check> {
-        self.checks.iter().find(|c| c.check == name)
+    /// The line of that check, once it ran (or was found unable to run).
+    pub fn check(&self, id: CheckId) -> Option<&Check> {
+        self.checks.iter().find(|c| c.id == id)
     }
 }
 
@@ -194,6 +264,17 @@ struct RoleFacts {
     partition: Partition,
 }
 
+impl RoleFacts {
+    /// ARNs in the role's partition and account, in `region`.
+    fn arns(&self, region: &str) -> Arns {
+        Arns {
+            partition: self.partition,
+            region: region.to_owned(),
+            account: self.account.clone(),
+        }
+    }
+}
+
 /// The users' role as IAM has it now: by name, or by permission set (`ListRoles`), then one
 /// `GetRole` for its id and ARN. A configured `SESSION_ROLE_ID` is not trusted here: check 1
 /// compares it with the real one.
@@ -201,11 +282,11 @@ async fn role_facts<I>(config: &Config, iam: &I) -> Result<RoleFacts, Error>
 where
     I: RoleDirectory + RoleEvaluationInputs + Sync,
 {
-    let name = match &config.permission_set_name {
-        Some(set) => iam.role_for_permission_set(set).await?.0,
-        None => config.session_role_name.clone(),
+    let name = match &config.users_role {
+        UsersRole::PermissionSet(set) => iam.role_for_permission_set(set).await?.name,
+        UsersRole::Named(name) => name.clone(),
     };
-    let (id, arn) = iam.role_id_and_arn(&name).await?;
+    let RoleIdentity { id, arn } = iam.role_identity(&name).await?;
     let role = ResolvedRole {
         name,
         id: id.in_partition(config.partition),
@@ -232,6 +313,78 @@ pub fn checked_region(region: &str) -> Result<(), DoctorError> {
         Err(DoctorError::Usage(format!(
             "{region:?} is not a region name (e.g. us-east-1)"
         )))
+    }
+}
+
+/// Who asks about what: the parsed question and the role as IAM has it.
+struct Subject {
+    name: SessionName,
+    user_id: UserId,
+    instance_id: InstanceId,
+    region: String,
+    facts: RoleFacts,
+    arns: Arns,
+}
+
+impl Subject {
+    fn caller(&self) -> String {
+        self.user_id.to_string()
+    }
+
+    /// The user ending or resuming their own session (tagged with their `aws:userid`).
+    fn own_session(&self, action: &str) -> Request {
+        let caller = self.caller();
+        let arn = self
+            .arns
+            .session(self.name.as_str(), EXAMPLE_SESSION_SUFFIX);
+        session_iam::on_session(action, &arn, &caller, Some(&caller))
+    }
+}
+
+/// The product's own evaluation of the role's policies, for the questions the checks share.
+struct OwnEvaluations {
+    start_instance: Result<Evaluation, Unevaluable>,
+    start_document: Result<Evaluation, Unevaluable>,
+    terminate: Result<Evaluation, Unevaluable>,
+    resume: Result<Evaluation, Unevaluable>,
+}
+
+impl OwnEvaluations {
+    fn new(
+        documents: &[RolePolicyDocument],
+        subject: &Subject,
+        tags: &BTreeMap<String, String>,
+    ) -> Self {
+        let policies: Vec<NamedPolicy> = documents
+            .iter()
+            .map(|p| NamedPolicy {
+                name: p.name.clone(),
+                document: p.document.clone(),
+            })
+            .collect();
+        let caller = subject.caller();
+        let instance = subject.arns.instance(&subject.instance_id);
+        let document = subject.arns.document(SHELL_DOCUMENT);
+        Self {
+            start_instance: evaluate(
+                &policies,
+                &session_iam::start_session(&instance, &caller, tags),
+            ),
+            start_document: evaluate(
+                &policies,
+                &session_iam::start_session(&document, &caller, &BTreeMap::new()),
+            ),
+            terminate: evaluate(&policies, &subject.own_session(TERMINATE_SESSION)),
+            resume: evaluate(&policies, &subject.own_session(RESUME_SESSION)),
+        }
+    }
+
+    fn answers(&self) -> OwnAnswers {
+        OwnAnswers {
+            start: combine(&self.start_instance, &self.start_document),
+            terminate: self.terminate.as_ref().ok().map(|e| e.decision),
+            resume: self.resume.as_ref().ok().map(|e| e.decision),
+        }
     }
 }
 
@@ -263,53 +416,110 @@ where
         })?,
     };
     checked_region(&region)?;
-
     let mut report = Diagnosis::new(user, instance, &region);
 
-    // 1. The user and the role.
     let facts = role_facts(config, iam).await?;
-    let user_id = UserId::new(facts.role.id.clone(), name.clone());
+    let subject = Subject {
+        user_id: UserId::new(facts.role.id.clone(), name.clone()),
+        arns: facts.arns(&region),
+        name,
+        instance_id,
+        region,
+        facts,
+    };
+    report.push(check_user(config, &subject));
+
+    let (instance_check, described) = check_instance(config, ec2, &subject).await?;
+    report.push(instance_check);
+    let described = match described {
+        Ok(described) => described,
+        Err(why) => return Ok(report.without_instance(&why)),
+    };
+
+    report.push(checks::ownership(
+        &described.tags,
+        &subject.user_id,
+        &subject.facts.role,
+        config,
+    ));
+    let documents = iam.identity_policies(&subject.facts.role.name).await?;
+    let own = OwnEvaluations::new(&documents, &subject, &described.tags);
+    report.push(checks::end_user_policy(config, &documents, &subject, &own));
+    report.push(check_rights(config, iam, &subject, &documents, &own).await?);
+    let reachability = check_reachability(config, ssm, &subject).await;
+    let unreachable = reachability.ok() == Some(false);
+    report.push(reachability);
+    let (simulator, actions) = check_simulator(config, iam, &subject, &described, &own).await;
+    report.push(simulator);
+
+    let startable = actions.start_session == ActionVerdict::Allowed
+        && described.state == InstanceState::Running
+        && !unreachable;
+    Ok(report.finish(
+        if startable {
+            Verdict::Allowed
+        } else {
+            Verdict::Denied
+        },
+        actions,
+    ))
+}
+
+/// Check 1: the user and the role.
+fn check_user(config: &Config, subject: &Subject) -> Check {
+    let role = &subject.facts.role;
     let permission_set = config
-        .permission_set_name
-        .as_ref()
+        .users_role
+        .permission_set()
         .map(|set| format!(", the role of permission set {set}"))
         .unwrap_or_default();
     let found = format!(
-        "{name} is a valid role-session name; the users' role is {} ({}{permission_set}); \
-         their aws:userid is {user_id}",
-        facts.role.name, facts.role.id
+        "{} is a valid role-session name; the users' role is {} ({}{permission_set}); \
+         their aws:userid is {}",
+        subject.name, role.name, role.id, subject.user_id
     );
-    report.push(match &config.session_role_id {
-        Some(configured) if configured.as_str() != facts.role.id.as_str() => Check::fail(
-            CHECK_USER,
+    match &config.session_role_id {
+        Some(configured) if configured.as_str() != role.id.as_str() => Check::fail(
+            CheckId::User,
             format!(
                 "{found}; but SESSION_ROLE_ID is {configured} (the role was re-created), so the functions write user-id tags no session can match"
             ),
             format!(
                 "set SESSION_ROLE_ID (template UsersRoleId) to {}, or leave it empty to have it resolved",
-                facts.role.id
+                role.id
             ),
         ),
-        _ => Check::pass(CHECK_USER, found),
-    });
+        _ => Check::pass(CheckId::User, found),
+    }
+}
 
-    // 2. The instance.
+/// Check 2: the instance. With its line, the live instance, or why the checks that need one
+/// cannot run.
+async fn check_instance<E>(
+    config: &Config,
+    ec2: &E,
+    subject: &Subject,
+) -> Result<(Check, Result<DescribedInstance, String>), Error>
+where
+    E: InstanceDirectory + InRegion + EnabledRegions + Clone + Send + Sync,
+{
+    let (instance_id, region) = (&subject.instance_id, &subject.region);
     let regional = RegionalClients::new(ec2.clone(), config);
     let described = regional
-        .get(Some(&region))
-        .describe_instances(std::slice::from_ref(&instance_id))
+        .get(Some(region))
+        .describe_instances(std::slice::from_ref(instance_id))
         .await?
         .into_iter()
         .next();
     let Some(described) = described else {
         let mut elsewhere = None;
         for other in regional.covered().await?.to_vec() {
-            if other == region {
+            if other == *region {
                 continue;
             }
             let found = regional
                 .get(Some(&other))
-                .describe_instances(std::slice::from_ref(&instance_id))
+                .describe_instances(std::slice::from_ref(instance_id))
                 .await?;
             if !found.is_empty() {
                 elsewhere = Some(other);
@@ -326,111 +536,106 @@ where
                 "check the instance id and the region (--region)".to_owned(),
             ),
         };
-        report.push(Check::fail(CHECK_INSTANCE, detail, fix));
-        return Ok(report.without_instance("the instance does not exist"));
+        return Ok((
+            Check::fail(CheckId::Instance, detail, fix),
+            Err("the instance does not exist".into()),
+        ));
     };
     let state = described.state;
-    if !state.is_live() {
-        report.push(Check::fail(
-            CHECK_INSTANCE,
-            format!(
-                "{instance_id} is {} in {region}: Session Manager cannot reach it",
-                state.as_str()
-            ),
-            "launch a new instance through the portal",
-        ));
-        return Ok(report.without_instance(&format!("the instance is {}", state.as_str())));
-    }
-    report.push(match state {
+    let check = match state {
         InstanceState::Running => Check::pass(
-            CHECK_INSTANCE,
+            CheckId::Instance,
             format!("{instance_id} is running in {region}"),
         ),
+        other if !other.is_live() => {
+            return Ok((
+                Check::fail(
+                    CheckId::Instance,
+                    format!(
+                        "{instance_id} is {} in {region}: Session Manager cannot reach it",
+                        other.as_str()
+                    ),
+                    "launch a new instance through the portal",
+                ),
+                Err(format!("the instance is {}", other.as_str())),
+            ))
+        }
         other => Check::fail(
-            CHECK_INSTANCE,
+            CheckId::Instance,
             format!("{instance_id} is {} in {region}", other.as_str()),
             match other {
                 InstanceState::Pending => "wait until it is running",
                 _ => "start it (aws ec2 start-instances), then try again",
             },
         ),
-    });
+    };
+    Ok((check, Ok(described)))
+}
 
-    // 3. Ownership tags.
-    report.push(checks::ownership(
-        &described.tags,
-        &user_id,
-        &facts.role,
-        config,
-    ));
-
-    // 4. The end-user policy.
-    let documents = iam.identity_policies(&facts.role.name).await?;
-    let policies: Vec<NamedPolicy> = documents
-        .iter()
-        .map(|p| NamedPolicy {
-            name: p.name.clone(),
-            document: p.document.clone(),
-        })
-        .collect();
-    let arns = Arns::new(&facts, &region, &instance_id, &name);
-    let start_request = |resource: &str| {
-        let mut request =
-            Request::new(START_SESSION, resource).with("aws:userid", user_id.to_string());
-        for (key, value) in &described.tags {
-            for prefix in ["ssm:resourceTag", "aws:ResourceTag", "ec2:ResourceTag"] {
-                request = request.with(format!("{prefix}/{key}"), value.clone());
-            }
+/// Check 5: where the user's rights to end and resume their own sessions come from.
+async fn check_rights<I: DoctorIam>(
+    config: &Config,
+    iam: &I,
+    subject: &Subject,
+    documents: &[RolePolicyDocument],
+    own: &OwnEvaluations,
+) -> Result<Check, Error> {
+    let own = [&own.terminate, &own.resume];
+    match (config.session_rights, &config.users_role) {
+        (SessionRights::Static, _) => Ok(checks::static_rights(own)),
+        (SessionRights::PerUser, UsersRole::PermissionSet(_)) => Ok(Check::fail(
+            CheckId::Rights,
+            "per-user mode cannot write to an Identity Center role (IAM: UnmodifiableEntity)",
+            "use static session rights: SESSION_RIGHTS=static (template SessionRights=static)",
+        )),
+        (SessionRights::PerUser, UsersRole::Named(_)) => {
+            let store = ManagedStore::new(
+                iam.clone(),
+                &config.policy_name_prefix,
+                config.max_policy_shards,
+                config.role_managed_policy_limit,
+            );
+            let inventory = store
+                .inventory(&subject.facts.role, Attachments::Fresh)
+                .await?;
+            Ok(checks::per_user_rights(
+                config,
+                &subject.facts,
+                &subject.name,
+                documents,
+                &inventory,
+                own,
+            ))
         }
-        request
-    };
-    let own_start = evaluate(&policies, &start_request(&arns.instance));
-    let own_document = evaluate(&policies, &start_request(&arns.document));
-    report.push(checks::end_user_policy(
-        config,
-        &documents,
-        &facts,
-        config.permission_set_name.as_deref(),
-        &own_start,
-        &own_document,
-        &user_id,
-    ));
+    }
+}
 
-    // 5. Session rights.
-    let session_request = |action: &str| {
-        Request::new(action, &arns.session)
-            .with("aws:userid", user_id.to_string())
-            .with(
-                format!("ssm:resourceTag/{SESSION_ID_TAG}"),
-                user_id.to_string(),
-            )
-    };
-    let own_terminate = evaluate(&policies, &session_request(TERMINATE_SESSION));
-    let own_resume = evaluate(&policies, &session_request(RESUME_SESSION));
-    report.push(
-        session_rights(
-            config,
-            iam,
-            &facts,
-            &name,
-            &documents,
-            [&own_terminate, &own_resume],
-        )
-        .await?,
-    );
+/// Check 6: Session Manager can reach the node.
+async fn check_reachability<S>(config: &Config, ssm: &S, subject: &Subject) -> Check
+where
+    S: ManagedNodes + InRegion + Clone + Send + Sync,
+{
+    let ssm_here = RegionalClients::new(ssm.clone(), config).get(Some(&subject.region));
+    checks::reachability(
+        ssm_here.managed_node(&subject.instance_id).await,
+        &subject.instance_id,
+    )
+}
 
-    // 6. Reachability.
-    let ssm_here = RegionalClients::new(ssm.clone(), config).get(Some(&region));
-    let reachability =
-        checks::reachability(ssm_here.managed_node(&instance_id).await, &instance_id);
-    let unreachable = reachability.ok == Some(false);
-    report.push(reachability);
-
-    // 7. IAM's own simulator.
-    let tag_value = described.tags.get(&config.user_id_tag_key);
+/// Check 7: IAM's own simulator, asked the questions the product answered itself. With its
+/// line, the verdict for each action (IAM's where it answered).
+async fn check_simulator<I: DoctorIam>(
+    config: &Config,
+    iam: &I,
+    subject: &Subject,
+    described: &DescribedInstance,
+    own: &OwnEvaluations,
+) -> (Check, Actions) {
+    let caller = subject.caller();
     let mut instance_question =
-        Request::new(START_SESSION, &arns.instance).with("aws:userid", user_id.to_string());
-    if let Some(value) = tag_value {
+        Request::new(START_SESSION, subject.arns.instance(&subject.instance_id))
+            .with(USER_ID_KEY, caller.clone());
+    if let Some(value) = described.tags.get(&config.user_id_tag_key) {
         instance_question = instance_question.with(
             format!("ssm:resourceTag/{}", config.user_id_tag_key),
             value.clone(),
@@ -440,18 +645,22 @@ where
         (vec![START_SESSION], instance_question),
         (
             vec![START_SESSION],
-            Request::new(START_SESSION, &arns.document).with("aws:userid", user_id.to_string()),
+            session_iam::start_session(
+                &subject.arns.document(SHELL_DOCUMENT),
+                &caller,
+                &BTreeMap::new(),
+            ),
         ),
         (
             vec![TERMINATE_SESSION, RESUME_SESSION],
-            session_request(TERMINATE_SESSION),
+            subject.own_session(TERMINATE_SESSION),
         ),
     ];
     let mut answers = Vec::new();
     let mut unavailable = None;
     for (actions, request) in questions {
         let simulation = Simulation {
-            role_arn: facts.arn.clone(),
+            role_arn: subject.facts.arn.clone(),
             actions: actions.iter().map(|a| a.to_string()).collect(),
             request,
             extra_policies: Vec::new(),
@@ -464,25 +673,7 @@ where
             }
         }
     }
-    let own = OwnAnswers {
-        start: combine(&own_start, &own_document),
-        terminate: own_terminate.as_ref().ok().map(|e| e.decision),
-        resume: own_resume.as_ref().ok().map(|e| e.decision),
-    };
-    let (iam_check, actions) = checks::confirmation(&facts.arn, unavailable, &answers, &own);
-    report.push(iam_check);
-
-    let startable = actions.start_session == ActionVerdict::Allowed
-        && state == InstanceState::Running
-        && !unreachable;
-    Ok(report.finish(
-        if startable {
-            Verdict::Allowed
-        } else {
-            Verdict::Denied
-        },
-        actions,
-    ))
+    checks::confirmation(&subject.facts.arn, unavailable, &answers, &own.answers())
 }
 
 /// The product's own answers, where it could give them.
@@ -514,59 +705,6 @@ fn combine(
     }
 }
 
-/// The resources the doctor asks about.
-struct Arns {
-    instance: String,
-    document: String,
-    session: String,
-}
-
-impl Arns {
-    fn new(facts: &RoleFacts, region: &str, instance: &InstanceId, user: &SessionName) -> Self {
-        let (p, account) = (facts.partition.as_str(), &facts.account);
-        Self {
-            instance: format!("arn:{p}:ec2:{region}:{account}:instance/{instance}"),
-            document: format!("arn:{p}:ssm:{region}:{account}:document/{SHELL_DOCUMENT}"),
-            session: format!(
-                "arn:{p}:ssm:{region}:{account}:session/{user}-{EXAMPLE_SESSION_SUFFIX}"
-            ),
-        }
-    }
-}
-
-/// Check 5: where the user's rights to end and resume their own sessions come from.
-async fn session_rights<I: DoctorIam>(
-    config: &Config,
-    iam: &I,
-    facts: &RoleFacts,
-    user: &SessionName,
-    documents: &[RolePolicyDocument],
-    own: [&Result<Evaluation, Unevaluable>; 2],
-) -> Result<Check, Error> {
-    let identity_center = config.permission_set_name.is_some();
-    match config.session_rights {
-        SessionRights::Static => Ok(checks::static_rights(own)),
-        SessionRights::PerUser if identity_center => Ok(Check::fail(
-            CHECK_RIGHTS,
-            "per-user mode cannot write to an Identity Center role (IAM: UnmodifiableEntity)",
-            "use static session rights: SESSION_RIGHTS=static (template SessionRights=static)",
-        )),
-        SessionRights::PerUser => {
-            let store = ManagedStore::new(
-                iam.clone(),
-                &facts.role.name,
-                &config.policy_name_prefix,
-                config.max_policy_shards,
-                config.role_managed_policy_limit,
-            );
-            let inventory = store.inventory(&facts.role.id, true).await?;
-            Ok(checks::per_user_rights(
-                config, facts, user, documents, &inventory, own,
-            ))
-        }
-    }
-}
-
 impl Diagnosis {
     fn new(user: &str, instance: &str, region: &str) -> Self {
         Self {
@@ -589,14 +727,8 @@ impl Diagnosis {
 
     /// Denied: the remaining checks need a live instance.
     fn without_instance(mut self, why: &str) -> Self {
-        for check in [
-            CHECK_OWNERSHIP,
-            CHECK_POLICY,
-            CHECK_RIGHTS,
-            CHECK_REACHABILITY,
-            CHECK_IAM,
-        ] {
-            self.push(Check::unknown(check, format!("not checked: {why}"), None));
+        for id in CheckId::NEED_INSTANCE {
+            self.push(Check::not_run(id, format!("not checked: {why}"), None));
         }
         self.finish(
             Verdict::Denied,
@@ -623,19 +755,19 @@ impl fmt::Display for Diagnosis {
             self.user, self.instance, self.region
         )?;
         for (number, check) in self.checks.iter().enumerate() {
-            let mark = match check.ok {
-                Some(true) => "✓",
-                Some(false) => "✗",
-                None => "?",
+            let mark = match check.outcome {
+                CheckOutcome::Pass => "✓",
+                CheckOutcome::Fail { .. } => "✗",
+                CheckOutcome::NotRun { .. } => "?",
             };
             writeln!(
                 f,
                 "{mark} {}. {:<16} {}",
                 number + 1,
-                check.check,
+                check.id.label(),
                 check.detail
             )?;
-            if let Some(fix) = &check.fix {
+            if let Some(fix) = check.fix() {
                 writeln!(f, "     {:<16} fix: {fix}", "")?;
             }
         }

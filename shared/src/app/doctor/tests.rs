@@ -6,7 +6,8 @@ use std::collections::BTreeSet;
 
 use super::checks::{confirmation, reachability};
 use super::*;
-use crate::domain::ids::RoleId;
+use crate::config::WriteMode;
+use crate::domain::ids::{ResolvedRole, RoleId};
 use crate::domain::statements::Scope;
 use crate::fakes::FakeAws;
 use crate::ports::{ManagedNode, ManagedPolicies, PolicyStore, Simulated};
@@ -20,6 +21,13 @@ const END_USER: &str = r#"{"Version":"2012-10-17","Statement":[
 
 fn role() -> RoleId {
     RoleId::parse(ROLE_ID).unwrap()
+}
+
+fn resolved() -> ResolvedRole {
+    ResolvedRole {
+        name: ROLE.into(),
+        id: role(),
+    }
 }
 
 fn config(vars: &[(&str, &str)]) -> Config {
@@ -51,13 +59,13 @@ async fn account(role_name: &str) -> FakeAws {
 }
 
 async fn grant(fake: &FakeAws, names: &[&str]) {
-    let store = ManagedStore::new(fake.clone(), ROLE, "ssm-session-owner-", 10, 10);
+    let store = ManagedStore::new(fake.clone(), "ssm-session-owner-", 10, 10);
     let desired: BTreeSet<SessionName> = names
         .iter()
         .map(|n| SessionName::parse(n).unwrap())
         .collect();
     store
-        .converge(&role(), &Scope::All, &desired, false)
+        .converge(&resolved(), &Scope::All, &desired, WriteMode::Apply)
         .await
         .unwrap();
 }
@@ -92,15 +100,15 @@ async fn with_a_node_online_and_iam_agreeing_every_check_passes() {
     let found = run(&config(&[]), &fake, "tim").await;
 
     // THEN all seven checks pass, IAM confirms, and nothing was written
-    let marks: Vec<Option<bool>> = found.checks.iter().map(|c| c.ok).collect();
+    let marks: Vec<Option<bool>> = found.checks.iter().map(|c| c.ok()).collect();
     assert_eq!(marks, [Some(true); 7], "{found}");
     assert_eq!(found.verdict, Verdict::Allowed);
     assert_eq!(
-        found.check(CHECK_REACHABILITY).unwrap().detail,
+        found.check(CheckId::Reachability).unwrap().detail,
         "i-0a1b2c3d4e5f60001 is a managed node, Online (agent 3.3.1142.0, Amazon Linux 2023)"
     );
     assert_eq!(
-        found.check(CHECK_IAM).unwrap().detail,
+        found.check(CheckId::Simulator).unwrap().detail,
         "IAM's policy simulator agrees: StartSession allowed, TerminateSession allowed, ResumeSession allowed"
     );
     assert_eq!(fake.world().managed_policies.len(), before);
@@ -134,14 +142,14 @@ async fn a_node_that_lost_its_connection_denies_even_when_iam_allows() {
     let found = run(&config(&[]), &fake, "tim").await;
     assert_eq!(found.actions.start_session, ActionVerdict::Allowed);
     assert_eq!(found.verdict, Verdict::Denied);
-    let check = found.check(CHECK_REACHABILITY).unwrap();
-    assert_eq!(check.ok, Some(false));
+    let check = found.check(CheckId::Reachability).unwrap();
+    assert_eq!(check.ok(), Some(false));
     assert!(check.detail.contains("but ConnectionLost"), "{found}");
     // The simulator is refused in the fake by default: said, with the permission to add
-    let iam = found.check(CHECK_IAM).unwrap();
-    assert_eq!(iam.ok, None);
+    let iam = found.check(CheckId::Simulator).unwrap();
+    assert_eq!(iam.ok(), None);
     assert_eq!(
-        iam.fix.as_deref(),
+        iam.fix(),
         Some("for IAM's own answer, allow iam:SimulatePrincipalPolicy on arn:aws:iam::123456789012:role/Okta-ServiceWorkbenchUser to whoever runs the doctor")
     );
 }
@@ -153,15 +161,12 @@ async fn an_instance_in_another_region_is_found_and_named() {
     fake.world().enabled_regions = vec!["us-east-1".into(), "eu-west-1".into()];
     fake.add_instance_in("eu-west-1", INSTANCE, InstanceState::Running, &[]);
     let found = run(&config(&[]), &fake, "tim").await;
-    let check = found.check(CHECK_INSTANCE).unwrap();
+    let check = found.check(CheckId::Instance).unwrap();
     assert_eq!(
         check.detail,
         "i-0a1b2c3d4e5f60001 is not in us-east-1; it is in eu-west-1"
     );
-    assert_eq!(
-        check.fix.as_deref(),
-        Some("run the doctor with --region eu-west-1")
-    );
+    assert_eq!(check.fix(), Some("run the doctor with --region eu-west-1"));
     assert_eq!(found.verdict, Verdict::Denied);
 }
 
@@ -178,15 +183,19 @@ async fn identity_center_names_the_permission_set_and_its_fixes() {
 
     let found = run(&config, &fake, "ada@example.com").await;
 
-    assert!(found.check(CHECK_USER).unwrap().detail.contains(&format!(
-        "the users' role is {sso_role} ({ROLE_ID}, the role of permission set ResearchUsers)"
-    )));
+    assert!(found
+        .check(CheckId::User)
+        .unwrap()
+        .detail
+        .contains(&format!(
+            "the users' role is {sso_role} ({ROLE_ID}, the role of permission set ResearchUsers)"
+        )));
     assert_eq!(
-        found.check(CHECK_POLICY).unwrap().fix.as_deref(),
+        found.check(CheckId::Policy).unwrap().fix(),
         Some("add the customer managed policy SsmSessionOwnerEndUser (path /) to permission set ResearchUsers, and re-provision it to this account")
     );
     assert_eq!(
-        found.check(CHECK_RIGHTS).unwrap().fix.as_deref(),
+        found.check(CheckId::Rights).unwrap().fix(),
         Some("use static session rights: SESSION_RIGHTS=static (template SessionRights=static)")
     );
 }
@@ -214,7 +223,7 @@ fn iams_answer_is_the_verdict_and_a_disagreement_is_reported() {
         answer(RESUME_SESSION, Decision::ImplicitDeny),
     ];
     let (check, actions) = confirmation("arn:aws:iam::1:role/R", None, &iam, &own);
-    assert_eq!(check.ok, Some(false));
+    assert_eq!(check.ok(), Some(false));
     assert_eq!(
         check.detail,
         "IAM's policy simulator says StartSession denied, TerminateSession allowed, ResumeSession denied, where the product's evaluation says StartSession allowed, TerminateSession allowed, ResumeSession unknown; IAM's answer is the verdict"
@@ -230,8 +239,8 @@ fn iams_answer_is_the_verdict_and_a_disagreement_is_reported() {
         retryable: true,
     };
     let (check, actions) = confirmation("arn:aws:iam::1:role/R", Some(throttled), &[], &own);
-    assert_eq!(check.ok, None);
-    assert_eq!(check.fix, None);
+    assert_eq!(check.ok(), None);
+    assert_eq!(check.fix(), None);
     assert_eq!(actions.start_session, ActionVerdict::Allowed);
     assert_eq!(actions.resume_session, ActionVerdict::Unknown);
 }
@@ -240,7 +249,7 @@ fn iams_answer_is_the_verdict_and_a_disagreement_is_reported() {
 fn a_missing_node_is_unreachable_and_an_unread_one_is_unknown() {
     let instance = InstanceId::parse(INSTANCE).unwrap();
     let check = reachability(Ok(None), &instance);
-    assert_eq!(check.ok, Some(false));
+    assert_eq!(check.ok(), Some(false));
     assert_eq!(
         check.detail,
         "i-0a1b2c3d4e5f60001 is not a managed node in this region: Session Manager cannot reach it"
@@ -252,9 +261,9 @@ fn a_missing_node_is_unreachable_and_an_unread_one_is_unknown() {
         retryable: false,
     };
     let check = reachability(Err(refused), &instance);
-    assert_eq!(check.ok, None);
+    assert_eq!(check.ok(), None);
     assert_eq!(
-        check.fix.as_deref(),
+        check.fix(),
         Some("allow ssm:DescribeInstanceInformation to whoever runs the doctor")
     );
 }
@@ -270,11 +279,11 @@ async fn a_stale_configured_role_id_is_caught_with_one_role_read() {
     let found = run(&config, &fake, "tim").await;
 
     // THEN check 1 fails with the real id to configure, read with a single GetRole
-    let check = found.check(CHECK_USER).unwrap();
-    assert_eq!(check.ok, Some(false));
+    let check = found.check(CheckId::User).unwrap();
+    assert_eq!(check.ok(), Some(false));
     assert!(check.detail.ends_with("but SESSION_ROLE_ID is AROAOLDROLEID0000001 (the role was re-created), so the functions write user-id tags no session can match"), "{found}");
     assert_eq!(
-        check.fix.as_deref(),
+        check.fix(),
         Some("set SESSION_ROLE_ID (template UsersRoleId) to AROAEXAMPLEROLEID1234, or leave it empty to have it resolved")
     );
     assert_eq!(fake.take_calls().get("iam:GetRole"), Some(&1));

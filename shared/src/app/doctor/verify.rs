@@ -9,12 +9,15 @@ use std::fmt;
 
 use serde::Serialize;
 
-use super::{role_facts, RoleFacts, RESUME_SESSION, START_SESSION, TERMINATE_SESSION};
+use super::role_facts;
 use crate::config::{Config, SessionRights};
 use crate::domain::evaluation::{Decision, Request};
 use crate::domain::ids::UserId;
+use crate::domain::session_iam::{
+    on_session, RESUME_SESSION, START_SESSION, TERMINATE_SESSION, USER_ID_KEY,
+};
 use crate::domain::session_name::SessionName;
-use crate::domain::statements::{inline_document, SESSION_ID_TAG};
+use crate::domain::statements::inline_document;
 use crate::error::Error;
 use crate::ports::{PolicySimulator, RoleDirectory, RoleEvaluationInputs, Simulation};
 
@@ -88,14 +91,16 @@ where
         SessionRights::Static => Vec::new(),
     };
     let uid = |u: &SessionName| UserId::new(facts.role.id.clone(), u.clone()).to_string();
-    let arns = ResourceArns::new(&facts, region);
+    let arns = facts.arns(region);
+    // Synthetic instances, one per owner.
+    let instance = |index: usize| arns.instance_named(&format!("i-0d0c7000000000{index:03}"));
     let mut questions = Vec::new();
     for (index, owner) in users.iter().enumerate() {
         for caller in &users {
             questions.push(Question {
                 actions: &[START_SESSION],
-                request: Request::new(START_SESSION, arns.instance(index))
-                    .with("aws:userid", uid(caller))
+                request: Request::new(START_SESSION, instance(index))
+                    .with(USER_ID_KEY, uid(caller))
                     .with(
                         format!("ssm:resourceTag/{}", config.user_id_tag_key),
                         uid(owner),
@@ -107,9 +112,12 @@ where
             for suffix in SESSION_SUFFIXES {
                 questions.push(Question {
                     actions: &[TERMINATE_SESSION, RESUME_SESSION],
-                    request: Request::new(TERMINATE_SESSION, arns.session(owner, suffix))
-                        .with("aws:userid", uid(caller))
-                        .with(format!("ssm:resourceTag/{SESSION_ID_TAG}"), uid(owner)),
+                    request: on_session(
+                        TERMINATE_SESSION,
+                        &arns.session(owner.as_str(), suffix),
+                        &uid(caller),
+                        Some(&uid(owner)),
+                    ),
                     caller,
                     owner: Some(owner),
                     tag_key: None,
@@ -121,8 +129,8 @@ where
         for key in spellings(config) {
             questions.push(Question {
                 actions: &TAG_ACTIONS,
-                request: Request::new(TAG_ACTIONS[0], arns.instance(index))
-                    .with("aws:userid", uid(caller))
+                request: Request::new(TAG_ACTIONS[0], instance(index))
+                    .with(USER_ID_KEY, uid(caller))
                     .with_list("aws:TagKeys", &[key.as_str()])
                     .with(format!("aws:RequestTag/{key}"), uid(caller)),
                 caller,
@@ -180,30 +188,6 @@ struct Question<'a> {
     /// Whose instance or session; None for a tag write.
     owner: Option<&'a SessionName>,
     tag_key: Option<String>,
-}
-
-/// Synthetic resources in the role's account and the region asked about.
-struct ResourceArns {
-    prefix_ec2: String,
-    prefix_ssm: String,
-}
-
-impl ResourceArns {
-    fn new(facts: &RoleFacts, region: &str) -> Self {
-        let (p, account) = (facts.partition.as_str(), &facts.account);
-        Self {
-            prefix_ec2: format!("arn:{p}:ec2:{region}:{account}:instance/"),
-            prefix_ssm: format!("arn:{p}:ssm:{region}:{account}:session/"),
-        }
-    }
-
-    fn instance(&self, index: usize) -> String {
-        format!("{}i-0d0c7000000000{index:03}", self.prefix_ec2)
-    }
-
-    fn session(&self, owner: &SessionName, suffix: &str) -> String {
-        format!("{}{owner}-{suffix}", self.prefix_ssm)
-    }
 }
 
 impl fmt::Display for Matrix {

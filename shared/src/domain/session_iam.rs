@@ -1,0 +1,134 @@
+//! The IAM vocabulary of Session Manager, in one place: the actions, the session tag, the ARNs
+//! and the requests IAM evaluates. The statements the product writes, the doctor's questions
+//! (to its own evaluator and to IAM's simulator) and the property tests all speak it, so they
+//! cannot drift apart.
+
+use std::collections::BTreeMap;
+
+use crate::domain::evaluation::Request;
+use crate::domain::ids::{InstanceId, Partition};
+
+pub const START_SESSION: &str = "ssm:StartSession";
+pub const TERMINATE_SESSION: &str = "ssm:TerminateSession";
+pub const RESUME_SESSION: &str = "ssm:ResumeSession";
+/// The two actions on a user's own sessions, named explicitly: a wildcard would also grant
+/// actions AWS adds later.
+pub const SESSION_ACTIONS: [&str; 2] = [TERMINATE_SESSION, RESUME_SESSION];
+/// The session tag Session Manager writes with the starter's `${aws:userid}`.
+pub const SESSION_ID_TAG: &str = "aws:ssmmessages:session-id";
+/// The condition key that reads [`SESSION_ID_TAG`] on a session.
+pub const SESSION_ID_KEY: &str = "ssm:resourceTag/aws:ssmmessages:session-id";
+/// The caller's `<role-id>:<role-session-name>`.
+pub const USER_ID_KEY: &str = "aws:userid";
+/// The document a plain `aws ssm start-session` opens; StartSession is authorized on it too.
+pub const SHELL_DOCUMENT: &str = "SSM-SessionManagerRunShell";
+/// The prefixes under which IAM exposes an instance's tags to `ssm:StartSession` and EC2.
+pub const RESOURCE_TAG_PREFIXES: [&str; 3] =
+    ["ssm:resourceTag", "aws:ResourceTag", "ec2:ResourceTag"];
+
+/// Every session of the partition, in any region and account: the condition carries the
+/// isolation.
+pub fn any_session(partition: Partition) -> String {
+    format!("arn:{}:ssm:*:*:session/*", partition.as_str())
+}
+
+/// ARNs in one partition, region and account.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Arns {
+    pub partition: Partition,
+    pub region: String,
+    pub account: String,
+}
+
+impl Arns {
+    pub fn instance(&self, instance: &InstanceId) -> String {
+        self.instance_named(instance.as_str())
+    }
+
+    /// An instance by id text (synthetic ids of `doctor --verify`).
+    pub fn instance_named(&self, id: &str) -> String {
+        format!(
+            "arn:{}:ec2:{}:{}:instance/{id}",
+            self.partition.as_str(),
+            self.region,
+            self.account
+        )
+    }
+
+    pub fn document(&self, document: &str) -> String {
+        format!(
+            "arn:{}:ssm:{}:{}:document/{document}",
+            self.partition.as_str(),
+            self.region,
+            self.account
+        )
+    }
+
+    /// A session of `session_name`: `<session-name>-<suffix>`. The statements never depend on
+    /// the suffix; the session-id tag decides.
+    pub fn session(&self, session_name: &str, suffix: &str) -> String {
+        format!(
+            "arn:{}:ssm:{}:{}:session/{session_name}-{suffix}",
+            self.partition.as_str(),
+            self.region,
+            self.account
+        )
+    }
+}
+
+/// `caller` starting a session on `resource` (an instance or a document). An instance's tags are
+/// given under every prefix IAM reads them by; a document has none.
+pub fn start_session(resource: &str, caller: &str, tags: &BTreeMap<String, String>) -> Request {
+    let mut request = Request::new(START_SESSION, resource).with(USER_ID_KEY, caller);
+    for (key, value) in tags {
+        for prefix in RESOURCE_TAG_PREFIXES {
+            request = request.with(format!("{prefix}/{key}"), value.clone());
+        }
+    }
+    request
+}
+
+/// `caller` doing `action` (terminate or resume) on the session `arn`, whose session-id tag is
+/// `owner` (None: a session Session Manager did not tag).
+pub fn on_session(action: &str, arn: &str, caller: &str, owner: Option<&str>) -> Request {
+    let request = Request::new(action, arn).with(USER_ID_KEY, caller);
+    match owner {
+        Some(owner) => request.with(SESSION_ID_KEY, owner),
+        None => request,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_session_id_key_reads_the_session_id_tag() {
+        assert_eq!(SESSION_ID_KEY, format!("ssm:resourceTag/{SESSION_ID_TAG}"));
+    }
+
+    #[test]
+    fn arns_name_partition_region_and_account() {
+        let arns = Arns {
+            partition: Partition::AwsUsGov,
+            region: "us-gov-west-1".into(),
+            account: "123456789012".into(),
+        };
+        assert_eq!(
+            arns.instance(&InstanceId::parse("i-0123456789abcdef0").unwrap()),
+            "arn:aws-us-gov:ec2:us-gov-west-1:123456789012:instance/i-0123456789abcdef0"
+        );
+        assert_eq!(
+            arns.document(SHELL_DOCUMENT),
+            "arn:aws-us-gov:ssm:us-gov-west-1:123456789012:document/SSM-SessionManagerRunShell"
+        );
+        assert_eq!(
+            arns.session("tim", "0ab1cd9d876e54321"),
+            "arn:aws-us-gov:ssm:us-gov-west-1:123456789012:session/tim-0ab1cd9d876e54321"
+        );
+        assert_eq!(
+            any_session(Partition::AwsCn),
+            "arn:aws-cn:ssm:*:*:session/*"
+        );
+    }
+}
