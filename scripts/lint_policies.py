@@ -9,6 +9,7 @@ parliament cannot read --file when stdin is not a terminal, so each document is 
 
 import json
 import os
+import re
 import subprocess
 import sys
 
@@ -41,7 +42,9 @@ def resolve(node, params, resources):
         variables = {}
         if isinstance(text, list):
             text, variables = text[0], resolve(text[1] if len(text) > 1 else {}, params, resources)
-        for key, value in {**SAMPLE, **params, **variables}.items():
+        # ${LogicalId} in a Sub is that resource's Ref: a physical name CloudFormation makes up.
+        names = {logical: f"ssm-session-owner-{logical}-SAMPLE0123" for logical in resources}
+        for key, value in {**SAMPLE, **params, **names, **variables}.items():
             text = text.replace("${" + key + "}", str(value))
         return text.replace("${!", "${")
     if set(node) == {"Fn::GetAtt"}:
@@ -51,6 +54,8 @@ def resolve(node, params, resources):
             return f"arn:aws:sqs:us-east-1:123456789012:{logical}"
         if kind == "AWS::Logs::LogGroup":
             return f"arn:aws:logs:us-east-1:123456789012:log-group:{logical}:*"
+        if kind == "AWS::Serverless::Function":
+            return f"arn:aws:lambda:us-east-1:123456789012:function:{logical}"
         return f"arn:aws:iam::123456789012:role/{logical}"
     if set(node) == {"Fn::If"}:
         return resolve(node["Fn::If"][1], params, resources)
@@ -97,7 +102,39 @@ def lint(name, document):
     return blocking
 
 
+# What a parameter pasted into a policy's JSON must never let through.
+INJECTIONS = ['a"b', "a}b", "a{b", "a\\b", "a,\"Effect\"", "aws:owner", "AWS:owner"]
+
+
+def unconstrained_policy_parameters(path):
+    """Parameters whose value reaches a policy document (as ${Name} in a Sub) without a
+    constraint that keeps JSON syntax out: each must have AllowedValues, or an AllowedPattern
+    (anchored, as CloudFormation applies it) that rejects every INJECTIONS sample."""
+    template, _ = decode_str(open(path, encoding="utf-8").read())
+    text = json.dumps([r.get("Properties", {}) for r in template.get("Resources", {}).values()])
+    problems = []
+    for name, spec in template.get("Parameters", {}).items():
+        if "${" + name + "}" not in text or "AllowedValues" in spec:
+            continue
+        pattern = spec.get("AllowedPattern")
+        if pattern is None:
+            problems.append(f"{name}: reaches a policy document but has no AllowedPattern")
+            continue
+        if spec.get("Default") is not None and re.fullmatch(pattern, str(spec["Default"])) is None:
+            problems.append(f"{name}: its default does not match its own AllowedPattern")
+        for sample in INJECTIONS:
+            if re.fullmatch(pattern, sample):
+                problems.append(f"{name}: AllowedPattern accepts {sample!r}")
+    return problems
+
+
 def main():
+    if sys.argv[1:2] == ["--check-parameters"]:
+        problems = [p for path in sys.argv[2:] for p in unconstrained_policy_parameters(path)]
+        for problem in problems:
+            print(f"  {problem}")
+        print(f"policy parameters: {len(problems)} problem(s)")
+        sys.exit(1 if problems else 0)
     if sys.argv[1:2] == ["--dump"]:
         # The template's policies, resolved, one JSON object per line (for the IAM judge test).
         for name, document in template_policies(sys.argv[2] if len(sys.argv) > 2 else "template.yaml"):

@@ -430,3 +430,274 @@ fn the_doctor_policy_reads_what_the_doctor_reads_and_writes_nothing() {
     assert!(wrong.is_empty(), "{}", wrong.join("\n"));
     assert_the_doctor_agrees(&requests, &verdicts);
 }
+
+/// A worst-case foreign policy on the users' role: everything, everywhere.
+fn allow_everything() -> Value {
+    json!({"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": "*", "Resource": "*"}]})
+}
+
+/// Actions on an instance the guards keep to its owner, with the tag prefixes IAM gives each
+/// (Service Authorization Reference: `ssm:resourceTag` and `aws:ResourceTag` for Session
+/// Manager and Run Command; `aws:ResourceTag` and `ec2:ResourceTag` for EC2 and EC2 Instance
+/// Connect).
+const INSTANCE_ACTIONS: [(&str, &[&str]); 19] = {
+    const SSM: &[&str] = &["ssm:resourceTag", "aws:ResourceTag"];
+    const EC2: &[&str] = &["aws:ResourceTag", "ec2:ResourceTag"];
+    [
+        ("ssm:StartSession", SSM),
+        ("ssm:SendCommand", SSM),
+        ("ec2-instance-connect:SendSSHPublicKey", EC2),
+        ("ec2-instance-connect:SendSerialConsoleSSHPublicKey", EC2),
+        ("ec2:GetPasswordData", EC2),
+        ("ec2:GetConsoleOutput", EC2),
+        ("ec2:GetConsoleScreenshot", EC2),
+        ("ec2:DescribeInstanceAttribute", EC2),
+        ("ec2:ModifyInstanceAttribute", EC2),
+        ("ec2:ModifyInstanceMetadataOptions", EC2),
+        ("ec2:AssociateIamInstanceProfile", EC2),
+        ("ec2:ReplaceIamInstanceProfileAssociation", EC2),
+        ("ec2:AttachVolume", EC2),
+        ("ec2:DetachVolume", EC2),
+        ("ec2:CreateImage", EC2),
+        ("ec2:StartInstances", EC2),
+        ("ec2:StopInstances", EC2),
+        ("ec2:RebootInstances", EC2),
+        ("ec2:TerminateInstances", EC2),
+    ]
+};
+
+/// The end-user policy as shipped, resolved once per test process.
+fn shipped_once() -> &'static Value {
+    static SHIPPED: std::sync::OnceLock<Value> = std::sync::OnceLock::new();
+    SHIPPED.get_or_init(shipped_end_user_policy)
+}
+
+fn request(caller: &str, action: &str, resource: &str, context: Value) -> Value {
+    let mut context = context;
+    context["aws:userid"] = json!(user_id(caller));
+    json!({
+        "policies": [shipped_once(), allow_everything()],
+        "principal": format!("arn:aws:sts::{ACCOUNT}:assumed-role/Okta-ServiceWorkbenchUser/{caller}"),
+        "action": action,
+        "resource": resource,
+        "context": context,
+    })
+}
+
+/// The judge's verdicts against what each cell must be; the wrong cells, described.
+fn wrong_cells(cells: &[(Value, &str)]) -> (Vec<String>, usize) {
+    let requests: Vec<Value> = cells.iter().map(|(r, _)| r.clone()).collect();
+    let verdicts = judge(&requests);
+    assert_the_doctor_agrees(&requests, &verdicts);
+    let wrong = cells
+        .iter()
+        .zip(&verdicts)
+        .filter(|((_, expected), verdict)| verdict != expected)
+        .map(|((request, expected), verdict)| {
+            format!(
+                "{} on {} with {}: expected {expected}, judge says {verdict}",
+                request["action"], request["resource"], request["context"]
+            )
+        })
+        .collect();
+    (wrong, cells.len())
+}
+
+#[test]
+fn with_a_foreign_allow_everything_each_user_still_reaches_only_their_own_instances_and_sessions() {
+    // GIVEN the shipped end-user policy (guards on) and a foreign Allow * on the users' role;
+    // instances owned by each look-alike user, and one with no user-id tag
+    let callers = ["tim", "Tim", "tim.malone", "ada@example.com"];
+    let instance = format!("arn:aws:ec2:us-east-1:{ACCOUNT}:instance/i-0a1b2c3d4e5f60001");
+    let managed = format!("arn:aws:ssm:us-east-1:{ACCOUNT}:managed-instance/mi-0a1b2c3d4e5f60001");
+    let mut cells = Vec::new();
+    for caller in callers {
+        for owner in callers.iter().copied().map(Some).chain([None]) {
+            let expected = if owner == Some(caller) {
+                "Allowed"
+            } else {
+                "ExplicitlyDenied"
+            };
+            for (action, prefixes) in INSTANCE_ACTIONS {
+                let mut context = json!({});
+                if let Some(owner) = owner {
+                    for prefix in prefixes {
+                        context[format!("{prefix}/AwsUserId")] = json!(user_id(owner));
+                    }
+                }
+                cells.push((
+                    request(caller, action, &instance, context.clone()),
+                    expected,
+                ));
+                if action.starts_with("ssm:") {
+                    cells.push((request(caller, action, &managed, context), expected));
+                }
+            }
+            // the owner's sessions, by the session-id tag, both id shapes (a session Session
+            // Manager did not tag is nobody's)
+            for suffix in SUFFIXES {
+                let session = format!(
+                    "arn:aws:ssm:us-east-1:{ACCOUNT}:session/{}-{suffix}",
+                    owner.unwrap_or("session")
+                );
+                let mut context = json!({});
+                if let Some(owner) = owner {
+                    context["ssm:resourceTag/aws:ssmmessages:session-id"] = json!(user_id(owner));
+                }
+                for action in ACTIONS {
+                    cells.push((request(caller, action, &session, context.clone()), expected));
+                }
+            }
+        }
+    }
+    // WHEN the judge answers every cell
+    let (wrong, judged) = wrong_cells(&cells);
+    // THEN the owner keeps every right, and nobody else has any
+    assert!(
+        wrong.is_empty(),
+        "{} wrong of {judged}:\n{}",
+        wrong.len(),
+        wrong.join("\n")
+    );
+    println!("iam-simulate with a foreign Allow *: {judged} instance and session cells, 0 wrong");
+}
+
+#[test]
+fn with_a_foreign_allow_everything_nobody_changes_the_product_or_plants_an_owner() {
+    // GIVEN the shipped end-user policy (guards on) and a foreign Allow * on the users' role
+    let iam = |path: &str| format!("arn:aws:iam::{ACCOUNT}:{path}");
+    let shard = iam("policy/ssm-session-owner-/ssm-session-owner-shard-01");
+    let end_user = iam("policy/SsmSessionOwnerEndUser");
+    let users_role = iam("role/Okta-ServiceWorkbenchUser");
+    let tagger_role = iam("role/OwnerTaggerRole");
+    let function = format!("arn:aws:lambda:us-east-1:{ACCOUNT}:function:OwnerTaggerFunction");
+    let rule = format!("arn:aws:events:us-east-1:{ACCOUNT}:rule/ssm-session-owner-TagSweep-1A2B3C");
+    let queue = format!("arn:aws:sqs:us-east-1:{ACCOUNT}:FailureQueue");
+    let log_group = format!(
+        "arn:aws:logs:eu-west-1:{ACCOUNT}:log-group:ssm-session-owner-SessionPolicyLogGroup-SAMPLE0123"
+    );
+    let stack =
+        format!("arn:aws:cloudformation:us-east-1:{ACCOUNT}:stack/ssm-session-owner/0a1b2c3d");
+    let preferences =
+        format!("arn:aws:ssm:us-east-1:{ACCOUNT}:document/SSM-SessionManagerRunShell");
+    let product: Vec<(&str, &str)> = vec![
+        ("iam:PutRolePolicy", &users_role),
+        ("iam:AttachRolePolicy", &users_role),
+        ("iam:DetachRolePolicy", &users_role),
+        ("iam:UpdateAssumeRolePolicy", &users_role),
+        ("iam:TagRole", &users_role),
+        ("iam:PutRolePermissionsBoundary", &users_role),
+        ("sts:AssumeRole", &users_role),
+        ("iam:CreatePolicyVersion", &shard),
+        ("iam:SetDefaultPolicyVersion", &shard),
+        ("iam:DeletePolicy", &shard),
+        ("iam:CreatePolicyVersion", &end_user),
+        ("iam:DeletePolicy", &end_user),
+        ("iam:PassRole", &tagger_role),
+        ("iam:PutRolePolicy", &tagger_role),
+        ("lambda:UpdateFunctionCode", &function),
+        ("lambda:UpdateFunctionConfiguration", &function),
+        ("lambda:InvokeFunction", &function),
+        ("lambda:DeleteFunction", &function),
+        ("events:DisableRule", &rule),
+        ("events:PutTargets", &rule),
+        ("events:DeleteRule", &rule),
+        ("sqs:PurgeQueue", &queue),
+        ("sqs:ReceiveMessage", &queue),
+        ("logs:DeleteLogGroup", &log_group),
+        ("logs:PutRetentionPolicy", &log_group),
+        ("cloudformation:UpdateStack", &stack),
+        ("cloudformation:DeleteStack", &stack),
+        ("ssm:UpdateDocument", &preferences),
+        ("ssm:CreateDocument", &preferences),
+        ("ssm:DeleteDocument", &preferences),
+        ("ssm:UpdateDocumentDefaultVersion", &preferences),
+    ];
+    let mut cells: Vec<(Value, &str)> = product
+        .iter()
+        .map(|(action, resource)| {
+            (
+                request("tim", action, resource, json!({})),
+                "ExplicitlyDenied",
+            )
+        })
+        .collect();
+    // ownership tags through services that tag on the caller's behalf, in any spelling, hidden
+    // among ordinary keys; ordinary keys stay allowed
+    let through = [
+        ("autoscaling:CreateAutoScalingGroup", format!("arn:aws:autoscaling:us-east-1:{ACCOUNT}:autoScalingGroup:0a1b:autoScalingGroupName/planted")),
+        ("autoscaling:CreateOrUpdateTags", format!("arn:aws:autoscaling:us-east-1:{ACCOUNT}:autoScalingGroup:0a1b:autoScalingGroupName/planted")),
+        ("cloudformation:CreateStack", format!("arn:aws:cloudformation:us-east-1:{ACCOUNT}:stack/planted/0a1b")),
+        ("cloudformation:UpdateStack", format!("arn:aws:cloudformation:us-east-1:{ACCOUNT}:stack/planted/0a1b")),
+        ("tag:TagResources", "*".to_owned()),
+    ];
+    for (action, resource) in &through {
+        for keys in [
+            vec!["AwsUserId"],
+            vec!["Name", "awsuserid"],
+            vec!["CREATEDBY"],
+            vec!["Name", "Project"],
+        ] {
+            let mut context = json!({ "aws:TagKeys": keys });
+            for key in &keys {
+                context[format!("aws:RequestTag/{key}")] = json!(user_id("ada"));
+            }
+            let planted = keys.iter().any(|k| {
+                k.eq_ignore_ascii_case("AwsUserId") || k.eq_ignore_ascii_case("CreatedBy")
+            });
+            let expected = if planted {
+                "ExplicitlyDenied"
+            } else {
+                "Allowed"
+            };
+            cells.push((request("tim", action, resource, context), expected));
+        }
+    }
+    // WHEN the judge answers every cell
+    let (wrong, judged) = wrong_cells(&cells);
+    // THEN none of the product's resources can be changed, and no owner can be planted
+    assert!(
+        wrong.is_empty(),
+        "{} wrong of {judged}:\n{}",
+        wrong.len(),
+        wrong.join("\n")
+    );
+    println!(
+        "iam-simulate with a foreign Allow *: {judged} product and tag-planting cells, 0 wrong"
+    );
+}
+
+#[test]
+fn the_end_user_policy_with_every_option_on_fits_a_managed_policy() {
+    // Names as CloudFormation makes them for a 40-character stack name in a long region: the
+    // longest the guards' ARNs get in practice.
+    let mut text = shipped_end_user_policy().to_string();
+    for (sample, real) in [
+        (
+            "ssm-session-owner",
+            "ssm-session-owner-research-platform-prod",
+        ),
+        ("us-east-1", "ap-southeast-4"),
+        (
+            "function:OwnerTaggerFunction",
+            "function:ssm-session-owner-research-platfor-OwnerTaggerFunction-AbCdEfGh1234",
+        ),
+        (
+            "function:SessionPolicyFunction",
+            "function:ssm-session-owner-research-platfo-SessionPolicyFunction-AbCdEfGh1234",
+        ),
+        (
+            "role/OwnerTaggerRole",
+            "role/ssm-session-owner-research-platform-OwnerTaggerRole-AbCdEfGh1234",
+        ),
+        (
+            "role/SessionPolicyRole",
+            "role/ssm-session-owner-research-platfor-SessionPolicyRole-AbCdEfGh1234",
+        ),
+    ] {
+        text = text.replace(sample, real);
+    }
+    let size = shared::domain::statements::policy_size(&text);
+    println!("the end-user policy with every option on: {size} of 6144 characters");
+    assert!(size <= 6144, "{size}");
+}

@@ -313,7 +313,8 @@ where
             let id = &instance.instance_id;
             let plan = ownership::sweep(&instance.tags, role_id, &self.config);
             for (key, value) in &plan.remove {
-                warn!(event_id, instance_id = %id, key = %key, value = %value, metric = "OwnershipTagTampered", decision = "removed case variant of an ownership tag");
+                let code_points = ownership::code_points(key);
+                warn!(event_id, instance_id = %id, key = %key, code_points = code_points.as_deref(), value = %value, metric = "OwnershipTagTampered", decision = "removed case variant of an ownership tag");
                 removals.entry(key.clone()).or_default().push(id.clone());
                 outcome.counts.tags_tampered += 1;
             }

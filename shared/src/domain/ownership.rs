@@ -300,11 +300,25 @@ pub(crate) struct SweepPlan {
 }
 
 /// Whether `key` spells `wanted` in other letter case. IAM matches condition-key names without
-/// regard to case, so such a tag can stand in for the real one.
+/// regard to case, and AWS does not say by which rule, so every rule Unicode defines counts:
+/// lower case, upper case, and full case folding (`SeẞionOwner` folds to `sessionowner`, though
+/// neither its lower nor its upper case equals `SessionOwner`'s).
 pub(crate) fn is_case_variant(key: &str, wanted: &str) -> bool {
     key != wanted
         && (key.to_lowercase() == wanted.to_lowercase()
-            || key.to_uppercase() == wanted.to_uppercase())
+            || key.to_uppercase() == wanted.to_uppercase()
+            || unicase::UniCase::unicode(key) == unicase::UniCase::unicode(wanted))
+}
+
+/// A key's code points (`U+0041 U+017F …`) when it is not plain ASCII, for the tamper log: a
+/// look-alike letter is invisible in a log line.
+pub(crate) fn code_points(key: &str) -> Option<String> {
+    (!key.is_ascii()).then(|| {
+        key.chars()
+            .map(|c| format!("U+{:04X}", u32::from(c)))
+            .collect::<Vec<_>>()
+            .join(" ")
+    })
 }
 
 /// Plan the sweep of one live instance from its tags.
@@ -756,6 +770,15 @@ mod tests {
         // Unicode case folding too: the Kelvin sign lower-cases to k, the long s upper-cases to S.
         assert!(is_case_variant("AwſUserId", "AwsUserId"));
         assert!(is_case_variant("\u{212A}ey", "Key"));
+        // full case folding: capital sharp s folds to "ss", which neither case mapping gives
+        assert!("Se\u{1E9E}ionOwner".to_lowercase() != "SessionOwner".to_lowercase());
+        assert!("Se\u{1E9E}ionOwner".to_uppercase() != "SessionOwner".to_uppercase());
+        assert!(is_case_variant("Se\u{1E9E}ionOwner", "SessionOwner"));
+        assert_eq!(
+            code_points("Aw\u{17F}UserId").as_deref(),
+            Some("U+0041 U+0077 U+017F U+0055 U+0073 U+0065 U+0072 U+0049 U+0064")
+        );
+        assert_eq!(code_points("awsuserid"), None);
         assert!(!is_case_variant("AwsUserId", "AwsUserId"));
     }
 

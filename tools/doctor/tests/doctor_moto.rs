@@ -95,6 +95,13 @@ fn detail(report: &Value, name: &str) -> String {
     check(report, name)["detail"].as_str().unwrap().to_owned()
 }
 
+fn fix(report: &Value, name: &str) -> String {
+    check(report, name)["fix"]
+        .as_str()
+        .unwrap_or_default()
+        .to_owned()
+}
+
 #[tokio::test]
 async fn the_owner_is_allowed_and_the_doctor_writes_nothing() {
     // GIVEN tim's instance, tagged and granted in shard 01
@@ -191,7 +198,14 @@ async fn every_ownership_problem_is_denied_with_its_reason_and_fix() {
         detail(&report, "ownership tags"),
         format!("AwsUserId={tim}: the instance belongs to tim.malone")
     );
-    assert!(detail(&report, "end-user policy").contains("no statement allows"));
+    // the end-user policy's guard denies it explicitly, and the fix points at the ownership tags
+    assert!(
+        detail(&report, "end-user policy").ends_with(
+            "explicitly denied by SsmSessionOwnerEndUser/GuardSessionsAndCommandsOnOthersInstances"
+        ),
+        "{report:#}"
+    );
+    assert!(fix(&report, "end-user policy").starts_with("see check 3"));
     // ada owns nothing, so per-user mode holds no statement for her
     assert!(detail(&report, "session rights").starts_with("no statement for ada"));
 

@@ -199,10 +199,18 @@ pub(super) fn end_user_policy(
             ),
             (Decision::ExplicitDeny, _) | (_, Decision::ExplicitDeny) => {
                 let by = if start.decision == Decision::ExplicitDeny { &start.by } else { &document.by };
+                // The end-user policy's own guards deny exactly the instances that are not the
+                // caller's: the ownership tags are the thing to look at, not the Deny.
+                let guard = format!("{name}/Guard");
+                let fix = if by.iter().all(|statement| statement.starts_with(&guard)) {
+                    "see check 3: the guard denies every instance whose user-id tag is not exactly the caller's aws:userid"
+                } else {
+                    "remove or narrow that Deny statement"
+                };
                 Check::fail(
                     CheckId::Policy,
                     format!("ssm:StartSession for {user_id} is explicitly denied by {}", by.join(", ")),
-                    "remove or narrow that Deny statement",
+                    fix,
                 )
             }
             (Decision::ImplicitDeny, _) => Check::fail(
