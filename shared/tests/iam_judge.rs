@@ -484,8 +484,9 @@ fn request(caller: &str, action: &str, resource: &str, context: Value) -> Value 
     })
 }
 
-/// The judge's verdicts against what each cell must be; the wrong cells, described.
-fn wrong_cells(cells: &[(Value, &str)]) -> (Vec<String>, usize) {
+/// Ask the judge every cell; fail on any verdict other than the cell's, and on any the product's
+/// own evaluator disagrees with; print how many were judged.
+fn assert_judged(cells: &[(Value, &str)], what: &str) {
     let requests: Vec<Value> = cells.iter().map(|(r, _)| r.clone()).collect();
     let verdicts = judge(&requests);
     assert_the_doctor_agrees(&requests, &verdicts);
@@ -499,8 +500,15 @@ fn wrong_cells(cells: &[(Value, &str)]) -> (Vec<String>, usize) {
                 request["action"], request["resource"], request["context"]
             )
         })
-        .collect();
-    (wrong, cells.len())
+        .collect::<Vec<String>>();
+    let judged = cells.len();
+    assert!(
+        wrong.is_empty(),
+        "{} wrong of {judged}:\n{}",
+        wrong.len(),
+        wrong.join("\n")
+    );
+    println!("iam-simulate with a foreign Allow *: {judged} {what} cells, 0 wrong");
 }
 
 #[test]
@@ -550,16 +558,8 @@ fn with_a_foreign_allow_everything_each_user_still_reaches_only_their_own_instan
             }
         }
     }
-    // WHEN the judge answers every cell
-    let (wrong, judged) = wrong_cells(&cells);
-    // THEN the owner keeps every right, and nobody else has any
-    assert!(
-        wrong.is_empty(),
-        "{} wrong of {judged}:\n{}",
-        wrong.len(),
-        wrong.join("\n")
-    );
-    println!("iam-simulate with a foreign Allow *: {judged} instance and session cells, 0 wrong");
+    // WHEN the judge answers every cell THEN the owner keeps every right, and nobody else has any
+    assert_judged(&cells, "instance and session");
 }
 
 #[test]
@@ -653,18 +653,8 @@ fn with_a_foreign_allow_everything_nobody_changes_the_product_or_plants_an_owner
             cells.push((request("tim", action, resource, context), expected));
         }
     }
-    // WHEN the judge answers every cell
-    let (wrong, judged) = wrong_cells(&cells);
-    // THEN none of the product's resources can be changed, and no owner can be planted
-    assert!(
-        wrong.is_empty(),
-        "{} wrong of {judged}:\n{}",
-        wrong.len(),
-        wrong.join("\n")
-    );
-    println!(
-        "iam-simulate with a foreign Allow *: {judged} product and tag-planting cells, 0 wrong"
-    );
+    // WHEN the judge answers every cell THEN none of the product's resources can be changed, and no owner can be planted
+    assert_judged(&cells, "product and tag-planting");
 }
 
 #[test]
