@@ -42,11 +42,16 @@ impl FakePolicy {
     }
 }
 
+/// The trust policy of a role federated through a SAML identity provider.
+pub const SAML_TRUST: &str = r#"{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Principal":{"Federated":"arn:aws:iam::123456789012:saml-provider/Okta"},"Action":"sts:AssumeRoleWithSAML"}]}"#;
+
 /// Everything the fake AWS holds.
 #[derive(Debug, Default)]
 pub struct World {
     /// Role name → role id.
     pub roles: BTreeMap<String, RoleId>,
+    /// Role name → trust policy; a SAML-only trust ([`SAML_TRUST`]) when absent.
+    pub trust_policies: BTreeMap<String, String>,
     pub instances: BTreeMap<InstanceId, DescribedInstance>,
     /// (role name, policy name) → document.
     pub inline_policies: BTreeMap<(String, String), String>,
@@ -111,6 +116,14 @@ impl FakeAws {
 
     pub fn with_role(self, name: &str, id: &RoleId) -> Self {
         self.world().roles.insert(name.to_owned(), id.clone());
+        self
+    }
+
+    /// Give the role `name` this trust policy (SAML only by default).
+    pub fn with_trust_policy(self, name: &str, document: &str) -> Self {
+        self.world()
+            .trust_policies
+            .insert(name.to_owned(), document.to_owned());
         self
     }
 
@@ -334,6 +347,11 @@ impl RoleDirectory for FakeAws {
             .collect();
         crate::aws::pick_permission_set_role(permission_set, roles)
     }
+
+    async fn trust_policy(&self, role_name: &str) -> Result<String, Error> {
+        let world = self.call("iam:GetRole")?;
+        world.trust_policy(role_name)
+    }
 }
 
 impl RolePolicies for FakeAws {
@@ -530,6 +548,7 @@ impl RoleEvaluationInputs for FakeAws {
                 role_name: role_name.to_owned(),
             })?;
         Ok(RoleIdentity {
+            trust_policy: Some(world.trust_policy(role_name)?),
             id,
             arn: format!("arn:aws:iam::{ACCOUNT}:role/{role_name}"),
         })
@@ -542,6 +561,20 @@ impl RoleEvaluationInputs for FakeAws {
 }
 
 impl World {
+    /// A known role's trust policy (SAML only unless set); an unknown role is not found.
+    fn trust_policy(&self, role_name: &str) -> Result<String, Error> {
+        if !self.roles.contains_key(role_name) {
+            return Err(Error::RoleNotFound {
+                role_name: role_name.to_owned(),
+            });
+        }
+        Ok(self
+            .trust_policies
+            .get(role_name)
+            .cloned()
+            .unwrap_or_else(|| SAML_TRUST.to_owned()))
+    }
+
     fn identity_policies(&self, role_name: &str) -> Vec<RolePolicyDocument> {
         let inline = self
             .inline_policies

@@ -53,6 +53,8 @@ pub trait RoleDirectory {
         &self,
         permission_set: &str,
     ) -> impl Future<Output = Result<ResolvedRole, Error>> + Send;
+    /// The role's trust (assume-role) policy document, decoded.
+    fn trust_policy(&self, role_name: &str) -> impl Future<Output = Result<String, Error>> + Send;
 }
 
 /// A regional client that can hand out the same client for another region (same credentials,
@@ -237,7 +239,7 @@ pub struct RolePolicyDocument {
 
 /// What IAM evaluates for a role: its ARN, and every identity policy on it. Read-only.
 pub trait RoleEvaluationInputs {
-    /// The role's unique id and its ARN, from one read.
+    /// The role's unique id, its ARN and its trust policy, from one read.
     fn role_identity(
         &self,
         role_name: &str,

@@ -123,12 +123,43 @@ async fn the_sweep_tags_owners_repairs_stale_ids_removes_variants_and_writes_not
     assert_eq!(calls.get("ec2:CreateTags"), Some(&2), "{calls:?}");
     assert_eq!(calls.get("ec2:DeleteTags"), Some(&3), "{calls:?}");
 
-    // AND a second sweep finds nothing to do: one read, no write
+    // AND a second sweep finds nothing to do: one EC2 read and one read of the users' role's
+    // trust policy, no write
     let again = tagger.handle(sweep_event()).await.unwrap();
     assert_eq!(again.status, Status::Unchanged, "{again:?}");
     let calls = w.counter.take();
     assert_eq!(writes(&calls), 0, "{calls:?}");
-    assert_eq!(calls.values().sum::<u64>(), 1, "{calls:?}");
+    assert_eq!(calls.get("iam:GetRole"), Some(&1), "{calls:?}");
+    assert_eq!(calls.values().sum::<u64>(), 2, "{calls:?}");
+}
+
+#[tokio::test]
+async fn the_sweep_notices_a_trust_policy_that_lets_callers_choose_their_name() {
+    // GIVEN the users' role trusts only the SAML provider
+    let w = CountedMoto::start(ROLE).await;
+    let tagger = tagger(&w, w.session_config(ROLE));
+    let first = tagger.handle(sweep_event()).await.unwrap();
+    assert_eq!(first.counts.trust_policy_findings, 0, "{first:?}");
+
+    // WHEN someone later lets the whole account assume it with sts:AssumeRole, with no
+    // condition on the session name
+    let trust = serde_json::json!({"Version": "2012-10-17", "Statement": [
+        {"Effect": "Allow", "Principal": {"Federated": "arn:aws:iam::123456789012:saml-provider/Okta"}, "Action": "sts:AssumeRoleWithSAML"},
+        {"Effect": "Allow", "Principal": {"AWS": "arn:aws:iam::123456789012:root"}, "Action": "sts:AssumeRole"}]});
+    w.admin
+        .iam
+        .update_assume_role_policy()
+        .role_name(ROLE)
+        .policy_document(trust.to_string())
+        .send()
+        .await
+        .unwrap();
+
+    // THEN the next sweep counts it (the TrustPolicyFindings metric and its alarm), and still
+    // does its work
+    let next = tagger.handle(sweep_event()).await.unwrap();
+    assert_eq!(next.counts.trust_policy_findings, 1, "{next:?}");
+    assert_ne!(next.status, Status::Ignored);
 }
 
 #[tokio::test]

@@ -17,6 +17,7 @@ use crate::domain::ids::{InstanceId, InstanceState, UserId};
 use crate::domain::outcome::{Outcome, Skipped, Status};
 use crate::domain::ownership::{self, OwnerDecision, TagsFrom};
 use crate::domain::reason::{Reason, ReasonCode};
+use crate::domain::trust;
 use crate::error::Error;
 use crate::ports::{DescribedInstance, RoleDirectory, TaggerEc2};
 
@@ -216,7 +217,9 @@ where
     pub async fn sweep(&self, event_id: Option<&str>) -> Result<Outcome, Error> {
         // Re-resolved on every sweep: a re-created role (a new Identity Center suffix) has a new
         // id, and the stale values on owned instances are rewritten below.
-        let role_id = &self.role.refresh(&self.iam).await?.id;
+        let role = self.role.refresh(&self.iam).await?;
+        let role_id = &role.id;
+        let trust_policy_findings = self.check_trust(event_id, &role.name).await;
         let regions = self
             .ec2
             .read_all(|ec2| async move { ec2.live_instances().await })
@@ -246,8 +249,32 @@ where
                 parts.join("; ")
             }
         );
+        outcome.counts.trust_policy_findings = trust_policy_findings;
         info!(event_id, decision = "sweep", role_id = %role_id, reason = %outcome.reason);
         Ok(outcome)
+    }
+
+    /// Whether the users' role's trust policy lets a caller choose their session name (and so
+    /// their `aws:userid`): one warning and one count per way it does. Checked on every sweep so
+    /// that a change made after the deploy is noticed. It never stops the sweep: a trust policy
+    /// that cannot be read is counted and logged as a finding too.
+    async fn check_trust(&self, event_id: Option<&str>, role_name: &str) -> usize {
+        let found = match self.iam.trust_policy(role_name).await {
+            Ok(document) => trust::name_choosers(&document),
+            Err(err) => Err(err.to_string()),
+        };
+        match found {
+            Ok(choosers) => {
+                for chooser in &choosers {
+                    warn!(event_id, role = role_name, statement = %chooser.statement, principals = %chooser.principals.join(","), action = chooser.action, fix = %chooser.fix(), metric = "TrustPolicyFindings", decision = "the users' role's trust policy lets a caller choose their session name");
+                }
+                choosers.len()
+            }
+            Err(why) => {
+                warn!(event_id, role = role_name, reason = %why, metric = "TrustPolicyFindings", decision = "the users' role's trust policy could not be checked");
+                1
+            }
+        }
     }
 
     /// A late owner tag: the owner key changed on one instance.

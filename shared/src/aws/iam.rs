@@ -35,6 +35,19 @@ impl RoleDirectory for aws_sdk_iam::Client {
         }
         pick_permission_set_role(permission_set, roles)
     }
+
+    #[instrument(skip(self))]
+    async fn trust_policy(&self, role_name: &str) -> Result<String, Error> {
+        trust_policy_of(&get_role(self, role_name).await?)
+    }
+}
+
+/// The trust policy GetRole returned, decoded; a role without one is an answer we cannot read.
+fn trust_policy_of(role: &aws_sdk_iam::types::Role) -> Result<String, Error> {
+    role.assume_role_policy_document()
+        .filter(|d| !d.is_empty())
+        .map(decode_policy_document)
+        .ok_or_else(|| Error::unreadable("iam:GetRole", "the role's trust policy"))
 }
 
 impl RoleEvaluationInputs for aws_sdk_iam::Client {
@@ -46,6 +59,7 @@ impl RoleEvaluationInputs for aws_sdk_iam::Client {
             .ok_or_else(|| Error::unreadable("iam:GetRole", "the role ARN"))?;
         Ok(RoleIdentity {
             id: parse_role_id(role.role_id())?,
+            trust_policy: trust_policy_of(&role).ok(),
             arn,
         })
     }

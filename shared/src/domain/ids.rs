@@ -101,11 +101,14 @@ pub struct ResolvedRole {
     pub id: RoleId,
 }
 
-/// A role's unique id and its ARN, from one `GetRole`.
+/// A role's unique id, its ARN and its trust policy, from one `GetRole`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RoleIdentity {
     pub id: RoleId,
     pub arn: String,
+    /// The trust (assume-role) policy document, decoded; None when the answer had none (the
+    /// doctor's trust check then fails and says so).
+    pub trust_policy: Option<String>,
 }
 
 impl fmt::Display for RoleId {

@@ -9,6 +9,7 @@
 //! - `capacity`: a grant that does not fit, and headroom in users;
 //! - `session_iam`: the IAM vocabulary of Session Manager (actions, tags, ARNs, requests);
 //! - `evaluation`: the product's own IAM evaluation of identity policies (the doctor);
+//! - `trust`: who may assume the users' role with a session name of their choosing;
 //! - `reason`, `outcome`: why something was left alone, and what handling an event did.
 
 pub mod capacity;
@@ -23,3 +24,4 @@ pub mod session_iam;
 pub mod session_name;
 pub mod shard_packing;
 pub mod statements;
+pub mod trust;

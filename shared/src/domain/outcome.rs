@@ -81,6 +81,9 @@ pub struct Counts {
     pub grants_refused: usize,
     /// Ownership tags in a case variant of the product's keys that were removed.
     pub tags_tampered: usize,
+    /// Ways the users' role's trust policy lets a caller choose their session name (the sweep
+    /// checks it; an unreadable trust policy counts as one).
+    pub trust_policy_findings: usize,
     /// Policy characters in use, in percent of those available (when measured).
     pub capacity_used_percent: Option<usize>,
 }

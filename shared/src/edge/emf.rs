@@ -43,6 +43,11 @@ pub(crate) fn emf_line(function: &str, result: &Result<Outcome, Error>, now_ms: 
             add("DriftRepaired", "Count", json!(c.drift_repaired));
             add("GrantsRefused", "Count", json!(c.grants_refused));
             add("OwnershipTagTampered", "Count", json!(c.tags_tampered));
+            add(
+                "TrustPolicyFindings",
+                "Count",
+                json!(c.trust_policy_findings),
+            );
             if let Some(percent) = c.capacity_used_percent {
                 add("PolicyCapacityUsedPercent", "Percent", json!(percent));
             }

@@ -292,6 +292,8 @@ fn get_role() -> Rule {
                         .role_name(ROLE)
                         .role_id(ROLE_ID)
                         .arn(ROLE_ARN)
+                        // URL-encoded, as IAM returns it
+                        .assume_role_policy_document("%7B%22Version%22%3A%222012-10-17%22%2C%22Statement%22%3A%5B%7B%22Effect%22%3A%22Allow%22%2C%22Principal%22%3A%7B%22Federated%22%3A%22arn%3Aaws%3Aiam%3A%3A123456789012%3Asaml-provider%2FOkta%22%7D%2C%22Action%22%3A%22sts%3AAssumeRoleWithSAML%22%7D%5D%7D")
                         .create_date(aws_smithy_types::DateTime::from_secs(0))
                         .build()
                         .unwrap(),

@@ -2,8 +2,9 @@
 //! instance. It reads the role, the instance, its tags, the role's policies, the session-rights
 //! store, the managed-node record and IAM's own policy simulator, and writes nothing.
 //!
-//! Seven checks, in order: the user and the role; the instance; the ownership tags; the
-//! end-user policy; session rights; reachability; IAM's confirmation. Each gives a verdict
+//! Eight checks, in order: the user and the role; the instance; the ownership tags; the
+//! end-user policy; session rights; reachability; IAM's confirmation; the trust policy (who may
+//! choose their session name). Each gives a verdict
 //! line and, when it fails, the fix. The overall verdict is whether a session would start:
 //! IAM allows `ssm:StartSession` (IAM's simulator where it answers, the product's own evaluation
 //! where it does not), the instance is running, and the node is not known to be unreachable.
@@ -107,6 +108,8 @@ pub enum CheckId {
     Rights,
     Reachability,
     Simulator,
+    /// Whether a caller can choose their own session name (and so their `aws:userid`).
+    Trust,
 }
 
 impl CheckId {
@@ -129,6 +132,7 @@ impl CheckId {
             CheckId::Rights => "session rights",
             CheckId::Reachability => "reachability",
             CheckId::Simulator => "IAM simulator",
+            CheckId::Trust => "trust policy",
         }
     }
 }
@@ -262,6 +266,7 @@ struct RoleFacts {
     arn: String,
     account: String,
     partition: Partition,
+    trust_policy: Option<String>,
 }
 
 impl RoleFacts {
@@ -286,7 +291,11 @@ where
         UsersRole::PermissionSet(set) => iam.role_for_permission_set(set).await?.name,
         UsersRole::Named(name) => name.clone(),
     };
-    let RoleIdentity { id, arn } = iam.role_identity(&name).await?;
+    let RoleIdentity {
+        id,
+        arn,
+        trust_policy,
+    } = iam.role_identity(&name).await?;
     let role = ResolvedRole {
         name,
         id: id.in_partition(config.partition),
@@ -302,6 +311,7 @@ where
         role,
         arn,
         account,
+        trust_policy,
     })
 }
 
@@ -428,12 +438,18 @@ where
         facts,
     };
     report.push(check_user(config, &subject));
+    // Needs no instance; printed last, so that the first seven keep their numbers.
+    let trust = checks::trust(&subject.facts);
 
     let (instance_check, described) = check_instance(config, ec2, &subject).await?;
     report.push(instance_check);
     let described = match described {
         Ok(described) => described,
-        Err(why) => return Ok(report.without_instance(&why)),
+        Err(why) => {
+            let mut report = report.without_instance(&why);
+            report.push(trust);
+            return Ok(report);
+        }
     };
 
     report.push(checks::ownership(
@@ -451,6 +467,7 @@ where
     report.push(reachability);
     let (simulator, actions) = check_simulator(config, iam, &subject, &described, &own).await;
     report.push(simulator);
+    report.push(trust);
 
     let startable = actions.start_session == ActionVerdict::Allowed
         && described.state == InstanceState::Running

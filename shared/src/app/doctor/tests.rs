@@ -99,9 +99,9 @@ async fn with_a_node_online_and_iam_agreeing_every_check_passes() {
     // WHEN the doctor runs
     let found = run(&config(&[]), &fake, "tim").await;
 
-    // THEN all seven checks pass, IAM confirms, and nothing was written
+    // THEN all eight checks pass, IAM confirms, and nothing was written
     let marks: Vec<Option<bool>> = found.checks.iter().map(|c| c.ok()).collect();
-    assert_eq!(marks, [Some(true); 7], "{found}");
+    assert_eq!(marks, [Some(true); 8], "{found}");
     assert_eq!(found.verdict, Verdict::Allowed);
     assert_eq!(
         found.check(CheckId::Reachability).unwrap().detail,
@@ -287,4 +287,41 @@ async fn a_stale_configured_role_id_is_caught_with_one_role_read() {
         Some("set SESSION_ROLE_ID (template UsersRoleId) to AROAEXAMPLEROLEID1234, or leave it empty to have it resolved")
     );
     assert_eq!(fake.take_calls().get("iam:GetRole"), Some(&1));
+}
+
+#[tokio::test]
+async fn a_trust_policy_that_lets_callers_choose_their_name_fails_with_the_fix() {
+    // GIVEN the users' role also trusts the account for sts:AssumeRole, with no condition on the
+    // session name (a CI user, or anyone in the account, could call itself "tim")
+    let trust = r#"{"Version":"2012-10-17","Statement":[
+        {"Effect":"Allow","Principal":{"Federated":"arn:aws:iam::123456789012:saml-provider/Okta"},"Action":"sts:AssumeRoleWithSAML"},
+        {"Sid":"Ci","Effect":"Allow","Principal":{"AWS":"arn:aws:iam::123456789012:root"},"Action":"sts:AssumeRole"}]}"#;
+    let fake = account(ROLE).await.with_trust_policy(ROLE, trust);
+    grant(&fake, &["tim"]).await;
+
+    // WHEN the doctor runs, on an instance that exists and on one that does not
+    let found = run(&config(&[]), &fake, "tim").await;
+    let missing = diagnose(
+        &config(&[]),
+        "tim",
+        "i-0ffffffffffffffff",
+        None,
+        &fake,
+        &fake,
+        &fake,
+    )
+    .await
+    .unwrap();
+
+    // THEN check 8 fails in both, naming the statement, who, and the fix
+    for found in [&found, &missing] {
+        let check = found.check(CheckId::Trust).unwrap();
+        assert_eq!(check.ok(), Some(false), "{found}");
+        assert!(check.detail.ends_with("statement Ci lets arn:aws:iam::123456789012:root call sts:AssumeRole with a session name of their choosing"), "{found}");
+        assert!(
+            check.fix().unwrap().contains("sts:RoleSessionName"),
+            "{found}"
+        );
+        assert_eq!(found.checks.last().unwrap().id, CheckId::Trust);
+    }
 }

@@ -1,0 +1,233 @@
+//! The users' role's trust policy, pure: who may assume the role in a way that lets the caller
+//! choose the role-session name, and so choose their `${aws:userid}` (`<role-id>:<name>`).
+//!
+//! With SAML (`sts:AssumeRoleWithSAML`) or IAM Identity Center federation, the identity provider
+//! sets the session name. With `sts:AssumeRole` (an account, a role, a user) or
+//! `sts:AssumeRoleWithWebIdentity` (an OIDC provider), the caller passes `--role-session-name`,
+//! so a user could call themselves `alice` and reach alice's instances, unless a condition on
+//! `sts:RoleSessionName` pins it. Service principals name their own sessions.
+
+use serde_json::Value;
+
+use crate::domain::evaluation::wildcard_matches;
+
+/// The actions with which the caller chooses the session name.
+const CHOOSING_ACTIONS: [&str; 2] = ["sts:AssumeRole", "sts:AssumeRoleWithWebIdentity"];
+/// The condition key that pins the name.
+const SESSION_NAME_KEY: &str = "sts:RoleSessionName";
+
+/// One way to assume the role with a session name of the caller's choosing.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NameChooser {
+    /// The statement, by `Sid` or position (`statement 2`).
+    pub statement: String,
+    /// Who may do it, as the policy says (`arn:aws:iam::123456789012:root`, `*`).
+    pub principals: Vec<String>,
+    /// The action that lets them choose.
+    pub action: &'static str,
+}
+
+impl NameChooser {
+    /// What to change in the trust policy.
+    pub fn fix(&self) -> String {
+        format!(
+            "in the trust policy's {}, remove {} for {}, or pin the name with a condition {{\"StringEquals\": {{\"{SESSION_NAME_KEY}\": \"<a name no user has>\"}}}}",
+            self.statement,
+            self.action,
+            self.principals.join(", ")
+        )
+    }
+}
+
+impl std::fmt::Display for NameChooser {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "{} lets {} call {} with a session name of their choosing",
+            self.statement,
+            self.principals.join(", "),
+            self.action
+        )
+    }
+}
+
+/// Every statement of `trust_policy` that lets a caller choose the session name. An empty list
+/// means only identity providers and services name sessions. A document that cannot be read is
+/// an error, never "nobody".
+pub fn name_choosers(trust_policy: &str) -> Result<Vec<NameChooser>, String> {
+    let document: Value = serde_json::from_str(trust_policy)
+        .map_err(|e| format!("the trust policy is not JSON: {e}"))?;
+    let statements = match &document["Statement"] {
+        Value::Array(many) => many.clone(),
+        one @ Value::Object(_) => vec![one.clone()],
+        _ => return Err("the trust policy has no Statement".into()),
+    };
+    let mut found = Vec::new();
+    for (index, statement) in statements.iter().enumerate() {
+        if statement["Effect"].as_str() != Some("Allow") || pins_the_name(statement) {
+            continue;
+        }
+        let label = match statement["Sid"].as_str() {
+            Some(sid) if !sid.is_empty() => format!("statement {sid}"),
+            _ => format!("statement {}", index + 1),
+        };
+        for action in CHOOSING_ACTIONS {
+            if !allows_action(statement, action) {
+                continue;
+            }
+            let principals = choosing_principals(statement, action);
+            if !principals.is_empty() {
+                found.push(NameChooser {
+                    statement: label.clone(),
+                    principals,
+                    action,
+                });
+            }
+        }
+    }
+    Ok(found)
+}
+
+fn strings(value: &Value) -> Vec<String> {
+    match value {
+        Value::String(one) => vec![one.clone()],
+        Value::Array(many) => many
+            .iter()
+            .filter_map(|v| v.as_str().map(str::to_owned))
+            .collect(),
+        _ => Vec::new(),
+    }
+}
+
+/// Action names are case-insensitive and may hold wildcards; a `NotAction` that does not name
+/// the action allows it.
+fn allows_action(statement: &Value, action: &str) -> bool {
+    let action = action.to_ascii_lowercase();
+    let matches = |patterns: Vec<String>| {
+        patterns
+            .iter()
+            .any(|p| wildcard_matches(&p.to_ascii_lowercase(), &action))
+    };
+    match (statement.get("Action"), statement.get("NotAction")) {
+        (Some(actions), _) => matches(strings(actions)),
+        (None, Some(not)) => !matches(strings(not)),
+        (None, None) => false,
+    }
+}
+
+/// Principals that choose the name with `action`: for `AssumeRole`, anyone but a service; for
+/// web identity, any federated provider but a SAML one. `NotPrincipal` is taken as anyone.
+fn choosing_principals(statement: &Value, action: &str) -> Vec<String> {
+    if statement.get("NotPrincipal").is_some() {
+        return vec!["anyone but the NotPrincipal".into()];
+    }
+    let principal = &statement["Principal"];
+    if principal.as_str() == Some("*") {
+        return vec!["*".into()];
+    }
+    match action {
+        "sts:AssumeRole" => strings(&principal["AWS"]),
+        _ => strings(&principal["Federated"])
+            .into_iter()
+            .filter(|p| !p.contains(":saml-provider/"))
+            .collect(),
+    }
+}
+
+/// Whether any condition names `sts:RoleSessionName` (condition keys are case-insensitive).
+fn pins_the_name(statement: &Value) -> bool {
+    statement["Condition"].as_object().is_some_and(|operators| {
+        operators.values().any(|keys| {
+            keys.as_object().is_some_and(|keys| {
+                keys.keys()
+                    .any(|k| k.eq_ignore_ascii_case(SESSION_NAME_KEY))
+            })
+        })
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn choosers(statements: Value) -> Vec<NameChooser> {
+        name_choosers(
+            &serde_json::json!({"Version": "2012-10-17", "Statement": statements}).to_string(),
+        )
+        .unwrap()
+    }
+
+    #[test]
+    fn saml_identity_center_and_services_name_their_own_sessions() {
+        assert_eq!(
+            choosers(serde_json::json!([
+                {"Effect": "Allow", "Principal": {"Federated": "arn:aws:iam::123456789012:saml-provider/Okta"},
+                 "Action": ["sts:AssumeRoleWithSAML", "sts:TagSession"]},
+                {"Effect": "Allow", "Principal": {"Federated": "arn:aws:iam::123456789012:saml-provider/AWSSSO_0123_DO_NOT_DELETE"},
+                 "Action": "sts:AssumeRoleWithSAML"},
+                {"Effect": "Allow", "Principal": {"Service": "ec2.amazonaws.com"}, "Action": "sts:AssumeRole"},
+            ])),
+            vec![]
+        );
+    }
+
+    #[test]
+    fn assume_role_by_an_account_or_anyone_lets_the_caller_choose() {
+        let found = choosers(serde_json::json!([
+            {"Effect": "Allow", "Principal": {"Federated": "arn:aws:iam::123456789012:saml-provider/Okta"}, "Action": "sts:AssumeRoleWithSAML"},
+            {"Sid": "CiRunner", "Effect": "Allow", "Principal": {"AWS": "arn:aws:iam::123456789012:root"}, "Action": "sts:AssumeRole"},
+            {"Effect": "Allow", "Principal": "*", "Action": "sts:*"},
+        ]));
+        assert_eq!(
+            found,
+            vec![
+                NameChooser {
+                    statement: "statement CiRunner".into(),
+                    principals: vec!["arn:aws:iam::123456789012:root".into()],
+                    action: "sts:AssumeRole"
+                },
+                NameChooser {
+                    statement: "statement 3".into(),
+                    principals: vec!["*".into()],
+                    action: "sts:AssumeRole"
+                },
+                NameChooser {
+                    statement: "statement 3".into(),
+                    principals: vec!["*".into()],
+                    action: "sts:AssumeRoleWithWebIdentity"
+                },
+            ]
+        );
+        assert_eq!(
+            found[0].to_string(),
+            "statement CiRunner lets arn:aws:iam::123456789012:root call sts:AssumeRole with a session name of their choosing"
+        );
+        assert!(found[0]
+            .fix()
+            .contains("remove sts:AssumeRole for arn:aws:iam::123456789012:root"));
+    }
+
+    #[test]
+    fn web_identity_lets_the_caller_choose_and_a_pinned_name_does_not() {
+        let found = choosers(serde_json::json!([
+            {"Effect": "Allow", "Principal": {"Federated": "arn:aws:iam::123456789012:oidc-provider/token.actions.githubusercontent.com"},
+             "Action": "sts:AssumeRoleWithWebIdentity"},
+            {"Effect": "Allow", "Principal": {"AWS": "arn:aws:iam::123456789012:role/Ci"}, "Action": "sts:AssumeRole",
+             "Condition": {"StringEquals": {"STS:RoleSessionName": "ci-bot"}}},
+            {"Effect": "Deny", "Principal": "*", "Action": "sts:AssumeRole"},
+        ]));
+        assert_eq!(found.len(), 1, "{found:?}");
+        assert_eq!(found[0].action, "sts:AssumeRoleWithWebIdentity");
+        // NotAction that leaves AssumeRole allowed counts too
+        let found = choosers(serde_json::json!(
+            {"Effect": "Allow", "Principal": {"AWS": "arn:aws:iam::123456789012:user/ops"}, "NotAction": "sts:TagSession"}
+        ));
+        assert_eq!(found[0].action, "sts:AssumeRole");
+    }
+
+    #[test]
+    fn an_unreadable_trust_policy_is_an_error_not_nobody() {
+        assert!(name_choosers("{").is_err());
+        assert!(name_choosers("{\"Version\": \"2012-10-17\"}").is_err());
+    }
+}
