@@ -629,11 +629,8 @@ impl PolicySimulator for FakeAws {
         let role = simulation.role_arn.rsplit('/').next().unwrap_or_default();
         let mut policies: Vec<NamedPolicy> = world
             .identity_policies(role)
-            .into_iter()
-            .map(|p| NamedPolicy {
-                name: p.name,
-                document: p.document,
-            })
+            .iter()
+            .map(RolePolicyDocument::named)
             .collect();
         policies.extend(
             simulation

@@ -6,7 +6,7 @@ use std::future::Future;
 
 use crate::config::WriteMode;
 use crate::domain::capacity::Refused;
-use crate::domain::evaluation::{Decision, Request};
+use crate::domain::evaluation::{Decision, NamedPolicy, Request};
 use crate::domain::ids::{InstanceId, InstanceState, ResolvedRole, RoleId, RoleIdentity};
 use crate::domain::session_name::SessionName;
 use crate::domain::statements::Scope;
@@ -235,6 +235,16 @@ pub struct RolePolicyDocument {
     pub arn: Option<String>,
     /// The inline document, or the managed policy's default version.
     pub document: String,
+}
+
+impl RolePolicyDocument {
+    /// The policy as the product's evaluator takes it.
+    pub fn named(&self) -> NamedPolicy {
+        NamedPolicy {
+            name: self.name.clone(),
+            document: self.document.clone(),
+        }
+    }
 }
 
 /// What IAM evaluates for a role: its ARN, and every identity policy on it. Read-only.

@@ -143,17 +143,7 @@ async fn the_sweep_notices_a_trust_policy_that_lets_callers_choose_their_name() 
 
     // WHEN someone later lets the whole account assume it with sts:AssumeRole, with no
     // condition on the session name
-    let trust = serde_json::json!({"Version": "2012-10-17", "Statement": [
-        {"Effect": "Allow", "Principal": {"Federated": "arn:aws:iam::123456789012:saml-provider/Okta"}, "Action": "sts:AssumeRoleWithSAML"},
-        {"Effect": "Allow", "Principal": {"AWS": "arn:aws:iam::123456789012:root"}, "Action": "sts:AssumeRole"}]});
-    w.admin
-        .iam
-        .update_assume_role_policy()
-        .role_name(ROLE)
-        .policy_document(trust.to_string())
-        .send()
-        .await
-        .unwrap();
+    testkit::trust_the_account_to_assume(&w.admin.iam, ROLE).await;
 
     // THEN the next sweep counts it (the TrustPolicyFindings metric and its alarm), and still
     // does its work

@@ -1,7 +1,7 @@
 //! The README's demo: start moto, create the users' role, launch the instances the samples in
 //! `events/` talk about, replay every sample through the `replay` binary (twice, to show that a
 //! redelivery changes nothing), print the resulting tags and session policies, ask the access
-//! doctor about three cases, and stop moto.
+//! doctor about three cases and for its audit of the role, and stop moto.
 //!
 //! moto has no SSM session APIs, so the demo runs with END_SESSIONS_ON_TERMINATE=false.
 
@@ -111,20 +111,30 @@ async fn run() -> Result<(), String> {
     ] {
         let id = instance(sample)?;
         println!("\n== doctor {user} {id}   ({why})");
-        let output = Command::new(&doctor)
-            .args([user, id.as_str()])
-            .envs(moto.product_env(DEMO_ROLE))
-            .output()
-            .map_err(|e| format!("cannot run {}: {e}", doctor.display()))?;
-        print!("{}", String::from_utf8_lossy(&output.stdout));
-        eprint!("{}", String::from_utf8_lossy(&output.stderr));
-        println!("(exit {})", output.status.code().unwrap_or(-1));
-        if !matches!(output.status.code(), Some(0 | 1)) {
-            return Err(format!("doctor exited with {}", output.status));
-        }
+        run_doctor(&doctor, &moto, &[user, id.as_str()])?;
     }
+    // The security reviewer's question about the whole role: nothing to find here.
+    println!("\n== doctor --audit   (every way the users' role could escape isolation)");
+    run_doctor(&doctor, &moto, &["--audit"])?;
     println!("\n== stopping moto");
     Ok(())
+}
+
+/// Run the doctor against moto and print what it says and its exit status (0 or 1 expected).
+fn run_doctor(doctor: &std::path::Path, moto: &Moto, args: &[&str]) -> Result<(), String> {
+    let output = Command::new(doctor)
+        .args(args)
+        .envs(moto.product_env(DEMO_ROLE))
+        .output()
+        .map_err(|e| format!("cannot run {}: {e}", doctor.display()))?;
+    print!("{}", String::from_utf8_lossy(&output.stdout));
+    eprint!("{}", String::from_utf8_lossy(&output.stderr));
+    println!("(exit {})", output.status.code().unwrap_or(-1));
+    if matches!(output.status.code(), Some(0 | 1)) {
+        Ok(())
+    } else {
+        Err(format!("doctor exited with {}", output.status))
+    }
 }
 
 /// One `replay` JSON line as a table row: file, function, outcome, AWS calls, reason.

@@ -343,3 +343,166 @@ async fn static_mode_needs_the_static_statement() {
         "EndOwnSessions still allows: {report:#}"
     );
 }
+
+impl Account {
+    /// `doctor --audit --json`: the exit status and the report.
+    fn audit(&self) -> (i32, Value) {
+        let output = self.doctor(&["--audit", "--json"], &[]);
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        let report = serde_json::from_slice(&output.stdout)
+            .unwrap_or_else(|e| panic!("{e}: stdout {:?}, stderr {stderr}", output.stdout));
+        (output.status.code().unwrap(), report)
+    }
+
+    /// An inline policy of one statement, or of a list of them.
+    async fn put_inline(&self, name: &str, statements: Value) {
+        let statements = match statements {
+            Value::Array(list) => list,
+            one => vec![one],
+        };
+        let document = serde_json::json!({"Version": "2012-10-17", "Statement": statements});
+        self.admin
+            .iam
+            .put_role_policy()
+            .role_name(DEMO_ROLE)
+            .policy_name(name)
+            .policy_document(document.to_string())
+            .send()
+            .await
+            .unwrap();
+    }
+
+    /// Plant what real accounts have: a broad session grant, an Auto Scaling tag permission, and
+    /// a trust policy that lets the whole account assume the role with a name of its choosing.
+    async fn plant_problems(&self) {
+        self.put_inline(
+            "PortalBroadSsm",
+            serde_json::json!({"Sid": "AnySession", "Effect": "Allow", "Action": "ssm:StartSession", "Resource": "*"}),
+        )
+        .await;
+        self.put_inline(
+            "PortalAutoScaling",
+            serde_json::json!({"Sid": "Tags", "Effect": "Allow", "Action": "autoscaling:CreateOrUpdateTags", "Resource": "*"}),
+        )
+        .await;
+        testkit::trust_the_account_to_assume(&self.admin.iam, DEMO_ROLE).await;
+    }
+}
+
+/// The findings' `what`, by path.
+fn findings(report: &Value) -> Vec<(String, String)> {
+    report["findings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| {
+            (
+                f["path"].as_str().unwrap().to_owned(),
+                f["what"].as_str().unwrap().to_owned(),
+            )
+        })
+        .collect()
+}
+
+#[tokio::test]
+async fn the_audit_passes_the_shipped_account_and_finds_each_planted_problem() {
+    // GIVEN the demo account: the users' role with the shipped end-user policy (guards on)
+    let guarded = Account::new(false).await;
+
+    // WHEN the audit runs THEN it finds nothing, says which evaluator answered, and exits 0
+    let (status, report) = guarded.audit();
+    assert_eq!(status, 0, "{report:#}");
+    assert_eq!(report["findings"], serde_json::json!([]));
+    assert!(report["questions"].as_u64().unwrap() >= 50, "{report:#}");
+    // moto has no policy simulator
+    assert!(
+        report["evaluated_by"]
+            .as_str()
+            .unwrap()
+            .starts_with("the product's own evaluation (IAM's policy simulator did not answer"),
+        "{report:#}"
+    );
+
+    // GIVEN the same problems planted on it: the guards hold, only the trust policy is found
+    guarded.plant_problems().await;
+    let (status, report) = guarded.audit();
+    assert_eq!(status, 1, "{report:#}");
+    assert_eq!(
+        findings(&report),
+        [(
+            "trust".to_owned(),
+            "statement Ci lets arn:aws:iam::123456789012:root call sts:AssumeRole with a session name of their choosing".to_owned()
+        )]
+    );
+
+    // GIVEN an account whose end-user policy has the guards off, and the same problems
+    let unguarded = Account::new(false).await;
+    let mut document = testkit::shipped_end_user_policy();
+    document["Statement"]
+        .as_array_mut()
+        .unwrap()
+        .retain(|s| !s["Sid"].as_str().unwrap_or("").starts_with("Guard"));
+    unguarded
+        .put_inline(
+            "EndUserWithoutGuards",
+            serde_json::json!(document["Statement"]),
+        )
+        .await;
+    let end_user_arn = format!(
+        "arn:aws:iam::123456789012:policy/{}",
+        testkit::END_USER_POLICY
+    );
+    unguarded
+        .admin
+        .iam
+        .detach_role_policy()
+        .role_name(DEMO_ROLE)
+        .policy_arn(&end_user_arn)
+        .send()
+        .await
+        .unwrap();
+    unguarded.plant_problems().await;
+
+    // WHEN the audit runs
+    let (status, report) = unguarded.audit();
+
+    // THEN it finds each planted problem, names the policy and statement, and exits 1
+    assert_eq!(status, 1, "{report:#}");
+    let found = findings(&report);
+    for expected in [
+        ("instance", "ssm:StartSession on another user's instance"),
+        ("instance", "ssm:StartSession on an untagged instance"),
+        (
+            "ownership tags",
+            "autoscaling:CreateOrUpdateTags writing AwsUserId",
+        ),
+        (
+            "ownership tags",
+            "autoscaling:CreateOrUpdateTags writing CreatedBy",
+        ),
+    ] {
+        assert!(
+            found.contains(&(expected.0.to_owned(), expected.1.to_owned())),
+            "{expected:?} not in {found:#?}"
+        );
+    }
+    assert!(found.iter().any(|(path, _)| path == "trust"), "{found:#?}");
+    let start = report["findings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|f| f["what"] == "ssm:StartSession on another user's instance")
+        .unwrap();
+    assert_eq!(
+        start["allowed_by"],
+        serde_json::json!(["PortalBroadSsm/AnySession"])
+    );
+    assert!(start["fix"].as_str().unwrap().contains("GuardDenies=true"));
+    // and nothing it was not given: no terminate of others' sessions, no product change
+    assert!(
+        !found
+            .iter()
+            .any(|(path, _)| path == "the product" || path == "session"),
+        "{found:#?}"
+    );
+}

@@ -265,6 +265,20 @@ pub async fn create_sso_role(iam: &aws_sdk_iam::Client, name: &str) -> String {
         .to_owned()
 }
 
+/// Let the whole account assume `role` with `sts:AssumeRole` (statement `Ci`) beside its SAML
+/// trust, with no condition on the session name: what a trust-policy check must find.
+pub async fn trust_the_account_to_assume(iam: &aws_sdk_iam::Client, role: &str) {
+    let trust = serde_json::json!({"Version": "2012-10-17", "Statement": [
+        {"Effect": "Allow", "Principal": {"Federated": "arn:aws:iam::123456789012:saml-provider/Okta"}, "Action": "sts:AssumeRoleWithSAML"},
+        {"Sid": "Ci", "Effect": "Allow", "Principal": {"AWS": "arn:aws:iam::123456789012:root"}, "Action": "sts:AssumeRole"}]});
+    iam.update_assume_role_policy()
+        .role_name(role)
+        .policy_document(trust.to_string())
+        .send()
+        .await
+        .expect("moto UpdateAssumeRolePolicy");
+}
+
 /// Launch `count` instances with `tags` and return their ids.
 pub async fn run_instances(
     ec2: &aws_sdk_ec2::Client,

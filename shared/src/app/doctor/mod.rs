@@ -9,6 +9,7 @@
 //! IAM allows `ssm:StartSession` (IAM's simulator where it answers, the product's own evaluation
 //! where it does not), the instance is running, and the node is not known to be unreachable.
 
+pub mod audit;
 mod checks;
 pub mod verify;
 
@@ -365,13 +366,7 @@ impl OwnEvaluations {
         subject: &Subject,
         tags: &BTreeMap<String, String>,
     ) -> Self {
-        let policies: Vec<NamedPolicy> = documents
-            .iter()
-            .map(|p| NamedPolicy {
-                name: p.name.clone(),
-                document: p.document.clone(),
-            })
-            .collect();
+        let policies: Vec<NamedPolicy> = documents.iter().map(RolePolicyDocument::named).collect();
         let caller = subject.caller();
         let instance = subject.arns.instance(&subject.instance_id);
         let document = subject.arns.document(SHELL_DOCUMENT);

@@ -325,3 +325,56 @@ async fn a_trust_policy_that_lets_callers_choose_their_name_fails_with_the_fix()
         assert_eq!(found.checks.last().unwrap().id, CheckId::Trust);
     }
 }
+
+#[tokio::test]
+async fn the_audit_asks_iams_simulator_when_it_may_and_says_so() {
+    // GIVEN the role with a broad session grant beside the end-user policy, and IAM's
+    // simulator answering
+    let fake = account(ROLE).await;
+    fake.put_role_policy(
+        ROLE,
+        "Broad",
+        r#"{"Version":"2012-10-17","Statement":[{"Sid":"All","Effect":"Allow","Action":"ssm:StartSession","Resource":"*"}]}"#,
+    )
+    .await
+    .unwrap();
+    fake.world().simulator_available = true;
+    fake.take_calls();
+
+    // WHEN the audit runs
+    let found = audit::audit(&config(&[]), "us-east-1", &fake)
+        .await
+        .unwrap();
+
+    // THEN every question went to the simulator, which found the broad grant; nothing written
+    assert_eq!(found.evaluated_by, "IAM's policy simulator");
+    let calls = fake.take_calls();
+    assert_eq!(
+        calls.get("iam:SimulatePrincipalPolicy").copied(),
+        Some(found.questions as u64)
+    );
+    let broad: Vec<&audit::Finding> = found
+        .findings
+        .iter()
+        .filter(|f| f.what.starts_with("ssm:StartSession"))
+        .collect();
+    assert_eq!(broad.len(), 2, "{found}");
+    assert!(
+        found.to_string().contains("✗ instance: 2 finding(s)"),
+        "{found}"
+    );
+
+    // AND when the simulator is refused, the product's own evaluation answers the same, and
+    // the report says why
+    fake.world().simulator_available = false;
+    let own = audit::audit(&config(&[]), "us-east-1", &fake)
+        .await
+        .unwrap();
+    assert!(
+        own.evaluated_by
+            .starts_with("the product's own evaluation (IAM's policy simulator did not answer: "),
+        "{}",
+        own.evaluated_by
+    );
+    assert_eq!(own.findings, found.findings);
+}

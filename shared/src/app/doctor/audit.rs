@@ -1,0 +1,335 @@
+//! `doctor --audit`: for a security reviewer, every way the users' role, with every policy on
+//! it, could escape isolation. It asks about synthetic users (a caller and an owner of the
+//! users' role), so it needs no real user, instance or session, and it writes nothing:
+//!
+//! - each path to an instance the guards cover, on another user's instance and on an untagged
+//!   one, and terminate or resume of another user's session;
+//! - writing the ownership keys through EC2 and through services that tag on the caller's
+//!   behalf;
+//! - changing the users' role, the product's policies or the account's session preferences;
+//! - the trust policy: whether a caller can choose their session name.
+//!
+//! IAM's policy simulator answers where it may (it also sees permissions boundaries); where it
+//! is refused or unavailable, the product's own evaluation does, and the report says which.
+
+use std::collections::BTreeMap;
+use std::fmt;
+
+use serde::Serialize;
+
+use super::{role_facts, DoctorIam};
+use crate::config::Config;
+use crate::domain::evaluation::{evaluate, NamedPolicy, Request};
+use crate::domain::ids::UserId;
+use crate::domain::session_iam::{
+    self, on_session, RESOURCE_TAG_PREFIXES, RESUME_SESSION, TERMINATE_SESSION, USER_ID_KEY,
+};
+use crate::domain::session_name::SessionName;
+use crate::domain::shard_packing::shard_name;
+use crate::domain::trust::name_choosers;
+use crate::error::Error;
+use crate::ports::{RolePolicyDocument, Simulation};
+
+/// The synthetic caller, and the owner of the instances and sessions asked about.
+const CALLER: &str = "audit-caller";
+const OWNER: &str = "audit-owner";
+const INSTANCE: &str = "i-0a0d17a0000000001";
+const SESSION_SUFFIX: &str = "0a1b2c3d4e5f6a7b8c9d0e1f2a";
+const GUARDS: &str = "deploy with GuardDenies=true (the end-user policy then denies it whatever else the role is granted)";
+
+/// Actions on an instance that reach it, by the guards' list.
+const INSTANCE_ACTIONS: [&str; 19] = [
+    "ssm:StartSession",
+    "ssm:SendCommand",
+    "ec2-instance-connect:SendSSHPublicKey",
+    "ec2-instance-connect:SendSerialConsoleSSHPublicKey",
+    "ec2:GetPasswordData",
+    "ec2:GetConsoleOutput",
+    "ec2:GetConsoleScreenshot",
+    "ec2:DescribeInstanceAttribute",
+    "ec2:ModifyInstanceAttribute",
+    "ec2:ModifyInstanceMetadataOptions",
+    "ec2:AssociateIamInstanceProfile",
+    "ec2:ReplaceIamInstanceProfileAssociation",
+    "ec2:AttachVolume",
+    "ec2:DetachVolume",
+    "ec2:CreateImage",
+    "ec2:StartInstances",
+    "ec2:StopInstances",
+    "ec2:RebootInstances",
+    "ec2:TerminateInstances",
+];
+
+/// Actions that write tags on the caller's behalf, by service.
+const TAG_WRITES: [&str; 6] = [
+    "ec2:CreateTags",
+    "autoscaling:CreateAutoScalingGroup",
+    "autoscaling:CreateOrUpdateTags",
+    "cloudformation:CreateStack",
+    "servicecatalog:ProvisionProduct",
+    "tag:TagResources",
+];
+
+/// One way out of isolation.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Finding {
+    /// Which kind of path: `instance`, `session`, `ownership tags`, `the product`, `trust`.
+    pub path: &'static str,
+    /// What a user could do.
+    pub what: String,
+    /// The policies and statements that allow it (`policy/sid`), as the evaluator names them.
+    pub allowed_by: Vec<String>,
+    pub fix: String,
+}
+
+/// The audit's report.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Audit {
+    pub role: String,
+    pub role_id: String,
+    /// `IAM's policy simulator`, or why the product's own evaluation answered instead.
+    pub evaluated_by: String,
+    /// Questions asked (the trust policy's statements not included).
+    pub questions: usize,
+    pub findings: Vec<Finding>,
+}
+
+/// One question: could a user do `what`?
+struct Question {
+    path: &'static str,
+    what: String,
+    request: Request,
+}
+
+/// Ask every question about the users' role. Reads only.
+pub async fn audit<I: DoctorIam>(config: &Config, region: &str, iam: &I) -> Result<Audit, Error> {
+    let facts = role_facts(config, iam).await?;
+    let synthetic = |name: &str| {
+        SessionName::parse(name)
+            .map(|n| UserId::new(facts.role.id.clone(), n).to_string())
+            .map_err(|e| Error::Unsupported {
+                message: format!("a synthetic user is not a session name: {e}"),
+            })
+    };
+    let (caller, owner) = (synthetic(CALLER)?, synthetic(OWNER)?);
+    let arns = facts.arns(region);
+    let questions = questions(config, &facts.arn, &arns, &caller, &owner);
+
+    let documents = iam.identity_policies(&facts.role.name).await?;
+    let policies: Vec<NamedPolicy> = documents.iter().map(RolePolicyDocument::named).collect();
+    let (answers, evaluated_by) = match simulated(iam, &facts.arn, &questions).await {
+        Ok(answers) => (answers, "IAM's policy simulator".to_owned()),
+        Err(err) => (
+            questions
+                .iter()
+                .map(|q| match evaluate(&policies, &q.request) {
+                    Ok(found) => (found.decision.is_allowed(), found.by),
+                    // Not known to be denied: reported, never assumed safe.
+                    Err(why) => (true, vec![format!("cannot be evaluated: {why}")]),
+                })
+                .collect(),
+            format!("the product's own evaluation (IAM's policy simulator did not answer: {err})"),
+        ),
+    };
+
+    let mut findings: Vec<Finding> = questions
+        .iter()
+        .zip(answers)
+        .filter(|(_, (allowed, _))| *allowed)
+        .map(|(q, (_, by))| Finding {
+            path: q.path,
+            what: q.what.clone(),
+            fix: if by.is_empty() {
+                GUARDS.to_owned()
+            } else {
+                format!("{GUARDS}, or remove or narrow {}", by.join(", "))
+            },
+            allowed_by: by,
+        })
+        .collect();
+    match facts.trust_policy.as_deref().map(name_choosers) {
+        Some(Ok(choosers)) => findings.extend(choosers.into_iter().map(|c| Finding {
+            path: "trust",
+            what: c.to_string(),
+            allowed_by: vec![format!("{}'s trust policy", facts.role.name)],
+            fix: c.fix(),
+        })),
+        Some(Err(why)) => findings.push(unreadable_trust(&facts.role.name, &why)),
+        None => findings.push(unreadable_trust(
+            &facts.role.name,
+            "IAM's GetRole answer carried no trust policy",
+        )),
+    }
+    Ok(Audit {
+        role: facts.role.name.clone(),
+        role_id: facts.role.id.to_string(),
+        evaluated_by,
+        questions: questions.len(),
+        findings,
+    })
+}
+
+fn unreadable_trust(role: &str, why: &str) -> Finding {
+    Finding {
+        path: "trust",
+        what: format!(
+            "who may assume {role} with a session name of their choosing is unknown: {why}"
+        ),
+        allowed_by: Vec::new(),
+        fix: format!("read it with: aws iam get-role --role-name {role}"),
+    }
+}
+
+/// Every question, in the order reported.
+fn questions(
+    config: &Config,
+    role_arn: &str,
+    arns: &session_iam::Arns,
+    caller: &str,
+    owner: &str,
+) -> Vec<Question> {
+    let mut questions = Vec::new();
+    let instance = arns.instance_named(INSTANCE);
+    for action in INSTANCE_ACTIONS {
+        for (whose, tag) in [("another user's", Some(owner)), ("an untagged", None)] {
+            let mut request = Request::new(action, &instance).with(USER_ID_KEY, caller);
+            if let Some(tag) = tag {
+                for prefix in RESOURCE_TAG_PREFIXES {
+                    request = request.with(format!("{prefix}/{}", config.user_id_tag_key), tag);
+                }
+            }
+            questions.push(Question {
+                path: "instance",
+                what: format!("{action} on {whose} instance"),
+                request,
+            });
+        }
+    }
+    let session = arns.session(OWNER, SESSION_SUFFIX);
+    for action in [TERMINATE_SESSION, RESUME_SESSION] {
+        questions.push(Question {
+            path: "session",
+            what: format!("{action} on another user's session"),
+            request: on_session(action, &session, caller, Some(owner)),
+        });
+    }
+    for action in TAG_WRITES {
+        for key in [&config.user_id_tag_key, &config.owner_tag_key] {
+            let resource = if action.starts_with("ec2:") {
+                instance.clone()
+            } else {
+                "*".to_owned()
+            };
+            questions.push(Question {
+                path: "ownership tags",
+                what: format!("{action} writing {key}"),
+                request: Request::new(action, resource)
+                    .with(USER_ID_KEY, caller)
+                    .with_list("aws:TagKeys", &[key.as_str()])
+                    .with(format!("aws:RequestTag/{key}"), caller),
+            });
+        }
+    }
+    let account = &arns.account;
+    let partition = arns.partition.as_str();
+    let policy = |name: &str| format!("arn:{partition}:iam::{account}:policy/{name}");
+    let prefix = &config.policy_name_prefix;
+    let product: Vec<(&str, String, String)> = vec![
+        (
+            "iam:PutRolePolicy",
+            role_arn.to_owned(),
+            "the users' role".into(),
+        ),
+        (
+            "iam:AttachRolePolicy",
+            role_arn.to_owned(),
+            "the users' role".into(),
+        ),
+        (
+            "iam:UpdateAssumeRolePolicy",
+            role_arn.to_owned(),
+            "the users' role".into(),
+        ),
+        (
+            "iam:CreatePolicyVersion",
+            policy(&config.end_user_policy_name),
+            "the end-user policy".into(),
+        ),
+        (
+            "iam:CreatePolicyVersion",
+            policy(&format!("{prefix}/{}", shard_name(prefix, 1))),
+            "a session-rights shard".into(),
+        ),
+        (
+            "ssm:UpdateDocument",
+            arns.document(session_iam::SHELL_DOCUMENT),
+            "the account's session preferences".into(),
+        ),
+        (
+            "ssm:DeleteDocument",
+            arns.document(session_iam::SHELL_DOCUMENT),
+            "the account's session preferences".into(),
+        ),
+    ];
+    for (action, resource, what) in product {
+        questions.push(Question {
+            path: "the product",
+            what: format!("{action} on {what}"),
+            request: Request::new(action, resource).with(USER_ID_KEY, caller),
+        });
+    }
+    questions
+}
+
+/// IAM's answer to every question, or the first error (then nobody's answer is IAM's).
+async fn simulated<I: DoctorIam>(
+    iam: &I,
+    role_arn: &str,
+    questions: &[Question],
+) -> Result<Vec<(bool, Vec<String>)>, Error> {
+    let mut answers = Vec::with_capacity(questions.len());
+    for question in questions {
+        let simulation = Simulation {
+            role_arn: role_arn.to_owned(),
+            actions: vec![question.request.action.clone()],
+            request: question.request.clone(),
+            extra_policies: Vec::new(),
+        };
+        let answer = iam
+            .simulate(&simulation)
+            .await?
+            .into_iter()
+            .next()
+            .ok_or_else(|| Error::unreadable("iam:SimulatePrincipalPolicy", "an answer"))?;
+        answers.push((answer.decision.is_allowed(), answer.matched));
+    }
+    Ok(answers)
+}
+
+impl fmt::Display for Audit {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        writeln!(
+            f,
+            "Could a user of {} ({}) escape isolation? {} questions, answered by {}.",
+            self.role, self.role_id, self.questions, self.evaluated_by
+        )?;
+        if self.findings.is_empty() {
+            return writeln!(f, "✓ no way out found");
+        }
+        let mut by_path: BTreeMap<&str, Vec<&Finding>> = BTreeMap::new();
+        for finding in &self.findings {
+            by_path.entry(finding.path).or_default().push(finding);
+        }
+        for (path, findings) in by_path {
+            writeln!(f, "✗ {path}: {} finding(s)", findings.len())?;
+            for finding in findings {
+                writeln!(f, "  - {}", finding.what)?;
+                if !finding.allowed_by.is_empty() {
+                    writeln!(f, "    allowed by: {}", finding.allowed_by.join(", "))?;
+                }
+                writeln!(f, "    fix: {}", finding.fix)?;
+            }
+        }
+        writeln!(f, "{} finding(s)", self.findings.len())
+    }
+}
