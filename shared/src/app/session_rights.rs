@@ -23,6 +23,7 @@ use crate::domain::events::{dispatch, Event, StateChangeDetail, TagChangeDetail}
 use crate::domain::ids::{InstanceId, ResolvedRole, UserId};
 use crate::domain::outcome::{Counts, Outcome, Skipped, Status};
 use crate::domain::reason::{Reason, ReasonCode};
+use crate::domain::session_iam::untaggable_reason;
 use crate::domain::session_name::SessionName;
 use crate::domain::statements::Scope;
 use crate::error::Error;
@@ -283,6 +284,15 @@ where
             format!("{user} has no live instance: revoked")
         };
         info!(event_id = id, user = %user, live_instances = live_count, decision = %state, writes = applied.len());
+        // A name Session Manager will not tag: granted all the same (harmless), and said.
+        let mut skipped = Vec::new();
+        if live_count > 0 {
+            if let Some(text) = untaggable_reason(&value) {
+                let reason = Reason::new(ReasonCode::SessionNotTaggable, text);
+                warn!(event_id = id, user = %user, code = %reason.code, reason = %reason, decision = "granted, but the user's sessions cannot be tagged");
+                skipped.push(Skipped::user(user.to_string(), reason));
+            }
+        }
         let wrote = usize::from(!applied.is_empty());
         let counts = Counts {
             grants: if live_count > 0 { wrote } else { 0 },
@@ -293,6 +303,7 @@ where
         Ok(Outcome {
             reason: state,
             changed: applied,
+            skipped,
             counts,
             ..Outcome::empty(if wrote == 0 {
                 Status::Unchanged

@@ -466,3 +466,44 @@ async fn an_unreadable_region_is_a_retryable_error_and_revokes_nobody() {
         .expect("the shard stays");
     assert!(shard.document().contains(&format!("{ROLE_ID}:ada")));
 }
+
+#[tokio::test]
+async fn a_name_session_manager_will_not_tag_is_granted_and_said() {
+    // GIVEN a live instance of a user whose role-session name holds a comma (valid for IAM, not
+    // in the session-id tag's character set)
+    let fake = fake();
+    let value = format!("{ROLE_ID}:a,b");
+    fake.add_instance(
+        "i-0a1b2c3d4e5f60001",
+        InstanceState::Running,
+        &[("AwsUserId", &value)],
+    );
+    let policies = SessionPolicies::new(
+        config(),
+        fake.clone(),
+        fake.clone(),
+        fake.clone(),
+        managed(&fake),
+    );
+
+    // WHEN the tag change for it arrives
+    let grant = policies
+        .handle(
+            serde_json::from_str(
+                &sample_event("tag-change-user-id-added.json")
+                    .replace("AROAEXAMPLEROLEID1234:tim.malone", &value),
+            )
+            .unwrap(),
+        )
+        .await
+        .unwrap();
+
+    // THEN the statement is written all the same, and the outcome says why it will not help
+    assert_eq!(grant.status, Status::Changed, "{grant:?}");
+    assert_eq!(grant.skipped.len(), 1, "{grant:?}");
+    assert_eq!(grant.skipped[0].reason.code, ReasonCode::SessionNotTaggable);
+    assert_eq!(
+        grant.skipped[0].subject,
+        crate::domain::outcome::SkipSubject::User("a,b".into())
+    );
+}

@@ -45,6 +45,9 @@ pub enum ReasonCode {
     BudgetFull,
     /// A grant asked of a deployment in static session-rights mode.
     StaticSessionRights,
+    /// A user whose `aws:userid` Session Manager will not write as the session-id tag (a comma
+    /// in the name): nobody can terminate or resume their sessions through the tag.
+    SessionNotTaggable,
 }
 
 impl ReasonCode {
@@ -69,6 +72,7 @@ impl ReasonCode {
             ReasonCode::InvalidInstanceId => "InvalidInstanceId",
             ReasonCode::BudgetFull => "BudgetFull",
             ReasonCode::StaticSessionRights => "StaticSessionRights",
+            ReasonCode::SessionNotTaggable => "SessionNotTaggable",
         }
     }
 }

@@ -76,6 +76,25 @@ impl Arns {
     }
 }
 
+/// The first character of `user_id` that Session Manager will not write in the session-id tag,
+/// if any. AWS applies `aws:ssmmessages:session-id` only when the value uses Unicode letters,
+/// digits, space and `_ . : / = + - @`; a role-session name may also hold a comma, and then the
+/// user's sessions carry no session-id tag, so no statement on that tag matches them.
+pub fn untaggable_char(user_id: &str) -> Option<char> {
+    user_id
+        .chars()
+        .find(|c| !(c.is_alphanumeric() || " _.:/=+-@".contains(*c)))
+}
+
+/// What that means for the user, and what to do about it.
+pub fn untaggable_reason(user_id: &str) -> Option<String> {
+    untaggable_char(user_id).map(|c| {
+        format!(
+            "{user_id} holds {c:?}, which Session Manager does not write in the session-id tag: {user_id}'s sessions will carry no {SESSION_ID_TAG} tag, so nobody can terminate or resume them (they still start); rename the user in the identity provider without it"
+        )
+    })
+}
+
 /// `caller` starting a session on `resource` (an instance or a document). An instance's tags are
 /// given under every prefix IAM reads them by; a document has none.
 pub fn start_session(resource: &str, caller: &str, tags: &BTreeMap<String, String>) -> Request {
@@ -101,6 +120,21 @@ pub fn on_session(action: &str, arn: &str, caller: &str, owner: Option<&str>) ->
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn only_the_comma_of_a_role_session_name_is_left_out_of_the_session_id_tag() {
+        assert_eq!(untaggable_char("AROAEXAMPLE1234:a,b"), Some(','));
+        for fine in [
+            "AROAEXAMPLE1234:tim.malone",
+            "AROAEXAMPLE1234:ada@example.com",
+            "AROAEXAMPLE1234:a_b+c=d-e",
+        ] {
+            assert_eq!(untaggable_char(fine), None, "{fine}");
+        }
+        assert!(untaggable_reason("AROAEXAMPLE1234:a,b")
+            .unwrap()
+            .starts_with("AROAEXAMPLE1234:a,b holds ',', which Session Manager does not write in the session-id tag"));
+    }
 
     #[test]
     fn the_session_id_key_reads_the_session_id_tag() {

@@ -592,6 +592,13 @@ async fn check_rights<I: DoctorIam>(
     documents: &[RolePolicyDocument],
     own: &OwnEvaluations,
 ) -> Result<Check, Error> {
+    if let Some(text) = session_iam::untaggable_reason(&subject.caller()) {
+        return Ok(Check::fail(
+            CheckId::Rights,
+            text,
+            "use a role-session name of letters, digits and _ . = + - @ only (no comma): the identity provider sets it",
+        ));
+    }
     let own = [&own.terminate, &own.resume];
     match (config.session_rights, &config.users_role) {
         (SessionRights::Static, _) => Ok(checks::static_rights(own)),

@@ -378,3 +378,18 @@ async fn the_audit_asks_iams_simulator_when_it_may_and_says_so() {
     );
     assert_eq!(own.findings, found.findings);
 }
+
+#[tokio::test]
+async fn a_name_session_manager_will_not_tag_fails_session_rights_with_the_fix() {
+    let fake = account(ROLE).await;
+    fake.add_instance(
+        INSTANCE,
+        InstanceState::Running,
+        &[("AwsUserId", &format!("{ROLE_ID}:a,b"))],
+    );
+    let found = run(&config(&[]), &fake, "a,b").await;
+    let check = found.check(CheckId::Rights).unwrap();
+    assert_eq!(check.ok(), Some(false), "{found}");
+    assert!(check.detail.contains("holds ','"), "{found}");
+    assert!(check.fix().unwrap().contains("no comma"), "{found}");
+}
