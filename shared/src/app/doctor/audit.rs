@@ -128,7 +128,10 @@ pub async fn audit<I: DoctorIam>(config: &Config, region: &str, iam: &I) -> Resu
                     Err(why) => (true, vec![format!("cannot be evaluated: {why}")]),
                 })
                 .collect(),
-            format!("the product's own evaluation (IAM's policy simulator did not answer: {err})"),
+            format!(
+                "the product's own evaluation (IAM's policy simulator did not answer: {})",
+                super::checks::failure(&err)
+            ),
         ),
     };
 

@@ -459,7 +459,7 @@ pub(super) fn reachability(
         ),
         Err(err) => Check::not_run(
             CheckId::Reachability,
-            format!("not checked: {err}"),
+            format!("not checked: {}", failure(&err)),
             is_access_denied(&err)
                 .then(|| "allow ssm:DescribeInstanceInformation to whoever runs the doctor".into()),
         ),
@@ -482,7 +482,7 @@ pub(super) fn confirmation(
     let decisions: Vec<Decision> = answers.iter().map(|a| a.decision).collect();
     let [instance, document, terminate, resume] = decisions.as_slice() else {
         let (why, denied) = match &unavailable {
-            Some(err) => (err.to_string(), is_access_denied(err)),
+            Some(err) => (failure(err), is_access_denied(err)),
             None => (
                 format!("{} answers where 4 were asked", answers.len()),
                 false,
@@ -581,6 +581,29 @@ pub(super) fn trust(facts: &RoleFacts) -> Check {
             ),
             choosers.iter().map(|c| c.fix()).collect::<Vec<_>>().join("; "),
         ),
+    }
+}
+
+/// Why a read failed, in words: an endpoint that does not implement the API (moto has neither
+/// `DescribeInstanceInformation` nor `SimulatePrincipalPolicy`) answers with something that is
+/// not an AWS answer (an unparseable body, or a bare HTTP status with no error code), and that
+/// is said plainly rather than as a parser error.
+pub(super) fn failure(err: &Error) -> String {
+    match err {
+        Error::Aws {
+            operation,
+            code,
+            message,
+            ..
+        } if code == "ResponseError" || (code.starts_with("HTTP ") && message.is_empty()) => {
+            let answer = if code == "ResponseError" {
+                "an answer that is not AWS's"
+            } else {
+                code.as_str()
+            };
+            format!("{operation} is not available on this endpoint, which gave {answer}")
+        }
+        other => other.to_string(),
     }
 }
 

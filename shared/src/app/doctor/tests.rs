@@ -393,3 +393,38 @@ async fn a_name_session_manager_will_not_tag_fails_session_rights_with_the_fix()
     assert!(check.detail.contains("holds ','"), "{found}");
     assert!(check.fix().unwrap().contains("no comma"), "{found}");
 }
+
+#[test]
+fn an_endpoint_without_the_api_is_said_plainly() {
+    // moto answers DescribeInstanceInformation with HTML (the SDK cannot parse it) and
+    // SimulatePrincipalPolicy with a bare HTTP 500
+    let unparseable = Error::Aws {
+        operation: "ssm:DescribeInstanceInformation",
+        code: "ResponseError".into(),
+        message: "response error: invalid input: malformed JSON error body".into(),
+        retryable: true,
+    };
+    let bare = Error::Aws {
+        operation: "iam:SimulatePrincipalPolicy",
+        code: "HTTP 500".into(),
+        message: String::new(),
+        retryable: true,
+    };
+    let instance = InstanceId::parse(INSTANCE).unwrap();
+    assert_eq!(
+        reachability(Err(unparseable), &instance).detail,
+        "not checked: ssm:DescribeInstanceInformation is not available on this endpoint, which gave an answer that is not AWS's"
+    );
+    assert_eq!(
+        checks::failure(&bare),
+        "iam:SimulatePrincipalPolicy is not available on this endpoint, which gave HTTP 500"
+    );
+    // a real AWS error keeps its code and message
+    let throttled = Error::Aws {
+        operation: "ssm:DescribeInstanceInformation",
+        code: "ThrottlingException".into(),
+        message: "Rate exceeded".into(),
+        retryable: true,
+    };
+    assert_eq!(checks::failure(&throttled), throttled.to_string());
+}
