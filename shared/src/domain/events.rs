@@ -125,9 +125,10 @@ pub(crate) struct Unhandled {
 
 /// Parse, route and type one event: the one dispatcher both functions use.
 pub(crate) fn dispatch(event: Value) -> Result<Incoming, Unhandled> {
-    let envelope = parse_envelope(event).map_err(|reason| Unhandled { id: None, reason })?;
+    let mut envelope = parse_envelope(event).map_err(|reason| Unhandled { id: None, reason })?;
+    let id = envelope.id.clone();
     let unhandled = |reason: Reason| Unhandled {
-        id: envelope.id.clone(),
+        id: id.clone(),
         reason,
     };
     let route = route(&envelope).map_err(unhandled)?;
@@ -137,7 +138,7 @@ pub(crate) fn dispatch(event: Value) -> Result<Incoming, Unhandled> {
             format!("malformed {what} detail: {e}"),
         ))
     };
-    let detail = envelope.detail.clone();
+    let detail = std::mem::take(&mut envelope.detail);
     let event = match route {
         Route::RunInstances => Event::RunInstances(Box::new(
             serde_json::from_value(detail).map_err(|e| malformed("CloudTrail", e))?,
