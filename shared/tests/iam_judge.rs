@@ -691,3 +691,37 @@ fn the_end_user_policy_with_every_option_on_fits_a_managed_policy() {
     println!("the end-user policy with every option on: {size} of 6144 characters");
     assert!(size <= 6144, "{size}");
 }
+
+#[test]
+fn the_guards_the_audit_and_this_judge_name_the_same_instance_actions() {
+    // The template's guards, the product's list (which doctor --audit asks about) and the
+    // judge's matrix above must not drift apart.
+    let shipped = shipped_end_user_policy();
+    let mut guarded: Vec<String> = shipped["Statement"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|s| {
+            [
+                "GuardSessionsAndCommandsOnOthersInstances",
+                "GuardDirectAccessToOthersInstances",
+            ]
+            .contains(&s["Sid"].as_str().unwrap_or(""))
+        })
+        .flat_map(|s| s["Action"].as_array().unwrap().clone())
+        .map(|a| a.as_str().unwrap().to_owned())
+        .collect();
+    guarded.sort();
+    let mut product: Vec<String> = shared::domain::session_iam::GUARDED_INSTANCE_ACTIONS
+        .iter()
+        .map(|a| a.to_string())
+        .collect();
+    product.sort();
+    let mut judged: Vec<String> = INSTANCE_ACTIONS
+        .iter()
+        .map(|(a, _)| a.to_string())
+        .collect();
+    judged.sort();
+    assert_eq!(guarded, product);
+    assert_eq!(judged, product);
+}

@@ -26,6 +26,32 @@ pub const SHELL_DOCUMENT: &str = "SSM-SessionManagerRunShell";
 pub const RESOURCE_TAG_PREFIXES: [&str; 3] =
     ["ssm:resourceTag", "aws:ResourceTag", "ec2:ResourceTag"];
 
+/// Every action on an instance that reaches it, which the end-user policy's guards deny on an
+/// instance that is not the caller's (`GuardSessionsAndCommandsOnOthersInstances` and
+/// `GuardDirectAccessToOthersInstances` in `template.yaml`; a test keeps the two equal), and
+/// which `doctor --audit` asks about.
+pub const GUARDED_INSTANCE_ACTIONS: [&str; 19] = [
+    "ssm:StartSession",
+    "ssm:SendCommand",
+    "ec2-instance-connect:SendSSHPublicKey",
+    "ec2-instance-connect:SendSerialConsoleSSHPublicKey",
+    "ec2:GetPasswordData",
+    "ec2:GetConsoleOutput",
+    "ec2:GetConsoleScreenshot",
+    "ec2:DescribeInstanceAttribute",
+    "ec2:ModifyInstanceAttribute",
+    "ec2:ModifyInstanceMetadataOptions",
+    "ec2:AssociateIamInstanceProfile",
+    "ec2:ReplaceIamInstanceProfileAssociation",
+    "ec2:AttachVolume",
+    "ec2:DetachVolume",
+    "ec2:CreateImage",
+    "ec2:StartInstances",
+    "ec2:StopInstances",
+    "ec2:RebootInstances",
+    "ec2:TerminateInstances",
+];
+
 /// Every session of the partition, in any region and account: the condition carries the
 /// isolation.
 pub fn any_session(partition: Partition) -> String {

@@ -22,7 +22,8 @@ use crate::config::Config;
 use crate::domain::evaluation::{evaluate, NamedPolicy, Request};
 use crate::domain::ids::UserId;
 use crate::domain::session_iam::{
-    self, on_session, RESOURCE_TAG_PREFIXES, RESUME_SESSION, TERMINATE_SESSION, USER_ID_KEY,
+    self, on_session, GUARDED_INSTANCE_ACTIONS, RESOURCE_TAG_PREFIXES, RESUME_SESSION,
+    TERMINATE_SESSION, USER_ID_KEY,
 };
 use crate::domain::session_name::SessionName;
 use crate::domain::shard_packing::shard_name;
@@ -36,29 +37,6 @@ const OWNER: &str = "audit-owner";
 const INSTANCE: &str = "i-0a0d17a0000000001";
 const SESSION_SUFFIX: &str = "0a1b2c3d4e5f6a7b8c9d0e1f2a";
 const GUARDS: &str = "deploy with GuardDenies=true (the end-user policy then denies it whatever else the role is granted)";
-
-/// Actions on an instance that reach it, by the guards' list.
-const INSTANCE_ACTIONS: [&str; 19] = [
-    "ssm:StartSession",
-    "ssm:SendCommand",
-    "ec2-instance-connect:SendSSHPublicKey",
-    "ec2-instance-connect:SendSerialConsoleSSHPublicKey",
-    "ec2:GetPasswordData",
-    "ec2:GetConsoleOutput",
-    "ec2:GetConsoleScreenshot",
-    "ec2:DescribeInstanceAttribute",
-    "ec2:ModifyInstanceAttribute",
-    "ec2:ModifyInstanceMetadataOptions",
-    "ec2:AssociateIamInstanceProfile",
-    "ec2:ReplaceIamInstanceProfileAssociation",
-    "ec2:AttachVolume",
-    "ec2:DetachVolume",
-    "ec2:CreateImage",
-    "ec2:StartInstances",
-    "ec2:StopInstances",
-    "ec2:RebootInstances",
-    "ec2:TerminateInstances",
-];
 
 /// Actions that write tags on the caller's behalf, by service.
 const TAG_WRITES: [&str; 6] = [
@@ -193,7 +171,7 @@ fn questions(
 ) -> Vec<Question> {
     let mut questions = Vec::new();
     let instance = arns.instance_named(INSTANCE);
-    for action in INSTANCE_ACTIONS {
+    for action in GUARDED_INSTANCE_ACTIONS {
         for (whose, tag) in [("another user's", Some(owner)), ("an untagged", None)] {
             let mut request = Request::new(action, &instance).with(USER_ID_KEY, caller);
             if let Some(tag) = tag {
