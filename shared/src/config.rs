@@ -4,6 +4,7 @@ use std::fmt;
 use std::time::Duration;
 
 use crate::domain::ids::{Partition, RoleId};
+use crate::domain::session_iam::{SessionKinds, ShellSource};
 
 /// Connect timeout for every AWS call.
 pub(crate) const CONNECT_TIMEOUT: Duration = Duration::from_secs(3);
@@ -44,6 +45,13 @@ pub(crate) const SESSION_RIGHTS: &str = "SESSION_RIGHTS";
 pub(crate) const REGIONS: &str = "REGIONS";
 pub(crate) const PERMISSION_SET_NAME: &str = "PERMISSION_SET_NAME";
 pub(crate) const END_USER_POLICY_NAME: &str = "END_USER_POLICY_NAME";
+// The session kinds (template ShellSessions, PortForwarding, SshSessions, SessionDocumentPrefix,
+// SshOsUsers), for the doctor; the functions do not need them.
+pub(crate) const SHELL_SESSIONS: &str = "SHELL_SESSIONS";
+pub(crate) const PORT_FORWARDING: &str = "PORT_FORWARDING";
+pub(crate) const SSH_SESSIONS: &str = "SSH_SESSIONS";
+pub(crate) const SESSION_DOCUMENT_PREFIX: &str = "SESSION_DOCUMENT_PREFIX";
+pub(crate) const SSH_OS_USERS: &str = "SSH_OS_USERS";
 
 /// IAM's managed policies per role at the most, with a quota raise (10 by default).
 const ROLE_MANAGED_POLICY_MAX: usize = 25;
@@ -146,6 +154,8 @@ pub struct Config {
     pub sdk_attempt_timeout: Duration,
     /// Time allowed for one AWS call, retries included.
     pub sdk_operation_timeout: Duration,
+    /// The session kinds the deployment turns on, and its documents' names.
+    pub session_kinds: SessionKinds,
 }
 
 impl Config {
@@ -302,7 +312,10 @@ impl Config {
             ));
         }
 
+        let session_kinds = session_kinds(&value)?;
+
         Ok(Self {
+            session_kinds,
             users_role,
             session_role_id,
             owner_tag_key,
@@ -322,6 +335,63 @@ impl Config {
             sdk_operation_timeout: Duration::from_secs(operation as u64),
         })
     }
+}
+
+/// The session kinds, from the variables named as the template's parameters.
+fn session_kinds(value: &dyn Fn(&str) -> Option<String>) -> Result<SessionKinds, ConfigError> {
+    let defaults = SessionKinds::default();
+    let shell = match value(SHELL_SESSIONS).as_deref() {
+        None | Some("account") => ShellSource::Account,
+        Some("product") => ShellSource::Product,
+        Some("off") => ShellSource::Off,
+        Some(other) => {
+            return Err(bad(
+                SHELL_SESSIONS,
+                format!("{other:?} is not account, product or off"),
+            ))
+        }
+    };
+    let port_forwarding = flag(value(PORT_FORWARDING), defaults.port_forwarding)
+        .map_err(|p| bad(PORT_FORWARDING, p))?;
+    let ssh = flag(value(SSH_SESSIONS), defaults.ssh).map_err(|p| bad(SSH_SESSIONS, p))?;
+    let document_prefix = value(SESSION_DOCUMENT_PREFIX).unwrap_or(defaults.document_prefix);
+    let lower = document_prefix.to_ascii_lowercase();
+    if document_prefix.is_empty()
+        || document_prefix.len() > 64
+        || !document_prefix
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || "_.-".contains(c))
+        || ["aws", "amazon", "amzn"]
+            .iter()
+            .any(|p| lower.starts_with(p))
+    {
+        return Err(bad(
+            SESSION_DOCUMENT_PREFIX,
+            format!("{document_prefix:?} is not 1-64 of letters, digits, _ . - (not starting with aws, amazon or amzn)"),
+        ));
+    }
+    let ssh_os_users = match value(SSH_OS_USERS) {
+        None => defaults.ssh_os_users,
+        Some(list) => list
+            .split(',')
+            .map(str::trim)
+            .filter(|u| !u.is_empty())
+            .map(str::to_owned)
+            .collect(),
+    };
+    if shell == ShellSource::Off && !port_forwarding && !ssh {
+        return Err(bad(
+            SHELL_SESSIONS,
+            "is off, and so are PORT_FORWARDING and SSH_SESSIONS: no session kind is on",
+        ));
+    }
+    Ok(SessionKinds {
+        shell,
+        port_forwarding,
+        ssh,
+        document_prefix,
+        ssh_os_users,
+    })
 }
 
 fn validate_role_name(name: &str) -> Result<(), String> {
@@ -447,7 +517,50 @@ mod tests {
                 role_managed_policy_limit: 10,
                 sdk_attempt_timeout: std::time::Duration::from_secs(10),
                 sdk_operation_timeout: std::time::Duration::from_secs(25),
+                session_kinds: SessionKinds::default(),
             }
+        );
+    }
+
+    #[test]
+    fn the_session_kinds_are_read_as_the_template_names_them() {
+        let config = from(&[
+            (SESSION_ROLE_NAME, "R"),
+            (SHELL_SESSIONS, "product"),
+            (PORT_FORWARDING, "false"),
+            (SSH_SESSIONS, "true"),
+            (SESSION_DOCUMENT_PREFIX, "Research-"),
+            (SSH_OS_USERS, "ec2-user, rstudio"),
+        ])
+        .unwrap();
+        assert_eq!(
+            config.session_kinds,
+            SessionKinds {
+                shell: ShellSource::Product,
+                port_forwarding: false,
+                ssh: true,
+                document_prefix: "Research-".into(),
+                ssh_os_users: vec!["ec2-user".into(), "rstudio".into()],
+            }
+        );
+        for (variable, value, problem) in [
+            (SHELL_SESSIONS, "console", "SHELL_SESSIONS: \"console\" is not account, product or off"),
+            (SESSION_DOCUMENT_PREFIX, "AWS-Mine", "SESSION_DOCUMENT_PREFIX: \"AWS-Mine\" is not 1-64 of letters, digits, _ . - (not starting with aws, amazon or amzn)"),
+            (SESSION_DOCUMENT_PREFIX, "a/b", "SESSION_DOCUMENT_PREFIX: \"a/b\" is not 1-64 of letters, digits, _ . - (not starting with aws, amazon or amzn)"),
+            (SSH_SESSIONS, "maybe", "SSH_SESSIONS: \"maybe\" is not true or false"),
+        ] {
+            let err = from(&[(SESSION_ROLE_NAME, "R"), (variable, value)]).unwrap_err();
+            assert_eq!(err.to_string(), problem);
+        }
+        let none = from(&[
+            (SESSION_ROLE_NAME, "R"),
+            (SHELL_SESSIONS, "off"),
+            (PORT_FORWARDING, "false"),
+        ])
+        .unwrap_err();
+        assert_eq!(
+            none.to_string(),
+            "SHELL_SESSIONS: is off, and so are PORT_FORWARDING and SSH_SESSIONS: no session kind is on"
         );
     }
 

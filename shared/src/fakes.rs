@@ -13,10 +13,11 @@ use crate::domain::evaluation::{evaluate, NamedPolicy, Request};
 use crate::domain::ids::{InstanceId, InstanceState, ResolvedRole, RoleId, RoleIdentity};
 use crate::error::Error;
 use crate::ports::{
-    DescribedInstance, EnabledRegions, InRegion, InstanceDirectory, InstanceInventory,
-    InstanceTagger, LiveInstances, ManagedNode, ManagedNodes, ManagedPolicies, ManagedPolicy,
-    PolicySimulator, PolicyVersion, RoleDirectory, RoleEvaluationInputs, RolePolicies,
-    RolePolicyDocument, SessionTerminator, Simulated, Simulation,
+    BucketState, DescribedInstance, EnabledRegions, InRegion, InstanceDirectory, InstanceInventory,
+    InstanceTagger, KeyFacts, LiveInstances, LogGroupFacts, LoggingTargets, ManagedNode,
+    ManagedNodes, ManagedPolicies, ManagedPolicy, PolicySimulator, PolicyVersion, RoleDirectory,
+    RoleEvaluationInputs, RolePolicies, RolePolicyDocument, SessionDocumentReader,
+    SessionTerminator, Simulated, Simulation,
 };
 
 /// A customer-managed policy and its versions.
@@ -80,6 +81,26 @@ pub struct World {
     /// Whether the policy simulator answers; it is denied (like an operator without
     /// `iam:SimulatePrincipalPolicy`) unless set.
     pub simulator_available: bool,
+    /// (region, name) → session document content. None: the template's default documents in
+    /// every region (see [`default_session_document`]).
+    pub session_documents: Option<BTreeMap<(String, String), String>>,
+    /// S3 buckets, log groups (→ KMS key if encrypted) and KMS keys (→ state).
+    pub buckets: BTreeSet<String>,
+    pub log_groups: BTreeMap<String, Option<String>>,
+    pub kms_keys: BTreeMap<String, String>,
+}
+
+/// The documents the template creates with its defaults: the product's port forwarding
+/// document (any port on the instance itself). The account's `SSM-SessionManagerRunShell` is
+/// absent until Session Manager's preferences are first saved.
+pub fn default_session_document(name: &str) -> Option<String> {
+    (name == "SsmSessionOwner-PortForwarding").then(|| {
+        r#"{"schemaVersion": "1.0", "sessionType": "Port",
+            "parameters": {"portNumber": {"type": "String", "allowedPattern": "^([1-9][0-9]{0,3}|[1-5][0-9]{4}|6[0-4][0-9]{3}|65[0-4][0-9]{2}|655[0-2][0-9]|6553[0-5])$", "default": "80"},
+                           "localPortNumber": {"type": "String", "default": "0"}},
+            "properties": {"portNumber": "{{ portNumber }}", "type": "LocalPortForwarding", "localPortNumber": "{{ localPortNumber }}"}}"#
+            .to_owned()
+    })
 }
 
 /// A view of the shared state from one region: EC2 and SSM calls see that region's instances.
@@ -598,6 +619,43 @@ impl World {
                 })
             });
         inline.chain(managed).collect()
+    }
+}
+
+impl SessionDocumentReader for FakeAws {
+    async fn session_document(&self, name: &str) -> Result<Option<String>, Error> {
+        let world = self.call("ssm:GetDocument")?;
+        Ok(match &world.session_documents {
+            None => default_session_document(name),
+            Some(documents) => documents
+                .get(&(self.region.clone(), name.to_owned()))
+                .cloned(),
+        })
+    }
+}
+
+impl LoggingTargets for FakeAws {
+    async fn bucket(&self, name: &str) -> Result<BucketState, Error> {
+        let world = self.call("s3:HeadBucket")?;
+        Ok(if world.buckets.contains(name) {
+            BucketState::Exists
+        } else {
+            BucketState::Missing
+        })
+    }
+
+    async fn log_group(&self, name: &str) -> Result<Option<LogGroupFacts>, Error> {
+        let world = self.call("logs:DescribeLogGroups")?;
+        Ok(world.log_groups.get(name).map(|kms_key| LogGroupFacts {
+            kms_key: kms_key.clone(),
+        }))
+    }
+
+    async fn kms_key(&self, key: &str) -> Result<Option<KeyFacts>, Error> {
+        let world = self.call("kms:DescribeKey")?;
+        Ok(world.kms_keys.get(key).map(|state| KeyFacts {
+            state: state.clone(),
+        }))
     }
 }
 

@@ -352,3 +352,45 @@ impl<T> SessionsEc2 for T where
 pub trait SessionsSsm: SessionTerminator + InRegion + Clone + Send + Sync {}
 
 impl<T> SessionsSsm for T where T: SessionTerminator + InRegion + Clone + Send + Sync {}
+
+/// The session documents of a region (`ssm:GetDocument`).
+pub trait SessionDocumentReader {
+    /// The document's content (JSON), or None when the region has no document of that name.
+    fn session_document(
+        &self,
+        name: &str,
+    ) -> impl Future<Output = Result<Option<String>, Error>> + Send;
+}
+
+/// An S3 bucket as `HeadBucket` sees it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BucketState {
+    Exists,
+    Missing,
+    /// It exists, but the caller may not read it.
+    Forbidden,
+}
+
+/// A log group, with its KMS key if it is encrypted with one.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LogGroupFacts {
+    pub kms_key: Option<String>,
+}
+
+/// A KMS key's state (`Enabled`, `Disabled`, `PendingDeletion`, ...).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct KeyFacts {
+    pub state: String,
+}
+
+/// Where sessions are logged and the key that encrypts them, in one region: are they there?
+pub trait LoggingTargets {
+    fn bucket(&self, name: &str) -> impl Future<Output = Result<BucketState, Error>> + Send;
+    /// None when the region has no log group of exactly that name.
+    fn log_group(
+        &self,
+        name: &str,
+    ) -> impl Future<Output = Result<Option<LogGroupFacts>, Error>> + Send;
+    /// None when the key does not exist.
+    fn kms_key(&self, key: &str) -> impl Future<Output = Result<Option<KeyFacts>, Error>> + Send;
+}

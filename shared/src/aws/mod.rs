@@ -4,6 +4,7 @@
 mod call_counter;
 mod ec2;
 mod iam;
+mod logging;
 mod sdk_error;
 mod ssm;
 
@@ -17,6 +18,7 @@ pub use call_counter::CallCounter;
 pub use iam::decode_policy_document;
 #[cfg(any(test, feature = "fakes"))]
 pub(crate) use iam::pick_permission_set_role;
+pub use logging::LoggingClients;
 
 use crate::config::{Config, ATTEMPT_TIMEOUT, CONNECT_TIMEOUT, OPERATION_TIMEOUT};
 

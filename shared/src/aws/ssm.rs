@@ -1,5 +1,5 @@
 //! Systems Manager: ending the sessions still open on an instance, and the managed-node record
-//! the doctor reads.
+//! and the session documents the doctor reads (moto has GetDocument).
 //!
 //! moto has no Session Manager APIs (`DescribeSessions`, `TerminateSession`) and no
 //! `DescribeInstanceInformation`, so this adapter is covered with `aws-smithy-mocks`
@@ -11,7 +11,7 @@ use tracing::instrument;
 use super::sdk_error::from_sdk;
 use crate::domain::ids::InstanceId;
 use crate::error::Error;
-use crate::ports::{ManagedNode, ManagedNodes, SessionTerminator};
+use crate::ports::{ManagedNode, ManagedNodes, SessionDocumentReader, SessionTerminator};
 
 impl ManagedNodes for aws_sdk_ssm::Client {
     #[instrument(skip(self))]
@@ -102,5 +102,25 @@ impl SessionTerminator for aws_sdk_ssm::Client {
                 .map_err(|e| from_sdk("ssm:TerminateSession", e))?;
         }
         Ok(ids)
+    }
+}
+
+impl SessionDocumentReader for aws_sdk_ssm::Client {
+    #[instrument(skip(self))]
+    async fn session_document(&self, name: &str) -> Result<Option<String>, Error> {
+        const GET: &str = "ssm:GetDocument";
+        match self.get_document().name(name).send().await {
+            Ok(output) => output
+                .content()
+                .map(|c| Some(c.to_owned()))
+                .ok_or_else(|| Error::unreadable(GET, "the document's content")),
+            Err(err) => {
+                let err = from_sdk(GET, err);
+                match &err {
+                    Error::Aws { code, .. } if code == "InvalidDocument" => Ok(None),
+                    _ => Err(err),
+                }
+            }
+        }
     }
 }

@@ -20,6 +20,7 @@ pub mod inline_plan;
 pub mod outcome;
 pub mod ownership;
 pub mod reason;
+pub mod session_documents;
 pub mod session_iam;
 pub mod session_name;
 pub mod shard_packing;

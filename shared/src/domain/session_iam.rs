@@ -5,6 +5,8 @@
 
 use std::collections::BTreeMap;
 
+use serde::Serialize;
+
 use crate::domain::evaluation::Request;
 use crate::domain::ids::{InstanceId, Partition};
 
@@ -22,6 +24,25 @@ pub const SESSION_ID_KEY: &str = "ssm:resourceTag/aws:ssmmessages:session-id";
 pub const USER_ID_KEY: &str = "aws:userid";
 /// The document a plain `aws ssm start-session` opens; StartSession is authorized on it too.
 pub const SHELL_DOCUMENT: &str = "SSM-SessionManagerRunShell";
+/// The condition key every `ssm:StartSession` allow carries (`BoolIfExists` true): the caller must
+/// name a document the policy allows. A session started without a document name is evaluated
+/// with it false, and runs the account's default shell if any statement without it allows.
+pub const DOCUMENT_ACCESS_CHECK_KEY: &str = "ssm:SessionDocumentAccessCheck";
+/// The document that forwards to any host the instance can reach, another user's included: never
+/// allowed.
+pub const REMOTE_HOST_DOCUMENT: &str = "AWS-StartPortForwardingSessionToRemoteHost";
+/// AWS's own documents for port forwarding to the instance itself and for SSH. The product's
+/// documents replace them (the operator's port list, one name prefix to guard), so they are not
+/// allowed either.
+pub const AWS_PORT_FORWARDING_DOCUMENT: &str = "AWS-StartPortForwardingSession";
+pub const AWS_SSH_DOCUMENT: &str = "AWS-StartSSHSession";
+/// Opens the data channel of a session the caller started or resumed. The Service Authorization
+/// Reference lists no resource type and no condition key for it, so IAM authorizes it on `*`;
+/// the session's token, which only StartSession and ResumeSession return, is what reaches it.
+pub const OPEN_DATA_CHANNEL: &str = "ssmmessages:OpenDataChannel";
+/// EC2 Instance Connect: push a temporary SSH key for `ec2:osuser` onto an instance.
+pub const SEND_SSH_PUBLIC_KEY: &str = "ec2-instance-connect:SendSSHPublicKey";
+pub const OS_USER_KEY: &str = "ec2:osuser";
 /// The prefixes under which IAM exposes an instance's tags to `ssm:StartSession` and EC2.
 pub const RESOURCE_TAG_PREFIXES: [&str; 3] =
     ["ssm:resourceTag", "aws:ResourceTag", "ec2:ResourceTag"];
@@ -133,6 +154,138 @@ pub fn start_session(resource: &str, caller: &str, tags: &BTreeMap<String, Strin
     request
 }
 
+/// What a user does on their own instance, each through one of the product's session documents
+/// (`<prefix>Shell`, `<prefix>PortForwarding`, `<prefix>SSH`), or the account's
+/// [`SHELL_DOCUMENT`] for a shell with `ShellSessions=account`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum SessionKind {
+    Shell,
+    PortForwarding,
+    Ssh,
+}
+
+impl SessionKind {
+    pub const ALL: [SessionKind; 3] = [Self::Shell, Self::PortForwarding, Self::Ssh];
+
+    /// The product's document name after the prefix.
+    pub fn document_suffix(self) -> &'static str {
+        match self {
+            Self::Shell => "Shell",
+            Self::PortForwarding => "PortForwarding",
+            Self::Ssh => "SSH",
+        }
+    }
+
+    pub fn label(self) -> &'static str {
+        match self {
+            Self::Shell => "shell",
+            Self::PortForwarding => "port forwarding",
+            Self::Ssh => "SSH",
+        }
+    }
+}
+
+/// Where shells come from (`ShellSessions` in the template).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ShellSource {
+    /// The account's `SSM-SessionManagerRunShell` and its preferences (the console's shell).
+    Account,
+    /// The product's `<prefix>Shell`, with the stack's logging, encryption and run-as.
+    Product,
+    Off,
+}
+
+/// The session kinds a deployment turns on, and its documents' names.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SessionKinds {
+    pub shell: ShellSource,
+    pub port_forwarding: bool,
+    pub ssh: bool,
+    /// `SessionDocumentPrefix` (`SsmSessionOwner-`).
+    pub document_prefix: String,
+    /// `SshOsUsers`.
+    pub ssh_os_users: Vec<String>,
+}
+
+impl Default for SessionKinds {
+    /// The template's defaults.
+    fn default() -> Self {
+        Self {
+            shell: ShellSource::Account,
+            port_forwarding: true,
+            ssh: false,
+            document_prefix: "SsmSessionOwner-".into(),
+            ssh_os_users: vec!["ec2-user".into(), "ubuntu".into()],
+        }
+    }
+}
+
+impl SessionKinds {
+    /// The document a session of `kind` starts with, when the kind is on.
+    pub fn document(&self, kind: SessionKind) -> Option<String> {
+        let product = || format!("{}{}", self.document_prefix, kind.document_suffix());
+        match kind {
+            SessionKind::Shell => match self.shell {
+                ShellSource::Account => Some(SHELL_DOCUMENT.to_owned()),
+                ShellSource::Product => Some(product()),
+                ShellSource::Off => None,
+            },
+            SessionKind::PortForwarding => self.port_forwarding.then(product),
+            SessionKind::Ssh => self.ssh.then(product),
+        }
+    }
+
+    /// Every document the end-user policy allows.
+    pub fn allowed_documents(&self) -> Vec<String> {
+        SessionKind::ALL
+            .into_iter()
+            .filter_map(|kind| self.document(kind))
+            .collect()
+    }
+}
+
+/// `caller` starting a session on `instance` with `document` (None: no document name). IAM
+/// authorizes StartSession on the instance and on the document; a request that names no
+/// document is evaluated on the instance alone, with the document access check false.
+pub fn start_session_with(
+    instance: &str,
+    document: Option<&str>,
+    caller: &str,
+    tags: &BTreeMap<String, String>,
+) -> Vec<Request> {
+    let check = if document.is_some() { "true" } else { "false" };
+    let mut requests =
+        vec![start_session(instance, caller, tags).with(DOCUMENT_ACCESS_CHECK_KEY, check)];
+    if let Some(document) = document {
+        requests.push(
+            start_session(document, caller, &BTreeMap::new())
+                .with(DOCUMENT_ACCESS_CHECK_KEY, check),
+        );
+    }
+    requests
+}
+
+/// `caller` pushing an SSH key for `os_user` onto `instance` (EC2 Instance Connect), with the
+/// instance's tags under the prefixes EC2 gives them.
+pub fn send_ssh_public_key(
+    instance: &str,
+    caller: &str,
+    os_user: &str,
+    tags: &BTreeMap<String, String>,
+) -> Request {
+    let mut request = Request::new(SEND_SSH_PUBLIC_KEY, instance)
+        .with(USER_ID_KEY, caller)
+        .with(OS_USER_KEY, os_user);
+    for (key, value) in tags {
+        for prefix in ["aws:ResourceTag", "ec2:ResourceTag"] {
+            request = request.with(format!("{prefix}/{key}"), value.clone());
+        }
+    }
+    request
+}
+
 /// `caller` doing `action` (terminate or resume) on the session `arn`, whose session-id tag is
 /// `owner` (None: a session Session Manager did not tag).
 pub fn on_session(action: &str, arn: &str, caller: &str, owner: Option<&str>) -> Request {
@@ -160,6 +313,54 @@ mod tests {
         assert!(untaggable_reason("AROAEXAMPLE1234:a,b")
             .unwrap()
             .starts_with("AROAEXAMPLE1234:a,b holds ',', which Session Manager does not write in the session-id tag"));
+    }
+
+    #[test]
+    fn each_kind_on_names_its_document_and_the_kinds_off_name_none() {
+        let defaults = SessionKinds::default();
+        assert_eq!(
+            defaults.allowed_documents(),
+            [
+                "SSM-SessionManagerRunShell",
+                "SsmSessionOwner-PortForwarding"
+            ]
+        );
+        let everything = SessionKinds {
+            shell: ShellSource::Product,
+            ssh: true,
+            document_prefix: "Research-".into(),
+            ..SessionKinds::default()
+        };
+        assert_eq!(
+            everything.allowed_documents(),
+            ["Research-Shell", "Research-PortForwarding", "Research-SSH"]
+        );
+        let ssh_only = SessionKinds {
+            shell: ShellSource::Off,
+            port_forwarding: false,
+            ssh: true,
+            ..SessionKinds::default()
+        };
+        assert_eq!(ssh_only.document(SessionKind::Shell), None);
+        assert_eq!(ssh_only.allowed_documents(), ["SsmSessionOwner-SSH"]);
+    }
+
+    #[test]
+    fn a_session_without_a_document_name_is_asked_on_the_instance_with_the_check_false() {
+        let tags = BTreeMap::from([("AwsUserId".to_owned(), "AROA1:tim".to_owned())]);
+        let named = start_session_with("arn:instance", Some("arn:document"), "AROA1:tim", &tags);
+        assert_eq!(named.len(), 2);
+        assert!(named.iter().all(|r| r.context.contains(&(
+            DOCUMENT_ACCESS_CHECK_KEY.to_owned(),
+            vec!["true".to_owned()]
+        ))));
+        assert_eq!(named[1].resource, "arn:document");
+        let unnamed = start_session_with("arn:instance", None, "AROA1:tim", &tags);
+        assert_eq!(unnamed.len(), 1);
+        assert!(unnamed[0].context.contains(&(
+            DOCUMENT_ACCESS_CHECK_KEY.to_owned(),
+            vec!["false".to_owned()]
+        )));
     }
 
     #[test]

@@ -10,8 +10,8 @@ use std::process::{Command, ExitCode};
 use shared::aws::Clients;
 use shared::edge::replay_line::ReplayLine;
 use testkit::{
-    attach_end_user_policy, granted_users, role_policy_names, seed_samples, sibling_binary,
-    tags_of, write_samples, Moto, DEMO_ROLE,
+    attach_end_user_policy, create_session_documents, granted_users, role_policy_names,
+    seed_samples, sibling_binary, tags_of, write_samples, Moto, DEMO_ROLE,
 };
 
 #[tokio::main]
@@ -90,8 +90,14 @@ async fn run() -> Result<(), String> {
     );
     let _ = std::fs::remove_dir_all(&dir);
 
-    // The access doctor, with the end-user policy the template ships attached to the role.
+    // The access doctor, with the end-user policy the template ships attached to the role and
+    // the session documents it creates (port forwarding, with the defaults).
     attach_end_user_policy(&admin.iam, DEMO_ROLE, false).await;
+    let documents = create_session_documents(&admin.ssm, &[]).await;
+    println!(
+        "\n== created the template's session documents: {}",
+        documents.join(", ")
+    );
     let doctor = sibling_binary("doctor")?;
     let instance = |sample: &str| {
         replacements
@@ -100,18 +106,26 @@ async fn run() -> Result<(), String> {
             .map(|(_, id)| id.clone())
             .ok_or_else(|| format!("no instance for sample {sample}"))
     };
-    for (user, sample, why) in [
-        ("tim.malone", "i-0a1b2c3d4e5f60001", "the owner"),
-        ("ada.lovelace", "i-0a1b2c3d4e5f60001", "another user"),
+    for (user, sample, extra, why) in [
+        (
+            "tim.malone",
+            "i-0a1b2c3d4e5f60001",
+            &["--port", "8888"][..],
+            "the owner, forwarding Jupyter's port",
+        ),
+        ("ada.lovelace", "i-0a1b2c3d4e5f60001", &[], "another user"),
         (
             "tim.malone",
             "i-0a1b2c3d4e5f60005",
+            &[],
             "an instance whose CreatedBy is hostile",
         ),
     ] {
         let id = instance(sample)?;
-        println!("\n== doctor {user} {id}   ({why})");
-        run_doctor(&doctor, &moto, &[user, id.as_str()])?;
+        println!("\n== doctor {user} {id} {}   ({why})", extra.join(" "));
+        let mut args = vec![user, id.as_str()];
+        args.extend_from_slice(extra);
+        run_doctor(&doctor, &moto, &args)?;
     }
     // The security reviewer's question about the whole role: nothing to find here.
     println!("\n== doctor --audit   (every way the users' role could escape isolation)");

@@ -1,14 +1,17 @@
 // The SDK futures nest deeply; computing their layout needs more than the default depth.
 #![recursion_limit = "256"]
 
-//! `doctor USER INSTANCE_ID [--region R] [--json]`: why USER can or cannot open, terminate or
-//! resume a Session Manager session on INSTANCE_ID. `doctor --verify [--region R] [--json]`:
+//! `doctor USER INSTANCE_ID [--region R] [--port P] [--os-user U] [--json]`: why USER can or
+//! cannot open, terminate or resume a Session Manager session on INSTANCE_ID, and open each
+//! session kind the deployment turns on (a shell, port forwarding to P, SSH as U). `doctor --verify [--region R] [--json]`:
 //! the isolation matrix of colliding synthetic users, from IAM's own policy simulator.
 //! `doctor --audit [--region R] [--json]`: every way the users' role, with all its policies and
 //! its trust policy, could escape isolation.
 //!
 //! Same configuration as the functions (`SESSION_ROLE_NAME` or `PERMISSION_SET_NAME`, tag keys,
-//! `SESSION_RIGHTS`, `REGIONS`, `AWS_ENDPOINT_URL`, ...). Reads only, never writes.
+//! `SESSION_RIGHTS`, `REGIONS`, `AWS_ENDPOINT_URL`, ...), and the session kinds as deployed
+//! (`SHELL_SESSIONS`, `PORT_FORWARDING`, `SSH_SESSIONS`, `SESSION_DOCUMENT_PREFIX`,
+//! `SSH_OS_USERS`, named after the template's parameters). Reads only, never writes.
 //! Exit 0 when StartSession is allowed (with --verify: no wrong cell; with --audit: no finding),
 //! 1 when it is denied (a wrong cell; a finding), 2 on a usage, configuration or AWS error.
 
@@ -16,11 +19,13 @@ use std::process::ExitCode;
 
 use shared::app::doctor::audit::audit;
 use shared::app::doctor::verify::verify;
-use shared::app::doctor::{checked_region, diagnose, DoctorError, Verdict};
-use shared::aws::{load_sdk_config, Clients};
+use shared::app::doctor::{
+    checked_region, diagnose, DoctorError, KindQuestion, Question, Services, Verdict,
+};
+use shared::aws::{load_sdk_config, Clients, LoggingClients};
 use shared::Config;
 
-const USAGE: &str = "usage: doctor USER INSTANCE_ID [--region REGION] [--json]\n       doctor --verify [--region REGION] [--json]\n       doctor --audit [--region REGION] [--json]";
+const USAGE: &str = "usage: doctor USER INSTANCE_ID [--region REGION] [--port PORT] [--os-user OS_USER] [--json]\n       doctor --verify [--region REGION] [--json]\n       doctor --audit [--region REGION] [--json]";
 
 struct Args {
     positional: Vec<String>,
@@ -28,6 +33,10 @@ struct Args {
     json: bool,
     verify: bool,
     audit: bool,
+    /// The port to ask port forwarding about.
+    port: Option<u16>,
+    /// The OS user to ask SSH about.
+    os_user: Option<String>,
 }
 
 fn parse(args: impl IntoIterator<Item = String>) -> Result<Args, String> {
@@ -37,6 +46,8 @@ fn parse(args: impl IntoIterator<Item = String>) -> Result<Args, String> {
         json: false,
         verify: false,
         audit: false,
+        port: None,
+        os_user: None,
     };
     let mut args = args.into_iter();
     while let Some(arg) = args.next() {
@@ -46,6 +57,16 @@ fn parse(args: impl IntoIterator<Item = String>) -> Result<Args, String> {
             "--audit" => parsed.audit = true,
             "--region" => {
                 parsed.region = Some(args.next().ok_or("--region needs a value")?);
+            }
+            "--port" => {
+                let port = args.next().ok_or("--port needs a value")?;
+                parsed.port =
+                    Some(port.parse::<u16>().ok().filter(|p| *p > 0).ok_or_else(|| {
+                        format!("--port {port:?} is not a port number (1-65535)")
+                    })?);
+            }
+            "--os-user" => {
+                parsed.os_user = Some(args.next().ok_or("--os-user needs a value")?);
             }
             flag if flag.starts_with("--") => return Err(format!("unknown option {flag}")),
             _ => parsed.positional.push(arg),
@@ -135,17 +156,23 @@ async fn main() -> ExitCode {
     }
 
     let [user, instance] = [&args.positional[0], &args.positional[1]];
-    match diagnose(
-        &config,
+    let logging = LoggingClients::new(&sdk);
+    let question = Question {
         user,
         instance,
-        args.region.as_deref(),
-        &clients.ec2,
-        &clients.iam,
-        &clients.ssm,
-    )
-    .await
-    {
+        region: args.region.as_deref(),
+        kinds: KindQuestion {
+            port: args.port,
+            os_user: args.os_user.clone(),
+        },
+    };
+    let services = Services {
+        ec2: &clients.ec2,
+        iam: &clients.iam,
+        ssm: &clients.ssm,
+        logging: &logging,
+    };
+    match diagnose(&config, &question, services).await {
         Ok(diagnosis) => print(&diagnosis, args.json, diagnosis.verdict == Verdict::Allowed),
         Err(DoctorError::Usage(problem)) => {
             eprintln!("doctor: {problem}\n{USAGE}");

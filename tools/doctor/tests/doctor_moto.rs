@@ -9,14 +9,14 @@ use std::process::{Command, Output};
 
 use serde_json::Value;
 use shared::app::managed_store::ManagedStore;
-use shared::aws::Clients;
+use shared::aws::{Clients, LoggingClients};
 use shared::config::WriteMode;
 use shared::domain::session_name::SessionName;
 use shared::domain::statements::Scope;
 use shared::ports::PolicyStore;
 use testkit::{
-    attach_end_user_policy, create_role, role_policy_names, run_instances, tags_of, user, Moto,
-    DEMO_POLICY_PREFIX, DEMO_ROLE,
+    attach_end_user_policy, create_role, create_session_documents, role_policy_names,
+    run_instances, tags_of, user, Moto, DEMO_POLICY_PREFIX, DEMO_ROLE,
 };
 
 /// moto with the users' role and the end-user policy attached.
@@ -504,5 +504,97 @@ async fn the_audit_passes_the_shipped_account_and_finds_each_planted_problem() {
             .iter()
             .any(|(path, _)| path == "the product" || path == "session"),
         "{found:#?}"
+    );
+}
+
+#[tokio::test]
+async fn the_product_shells_logging_targets_are_checked_where_moto_has_them() {
+    // GIVEN tim's instance, the product's shell document (as template.yaml creates it) logging to
+    // a bucket that does not exist and an unencrypted log group, with a KMS key
+    let account = Account::new(true).await;
+    let tim = account.user_id("tim.malone");
+    let instance = account
+        .launch(&[("CreatedBy", "tim.malone"), ("AwsUserId", &tim)])
+        .await;
+    let sdk = account.moto.sdk_config().await;
+    let logging = LoggingClients::new(&sdk);
+    let key = logging
+        .kms
+        .create_key()
+        .send()
+        .await
+        .unwrap()
+        .key_metadata()
+        .and_then(|m| m.arn())
+        .unwrap()
+        .to_owned();
+    logging
+        .logs
+        .create_log_group()
+        .log_group_name("/research/ssm")
+        .send()
+        .await
+        .unwrap();
+    let key_setting = format!("SessionKmsKeyArn={key}");
+    let documents = create_session_documents(
+        &aws_sdk_ssm::Client::new(&sdk),
+        &[
+            "ShellSessions=product",
+            "SessionLogBucket=research-session-logs",
+            "SessionLogGroup=/research/ssm",
+            &key_setting,
+        ],
+    )
+    .await;
+    assert_eq!(
+        documents,
+        ["SsmSessionOwner-Shell", "SsmSessionOwner-PortForwarding"]
+    );
+    let product_shell = [("SHELL_SESSIONS", "product")];
+
+    // WHEN the doctor runs
+    let (_, report) = account.diagnose("tim.malone", &instance, &product_shell);
+
+    // THEN check 10 names the missing bucket and the unencrypted log group, and the fix
+    let logged = check(&report, "session logging");
+    assert_eq!(logged["ok"], false, "{report:#}");
+    assert!(detail(&report, "session logging").starts_with(&format!(
+        "shell sessions with SsmSessionOwner-Shell in us-east-1 are logged to s3://research-session-logs/ and log group /research/ssm, encrypted with KMS key {key}, idle timeout 20 min, maximum duration none;"
+    )));
+    assert!(detail(&report, "session logging").ends_with(
+        "but S3 bucket research-session-logs does not exist; log group /research/ssm has no KMS key, and SsmSessionOwner-Shell requires encrypted logs, so sessions fail to start"
+    ), "{report:#}");
+    assert!(fix(&report, "session logging").starts_with("create them"));
+
+    // WHEN the bucket exists and the log group is encrypted with the key
+    logging
+        .s3
+        .create_bucket()
+        .bucket("research-session-logs")
+        .send()
+        .await
+        .unwrap();
+    logging
+        .logs
+        .delete_log_group()
+        .log_group_name("/research/ssm")
+        .send()
+        .await
+        .unwrap();
+    logging
+        .logs
+        .create_log_group()
+        .log_group_name("/research/ssm")
+        .kms_key_id(&key)
+        .send()
+        .await
+        .unwrap();
+    let (_, report) = account.diagnose("tim.malone", &instance, &product_shell);
+
+    // THEN check 10 passes, and check 9 reads each document moto holds
+    assert_eq!(check(&report, "session logging")["ok"], true, "{report:#}");
+    assert!(
+        detail(&report, "session kinds").contains("port forwarding: allowed with SsmSessionOwner-PortForwarding, which accepts ports matching"),
+        "{report:#}"
     );
 }

@@ -164,14 +164,37 @@ pub fn shipped_end_user_policy() -> serde_json::Value {
 }
 
 /// A policy resource of `template.yaml`, resolved by `scripts/lint_policies.py --dump` (in the
-/// test virtualenv) with the template's default parameters and account 123456789012.
+/// test virtualenv) with the template's default parameters (and `SessionRights=static`) and
+/// account 123456789012.
 pub fn shipped_policy(resource: &str) -> serde_json::Value {
+    shipped_policy_with(resource, &[])
+}
+
+/// A policy resource of `template.yaml` with `settings` over the default parameters:
+/// `NAME=VALUE` pairs, or `["every-option-on"]` for the largest end-user policy.
+pub fn shipped_policy_with(resource: &str, settings: &[&str]) -> serde_json::Value {
+    let name = format!("template.yaml {resource}");
+    dump("--dump", "template.yaml", settings)
+        .into_iter()
+        .find(|p| p["name"] == name.as_str())
+        .unwrap_or_else(|| panic!("the template ships no {resource} with {settings:?}"))["document"]
+        .clone()
+}
+
+/// The session documents `template` (`template.yaml` or `forwarder.yaml`) creates with
+/// `settings`, resolved: `{"name": logical id, "properties": ...}` each.
+pub fn shipped_session_documents(template: &str, settings: &[&str]) -> Vec<serde_json::Value> {
+    dump("--dump-documents", template, settings)
+}
+
+fn dump(mode: &str, template: &str, settings: &[&str]) -> Vec<serde_json::Value> {
     let repository = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../..");
     let python = repository.join(".venv/bin/python");
     let output = Command::new(&python)
         .arg(repository.join("scripts/lint_policies.py"))
-        .arg("--dump")
-        .arg(repository.join("template.yaml"))
+        .arg(mode)
+        .arg(repository.join(template))
+        .args(settings)
         .output()
         .unwrap_or_else(|e| panic!("{}: {e} (run scripts/test)", python.display()));
     assert!(
@@ -179,13 +202,10 @@ pub fn shipped_policy(resource: &str) -> serde_json::Value {
         "{}",
         String::from_utf8_lossy(&output.stderr)
     );
-    let name = format!("template.yaml {resource}");
     String::from_utf8_lossy(&output.stdout)
         .lines()
-        .map(|l| serde_json::from_str::<serde_json::Value>(l).expect("one JSON policy per line"))
-        .find(|p| p["name"] == name.as_str())
-        .unwrap_or_else(|| panic!("the template ships no {resource}"))["document"]
-        .clone()
+        .map(|l| serde_json::from_str::<serde_json::Value>(l).expect("one JSON object per line"))
+        .collect()
 }
 
 /// Create the shipped end-user policy (without `EndOwnSessions` unless `static_rights`) under
@@ -687,4 +707,27 @@ impl CountedMoto {
             .await
             .expect("moto TerminateInstances");
     }
+}
+
+/// Create, in the region `ssm` talks to, the session documents `template.yaml` creates with
+/// `settings` (as CloudFormation would), and return their names.
+pub async fn create_session_documents(ssm: &aws_sdk_ssm::Client, settings: &[&str]) -> Vec<String> {
+    let mut names = Vec::new();
+    for document in shipped_session_documents("template.yaml", settings) {
+        let properties = &document["properties"];
+        let name = properties["Name"]
+            .as_str()
+            .expect("a document name")
+            .to_owned();
+        ssm.create_document()
+            .name(&name)
+            .document_type(aws_sdk_ssm::types::DocumentType::Session)
+            .document_format(aws_sdk_ssm::types::DocumentFormat::Json)
+            .content(properties["Content"].to_string())
+            .send()
+            .await
+            .expect("moto CreateDocument");
+        names.push(name);
+    }
+    names
 }

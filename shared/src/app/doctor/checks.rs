@@ -14,7 +14,6 @@ use crate::domain::ids::ResolvedRole;
 use crate::domain::ids::{InstanceId, UserId};
 use crate::domain::ownership::{is_case_variant, sweep};
 use crate::domain::reason::ReasonCode;
-use crate::domain::session_iam::SHELL_DOCUMENT;
 use crate::domain::session_name::SessionName;
 use crate::domain::shard_packing::SHARD_LIMIT;
 use crate::domain::statements::{
@@ -193,8 +192,9 @@ pub(super) fn end_user_policy(
             (Decision::Allowed, Decision::Allowed) => Check::pass(
                 CheckId::Policy,
                 format!(
-                    "{name} is attached; ssm:StartSession for {user_id} is allowed on the instance by {} and on {SHELL_DOCUMENT} by {}",
+                    "{name} is attached; ssm:StartSession for {user_id} is allowed on the instance by {} and on {} by {}",
                     start.by.join(", "),
+                    own.document,
                     document.by.join(", ")
                 ),
             ),
@@ -224,8 +224,8 @@ pub(super) fn end_user_policy(
             ),
             (Decision::Allowed, Decision::ImplicitDeny) => Check::fail(
                 CheckId::Policy,
-                format!("no statement allows ssm:StartSession on the document {SHELL_DOCUMENT}"),
-                format!("restore {name}'s StartSessionDocument statement (redeploy the template)"),
+                format!("no statement allows ssm:StartSession on the document {}", own.document),
+                format!("restore {name}'s StartSessionWithAllowedDocuments statement (redeploy the template), or set the doctor's SHELL_SESSIONS, PORT_FORWARDING and SSH_SESSIONS to what the stack has"),
             ),
         },
     }

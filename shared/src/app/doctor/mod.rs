@@ -2,16 +2,20 @@
 //! instance. It reads the role, the instance, its tags, the role's policies, the session-rights
 //! store, the managed-node record and IAM's own policy simulator, and writes nothing.
 //!
-//! Eight checks, in order: the user and the role; the instance; the ownership tags; the
+//! Eleven checks, in order: the user and the role; the instance; the ownership tags; the
 //! end-user policy; session rights; reachability; IAM's confirmation; the trust policy (who may
-//! choose their session name). Each gives a verdict
+//! choose their session name); each session kind (shell, port forwarding, SSH); where shell
+//! sessions are logged; run-as. Each gives a verdict
 //! line and, when it fails, the fix. The overall verdict is whether a session would start:
 //! IAM allows `ssm:StartSession` (IAM's simulator where it answers, the product's own evaluation
 //! where it does not), the instance is running, and the node is not known to be unreachable.
 
 pub mod audit;
 mod checks;
+mod kinds;
 pub mod verify;
+
+pub use kinds::KindQuestion;
 
 use std::collections::BTreeMap;
 use std::fmt;
@@ -29,14 +33,14 @@ use crate::domain::ids::{
     InstanceId, InstanceState, Partition, ResolvedRole, RoleIdentity, UserId,
 };
 use crate::domain::session_iam::{
-    self, Arns, RESUME_SESSION, SHELL_DOCUMENT, START_SESSION, TERMINATE_SESSION, USER_ID_KEY,
+    self, Arns, SessionKind, RESUME_SESSION, START_SESSION, TERMINATE_SESSION, USER_ID_KEY,
 };
 use crate::domain::session_name::SessionName;
 use crate::error::Error;
 use crate::ports::{
-    DescribedInstance, EnabledRegions, InRegion, InstanceDirectory, ManagedNodes, ManagedPolicies,
-    PolicySimulator, RoleDirectory, RoleEvaluationInputs, RolePolicies, RolePolicyDocument,
-    Simulation,
+    DescribedInstance, EnabledRegions, InRegion, InstanceDirectory, LoggingTargets, ManagedNodes,
+    ManagedPolicies, PolicySimulator, RoleDirectory, RoleEvaluationInputs, RolePolicies,
+    RolePolicyDocument, SessionDocumentReader, Simulation,
 };
 
 /// A session id of today's shape (`<session-name>-<26 characters>`); the statements never
@@ -111,6 +115,12 @@ pub enum CheckId {
     Simulator,
     /// Whether a caller can choose their own session name (and so their `aws:userid`).
     Trust,
+    /// Each session kind the deployment turns on, on this instance.
+    Kinds,
+    /// Where shell sessions are logged, and the key that encrypts them.
+    Logging,
+    /// Whether per-user run-as can work for the role.
+    RunAs,
 }
 
 impl CheckId {
@@ -134,6 +144,9 @@ impl CheckId {
             CheckId::Reachability => "reachability",
             CheckId::Simulator => "IAM simulator",
             CheckId::Trust => "trust policy",
+            CheckId::Kinds => "session kinds",
+            CheckId::Logging => "session logging",
+            CheckId::RunAs => "run as",
         }
     }
 }
@@ -355,6 +368,8 @@ impl Subject {
 /// The product's own evaluation of the role's policies, for the questions the checks share.
 struct OwnEvaluations {
     start_instance: Result<Evaluation, Unevaluable>,
+    /// The document a plain session starts with: the shell's, or the first kind that is on.
+    document: String,
     start_document: Result<Evaluation, Unevaluable>,
     terminate: Result<Evaluation, Unevaluable>,
     resume: Result<Evaluation, Unevaluable>,
@@ -362,6 +377,7 @@ struct OwnEvaluations {
 
 impl OwnEvaluations {
     fn new(
+        config: &Config,
         documents: &[RolePolicyDocument],
         subject: &Subject,
         tags: &BTreeMap<String, String>,
@@ -369,7 +385,7 @@ impl OwnEvaluations {
         let policies: Vec<NamedPolicy> = documents.iter().map(RolePolicyDocument::named).collect();
         let caller = subject.caller();
         let instance = subject.arns.instance(&subject.instance_id);
-        let document = subject.arns.document(SHELL_DOCUMENT);
+        let document = first_document(config);
         Self {
             start_instance: evaluate(
                 &policies,
@@ -377,8 +393,13 @@ impl OwnEvaluations {
             ),
             start_document: evaluate(
                 &policies,
-                &session_iam::start_session(&document, &caller, &BTreeMap::new()),
+                &session_iam::start_session(
+                    &subject.arns.document(&document),
+                    &caller,
+                    &BTreeMap::new(),
+                ),
             ),
+            document,
             terminate: evaluate(&policies, &subject.own_session(TERMINATE_SESSION)),
             resume: evaluate(&policies, &subject.own_session(RESUME_SESSION)),
         }
@@ -393,21 +414,51 @@ impl OwnEvaluations {
     }
 }
 
-/// Diagnose `user` on `instance` in `region` (the home region when None). Reads only.
-pub async fn diagnose<E, I, S>(
+/// The document a plain session starts with: the shell's, else the first kind that is on.
+fn first_document(config: &Config) -> String {
+    SessionKind::ALL
+        .into_iter()
+        .find_map(|kind| config.session_kinds.document(kind))
+        .unwrap_or_else(|| session_iam::SHELL_DOCUMENT.to_owned())
+}
+
+/// What the doctor is asked: may `user` reach `instance` (in `region`, the home region when
+/// None), and with the session kinds, this port and this OS user?
+#[derive(Debug, Clone, Default)]
+pub struct Question<'a> {
+    pub user: &'a str,
+    pub instance: &'a str,
+    pub region: Option<&'a str>,
+    pub kinds: KindQuestion,
+}
+
+/// The services the doctor reads.
+pub struct Services<'a, E, I, S, L> {
+    pub ec2: &'a E,
+    pub iam: &'a I,
+    pub ssm: &'a S,
+    pub logging: &'a L,
+}
+
+/// Diagnose the question. Reads only.
+pub async fn diagnose<E, I, S, L>(
     config: &Config,
-    user: &str,
-    instance: &str,
-    region: Option<&str>,
-    ec2: &E,
-    iam: &I,
-    ssm: &S,
+    question: &Question<'_>,
+    services: Services<'_, E, I, S, L>,
 ) -> Result<Diagnosis, DoctorError>
 where
     E: InstanceDirectory + InRegion + EnabledRegions + Clone + Send + Sync,
     I: DoctorIam,
-    S: ManagedNodes + InRegion + Clone + Send + Sync,
+    S: ManagedNodes + SessionDocumentReader + InRegion + Clone + Send + Sync,
+    L: LoggingTargets + InRegion + Clone + Send + Sync,
 {
+    let Services {
+        ec2,
+        iam,
+        ssm,
+        logging,
+    } = services;
+    let (user, instance, region) = (question.user, question.instance, question.region);
     let name = SessionName::parse(user).map_err(|e| {
         DoctorError::Usage(format!(
             "USER {user:?} can never be a user of the role: {e}"
@@ -438,11 +489,23 @@ where
 
     let (instance_check, described) = check_instance(config, ec2, &subject).await?;
     report.push(instance_check);
+    let ssm_here = RegionalClients::new(ssm.clone(), config).get(Some(&subject.region));
+    let logging_here = RegionalClients::new(logging.clone(), config).get(Some(&subject.region));
+    let shell = kinds::shell_preferences(config, &ssm_here).await?;
+    let session_logging = kinds::logging(&logging_here, &subject.region, &shell).await;
+    let run_as = kinds::run_as(&shell, subject.facts.trust_policy.as_deref());
     let described = match described {
         Ok(described) => described,
         Err(why) => {
             let mut report = report.without_instance(&why);
             report.push(trust);
+            report.push(Check::not_run(
+                CheckId::Kinds,
+                format!("not checked: {why}"),
+                None,
+            ));
+            report.push(session_logging);
+            report.push(run_as);
             return Ok(report);
         }
     };
@@ -454,7 +517,7 @@ where
         config,
     ));
     let documents = iam.identity_policies(&subject.facts.role.name).await?;
-    let own = OwnEvaluations::new(&documents, &subject, &described.tags);
+    let own = OwnEvaluations::new(config, &documents, &subject, &described.tags);
     report.push(checks::end_user_policy(config, &documents, &subject, &own));
     report.push(check_rights(config, iam, &subject, &documents, &own).await?);
     let reachability = check_reachability(config, ssm, &subject).await;
@@ -463,6 +526,19 @@ where
     let (simulator, actions) = check_simulator(config, iam, &subject, &described, &own).await;
     report.push(simulator);
     report.push(trust);
+    report.push(
+        kinds::session_kinds(
+            config,
+            &ssm_here,
+            &subject,
+            &described.tags,
+            &documents,
+            &question.kinds,
+        )
+        .await?,
+    );
+    report.push(session_logging);
+    report.push(run_as);
 
     let startable = actions.start_session == ActionVerdict::Allowed
         && described.state == InstanceState::Running
@@ -665,7 +741,7 @@ async fn check_simulator<I: DoctorIam>(
         (
             vec![START_SESSION],
             session_iam::start_session(
-                &subject.arns.document(SHELL_DOCUMENT),
+                &subject.arns.document(&own.document),
                 &caller,
                 &BTreeMap::new(),
             ),

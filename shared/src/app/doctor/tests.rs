@@ -15,9 +15,11 @@ use crate::ports::{ManagedNode, ManagedPolicies, PolicyStore, Simulated};
 const ROLE: &str = "Okta-ServiceWorkbenchUser";
 const ROLE_ID: &str = "AROAEXAMPLEROLEID1234";
 const INSTANCE: &str = "i-0a1b2c3d4e5f60001";
+/// The end-user policy's allows with the template's defaults (a shell with the account's
+/// document, port forwarding with the product's).
 const END_USER: &str = r#"{"Version":"2012-10-17","Statement":[
-  {"Sid":"StartSessionOnOwnInstances","Effect":"Allow","Action":"ssm:StartSession","Resource":"arn:aws:ec2:*:123456789012:instance/*","Condition":{"StringEquals":{"ssm:resourceTag/AwsUserId":"${aws:userid}"}}},
-  {"Sid":"StartSessionDocument","Effect":"Allow","Action":"ssm:StartSession","Resource":"arn:aws:ssm:*:123456789012:document/SSM-SessionManagerRunShell"}]}"#;
+  {"Sid":"StartSessionOnOwnInstances","Effect":"Allow","Action":"ssm:StartSession","Resource":"arn:aws:ec2:*:123456789012:instance/*","Condition":{"StringEquals":{"ssm:resourceTag/AwsUserId":"${aws:userid}"},"BoolIfExists":{"ssm:SessionDocumentAccessCheck":"true"}}},
+  {"Sid":"StartSessionWithAllowedDocuments","Effect":"Allow","Action":"ssm:StartSession","Resource":["arn:aws:ssm:*:123456789012:document/SSM-SessionManagerRunShell","arn:aws:ssm:*:123456789012:document/SsmSessionOwner-PortForwarding"],"Condition":{"BoolIfExists":{"ssm:SessionDocumentAccessCheck":"true"}}}]}"#;
 
 fn role() -> RoleId {
     RoleId::parse(ROLE_ID).unwrap()
@@ -79,8 +81,25 @@ fn online() -> ManagedNode {
     }
 }
 
+fn question<'a>(user: &'a str, instance: &'a str) -> Question<'a> {
+    Question {
+        user,
+        instance,
+        ..Question::default()
+    }
+}
+
+fn services(fake: &FakeAws) -> Services<'_, FakeAws, FakeAws, FakeAws, FakeAws> {
+    Services {
+        ec2: fake,
+        iam: fake,
+        ssm: fake,
+        logging: fake,
+    }
+}
+
 async fn run(config: &Config, fake: &FakeAws, user: &str) -> Diagnosis {
-    diagnose(config, user, INSTANCE, None, fake, fake, fake)
+    diagnose(config, &question(user, INSTANCE), services(fake))
         .await
         .unwrap()
 }
@@ -99,9 +118,13 @@ async fn with_a_node_online_and_iam_agreeing_every_check_passes() {
     // WHEN the doctor runs
     let found = run(&config(&[]), &fake, "tim").await;
 
-    // THEN all eight checks pass, IAM confirms, and nothing was written
+    // THEN all eleven checks pass, IAM confirms, and nothing was written
     let marks: Vec<Option<bool>> = found.checks.iter().map(|c| c.ok()).collect();
-    assert_eq!(marks, [Some(true); 8], "{found}");
+    assert_eq!(marks, [Some(true); 11], "{found}");
+    assert_eq!(
+        found.check(CheckId::Kinds).unwrap().detail,
+        "shell: allowed with SSM-SessionManagerRunShell (not saved in us-east-1: Session Manager's default preferences apply); port forwarding: allowed with SsmSessionOwner-PortForwarding, which accepts ports matching ^([1-9][0-9]{0,3}|[1-5][0-9]{4}|6[0-4][0-9]{3}|65[0-4][0-9]{2}|655[0-2][0-9]|6553[0-5])$ (ask about one with --port); SSH: off (SshSessions=false)"
+    );
     assert_eq!(found.verdict, Verdict::Allowed);
     assert_eq!(
         found.check(CheckId::Reachability).unwrap().detail,
@@ -303,12 +326,8 @@ async fn a_trust_policy_that_lets_callers_choose_their_name_fails_with_the_fix()
     let found = run(&config(&[]), &fake, "tim").await;
     let missing = diagnose(
         &config(&[]),
-        "tim",
-        "i-0ffffffffffffffff",
-        None,
-        &fake,
-        &fake,
-        &fake,
+        &question("tim", "i-0ffffffffffffffff"),
+        services(&fake),
     )
     .await
     .unwrap();
@@ -322,7 +341,7 @@ async fn a_trust_policy_that_lets_callers_choose_their_name_fails_with_the_fix()
             check.fix().unwrap().contains("sts:RoleSessionName"),
             "{found}"
         );
-        assert_eq!(found.checks.last().unwrap().id, CheckId::Trust);
+        assert_eq!(found.checks[7].id, CheckId::Trust);
     }
 }
 
@@ -427,4 +446,216 @@ fn an_endpoint_without_the_api_is_said_plainly() {
         retryable: true,
     };
     assert_eq!(checks::failure(&throttled), throttled.to_string());
+}
+
+/// The account with every session kind on as the template ships it (its real end-user policy,
+/// guards included), the product's documents in `documents`, and tim's instance.
+async fn every_kind(documents: &[(&str, &str)]) -> (FakeAws, Config) {
+    let fake = FakeAws::new().with_role(ROLE, &role());
+    let shipped = testkit::shipped_policy_with("EndUserPolicy", &["every-option-on"]).to_string();
+    let policy = fake
+        .create_policy("SsmSessionOwnerEndUser", "/", &shipped)
+        .await
+        .unwrap();
+    fake.attach_role_policy(ROLE, &policy.arn).await.unwrap();
+    fake.add_instance(
+        INSTANCE,
+        InstanceState::Running,
+        &[("AwsUserId", &format!("{ROLE_ID}:tim"))],
+    );
+    fake.world().session_documents = Some(
+        documents
+            .iter()
+            .map(|(name, content)| {
+                (
+                    ("us-east-1".to_owned(), name.to_string()),
+                    content.to_string(),
+                )
+            })
+            .collect(),
+    );
+    let config = config(&[
+        ("SESSION_RIGHTS", "static"),
+        ("SHELL_SESSIONS", "product"),
+        ("SSH_SESSIONS", "true"),
+        ("SSH_OS_USERS", "ec2-user,ubuntu,rstudio-user,jupyter"),
+    ]);
+    (fake, config)
+}
+
+const SHELL: &str = r#"{"schemaVersion": "1.0", "sessionType": "Standard_Stream",
+    "inputs": {"s3BucketName": "research-session-logs", "s3KeyPrefix": "ssm/", "s3EncryptionEnabled": true,
+               "cloudWatchLogGroupName": "/research/ssm", "cloudWatchEncryptionEnabled": true,
+               "kmsKeyId": "arn:aws:kms:us-east-1:123456789012:key/1234abcd-12ab-34cd-56ef-1234567890ab",
+               "runAsEnabled": true, "runAsDefaultUser": "researcher", "idleSessionTimeout": "20", "maxSessionDuration": ""}}"#;
+const PORTS: &str = r#"{"schemaVersion": "1.0", "sessionType": "Port",
+    "parameters": {"portNumber": {"type": "String", "allowedPattern": "^(3389|8787|8888)$", "default": "3389"}},
+    "properties": {"portNumber": "{{ portNumber }}", "type": "LocalPortForwarding"}}"#;
+const SSH: &str = r#"{"schemaVersion": "1.0", "sessionType": "Port",
+    "parameters": {"portNumber": {"type": "String", "allowedPattern": "^22$", "default": "22"}},
+    "properties": {"portNumber": "{{ portNumber }}"}}"#;
+const KEY: &str = "arn:aws:kms:us-east-1:123456789012:key/1234abcd-12ab-34cd-56ef-1234567890ab";
+
+async fn ask(
+    fake: &FakeAws,
+    config: &Config,
+    port: Option<u16>,
+    os_user: Option<&str>,
+) -> Diagnosis {
+    let question = Question {
+        kinds: KindQuestion {
+            port,
+            os_user: os_user.map(str::to_owned),
+        },
+        ..question("tim", INSTANCE)
+    };
+    diagnose(config, &question, services(fake)).await.unwrap()
+}
+
+#[tokio::test]
+async fn each_kind_is_answered_for_its_port_and_os_user_with_the_fix() {
+    // GIVEN every kind on, the product's three documents, and the logging targets in place
+    let (fake, config) = every_kind(&[
+        ("SsmSessionOwner-Shell", SHELL),
+        ("SsmSessionOwner-PortForwarding", PORTS),
+        ("SsmSessionOwner-SSH", SSH),
+    ])
+    .await;
+    {
+        let mut world = fake.world();
+        world.buckets.insert("research-session-logs".into());
+        world
+            .log_groups
+            .insert("/research/ssm".into(), Some(KEY.into()));
+        world.kms_keys.insert(KEY.into(), "Enabled".into());
+    }
+
+    // WHEN the doctor asks about Jupyter's port and SSH as ubuntu
+    let fine = ask(&fake, &config, Some(8888), Some("ubuntu")).await;
+    // THEN each kind is allowed with its document
+    let kinds = fine.check(CheckId::Kinds).unwrap();
+    assert_eq!(kinds.ok(), Some(true), "{fine}");
+    assert_eq!(
+        kinds.detail,
+        "shell: allowed with SsmSessionOwner-Shell; port forwarding to port 8888: allowed with SsmSessionOwner-PortForwarding, which accepts ports matching ^(3389|8787|8888)$; SSH as ubuntu: allowed with SsmSessionOwner-SSH"
+    );
+    assert_eq!(
+        fine.check(CheckId::Logging).unwrap().ok(),
+        Some(true),
+        "{fine}"
+    );
+    assert!(fine.check(CheckId::Logging).unwrap().detail.starts_with(
+        "shell sessions with SsmSessionOwner-Shell in us-east-1 are logged to s3://research-session-logs/ssm/ and log group /research/ssm, encrypted with KMS key arn:aws:kms:us-east-1:123456789012:key/1234abcd-12ab-34cd-56ef-1234567890ab, idle timeout 20 min, maximum duration none; port forwarding and SSH sessions are never logged"
+    ));
+
+    // WHEN it asks about a port the document does not forward, and SSH as root
+    let refused = ask(&fake, &config, Some(22), Some("root")).await;
+    // THEN check 9 fails with both reasons and both fixes
+    let kinds = refused.check(CheckId::Kinds).unwrap();
+    assert_eq!(kinds.ok(), Some(false));
+    assert!(kinds.detail.contains("port forwarding to port 22: SsmSessionOwner-PortForwarding does not accept port 22; it accepts ports matching ^(3389|8787|8888)$"), "{refused}");
+    assert!(kinds.detail.contains("SSH as root with SsmSessionOwner-SSH: explicitly denied by SsmSessionOwnerEndUser/GuardOsUsers"), "{refused}");
+    let fix = kinds.fix().unwrap();
+    assert!(
+        fix.contains("add 22 to the template's ForwardedPorts"),
+        "{fix}"
+    );
+    assert!(fix.contains("or add the OS user to SshOsUsers"), "{fix}");
+}
+
+#[tokio::test]
+async fn a_missing_document_or_logging_target_fails_with_where_to_deploy_or_create_it() {
+    // GIVEN every kind on, but the port forwarding document missing in the region, the bucket
+    // missing, the log group unencrypted and the key disabled
+    let (fake, config) = every_kind(&[
+        ("SsmSessionOwner-Shell", SHELL),
+        ("SsmSessionOwner-SSH", SSH),
+    ])
+    .await;
+    {
+        let mut world = fake.world();
+        world.log_groups.insert("/research/ssm".into(), None);
+        world.kms_keys.insert(KEY.into(), "Disabled".into());
+    }
+
+    // WHEN the doctor runs
+    let found = ask(&fake, &config, None, None).await;
+
+    // THEN check 9 says where to deploy the document, check 10 names each broken target
+    let kinds = found.check(CheckId::Kinds).unwrap();
+    assert!(
+        kinds.detail.contains(
+            "port forwarding: SsmSessionOwner-PortForwarding does not exist in us-east-1"
+        ),
+        "{found}"
+    );
+    assert!(kinds
+        .fix()
+        .unwrap()
+        .contains("deploy forwarder.yaml in us-east-1 with the same session parameters"));
+    let logging = found.check(CheckId::Logging).unwrap();
+    assert_eq!(logging.ok(), Some(false));
+    assert!(logging.detail.ends_with(&format!(
+        "but S3 bucket research-session-logs does not exist; log group /research/ssm has no KMS key, and SsmSessionOwner-Shell requires encrypted logs, so sessions fail to start; KMS key {KEY} is Disabled, so sessions fail to start"
+    )), "{found}");
+}
+
+#[tokio::test]
+async fn per_user_run_as_needs_the_trust_policy_to_let_the_identity_provider_tag_sessions() {
+    // GIVEN the product's shell document with run-as on, and a SAML trust without sts:TagSession
+    let (fake, config) = every_kind(&[("SsmSessionOwner-Shell", SHELL)]).await;
+    let found = ask(&fake, &config, None, None).await;
+    // THEN check 11 fails: nobody carries SSMSessionRunAs, everyone runs as the default user
+    let run_as = found.check(CheckId::RunAs).unwrap();
+    assert_eq!(run_as.ok(), Some(false), "{found}");
+    assert!(
+        run_as
+            .detail
+            .ends_with("so nobody carries one: every shell runs as researcher"),
+        "{found}"
+    );
+    assert!(run_as
+        .fix()
+        .unwrap()
+        .starts_with("add sts:TagSession to the trust policy's statement for the SAML provider"));
+
+    // GIVEN the trust policy lets the SAML provider tag sessions
+    let trust = r#"{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Principal":{"Federated":"arn:aws:iam::123456789012:saml-provider/Okta"},"Action":["sts:AssumeRoleWithSAML","sts:TagSession"]}]}"#;
+    let fake = fake.with_trust_policy(ROLE, trust);
+    let found = ask(&fake, &config, None, None).await;
+    // THEN per-user run-as can work
+    let run_as = found.check(CheckId::RunAs).unwrap();
+    assert_eq!(run_as.ok(), Some(true), "{found}");
+    assert!(run_as
+        .detail
+        .contains("runs each shell as the user's SSMSessionRunAs session tag, else as researcher"));
+}
+
+#[tokio::test]
+async fn on_someone_elses_instance_no_kind_of_session_is_offered_and_check_3_is_the_fix() {
+    // GIVEN every kind on, and ada asking about tim's instance
+    let (fake, config) = every_kind(&[
+        ("SsmSessionOwner-Shell", SHELL),
+        ("SsmSessionOwner-PortForwarding", PORTS),
+        ("SsmSessionOwner-SSH", SSH),
+    ])
+    .await;
+    let question = Question {
+        kinds: KindQuestion {
+            port: Some(8888),
+            os_user: None,
+        },
+        ..question("ada", INSTANCE)
+    };
+    let found = diagnose(&config, &question, services(&fake)).await.unwrap();
+    // THEN check 9 fails once, on the instance, pointing at the ownership checks
+    let kinds = found.check(CheckId::Kinds).unwrap();
+    assert_eq!(
+        kinds.detail,
+        "no kind of session: ssm:StartSession on the instance is denied by SsmSessionOwnerEndUser/GuardSessionsAndCommandsOnOthersInstances"
+    );
+    assert_eq!(
+        kinds.fix(),
+        Some("see checks 3 and 4: the instance's user-id tag decides who may connect, whatever the session kind")
+    );
 }
