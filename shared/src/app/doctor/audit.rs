@@ -6,7 +6,9 @@
 //!   one, and terminate or resume of another user's session;
 //! - writing the ownership keys through EC2 and through services that tag on the caller's
 //!   behalf;
-//! - changing the users' role, the product's policies or the account's session preferences;
+//! - starting a session with a document the deployment does not allow, or with none;
+//! - changing the users' role, the product's policies, its session documents or the account's
+//!   session preferences;
 //! - the trust policy: whether a caller can choose their session name.
 //!
 //! IAM's policy simulator answers where it may (it also sees permissions boundaries); where it
@@ -51,7 +53,8 @@ const TAG_WRITES: [&str; 6] = [
 /// One way out of isolation.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Finding {
-    /// Which kind of path: `instance`, `session`, `ownership tags`, `the product`, `trust`.
+    /// Which kind of path: `instance`, `session`, `session documents`, `ownership tags`, `the
+    /// product`, `trust`.
     pub path: &'static str,
     /// What a user could do.
     pub what: String,
@@ -211,6 +214,26 @@ fn questions(
             });
         }
     }
+    // Session documents: a document the deployment does not allow (the remote-host one reaches
+    // any host the instance can, another user's included), or none at all on the caller's own
+    // instance (the account's default shell, whatever the documents allowed).
+    for document in [
+        session_iam::REMOTE_HOST_DOCUMENT,
+        "AWS-StartInteractiveCommand",
+    ] {
+        questions.push(Question {
+            path: "session documents",
+            what: format!("ssm:StartSession with {document}"),
+            request: session_iam::start_session(&arns.document(document), caller, &BTreeMap::new())
+                .with(session_iam::DOCUMENT_ACCESS_CHECK_KEY, "true"),
+        });
+    }
+    let own_tags = BTreeMap::from([(config.user_id_tag_key.clone(), caller.to_owned())]);
+    questions.push(Question {
+        path: "session documents",
+        what: "ssm:StartSession with no document name on their own instance".into(),
+        request: session_iam::start_session_with(&instance, None, caller, &own_tags).remove(0),
+    });
     let account = &arns.account;
     let partition = arns.partition.as_str();
     let policy = |name: &str| format!("arn:{partition}:iam::{account}:policy/{name}");
@@ -250,6 +273,15 @@ fn questions(
             "ssm:DeleteDocument",
             arns.document(session_iam::SHELL_DOCUMENT),
             "the account's session preferences".into(),
+        ),
+        (
+            "ssm:UpdateDocument",
+            arns.document(&format!(
+                "{}{}",
+                config.session_kinds.document_prefix,
+                session_iam::SessionKind::PortForwarding.document_suffix()
+            )),
+            "the product's port forwarding document".into(),
         ),
     ];
     for (action, resource, what) in product {

@@ -377,9 +377,14 @@ async fn the_audit_asks_iams_simulator_when_it_may_and_says_so() {
         .iter()
         .filter(|f| f.what.starts_with("ssm:StartSession"))
         .collect();
-    assert_eq!(broad.len(), 2, "{found}");
+    assert_eq!(broad.len(), 5, "{found}");
     assert!(
         found.to_string().contains("✗ instance: 2 finding(s)"),
+        "{found}"
+    );
+    // the broad grant also reaches the remote-host document, any other, and none at all
+    assert!(
+        found.to_string().contains("✗ session documents: 3 finding(s)\n  - ssm:StartSession with AWS-StartPortForwardingSessionToRemoteHost"),
         "{found}"
     );
 
