@@ -88,6 +88,11 @@ pub struct World {
     pub buckets: BTreeSet<String>,
     pub log_groups: BTreeMap<String, Option<String>>,
     pub kms_keys: BTreeMap<String, String>,
+    /// How long a `live_instances_tagged` read takes (none: at once), and how many were in
+    /// flight together at most.
+    pub read_delay: Option<std::time::Duration>,
+    pub reads_in_flight: usize,
+    pub most_reads_in_flight: usize,
 }
 
 /// The documents the template creates with its defaults: the product's port forwarding
@@ -333,7 +338,18 @@ impl LiveInstances for FakeAws {
         key: &str,
         value: Option<&str>,
     ) -> Result<Vec<DescribedInstance>, Error> {
-        let world = self.call("ec2:DescribeInstances")?;
+        let delay = {
+            let mut world = self.call("ec2:DescribeInstances")?;
+            world.reads_in_flight += 1;
+            world.most_reads_in_flight = world.most_reads_in_flight.max(world.reads_in_flight);
+            world.read_delay
+        };
+        // A page takes time: reads of several regions overlap only if they run at once.
+        if let Some(delay) = delay {
+            tokio::time::sleep(delay).await;
+        }
+        let mut world = self.world();
+        world.reads_in_flight -= 1;
         Ok(world
             .instances
             .values()

@@ -138,8 +138,7 @@ async fn a_grant_puts_exactly_the_users_policy_and_a_replay_writes_nothing() {
     assert_eq!(
         w.counter.take(),
         counts(&[
-            // once per process: the regions the deployment covers
-            ("ec2:DescribeRegions", 1),
+            // the tagged instance's region only, before and after the write (no region list)
             ("ec2:DescribeInstances", 2),
             ("iam:GetRolePolicy", 2),
             ("iam:ListRolePolicies", 1),
@@ -561,10 +560,13 @@ async fn a_revoke_costs_three_ec2_reads_two_iam_reads_and_one_delete() {
         .await
         .unwrap();
 
-    // The instance's owner, then the user's live instances before and after the delete.
+    // The instance's owner, then the user's live instances in every covered region before and
+    // after the delete, and once per process the regions the deployment covers (the grant
+    // before it read only its own region).
     assert_eq!(
         w.counter.take(),
         counts(&[
+            ("ec2:DescribeRegions", 1),
             ("ec2:DescribeInstances", 3),
             ("iam:DeleteRolePolicy", 1),
             ("iam:GetRolePolicy", 2)

@@ -1,23 +1,32 @@
 //! Every region the deployment covers. CloudTrail events reach EventBridge only in the region of
 //! the call, so the forwarders bring them to one home region; from there the functions work in
-//! the region each event names, and grants, revokes, the reconcile and the tag sweep read every
-//! region. A region that cannot be read is a retryable error, never "no instances there": that
-//! would revoke the users whose instances live in it.
+//! the region each event names. A grant reads only the tagged instance's region (the user has a
+//! live instance there); revokes, the reconcile and the tag sweep read every covered region, all
+//! at once (up to [`REGION_READS_AT_ONCE`]). A region that cannot be read is a retryable error,
+//! never "no instances there": that would revoke the users whose instances live in it.
 
 use std::collections::HashMap;
 use std::future::Future;
 use std::sync::Mutex;
 
+use futures_util::stream::{self, StreamExt, TryStreamExt};
 use tokio::sync::OnceCell;
 use tracing::{info, warn};
 
 use crate::config::Config;
+use crate::domain::ids::Partition;
 use crate::error::Error;
 use crate::ports::{EnabledRegions, InRegion};
+
+/// Regions read at the same time by [`RegionalClients::read_all`]: more than AWS has enabled by
+/// default (17), so a read of every region takes about one region's time.
+pub const REGION_READS_AT_ONCE: usize = 24;
 
 /// One client per region, built on first use from the home client and kept for the process.
 pub(crate) struct RegionalClients<C> {
     home: C,
+    /// The home region's partition: regions of another partition are never covered.
+    partition: Partition,
     /// `REGIONS`: when non-empty, only these of the enabled regions.
     narrowed_to: Vec<String>,
     covered: OnceCell<Vec<String>>,
@@ -28,6 +37,7 @@ impl<C: InRegion + Clone> RegionalClients<C> {
     pub(crate) fn new(home: C, config: &Config) -> Self {
         Self {
             home,
+            partition: config.partition,
             narrowed_to: config.regions.clone(),
             covered: OnceCell::new(),
             clients: Mutex::new(HashMap::new()),
@@ -56,7 +66,14 @@ impl<C: InRegion + EnabledRegions + Clone + Sync> RegionalClients<C> {
     pub(crate) async fn covered(&self) -> Result<&[String], Error> {
         self.covered
             .get_or_try_init(|| async {
-                let enabled = self.home.enabled_regions().await?;
+                // Credentials of one partition reach no other (some endpoints list them all).
+                let enabled: Vec<String> = self
+                    .home
+                    .enabled_regions()
+                    .await?
+                    .into_iter()
+                    .filter(|r| Partition::of_region(r) == self.partition)
+                    .collect();
                 let covered: Vec<String> = if self.narrowed_to.is_empty() {
                     enabled
                 } else {
@@ -76,24 +93,33 @@ impl<C: InRegion + EnabledRegions + Clone + Sync> RegionalClients<C> {
             .map(Vec::as_slice)
     }
 
-    /// `read` in every covered region, the results together. A region that fails is
-    /// [`Error::RegionUnreadable`] (retryable), whatever the error.
+    /// `read` in every covered region, all at once (up to [`REGION_READS_AT_ONCE`]), the results
+    /// together in the order of the covered regions. A region that fails is
+    /// [`Error::RegionUnreadable`] (retryable), whatever the error, and the whole read fails.
     pub(crate) async fn read_all<T, F, Fut>(&self, read: F) -> Result<Vec<(String, Vec<T>)>, Error>
     where
         F: Fn(C) -> Fut,
         Fut: Future<Output = Result<Vec<T>, Error>>,
     {
-        let mut all = Vec::new();
-        for region in self.covered().await?.to_vec() {
-            let found =
+        let regions = self.covered().await?.to_vec();
+        let read = &read;
+        let mut all: Vec<(usize, String, Vec<T>)> = stream::iter(regions.into_iter().enumerate())
+            .map(|(index, region)| async move {
                 read(self.get(Some(&region)))
                     .await
+                    .map(|found| (index, region.clone(), found))
                     .map_err(|e| Error::RegionUnreadable {
-                        region: region.clone(),
+                        region,
                         cause: e.to_string(),
-                    })?;
-            all.push((region, found));
-        }
-        Ok(all)
+                    })
+            })
+            .buffer_unordered(REGION_READS_AT_ONCE)
+            .try_collect()
+            .await?;
+        all.sort_by_key(|(index, _, _)| *index);
+        Ok(all
+            .into_iter()
+            .map(|(_, region, found)| (region, found))
+            .collect())
     }
 }

@@ -89,7 +89,10 @@ where
         };
         let id = incoming.id.as_deref();
         match incoming.event {
-            Event::TagChange(detail) => self.on_tag_change(id, incoming.resources, detail).await,
+            Event::TagChange(detail) => {
+                self.on_tag_change(id, incoming.region.as_deref(), incoming.resources, detail)
+                    .await
+            }
             Event::StateChange(detail) => {
                 self.on_state_change(id, incoming.region.as_deref(), detail)
                     .await
@@ -108,6 +111,7 @@ where
     async fn on_tag_change(
         &self,
         id: Option<&str>,
+        region: Option<&str>,
         resources: Vec<String>,
         detail: TagChangeDetail,
     ) -> Result<Outcome, Error> {
@@ -140,7 +144,11 @@ where
         };
         let role = &self.role.resolved(&self.iam).await?;
         match UserId::parse_for(value, &role.id) {
-            Ok(user) => self.converge_user(id, role, &user).await,
+            // The tag is on an instance of the event's region: read that region first.
+            Ok(user) => {
+                self.converge_user(id, role, &user, Some(region.unwrap_or("")))
+                    .await
+            }
             Err(reason) => Ok(ignored(id, reason)),
         }
     }
@@ -206,7 +214,7 @@ where
                     Ok(user) => user,
                     Err(reason) => return Ok(ignored(id, reason)),
                 };
-                self.converge_user(id, role, &user).await?
+                self.converge_user(id, role, &user, None).await?
             }
         };
         if self.config.end_sessions_on_terminate {
@@ -229,12 +237,17 @@ where
         Ok(outcome)
     }
 
-    /// Grant or revoke one user according to EC2, verifying after every write.
+    /// Grant or revoke one user according to EC2, verifying after every write. With
+    /// `grant_region` (the region of the instance whose tag triggered the event; "" for the
+    /// home region), that region is read first, and alone when it holds a live instance of the
+    /// user: a user's right exists while any instance lives. Otherwise every covered region is
+    /// read, all at once: the statement goes only with the user's last instance anywhere.
     async fn converge_user(
         &self,
         id: Option<&str>,
         role: &ResolvedRole,
         user_id: &UserId,
+        grant_region: Option<&str>,
     ) -> Result<Outcome, Error> {
         let _writer = self.writer.lock().await;
         let user = user_id.user();
@@ -243,16 +256,35 @@ where
         let mut live_count = 0;
         let mut capacity = None;
         for round in 1..=MAX_ROUNDS {
-            // Every region: the statement goes only with the user's last instance anywhere.
             let key = self.config.user_id_tag_key.as_str();
             let value = value.as_str();
-            let live: Vec<_> = self
-                .ec2
-                .read_all(|ec2| async move { ec2.live_instances_tagged(key, Some(value)).await })
-                .await?
-                .into_iter()
-                .flat_map(|(_, found)| found)
-                .collect();
+            let mut live = match grant_region {
+                Some(region) => {
+                    let here = (!region.is_empty()).then_some(region);
+                    self.ec2
+                        .get(here)
+                        .live_instances_tagged(key, Some(value))
+                        .await
+                        .map_err(|e| Error::RegionUnreadable {
+                            region: here
+                                .map(str::to_owned)
+                                .unwrap_or_else(|| "the home region".into()),
+                            cause: e.to_string(),
+                        })?
+                }
+                None => Vec::new(),
+            };
+            if live.is_empty() {
+                live = self
+                    .ec2
+                    .read_all(
+                        |ec2| async move { ec2.live_instances_tagged(key, Some(value)).await },
+                    )
+                    .await?
+                    .into_iter()
+                    .flat_map(|(_, found)| found)
+                    .collect();
+            }
             live_count = live.len();
             let desired: BTreeSet<SessionName> = if live.is_empty() {
                 BTreeSet::new()

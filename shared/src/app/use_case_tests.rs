@@ -411,16 +411,22 @@ async fn grant_and_revoke_calls(shards: usize) -> (u64, u64, u64) {
 }
 
 #[tokio::test]
-async fn a_warm_grant_or_revoke_costs_at_most_8_calls_whatever_the_shard_count() {
+async fn a_warm_grant_costs_at_most_8_calls_and_a_revoke_8_plus_one_per_region_whatever_the_shard_count(
+) {
     let mut seen = Vec::new();
     for shards in [1, 10, 25] {
         let (cold, grant, revoke) = grant_and_revoke_calls(shards).await;
         println!("{shards} shard(s): cold grant {cold}, warm grant {grant}, warm revoke {revoke}");
+        // A grant reads only its instance's region. A revoke reads every covered region (one
+        // here) and, the first time in a process, the account's regions (the grants before it
+        // never needed them).
         assert!(grant <= 8, "{shards} shards: a grant cost {grant} calls");
-        assert!(revoke <= 8, "{shards} shards: a revoke cost {revoke} calls");
-        // A new process reads each shard once, the role's attachments once, and the account's
-        // regions once.
-        assert_eq!(cold, grant + shards as u64 + 2, "{shards} shards");
+        assert!(
+            revoke <= 8 + 1 + 1,
+            "{shards} shards: a revoke cost {revoke} calls"
+        );
+        // A new process reads each shard once and the role's attachments once.
+        assert_eq!(cold, grant + shards as u64 + 1, "{shards} shards");
         seen.push((grant, revoke));
     }
     assert!(seen.windows(2).all(|w| w[0] == w[1]), "{seen:?}");
@@ -506,4 +512,91 @@ async fn a_name_session_manager_will_not_tag_is_granted_and_said() {
         grant.skipped[0].subject,
         crate::domain::outcome::SkipSubject::User("a,b".into())
     );
+}
+
+/// 17 regions, as a default AWS account has.
+fn seventeen_regions() -> Vec<String> {
+    [
+        "us-east-1",
+        "us-east-2",
+        "us-west-1",
+        "us-west-2",
+        "ca-central-1",
+        "eu-west-1",
+        "eu-west-2",
+        "eu-west-3",
+        "eu-central-1",
+        "eu-north-1",
+        "ap-south-1",
+        "ap-northeast-1",
+        "ap-northeast-2",
+        "ap-northeast-3",
+        "ap-southeast-1",
+        "ap-southeast-2",
+        "sa-east-1",
+    ]
+    .map(String::from)
+    .to_vec()
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_grant_reads_one_region_and_a_revoke_reads_all_seventeen_at_once() {
+    // GIVEN 17 covered regions, reads that take a while, and ada's instance in eu-west-1
+    let fake = fake();
+    fake.world().enabled_regions = seventeen_regions();
+    fake.world().read_delay = Some(std::time::Duration::from_millis(200));
+    let instance = "i-0000000000000eee1";
+    fake.add_instance_in(
+        "eu-west-1",
+        instance,
+        InstanceState::Running,
+        &[("AwsUserId", &format!("{ROLE_ID}:ada"))],
+    );
+    let policies = SessionPolicies::new(
+        config(),
+        fake.clone(),
+        fake.clone(),
+        fake.clone(),
+        managed(&fake),
+    );
+    let tag_event = || {
+        let mut event = event("tag-change-user-id-added.json");
+        event["region"] = serde_json::json!("eu-west-1");
+        event["resources"] = serde_json::json!([format!(
+            "arn:aws:ec2:eu-west-1:123456789012:instance/{instance}"
+        )]);
+        event["detail"]["tags"]["AwsUserId"] = serde_json::json!(format!("{ROLE_ID}:ada"));
+        event
+    };
+
+    // WHEN the tag-change event for it arrives
+    fake.take_calls();
+    let granted = policies.handle(tag_event()).await.unwrap();
+    // THEN only eu-west-1 was read (before and after the write), and no region list
+    assert_eq!(granted.counts.grants, 1, "{granted:?}");
+    let calls = fake.take_calls();
+    assert_eq!(calls.get("ec2:DescribeInstances"), Some(&2), "{calls:?}");
+    assert_eq!(calls.get("ec2:DescribeRegions"), None, "{calls:?}");
+    assert_eq!(fake.world().most_reads_in_flight, 1);
+
+    // WHEN the instance terminates
+    fake.world()
+        .instances
+        .get_mut(&crate::domain::ids::InstanceId::parse(instance).unwrap())
+        .unwrap()
+        .state = InstanceState::Terminated;
+    let mut terminated = event("state-change-terminated.json");
+    terminated["region"] = serde_json::json!("eu-west-1");
+    terminated["detail"]["instance-id"] = serde_json::json!(instance);
+    let revoked = policies.handle(terminated).await.unwrap();
+    // THEN every region was read, all 17 at the same time, before and after the delete
+    assert_eq!(revoked.counts.revokes, 1, "{revoked:?}");
+    let calls = fake.take_calls();
+    assert_eq!(calls.get("ec2:DescribeRegions"), Some(&1), "{calls:?}");
+    assert_eq!(
+        calls.get("ec2:DescribeInstances"),
+        Some(&(1 + 2 * 17)),
+        "{calls:?}"
+    );
+    assert_eq!(fake.world().most_reads_in_flight, 17);
 }
