@@ -23,15 +23,16 @@ use shared::domain::session_iam::{
     OS_USER_KEY, REMOTE_HOST_DOCUMENT, SEND_SSH_PUBLIC_KEY, SHELL_DOCUMENT, USER_ID_KEY,
 };
 use shared::domain::session_name::SessionName;
-use shared::domain::shard_packing::shard_document;
+use shared::domain::shard_packing::{plan_shards, shard_document};
 use shared::domain::statements::inline_document;
+use shared::domain::statements::Scope;
 
 const ROLE_ID: &str = "AROARZPUZDIKBSV3HPLXQ";
 const ACCOUNT: &str = "123456789012";
 const SUFFIXES: [&str; 2] = ["0ab1cd9d876e54321", "5cg7niur55cxqrt5thkensh7ki"];
 const ACTIONS: [&str; 2] = ["ssm:TerminateSession", "ssm:ResumeSession"];
 /// Granted in per-user mode.
-const USERS: [&str; 7] = [
+const USERS: [&str; 9] = [
     "tim",
     "tim.malone",
     "tim-malone.x",
@@ -39,6 +40,8 @@ const USERS: [&str; 7] = [
     "admin",
     "admin-5cg7niur",
     "ada@example.com",
+    "Ada@Example.com",
+    "a-sixty-four-character-role-session-name-for-the-judge@example.c",
 ];
 /// Has no live instance, so holds no per-user statement.
 const UNGRANTED: &str = "eve";
@@ -1148,4 +1151,126 @@ fn the_port_forwarding_document_reaches_exactly_the_configured_ports_on_the_inst
             .unwrap();
         assert!(matcher.is_match(default));
     }
+}
+
+/// Users per role that the shards hold at most, with names like `first.last0001@example.edu`.
+fn users_that_fit(shards: usize) -> usize {
+    let role = RoleId::parse(ROLE_ID).unwrap();
+    let names = |n: usize| -> std::collections::BTreeSet<SessionName> {
+        (0..n)
+            .map(|i| SessionName::parse(&format!("first.last{i:04}@example.edu")).unwrap())
+            .collect()
+    };
+    let (mut low, mut high): (usize, usize) = (0, 5000);
+    while low < high {
+        let mid = (low + high).div_ceil(2);
+        let plan = plan_shards(&[], &Scope::All, &names(mid), &role, shards);
+        if plan.refused.is_empty() {
+            low = mid;
+        } else {
+            high = mid - 1;
+        }
+    }
+    low
+}
+
+#[test]
+fn six_hundred_e_mail_users_fit_the_default_quota_and_each_ends_only_their_own_sessions() {
+    // GIVEN 600 users with e-mail names, granted into the 9 shards the default quota leaves
+    // beside the end-user policy, plus look-alikes: a prefix, a letter-case variant, a 64-character
+    // name, and users who hold no right
+    let role = RoleId::parse(ROLE_ID).unwrap();
+    let mut granted: Vec<String> = (0..600)
+        .map(|i| format!("first.last{i:04}@example.edu"))
+        .collect();
+    let long = format!("{}@example.edu", "x".repeat(64 - "@example.edu".len()));
+    granted.extend([
+        long.clone(),
+        "tim".into(),
+        "Tim".into(),
+        "tim.malone".into(),
+    ]);
+    let names: std::collections::BTreeSet<SessionName> = granted
+        .iter()
+        .map(|n| SessionName::parse(n).unwrap())
+        .collect();
+    let plan = plan_shards(&[], &Scope::All, &names, &role, 9);
+    assert!(plan.refused.is_empty(), "{} refused", plan.refused.len());
+    assert!(plan.writes.len() <= 9);
+    let shards: Vec<Value> = plan
+        .writes
+        .values()
+        .map(|users| {
+            let document = shard_document(&role, users);
+            assert!(shared::domain::statements::policy_size(&document) <= 6144);
+            serde_json::from_str(&document).unwrap()
+        })
+        .collect();
+    let ungranted = [
+        "first.last0600@example.edu",
+        "first.last000@example.edu",
+        "FIRST.LAST0001@example.edu",
+        "eve",
+    ];
+    let sample: Vec<&str> = [
+        "first.last0000@example.edu",
+        "first.last0001@example.edu",
+        "first.last0299@example.edu",
+        "first.last0599@example.edu",
+        long.as_str(),
+        "tim",
+        "Tim",
+        "tim.malone",
+    ]
+    .into_iter()
+    .chain(ungranted)
+    .collect();
+    let mut cells = Vec::new();
+    let mut requests = Vec::new();
+    for caller in &sample {
+        for owner in &sample {
+            for suffix in SUFFIXES {
+                for action in ACTIONS {
+                    cells.push(caller == owner && !ungranted.contains(caller));
+                    requests.push(json!({
+                        "policies": shards,
+                        "principal": format!("arn:aws:sts::{ACCOUNT}:assumed-role/Okta-ServiceWorkbenchUser/{caller}"),
+                        "action": action,
+                        "resource": format!("arn:aws:ssm:us-east-1:{ACCOUNT}:session/{owner}-{suffix}"),
+                        "context": {
+                            "aws:userid": user_id(caller),
+                            "ssm:resourceTag/aws:ssmmessages:session-id": user_id(owner),
+                        },
+                    }));
+                }
+            }
+        }
+    }
+    // WHEN the judge answers THEN each listed caller ends or resumes only their own sessions
+    let verdicts = judge(&requests);
+    assert_the_doctor_agrees(&requests, &verdicts);
+    let wrong = cells
+        .iter()
+        .zip(&verdicts)
+        .zip(&requests)
+        .filter(|((expected, verdict), _)| (verdict.as_str() == "Allowed") != **expected)
+        .map(|((_, verdict), request)| {
+            format!("{} {}: {verdict}", request["context"], request["action"])
+        })
+        .collect::<Vec<_>>();
+    assert!(
+        wrong.is_empty(),
+        "{} wrong:\n{}",
+        wrong.len(),
+        wrong.join("\n")
+    );
+    println!(
+        "iam-simulate: {} users in {} shards, {} cells, {} allowed, 0 wrong; users per role with names like first.last0001@example.edu: {} at quota 10 (9 shards), {} at quota 25 (24 shards)",
+        names.len(),
+        plan.writes.len(),
+        cells.len(),
+        cells.iter().filter(|c| **c).count(),
+        users_that_fit(9),
+        users_that_fit(24)
+    );
 }

@@ -121,14 +121,15 @@ impl World {
         let mut granted = BTreeMap::new();
         for (name, shard) in self.shards().await {
             for statement in shard.statements {
-                let userid = statement["Condition"]["StringEquals"]["aws:userid"]
-                    .as_str()
-                    .unwrap();
-                let (_, username) = userid.split_once(':').unwrap();
-                assert!(
-                    granted.insert(username.to_owned(), name.clone()).is_none(),
-                    "{username} granted twice"
-                );
+                for userid in
+                    testkit::user_ids(&statement["Condition"]["StringEquals"]["aws:userid"])
+                {
+                    let (_, username) = userid.split_once(':').unwrap();
+                    assert!(
+                        granted.insert(username.to_owned(), name.clone()).is_none(),
+                        "{username} granted twice"
+                    );
+                }
             }
         }
         granted
@@ -147,14 +148,19 @@ impl World {
     }
 }
 
+/// A 64-character role-session name (IAM's longest), numbered.
+fn long_name(i: usize) -> String {
+    format!("user{i:04}.{}", "x".repeat(55))
+}
+
 fn reconcile() -> Value {
     rewrite(&sample_event("scheduled-reconcile.json"), &[])
 }
 
 #[tokio::test]
-async fn five_hundred_forty_users_fit_twenty_five_shards_within_the_limits_and_stay_isolated() {
+async fn five_hundred_forty_users_fit_a_few_shards_within_the_limits_and_stay_isolated() {
     // GIVEN 540 users with a live instance each, and a role allowed IAM's maximum of 25 managed
-    // policies (22 exact statements of an 8-character name fit one shard: 550 in all)
+    // policies (about 190 ids of an 8-character name fit one shard)
     let w = world().await;
     let names: Vec<String> = (0..540).map(|i| format!("user{i:04}")).collect();
     for name in &names {
@@ -184,17 +190,20 @@ async fn five_hundred_forty_users_fit_twenty_five_shards_within_the_limits_and_s
         assert!(shard.attached, "{name} is not attached");
     }
 
-    // AND each statement grants one user exactly their own sessions
-    let statements: Vec<Value> = shards.values().flat_map(|s| s.statements.clone()).collect();
-    for statement in &statements {
-        let userid = statement["Condition"]["StringEquals"]["aws:userid"]
-            .as_str()
-            .unwrap();
-        assert_eq!(userid.split_once(':').unwrap().0, w.role_id.as_str());
-        // Isolation is the session-id tag: it must name exactly the caller the statement names.
+    // AND each shard is one statement that lists its users and requires the caller's own
+    // session (the dense exact encoding)
+    let mut owners = BTreeSet::new();
+    for shard in shards.values() {
+        assert_eq!(shard.statements.len(), 1);
+        let statement = &shard.statements[0];
+        for userid in testkit::user_ids(&statement["Condition"]["StringEquals"]["aws:userid"]) {
+            assert_eq!(userid.split_once(':').unwrap().0, w.role_id.as_str());
+            assert!(owners.insert(userid.clone()), "{userid} listed twice");
+        }
+        // Isolation is the session-id tag: it must be the caller's own id.
         assert_eq!(
             statement["Condition"]["StringEquals"]["ssm:resourceTag/aws:ssmmessages:session-id"],
-            userid
+            "${aws:userid}"
         );
         assert_eq!(statement["Resource"], "arn:aws:ssm:*:*:session/*");
         assert_eq!(
@@ -202,15 +211,7 @@ async fn five_hundred_forty_users_fit_twenty_five_shards_within_the_limits_and_s
             serde_json::json!(["ssm:TerminateSession", "ssm:ResumeSession"])
         );
     }
-    let owners: BTreeSet<&str> = statements
-        .iter()
-        .map(|s| {
-            s["Condition"]["StringEquals"]["aws:userid"]
-                .as_str()
-                .unwrap()
-        })
-        .collect();
-    assert_eq!(owners.len(), names.len(), "one statement per user");
+    assert_eq!(owners.len(), names.len(), "every user listed once");
 
     // AND a second reconcile writes nothing
     w.counter.take();
@@ -268,10 +269,9 @@ async fn five_hundred_forty_users_fit_twenty_five_shards_within_the_limits_and_s
     let after = w.shards().await;
     for (name, shard) in &before {
         let touched = shard.statements.iter().any(|s| {
-            let userid = s["Condition"]["StringEquals"]["aws:userid"]
-                .as_str()
-                .unwrap();
-            gone.contains(userid.split_once(':').unwrap().1)
+            testkit::user_ids(&s["Condition"]["StringEquals"]["aws:userid"])
+                .iter()
+                .any(|userid| gone.contains(userid.split_once(':').unwrap().1))
         });
         match after.get(name) {
             Some(now) if !touched => assert_eq!(now.version, shard.version, "{name} was rewritten"),
@@ -286,15 +286,17 @@ async fn five_hundred_forty_users_fit_twenty_five_shards_within_the_limits_and_s
 
 #[tokio::test]
 async fn when_every_shard_is_full_a_grant_fails_with_the_numbers_and_nobody_loses_access() {
-    // GIVEN one allowed shard, filled by a reconcile of 40 users (about 33 fit)
+    // GIVEN one allowed shard, filled by a reconcile of 80 users with 64-character names (about
+    // 66 fit)
     let w = world().await;
-    for i in 0..40 {
-        w.launch_for(&format!("user{i:04}")).await;
+    for i in 0..80 {
+        w.launch_for(&long_name(i)).await;
     }
     let policies = w.policies(1, 10);
     let outcome = policies.handle(reconcile()).await.unwrap();
     let fitted = w.granted().await.len();
-    assert_eq!(outcome.skipped.len(), 40 - fitted);
+    assert!(fitted < 80, "{fitted}");
+    assert_eq!(outcome.skipped.len(), 80 - fitted);
     let reason = &outcome.skipped[0].reason;
     assert!(
         reason
@@ -309,9 +311,9 @@ async fn when_every_shard_is_full_a_grant_fails_with_the_numbers_and_nobody_lose
     let before = w.shards().await;
 
     // WHEN one more user is to be granted
-    let instance = w.launch_for("latecomer").await;
+    let instance = w.launch_for(&long_name(999)).await;
     let err = policies
-        .handle(w.tag_event(&instance, "latecomer"))
+        .handle(w.tag_event(&instance, &long_name(999)))
         .await
         .unwrap_err();
 
@@ -437,8 +439,8 @@ async fn managed_policies_attached_by_others_reduce_the_shards_available() {
             .await
             .unwrap();
     }
-    for i in 0..40 {
-        w.launch_for(&format!("user{i:04}")).await;
+    for i in 0..80 {
+        w.launch_for(&long_name(i)).await;
     }
 
     // WHEN the reconcile may use up to 10 shards
@@ -447,7 +449,7 @@ async fn managed_policies_attached_by_others_reduce_the_shards_available() {
     // THEN it uses only the one slot left, and says who did not fit
     assert_eq!(w.shards().await.len(), 1);
     assert!(!outcome.skipped.is_empty());
-    assert_eq!(w.granted().await.len() + outcome.skipped.len(), 40);
+    assert_eq!(w.granted().await.len() + outcome.skipped.len(), 80);
 }
 
 #[tokio::test]

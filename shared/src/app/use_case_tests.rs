@@ -338,8 +338,14 @@ async fn in_static_mode_a_termination_only_ends_the_sessions_left_open() {
 /// warm revoke), each counted on the fakes as `service:Operation` calls.
 async fn grant_and_revoke_calls(shards: usize) -> (u64, u64, u64) {
     let fake = fake();
-    // 22 statements of an 8-character name fill a shard; leave one place in the last.
-    let names: Vec<String> = (0..22 * shards - 1)
+    // Fill the shards with 8-character names; leave one place in the last.
+    let per_shard = (crate::domain::shard_packing::SHARD_LIMIT
+        - crate::domain::shard_packing::envelope_cost(&role()))
+        / crate::domain::shard_packing::user_cost(
+            &role(),
+            &SessionName::parse("user0000").unwrap(),
+        );
+    let names: Vec<String> = (0..per_shard * shards - 1)
         .map(|i| format!("user{i:04}"))
         .collect();
     let seeded: BTreeSet<SessionName> = names

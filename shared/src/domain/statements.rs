@@ -2,8 +2,9 @@
 //! plan that takes the role's policies from what they are to what EC2 says they should be.
 //!
 //! A user's statement allows `ssm:TerminateSession` and `ssm:ResumeSession` on `session/*`
-//! only where the session's `aws:ssmmessages:session-id` tag equals `<role-id>:<username>`, and
-//! only to the caller whose `aws:userid` is exactly that value. Session Manager writes that tag
+//! only to the caller whose `aws:userid` is exactly `<role-id>:<username>`, and only where the
+//! session's `aws:ssmmessages:session-id` tag equals the caller's `${aws:userid}` (so that same
+//! value; the shards list many users in one such statement, `shard_packing`). Session Manager writes that tag
 //! on every session with the starter's `${aws:userid}`, so the statement matches exactly the
 //! user's own sessions whatever the session id looks like: AWS documents no length for the
 //! suffix of `<session-name>-<suffix>` (17 hex characters in older ids, 26 of `[a-z0-9]` in
@@ -24,6 +25,7 @@ pub(crate) const INLINE_BUDGET: usize = 10_240;
 ///
 /// Written out rather than serialised so that its size never depends on a JSON library's key
 /// order. Role ids and session names hold no character JSON would escape.
+#[cfg(test)]
 pub(crate) fn statement(role_id: &RoleId, user: &SessionName) -> String {
     statement_for(role_id, user.as_str())
 }
@@ -32,7 +34,7 @@ fn statement_for(role_id: &RoleId, user: &str) -> String {
     let [terminate, resume] = SESSION_ACTIONS;
     let resource = any_session(role_id.partition());
     format!(
-        r#"{{"Effect":"Allow","Action":["{terminate}","{resume}"],"Resource":"{resource}","Condition":{{"StringEquals":{{"{USER_ID_KEY}":"{role_id}:{user}","{SESSION_ID_KEY}":"{role_id}:{user}"}}}}}}"#
+        r#"{{"Effect":"Allow","Action":["{terminate}","{resume}"],"Resource":"{resource}","Condition":{{"StringEquals":{{"{USER_ID_KEY}":"{role_id}:{user}","{SESSION_ID_KEY}":"${{aws:userid}}"}}}}}}"#
     )
 }
 
@@ -46,11 +48,6 @@ pub(crate) fn static_statement(partition: Partition) -> String {
     format!(
         r#"{{"Effect":"Allow","Action":["{terminate}","{resume}"],"Resource":"{resource}","Condition":{{"StringEquals":{{"{SESSION_ID_KEY}":"${{aws:userid}}"}}}}}}"#
     )
-}
-
-/// Characters one user's statement takes, for a username of `user_len` characters.
-pub(crate) fn statement_size(role_id: &RoleId, user_len: usize) -> usize {
-    statement_for(role_id, &"x".repeat(user_len)).len()
 }
 
 /// The inline policy document holding one user's statement, without whitespace.
@@ -145,7 +142,7 @@ mod tests {
     fn the_statement_is_exactly_the_users_own_sessions() {
         assert_eq!(
             inline_document(&role(), &user("tim.malone")),
-            r#"{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Action":["ssm:TerminateSession","ssm:ResumeSession"],"Resource":"arn:aws:ssm:*:*:session/*","Condition":{"StringEquals":{"aws:userid":"AROARZPUZDIKBSV3HPLXQ:tim.malone","ssm:resourceTag/aws:ssmmessages:session-id":"AROARZPUZDIKBSV3HPLXQ:tim.malone"}}}]}"#
+            r#"{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Action":["ssm:TerminateSession","ssm:ResumeSession"],"Resource":"arn:aws:ssm:*:*:session/*","Condition":{"StringEquals":{"aws:userid":"AROARZPUZDIKBSV3HPLXQ:tim.malone","ssm:resourceTag/aws:ssmmessages:session-id":"${aws:userid}"}}}]}"#
         );
         let tim = statement(&role(), &user("tim.malone"));
         let own = format!("{ROLE_ID}:tim.malone");
@@ -285,12 +282,12 @@ mod tests {
     }
 
     #[test]
-    fn sizes_grow_by_two_characters_per_username_character() {
+    fn sizes_grow_by_one_character_per_username_character() {
         assert_eq!(
             inline_size(&role(), 10),
             policy_size(&inline_document(&role(), &user("tim.malone")))
         );
-        assert_eq!(inline_size(&role(), 11) - inline_size(&role(), 10), 2);
+        assert_eq!(inline_size(&role(), 11) - inline_size(&role(), 10), 1);
     }
 
     #[test]

@@ -479,16 +479,28 @@ pub async fn role_policy_names(iam: &aws_sdk_iam::Client, role: &str) -> Vec<Str
 
 /// Who the users' role grants session rights to: username → the policy holding the statement
 /// (`inline <name>` or `shard <name>`), read back from IAM.
+/// The `aws:userid` values of a statement's condition: one (an inline statement) or a list (a
+/// shard in the dense encoding).
+pub fn user_ids(value: &serde_json::Value) -> Vec<String> {
+    match value {
+        serde_json::Value::String(one) => vec![one.clone()],
+        serde_json::Value::Array(many) => many
+            .iter()
+            .filter_map(|v| v.as_str().map(str::to_owned))
+            .collect(),
+        _ => Vec::new(),
+    }
+}
+
 pub async fn granted_users(iam: &aws_sdk_iam::Client, role: &str) -> BTreeMap<String, String> {
     let mut granted = BTreeMap::new();
     let mut record = |document: &str, holder: String| {
         let parsed: serde_json::Value = serde_json::from_str(document).unwrap_or_default();
         for statement in parsed["Statement"].as_array().into_iter().flatten() {
-            if let Some((_, user)) = statement["Condition"]["StringEquals"]["aws:userid"]
-                .as_str()
-                .and_then(|v| v.split_once(':'))
-            {
-                granted.insert(user.to_owned(), holder.clone());
+            for id in user_ids(&statement["Condition"]["StringEquals"]["aws:userid"]) {
+                if let Some((_, user)) = id.split_once(':') {
+                    granted.insert(user.to_owned(), holder.clone());
+                }
             }
         }
     };
