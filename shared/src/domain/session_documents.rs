@@ -150,13 +150,7 @@ impl SessionDocument {
 /// (`sts:TagSession`, which `SSMSessionRunAs` needs) from the principals that federate users
 /// (SAML providers, or Identity Center's). Errors when the document cannot be read.
 pub fn trust_allows_session_tags(trust_policy: &str) -> Result<bool, String> {
-    let document: Value = serde_json::from_str(trust_policy)
-        .map_err(|e| format!("the trust policy is not JSON: {e}"))?;
-    let statements = match &document["Statement"] {
-        Value::Array(many) => many.clone(),
-        one @ Value::Object(_) => vec![one.clone()],
-        _ => return Err("the trust policy has no Statement".into()),
-    };
+    let statements = crate::domain::trust::statements(trust_policy)?;
     Ok(statements.iter().any(|statement| {
         let actions = match &statement["Action"] {
             Value::String(one) => vec![one.as_str()],

@@ -51,17 +51,22 @@ impl std::fmt::Display for NameChooser {
     }
 }
 
+/// The statements of a trust policy; one that cannot be read is an error, never "none".
+pub(crate) fn statements(trust_policy: &str) -> Result<Vec<Value>, String> {
+    let document: Value = serde_json::from_str(trust_policy)
+        .map_err(|e| format!("the trust policy is not JSON: {e}"))?;
+    match &document["Statement"] {
+        Value::Array(many) => Ok(many.clone()),
+        one @ Value::Object(_) => Ok(vec![one.clone()]),
+        _ => Err("the trust policy has no Statement".into()),
+    }
+}
+
 /// Every statement of `trust_policy` that lets a caller choose the session name. An empty list
 /// means only identity providers and services name sessions. A document that cannot be read is
 /// an error, never "nobody".
 pub fn name_choosers(trust_policy: &str) -> Result<Vec<NameChooser>, String> {
-    let document: Value = serde_json::from_str(trust_policy)
-        .map_err(|e| format!("the trust policy is not JSON: {e}"))?;
-    let statements = match &document["Statement"] {
-        Value::Array(many) => many.clone(),
-        one @ Value::Object(_) => vec![one.clone()],
-        _ => return Err("the trust policy has no Statement".into()),
-    };
+    let statements = statements(trust_policy)?;
     let mut found = Vec::new();
     for (index, statement) in statements.iter().enumerate() {
         if statement["Effect"].as_str() != Some("Allow") || pins_the_name(statement) {
