@@ -148,6 +148,27 @@ fn user_id(name: &str) -> String {
     format!("{ROLE_ID}:{name}")
 }
 
+/// `caller` doing `action` on a session `owner` started (tagged with the owner's id).
+fn on_owners_session(
+    policies: &[Value],
+    caller: &str,
+    owner: &str,
+    suffix: &str,
+    action: &str,
+) -> Value {
+    json!({
+        "policies": policies,
+        "principal": format!("arn:aws:sts::{ACCOUNT}:assumed-role/Okta-ServiceWorkbenchUser/{caller}"),
+        "action": action,
+        "resource": format!("arn:aws:ssm:us-east-1:{ACCOUNT}:session/{owner}-{suffix}"),
+        "context": {
+            "aws:userid": user_id(caller),
+            "aws:username": caller,
+            "ssm:resourceTag/aws:ssmmessages:session-id": user_id(owner),
+        },
+    })
+}
+
 struct Cell {
     mode: &'static str,
     caller: &'static str,
@@ -194,17 +215,7 @@ fn the_isolation_matrix_has_no_wrong_cell() {
                             action,
                             allowed: caller == owner && holds_rights,
                         });
-                        requests.push(json!({
-                            "policies": policies,
-                            "principal": format!("arn:aws:sts::{ACCOUNT}:assumed-role/Okta-ServiceWorkbenchUser/{caller}"),
-                            "action": action,
-                            "resource": format!("arn:aws:ssm:us-east-1:{ACCOUNT}:session/{owner}-{suffix}"),
-                            "context": {
-                                "aws:userid": user_id(caller),
-                                "aws:username": caller,
-                                "ssm:resourceTag/aws:ssmmessages:session-id": user_id(owner),
-                            },
-                        }));
+                        requests.push(on_owners_session(policies, caller, owner, suffix, action));
                     }
                 }
             }
@@ -1232,16 +1243,7 @@ fn six_hundred_e_mail_users_fit_the_default_quota_and_each_ends_only_their_own_s
             for suffix in SUFFIXES {
                 for action in ACTIONS {
                     cells.push(caller == owner && !ungranted.contains(caller));
-                    requests.push(json!({
-                        "policies": shards,
-                        "principal": format!("arn:aws:sts::{ACCOUNT}:assumed-role/Okta-ServiceWorkbenchUser/{caller}"),
-                        "action": action,
-                        "resource": format!("arn:aws:ssm:us-east-1:{ACCOUNT}:session/{owner}-{suffix}"),
-                        "context": {
-                            "aws:userid": user_id(caller),
-                            "ssm:resourceTag/aws:ssmmessages:session-id": user_id(owner),
-                        },
-                    }));
+                    requests.push(on_owners_session(&shards, caller, owner, suffix, action));
                 }
             }
         }

@@ -56,6 +56,15 @@ fn event(name: &str) -> serde_json::Value {
     serde_json::from_str(&sample_event(name)).unwrap()
 }
 
+/// The session-policy use case on the fake, with `config` and `store`.
+fn policies_on<S: PolicyStore + Sync>(
+    config: Config,
+    fake: &FakeAws,
+    store: S,
+) -> SessionPolicies<FakeAws, FakeAws, FakeAws, S> {
+    SessionPolicies::new(config, fake.clone(), fake.clone(), fake.clone(), store)
+}
+
 fn managed(fake: &FakeAws) -> ManagedStore<FakeAws> {
     ManagedStore::new(fake.clone(), PREFIX, 10, 10)
 }
@@ -222,7 +231,7 @@ async fn a_termination_revokes_the_last_instance_and_ends_its_sessions() {
         )
         .await
         .unwrap();
-    let policies = SessionPolicies::new(config(), fake.clone(), fake.clone(), fake.clone(), store);
+    let policies = policies_on(config(), &fake, store);
     // WHEN its termination event is handled
     let outcome = policies
         .handle(event("state-change-terminated.json"))
@@ -277,7 +286,7 @@ async fn switching_to_static_rights_removes_what_per_user_mode_left_and_grants_n
         .unwrap();
     let config = static_config();
     let store = super::AnyStore::from_config(fake.clone(), &config);
-    let policies = SessionPolicies::new(config, fake.clone(), fake.clone(), fake.clone(), store);
+    let policies = policies_on(config, &fake, store);
 
     // WHEN a grant arrives, and then the reconcile runs
     let grant = policies
@@ -323,7 +332,7 @@ async fn in_static_mode_a_termination_only_ends_the_sessions_left_open() {
         ..static_config()
     };
     let store = super::AnyStore::from_config(fake.clone(), &config);
-    let policies = SessionPolicies::new(config, fake.clone(), fake.clone(), fake.clone(), store);
+    let policies = policies_on(config, &fake, store);
     let outcome = policies
         .handle(event("state-change-terminated.json"))
         .await
@@ -380,7 +389,7 @@ async fn grant_and_revoke_calls(shards: usize) -> (u64, u64, u64) {
     };
     // One process: the first grant is its cold start, the next grant and the revoke are warm.
     let store = ManagedStore::new(fake.clone(), PREFIX, 25, 25);
-    let policies = SessionPolicies::new(config, fake.clone(), fake.clone(), fake.clone(), store);
+    let policies = policies_on(config, &fake, store);
     let first = "i-0000000000000aaa1";
     fake.add_instance(
         first,
@@ -455,7 +464,7 @@ async fn an_unreadable_region_is_a_retryable_error_and_revokes_nobody() {
         .unwrap();
     fake.world().unreadable_regions.insert("eu-west-1".into());
     let store = managed(&fake);
-    let policies = SessionPolicies::new(config(), fake.clone(), fake.clone(), fake.clone(), store);
+    let policies = policies_on(config(), &fake, store);
 
     // WHEN the reconcile runs
     let err = policies
@@ -490,13 +499,7 @@ async fn a_name_session_manager_will_not_tag_is_granted_and_said() {
         InstanceState::Running,
         &[("AwsUserId", &value)],
     );
-    let policies = SessionPolicies::new(
-        config(),
-        fake.clone(),
-        fake.clone(),
-        fake.clone(),
-        managed(&fake),
-    );
+    let policies = policies_on(config(), &fake, managed(&fake));
 
     // WHEN the tag change for it arrives
     let grant = policies
@@ -558,13 +561,7 @@ async fn a_grant_reads_one_region_and_a_revoke_reads_all_seventeen_at_once() {
         InstanceState::Running,
         &[("AwsUserId", &format!("{ROLE_ID}:ada"))],
     );
-    let policies = SessionPolicies::new(
-        config(),
-        fake.clone(),
-        fake.clone(),
-        fake.clone(),
-        managed(&fake),
-    );
+    let policies = policies_on(config(), &fake, managed(&fake));
     let tag_event = || {
         let mut event = event("tag-change-user-id-added.json");
         event["region"] = serde_json::json!("eu-west-1");
