@@ -42,6 +42,7 @@ pub(crate) const ROLE_MANAGED_POLICY_LIMIT: &str = "ROLE_MANAGED_POLICY_LIMIT";
 pub(crate) const SDK_ATTEMPT_TIMEOUT_SECONDS: &str = "SDK_ATTEMPT_TIMEOUT_SECONDS";
 pub(crate) const SDK_OPERATION_TIMEOUT_SECONDS: &str = "SDK_OPERATION_TIMEOUT_SECONDS";
 pub(crate) const SESSION_RIGHTS: &str = "SESSION_RIGHTS";
+pub(crate) const FLEET_READS_AT_ONCE: &str = "FLEET_READS_AT_ONCE";
 pub(crate) const REGIONS: &str = "REGIONS";
 pub(crate) const PERMISSION_SET_NAME: &str = "PERMISSION_SET_NAME";
 pub(crate) const END_USER_POLICY_NAME: &str = "END_USER_POLICY_NAME";
@@ -145,6 +146,9 @@ pub struct Config {
     pub regions: Vec<String>,
     /// The partition of the home region (`AWS_REGION`), named in the statements' ARNs.
     pub partition: Partition,
+    /// Regions whose whole fleet is read at the same time (the reconcile, the sweep): each one
+    /// in flight holds a page of up to 1,000 instances, about 4 MiB.
+    pub fleet_reads_at_once: usize,
     /// Shards the managed store may use at most.
     pub max_policy_shards: usize,
     /// Managed policies the users' role may have attached in all (10, or up to 25 with a quota
@@ -293,6 +297,9 @@ impl Config {
         )
         .map_err(|p| bad(MAX_POLICY_SHARDS, p))?;
 
+        let fleet_reads_at_once = number(value(FLEET_READS_AT_ONCE), 4, 1..=24)
+            .map_err(|p| bad(FLEET_READS_AT_ONCE, p))?;
+
         let attempt = number(
             value(SDK_ATTEMPT_TIMEOUT_SECONDS),
             ATTEMPT_TIMEOUT.as_secs() as usize,
@@ -330,6 +337,7 @@ impl Config {
             regions,
             partition,
             max_policy_shards,
+            fleet_reads_at_once,
             role_managed_policy_limit,
             sdk_attempt_timeout: Duration::from_secs(attempt as u64),
             sdk_operation_timeout: Duration::from_secs(operation as u64),
@@ -514,6 +522,7 @@ mod tests {
                 regions: vec![],
                 partition: Partition::Aws,
                 max_policy_shards: 10,
+                fleet_reads_at_once: 4,
                 role_managed_policy_limit: 10,
                 sdk_attempt_timeout: std::time::Duration::from_secs(10),
                 sdk_operation_timeout: std::time::Duration::from_secs(25),

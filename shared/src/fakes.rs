@@ -17,7 +17,7 @@ use crate::ports::{
     InstanceTagger, KeyFacts, LiveInstances, LogGroupFacts, LoggingTargets, ManagedNode,
     ManagedNodes, ManagedPolicies, ManagedPolicy, PolicySimulator, PolicyVersion, RoleDirectory,
     RoleEvaluationInputs, RolePolicies, RolePolicyDocument, SessionDocumentReader,
-    SessionTerminator, Simulated, Simulation,
+    SessionTerminator, Simulated, Simulation, Visit,
 };
 
 /// A customer-managed policy and its versions.
@@ -320,15 +320,23 @@ impl InstanceTagger for FakeAws {
     }
 }
 
+/// The instance with only the tags a bulk read keeps, as the EC2 adapter does.
+fn only_tags(instance: &DescribedInstance, keys: &[&str]) -> DescribedInstance {
+    let mut kept = instance.clone();
+    kept.tags
+        .retain(|key, _| crate::domain::ownership::tag_kept(keys, key));
+    kept
+}
+
 impl InstanceInventory for FakeAws {
-    async fn live_instances(&self) -> Result<Vec<DescribedInstance>, Error> {
+    async fn each_live_instance(&self, keys: &[&str], visit: Visit<'_>) -> Result<(), Error> {
         let world = self.call("ec2:DescribeInstances")?;
-        Ok(world
+        world
             .instances
             .values()
             .filter(|i| i.state.is_live() && world.in_region(&i.instance_id, &self.region))
-            .cloned()
-            .collect())
+            .for_each(|i| visit(only_tags(i, keys)));
+        Ok(())
     }
 }
 
@@ -358,8 +366,15 @@ impl LiveInstances for FakeAws {
                 Some(v) => i.tags.get(key).map(String::as_str) == Some(v),
                 None => i.tags.contains_key(key),
             })
-            .cloned()
+            .map(|i| only_tags(i, &[key]))
             .collect())
+    }
+
+    async fn each_live_instance_tagged(&self, key: &str, visit: Visit<'_>) -> Result<(), Error> {
+        for instance in self.live_instances_tagged(key, None).await? {
+            visit(instance);
+        }
+        Ok(())
     }
 }
 

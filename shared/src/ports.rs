@@ -70,12 +70,21 @@ pub trait EnabledRegions {
     fn enabled_regions(&self) -> impl Future<Output = Result<Vec<String>, Error>> + Send;
 }
 
-/// Every live (pending, running, stopping, stopped) instance, with its tags: the tag sweep.
+/// Called with each instance of a bulk read as its page arrives; it keeps what a decision needs.
+pub type Visit<'a> = &'a mut (dyn FnMut(DescribedInstance) + Send);
+
+/// Every live (pending, running, stopping, stopped) instance: the tag sweep. Only the tags whose
+/// key is one of `keys` or a case variant of one are kept; the rest are dropped as pages arrive.
 pub trait InstanceInventory {
-    fn live_instances(&self) -> impl Future<Output = Result<Vec<DescribedInstance>, Error>> + Send;
+    fn each_live_instance(
+        &self,
+        keys: &[&str],
+        visit: Visit<'_>,
+    ) -> impl Future<Output = Result<(), Error>> + Send;
 }
 
-/// Live (pending, running, stopping, stopped) instances that carry a tag.
+/// Live (pending, running, stopping, stopped) instances that carry a tag. Only the tag `key`
+/// (and its case variants) is kept.
 pub trait LiveInstances {
     /// Instances whose tag `key` equals `value`, or that carry `key` at all when `value` is None.
     fn live_instances_tagged(
@@ -83,6 +92,14 @@ pub trait LiveInstances {
         key: &str,
         value: Option<&str>,
     ) -> impl Future<Output = Result<Vec<DescribedInstance>, Error>> + Send;
+
+    /// Every instance that carries `key`, each handed to `visit` as its page arrives and not
+    /// kept: a whole fleet is read without holding it.
+    fn each_live_instance_tagged(
+        &self,
+        key: &str,
+        visit: Visit<'_>,
+    ) -> impl Future<Output = Result<(), Error>> + Send;
 }
 
 /// A role's inline policies.

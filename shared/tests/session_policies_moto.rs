@@ -412,6 +412,14 @@ impl shared::ports::LiveInstances for PausedAfterFirstRead {
         }
         answer
     }
+
+    async fn each_live_instance_tagged(
+        &self,
+        key: &str,
+        visit: shared::ports::Visit<'_>,
+    ) -> Result<(), Error> {
+        self.inner.each_live_instance_tagged(key, visit).await
+    }
 }
 
 impl shared::ports::InstanceDirectory for PausedAfterFirstRead {

@@ -227,3 +227,39 @@ async fn with_trusted_launchers_the_sweep_assigns_no_first_owner_but_still_repai
     );
     assert!(tags_of(admin, &planted).await.is_empty());
 }
+
+#[tokio::test]
+async fn bulk_reads_keep_only_the_ownership_tags_and_their_case_variants() {
+    use shared::ports::{InstanceInventory, LiveInstances};
+    // GIVEN an instance with the ownership tags, a case variant and a portal's other tags
+    let w = CountedMoto::start(ROLE).await;
+    let id = run_instances(
+        &w.admin.ec2,
+        1,
+        &[
+            ("CreatedBy", "ada.lovelace"),
+            ("AwsUserId", "AROAEXAMPLEROLEID1234:ada.lovelace"),
+            ("awsuserid", "AROAEXAMPLEROLEID1234:grace"),
+            ("Name", "workspace-ada"),
+            ("Project", "genomics"),
+        ],
+    )
+    .await
+    .remove(0);
+    let ec2 = &w.clients.ec2;
+    let keys_of = |found: Vec<shared::ports::DescribedInstance>| -> Vec<String> {
+        let instance = found
+            .into_iter()
+            .find(|i| i.instance_id.to_string() == id)
+            .expect("the instance is live");
+        instance.tags.into_keys().collect()
+    };
+    // WHEN the sweep's read and the reconcile's read run, THEN only those keys are held
+    let mut swept = Vec::new();
+    ec2.each_live_instance(&["CreatedBy", "AwsUserId"], &mut |i| swept.push(i))
+        .await
+        .unwrap();
+    assert_eq!(keys_of(swept), ["AwsUserId", "CreatedBy", "awsuserid"]);
+    let tagged = ec2.live_instances_tagged("AwsUserId", None).await.unwrap();
+    assert_eq!(keys_of(tagged), ["AwsUserId", "awsuserid"]);
+}

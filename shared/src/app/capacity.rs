@@ -7,9 +7,10 @@ use serde::Serialize;
 
 use super::managed_store::{Attachments, ManagedStore};
 use super::regions::RegionalClients;
+use super::session_rights::LiveUsers;
 use crate::config::{Config, SessionRights, StoreKind};
 use crate::domain::capacity::headroom_users;
-use crate::domain::ids::{ResolvedRole, UserId};
+use crate::domain::ids::ResolvedRole;
 use crate::domain::session_name::SessionName;
 use crate::domain::shard_packing::{shard_name, SHARD_LIMIT};
 use crate::domain::statements::{policy_size, user_of_policy_name, INLINE_BUDGET};
@@ -152,19 +153,10 @@ async fn live_users<E>(
 where
     E: LiveInstances + InRegion + EnabledRegions + Clone + Send + Sync,
 {
-    let key = &config.user_id_tag_key;
-    Ok(RegionalClients::new(ec2.clone(), config)
-        .read_all(|ec2| async move { ec2.live_instances_tagged(key, None).await })
+    let regions = RegionalClients::new(ec2.clone(), config);
+    Ok(LiveUsers::read(&regions, &config.user_id_tag_key, &role.id)
         .await?
-        .into_iter()
-        .flat_map(|(_, found)| found)
-        .filter_map(|i| {
-            i.tags
-                .get(key)
-                .and_then(|v| UserId::parse_for(v, &role.id).ok())
-                .map(|id| id.user().clone())
-        })
-        .collect())
+        .users)
 }
 
 impl std::fmt::Display for CapacityReport {

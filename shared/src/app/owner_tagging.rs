@@ -220,17 +220,41 @@ where
         let role = self.role.refresh(&self.iam).await?;
         let role_id = &role.id;
         let trust_policy_findings = self.check_trust(event_id, &role.name).await;
+        let keys = [
+            self.config.owner_tag_key.as_str(),
+            self.config.user_id_tag_key.as_str(),
+        ];
+        let (keys, config) = (&keys[..], &self.config);
+        // Each page is reduced as it arrives: an instance whose ownership tags are already right
+        // is only counted, one without an owner tag too; the rest are kept for the writes.
         let regions = self
             .ec2
-            .read_all(|ec2| async move { ec2.live_instances().await })
+            .read_fleet(|ec2| async move {
+                let mut seen = SweepRead::default();
+                ec2.each_live_instance(keys, &mut |instance| {
+                    seen.live += 1;
+                    let plan = ownership::sweep(&instance.tags, role_id, config);
+                    match &plan.skip {
+                        _ if !plan.remove.is_empty() || plan.write.is_some() => {
+                            seen.to_apply.push(instance)
+                        }
+                        Some(reason) if reason.code == ReasonCode::NoOwnerTag => seen.unowned += 1,
+                        Some(_) => seen.to_apply.push(instance),
+                        None => {}
+                    }
+                })
+                .await?;
+                Ok(seen)
+            })
             .await?;
         let mut outcome = Outcome::empty(Status::Unchanged);
         let mut parts = Vec::new();
-        let mut live = 0;
-        for (region, instances) in &regions {
-            live += instances.len();
+        let (mut live, mut unowned) = (0, 0);
+        for (region, seen) in &regions {
+            live += seen.live;
+            unowned += seen.unowned;
             let ec2 = self.ec2.get(Some(region));
-            let done = self.apply_sweep(&ec2, event_id, instances).await?;
+            let done = self.apply_sweep(&ec2, event_id, &seen.to_apply).await?;
             if done.status == Status::Changed {
                 outcome.status = Status::Changed;
                 parts.push(format!("{region}: {}", done.reason));
@@ -244,7 +268,10 @@ where
             "sweep: {live} live instance(s) in {} region(s); {}",
             regions.len(),
             if parts.is_empty() {
-                format!("nothing to change; {} skipped", outcome.skipped.len())
+                format!(
+                    "nothing to change; {} skipped, {unowned} without an owner tag",
+                    outcome.skipped.len()
+                )
             } else {
                 parts.join("; ")
             }
@@ -401,6 +428,14 @@ where
         );
         Ok(outcome)
     }
+}
+
+/// What the sweep keeps of one region's read: counts, and the instances that need work.
+#[derive(Default)]
+struct SweepRead {
+    live: usize,
+    unowned: usize,
+    to_apply: Vec<DescribedInstance>,
 }
 
 /// Log an ignored event and build its outcome.

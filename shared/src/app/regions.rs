@@ -18,8 +18,10 @@ use crate::domain::ids::Partition;
 use crate::error::Error;
 use crate::ports::{EnabledRegions, InRegion};
 
-/// Regions read at the same time by [`RegionalClients::read_all`]: more than AWS has enabled by
-/// default (17), so a read of every region takes about one region's time.
+/// Regions read at the same time by [`RegionalClients::read_all`] (reads filtered to one user's
+/// instances, whose pages are small): more than AWS has enabled by default (17), so a read of
+/// every region takes about one region's time. Whole-fleet reads are bounded by
+/// `FLEET_READS_AT_ONCE` instead ([`RegionalClients::read_fleet`]): each holds a full page.
 pub const REGION_READS_AT_ONCE: usize = 24;
 
 /// One client per region, built on first use from the home client and kept for the process.
@@ -29,6 +31,7 @@ pub(crate) struct RegionalClients<C> {
     partition: Partition,
     /// `REGIONS`: when non-empty, only these of the enabled regions.
     narrowed_to: Vec<String>,
+    fleet_reads_at_once: usize,
     covered: OnceCell<Vec<String>>,
     clients: Mutex<HashMap<String, C>>,
 }
@@ -39,6 +42,7 @@ impl<C: InRegion + Clone> RegionalClients<C> {
             home,
             partition: config.partition,
             narrowed_to: config.regions.clone(),
+            fleet_reads_at_once: config.fleet_reads_at_once,
             covered: OnceCell::new(),
             clients: Mutex::new(HashMap::new()),
         }
@@ -96,14 +100,37 @@ impl<C: InRegion + EnabledRegions + Clone + Sync> RegionalClients<C> {
     /// `read` in every covered region, all at once (up to [`REGION_READS_AT_ONCE`]), the results
     /// together in the order of the covered regions. A region that fails is
     /// [`Error::RegionUnreadable`] (retryable), whatever the error, and the whole read fails.
-    pub(crate) async fn read_all<T, F, Fut>(&self, read: F) -> Result<Vec<(String, Vec<T>)>, Error>
+    pub(crate) async fn read_all<T, F, Fut>(&self, read: F) -> Result<Vec<(String, T)>, Error>
     where
         F: Fn(C) -> Fut,
-        Fut: Future<Output = Result<Vec<T>, Error>>,
+        Fut: Future<Output = Result<T, Error>>,
+    {
+        self.read_regions(REGION_READS_AT_ONCE, read).await
+    }
+
+    /// [`Self::read_all`] for a read of every instance (the reconcile, the sweep): at most
+    /// `FLEET_READS_AT_ONCE` regions at once, so that the pages in flight stay within the
+    /// function's memory.
+    pub(crate) async fn read_fleet<T, F, Fut>(&self, read: F) -> Result<Vec<(String, T)>, Error>
+    where
+        F: Fn(C) -> Fut,
+        Fut: Future<Output = Result<T, Error>>,
+    {
+        self.read_regions(self.fleet_reads_at_once, read).await
+    }
+
+    async fn read_regions<T, F, Fut>(
+        &self,
+        at_once: usize,
+        read: F,
+    ) -> Result<Vec<(String, T)>, Error>
+    where
+        F: Fn(C) -> Fut,
+        Fut: Future<Output = Result<T, Error>>,
     {
         let regions = self.covered().await?.to_vec();
         let read = &read;
-        let mut all: Vec<(usize, String, Vec<T>)> = stream::iter(regions.into_iter().enumerate())
+        let mut all: Vec<(usize, String, T)> = stream::iter(regions.into_iter().enumerate())
             .map(|(index, region)| async move {
                 read(self.get(Some(&region)))
                     .await
@@ -113,7 +140,7 @@ impl<C: InRegion + EnabledRegions + Clone + Sync> RegionalClients<C> {
                         cause: e.to_string(),
                     })
             })
-            .buffer_unordered(REGION_READS_AT_ONCE)
+            .buffer_unordered(at_once.max(1))
             .try_collect()
             .await?;
         all.sort_by_key(|(index, _, _)| *index);

@@ -20,14 +20,17 @@ use super::regions::RegionalClients;
 use super::role_resolver::RoleResolver;
 use crate::config::{Config, SessionRights, WriteMode};
 use crate::domain::events::{dispatch, Event, StateChangeDetail, TagChangeDetail};
-use crate::domain::ids::{InstanceId, ResolvedRole, UserId};
+use crate::domain::ids::{InstanceId, ResolvedRole, RoleId, UserId};
 use crate::domain::outcome::{Counts, Outcome, Skipped, Status};
 use crate::domain::reason::{Reason, ReasonCode};
 use crate::domain::session_iam::untaggable_reason;
 use crate::domain::session_name::SessionName;
 use crate::domain::statements::Scope;
 use crate::error::Error;
-use crate::ports::{PolicyStore, RoleDirectory, SessionsEc2, SessionsSsm, StoreReport};
+use crate::ports::{
+    DescribedInstance, EnabledRegions, InRegion, LiveInstances, PolicyStore, RoleDirectory,
+    SessionsEc2, SessionsSsm, StoreReport,
+};
 
 /// Rounds of write-then-verify for one user before giving up for this delivery.
 const MAX_ROUNDS: usize = 3;
@@ -368,42 +371,71 @@ where
             outcome.reason = format!("static session rights: {}", outcome.reason);
             return Ok(outcome);
         }
-        let key = &self.config.user_id_tag_key;
-        let live: Vec<_> = self
-            .ec2
-            .read_all(|ec2| async move { ec2.live_instances_tagged(key, None).await })
-            .await?
-            .into_iter()
-            .flat_map(|(_, found)| found)
-            .collect();
-        let mut desired = BTreeSet::new();
-        let mut skipped = Vec::new();
-        for instance in &live {
-            match instance
-                .tags
-                .get(key)
-                .map(|v| UserId::parse_for(v, &role.id))
-            {
-                Some(Ok(user)) => {
-                    desired.insert(user.user().clone());
-                }
-                Some(Err(reason)) => {
-                    skipped.push(Skipped::instance(instance.instance_id.to_string(), reason))
-                }
-                None => {}
-            }
-        }
+        let live = LiveUsers::read(&self.ec2, &self.config.user_id_tag_key, &role.id).await?;
         let report = self
             .store
-            .converge(role, &Scope::All, &desired, mode)
+            .converge(role, &Scope::All, &live.users, mode)
             .await?;
         Ok(reconcile_outcome(
-            live.len(),
-            desired.len(),
+            live.instances,
+            live.users.len(),
             report,
-            skipped,
+            live.skipped,
             mode,
         ))
+    }
+}
+
+/// What a whole-fleet read keeps: the users with a live instance tagged with their user id, the
+/// number of such instances, and the tag values that name no user of the role. Each page is
+/// reduced to this as it arrives, so memory grows with the users, not with the fleet.
+#[derive(Debug, Default)]
+pub(crate) struct LiveUsers {
+    pub(crate) instances: usize,
+    pub(crate) users: BTreeSet<SessionName>,
+    pub(crate) skipped: Vec<Skipped>,
+}
+
+impl LiveUsers {
+    /// Every covered region, all at once.
+    pub(crate) async fn read<E>(
+        ec2: &RegionalClients<E>,
+        key: &str,
+        role: &RoleId,
+    ) -> Result<Self, Error>
+    where
+        E: LiveInstances + InRegion + EnabledRegions + Clone + Sync,
+    {
+        let regions = ec2
+            .read_fleet(|ec2| async move {
+                let mut seen = LiveUsers::default();
+                ec2.each_live_instance_tagged(key, &mut |instance| seen.add(&instance, key, role))
+                    .await?;
+                Ok(seen)
+            })
+            .await?;
+        let mut all = LiveUsers::default();
+        for (_, seen) in regions {
+            all.instances += seen.instances;
+            all.users.extend(seen.users);
+            all.skipped.extend(seen.skipped);
+        }
+        Ok(all)
+    }
+
+    fn add(&mut self, instance: &DescribedInstance, key: &str, role: &RoleId) {
+        let Some(value) = instance.tags.get(key) else {
+            return;
+        };
+        self.instances += 1;
+        match UserId::parse_for(value, role) {
+            Ok(user) => {
+                self.users.insert(user.user().clone());
+            }
+            Err(reason) => self
+                .skipped
+                .push(Skipped::instance(instance.instance_id.to_string(), reason)),
+        }
     }
 }
 

@@ -603,3 +603,39 @@ async fn a_grant_reads_one_region_and_a_revoke_reads_all_seventeen_at_once() {
     );
     assert_eq!(fake.world().most_reads_in_flight, 17);
 }
+
+#[tokio::test(start_paused = true)]
+async fn the_reconcile_reads_whole_fleets_a_few_regions_at_a_time_and_keeps_only_users() {
+    // GIVEN 17 covered regions with one of ada's instances in each, and slow reads
+    let fake = fake();
+    fake.world().enabled_regions = seventeen_regions();
+    fake.world().read_delay = Some(std::time::Duration::from_millis(200));
+    for (n, region) in seventeen_regions().iter().enumerate() {
+        fake.add_instance_in(
+            region,
+            &format!("i-00000000000{n:06x}"),
+            InstanceState::Running,
+            &[
+                ("AwsUserId", &format!("{ROLE_ID}:ada")),
+                ("Name", "workspace"),
+            ],
+        );
+    }
+    let mut config = config();
+    config.fleet_reads_at_once = 4;
+    let policies = policies_on(config, &fake, managed(&fake));
+
+    // WHEN the reconcile runs
+    let done = policies
+        .handle(event("scheduled-reconcile.json"))
+        .await
+        .unwrap();
+
+    // THEN every region was read, never more than FLEET_READS_AT_ONCE at the same time
+    assert!(
+        done.reason
+            .starts_with("reconcile: 17 live tagged instance(s), 1 user(s)"),
+        "{done:?}"
+    );
+    assert_eq!(fake.world().most_reads_in_flight, 4);
+}

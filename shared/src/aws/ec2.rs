@@ -5,10 +5,11 @@ use tracing::instrument;
 
 use super::sdk_error::from_sdk;
 use crate::domain::ids::{InstanceId, InstanceState};
+use crate::domain::ownership;
 use crate::error::Error;
 use crate::ports::{
     DescribedInstance, EnabledRegions, InstanceDirectory, InstanceInventory, InstanceTagger,
-    LiveInstances,
+    LiveInstances, Visit,
 };
 
 impl EnabledRegions for aws_sdk_ec2::Client {
@@ -55,7 +56,7 @@ impl InstanceDirectory for aws_sdk_ec2::Client {
                 .name("instance-id")
                 .set_values(Some(batch.iter().map(|i| i.to_string()).collect()))
                 .build();
-            found.extend(describe_filtered(self, vec![filter]).await?);
+            found.extend(describe_filtered(self, vec![filter], None).await?);
         }
         Ok(found)
     }
@@ -76,9 +77,9 @@ fn live_filter() -> Filter {
 impl InstanceInventory for aws_sdk_ec2::Client {
     /// One page per 1,000 instances. Tag keys cannot be filtered here: EC2 compares them with
     /// regard to case, and the sweep must also see instances that carry only a case variant.
-    #[instrument(skip(self))]
-    async fn live_instances(&self) -> Result<Vec<DescribedInstance>, Error> {
-        describe_filtered(self, vec![live_filter()]).await
+    #[instrument(skip(self, visit))]
+    async fn each_live_instance(&self, keys: &[&str], visit: Visit<'_>) -> Result<(), Error> {
+        describe_each(self, vec![live_filter()], Some(keys), visit).await
     }
 }
 
@@ -96,15 +97,41 @@ impl LiveInstances for aws_sdk_ec2::Client {
                 .build(),
             None => Filter::builder().name("tag-key").values(key).build(),
         };
-        describe_filtered(self, vec![tag, live_filter()]).await
+        describe_filtered(self, vec![tag, live_filter()], Some(&[key])).await
+    }
+
+    #[instrument(skip(self, visit))]
+    async fn each_live_instance_tagged(&self, key: &str, visit: Visit<'_>) -> Result<(), Error> {
+        let tag = Filter::builder().name("tag-key").values(key).build();
+        describe_each(self, vec![tag, live_filter()], Some(&[key]), visit).await
     }
 }
 
+/// Whether a tag is kept: with `keys`, only those keys and their case variants (so a fleet's
+/// other tags are dropped as each page arrives, and memory grows with the ownership tags only).
+fn kept(keys: Option<&[&str]>, key: &str) -> bool {
+    keys.is_none_or(|keys| ownership::tag_kept(keys, key))
+}
+
+/// Every instance of a filtered `DescribeInstances`, collected; `keep` as in [`kept`].
 async fn describe_filtered(
     ec2: &aws_sdk_ec2::Client,
     filters: Vec<Filter>,
+    keep: Option<&[&str]>,
 ) -> Result<Vec<DescribedInstance>, Error> {
     let mut found = Vec::new();
+    describe_each(ec2, filters, keep, &mut |instance| found.push(instance)).await?;
+    Ok(found)
+}
+
+/// Every page of a filtered `DescribeInstances`, each instance handed to `visit` and each page
+/// dropped before the next is asked for; `keep` as in [`kept`].
+async fn describe_each(
+    ec2: &aws_sdk_ec2::Client,
+    filters: Vec<Filter>,
+    keep: Option<&[&str]>,
+    visit: Visit<'_>,
+) -> Result<(), Error> {
     let mut pages = ec2
         .describe_instances()
         .set_filters(Some(filters))
@@ -114,14 +141,15 @@ async fn describe_filtered(
     while let Some(page) = pages.next().await {
         let page = page.map_err(|e| from_sdk(DESCRIBE, e))?;
         for instance in page.reservations().iter().flat_map(|r| r.instances()) {
-            found.push(read_instance(instance)?);
+            visit(read_instance(instance, keep)?);
         }
     }
-    Ok(found)
+    Ok(())
 }
 
-/// An instance as EC2 describes it; a missing id, state or tag key is an unreadable answer.
-fn read_instance(instance: &Instance) -> Result<DescribedInstance, Error> {
+/// An instance as EC2 describes it, with the tags `keep` keeps; a missing id, state or tag key
+/// is an unreadable answer.
+fn read_instance(instance: &Instance, keep: Option<&[&str]>) -> Result<DescribedInstance, Error> {
     let id = instance
         .instance_id()
         .ok_or_else(|| Error::unreadable(DESCRIBE, "an instance id"))?;
@@ -145,6 +173,9 @@ fn read_instance(instance: &Instance) -> Result<DescribedInstance, Error> {
         let key = tag
             .key()
             .ok_or_else(|| Error::unreadable(DESCRIBE, format!("a tag key on {id}")))?;
+        if !kept(keep, key) {
+            continue;
+        }
         // EC2 leaves out the value of a tag whose value is empty.
         tags.insert(key.to_owned(), tag.value().unwrap_or_default().to_owned());
     }

@@ -310,6 +310,13 @@ pub(crate) fn is_case_variant(key: &str, wanted: &str) -> bool {
             || unicase::UniCase::unicode(key) == unicase::UniCase::unicode(wanted))
 }
 
+/// Whether a bulk read keeps the tag `key`: it is one of `keys` or a case variant of one (the
+/// sweep's tamper check needs the variants; no decision needs any other tag).
+pub(crate) fn tag_kept(keys: &[&str], key: &str) -> bool {
+    keys.iter()
+        .any(|wanted| *wanted == key || is_case_variant(key, wanted))
+}
+
 /// A key's code points (`U+0041 U+017F …`) when it is not plain ASCII, for the tamper log: a
 /// look-alike letter is invisible in a log line.
 pub(crate) fn code_points(key: &str) -> Option<String> {
