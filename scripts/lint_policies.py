@@ -211,12 +211,15 @@ INJECTIONS = ['a"b', "a}b", "a{b", "a\\b", "a,\"Effect\"", "aws:owner", "AWS:own
 def unconstrained_policy_parameters(path):
     """Parameters whose value reaches a policy document (as ${Name} in a Sub) without a
     constraint that keeps JSON syntax out: each must have AllowedValues, or an AllowedPattern
-    (anchored, as CloudFormation applies it) that rejects every INJECTIONS sample."""
+    (anchored, as CloudFormation applies it) that rejects every INJECTIONS sample. A parameter
+    of type Number is a number by CloudFormation's own check, so it carries no JSON syntax."""
     template, _ = decode_str(open(path, encoding="utf-8").read())
     text = json.dumps([r.get("Properties", {}) for r in template.get("Resources", {}).values()])
     problems = []
     for name, spec in template.get("Parameters", {}).items():
         if "${" + name + "}" not in text or "AllowedValues" in spec:
+            continue
+        if spec.get("Type") == "Number":
             continue
         pattern = spec.get("AllowedPattern")
         if pattern is None:

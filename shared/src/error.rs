@@ -75,7 +75,7 @@ impl Error {
     }
 
     /// An answer that lacks `missing`.
-    pub(crate) fn unreadable(operation: &'static str, missing: impl Into<String>) -> Self {
+    pub fn unreadable(operation: &'static str, missing: impl Into<String>) -> Self {
         Error::UnreadableAnswer {
             operation,
             missing: missing.into(),

@@ -19,6 +19,7 @@ pub use iam::decode_policy_document;
 #[cfg(any(test, feature = "fakes"))]
 pub(crate) use iam::pick_permission_set_role;
 pub use logging::LoggingClients;
+pub use sdk_error::from_sdk;
 
 use crate::config::{Config, ATTEMPT_TIMEOUT, CONNECT_TIMEOUT, OPERATION_TIMEOUT};
 

@@ -35,7 +35,7 @@ const RETRYABLE_CODES: &[&str] = &[
 ];
 
 /// Turn an SDK error into an [`Error::Aws`], deciding whether a retry can help.
-pub(crate) fn from_sdk<E>(operation: &'static str, err: SdkError<E, Response>) -> Error
+pub fn from_sdk<E>(operation: &'static str, err: SdkError<E, Response>) -> Error
 where
     E: ProvideErrorMetadata + std::error::Error + 'static,
 {

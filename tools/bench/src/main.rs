@@ -1,457 +1,92 @@
-//! `bench [--users N] [--instances-per-user K]`: measure the product against moto on loopback.
+//! `bench`: measure the product as an operator would run it. Every measurement runs the real
+//! `replay` binary as its own process and reports the AWS requests it sent (counted at the HTTP
+//! layer, retries included), the whole-process wall time and the peak resident memory.
 //!
-//! Every measurement runs the real `replay` binary as its own process, exactly as an operator
-//! would, and reports:
-//! - the AWS requests it sent, per operation, counted at the HTTP layer by the SDK interceptor
-//!   (every request put on the wire, retries included);
-//! - the whole-process wall time (start-up, config, SDK set-up, handling, exit);
-//! - the process's peak resident memory (from `wait4`).
+//! - `bench` (the default): per-event and reconcile costs against moto on loopback.
+//! - `bench --scale`: reconcile, sweep, grant and revoke at 1,000 to 100,000 instances, 1,000 and
+//!   10,000 users, 1 and 17 regions, against a stand-in EC2 endpoint (moto cannot serve pages of
+//!   that size in useful time); prints a table with growth ratios and writes a plot.
 //!
-//! The numbers depend on the machine and on moto's speed; they are printed, never asserted.
+//! The numbers depend on the machine; they are printed, never asserted.
+//! Exit status: 0 measured, 1 a measurement failed, 2 a usage error.
 
-use std::collections::BTreeMap;
-use std::os::unix::process::ExitStatusExt;
-use std::path::{Path, PathBuf};
-use std::process::{Command, ExitCode, Stdio};
-use std::time::{Duration, Instant};
+use std::path::PathBuf;
+use std::process::ExitCode;
 
-use serde_json::Value;
-use shared::aws::Clients;
-use shared::config::WriteMode;
-use shared::domain::ids::ResolvedRole;
-use shared::edge::replay_line::ReplayLine;
-use testkit::fault_proxy::{every_nth, Fault, FaultProxy};
-use testkit::{create_role, rewrite, run_instances, sibling_binary, Moto, DEMO_ROLE};
+use clap::Parser;
 
-struct Measured {
-    calls: BTreeMap<String, u64>,
-    outcome: String,
-    reasons: Vec<String>,
-    /// One line per event, as replay printed it.
-    lines: Vec<ReplayLine>,
-    wall: Duration,
-    peak_kib: i64,
+mod measure;
+mod moto_cases;
+mod plot;
+mod scale;
+mod standin;
+
+#[derive(Parser, Debug)]
+#[command(
+    version,
+    about = "Measure ssm-session-owner: AWS calls, process wall time and peak memory",
+    after_help = "Exit status: 0 measured, 1 a measurement failed, 2 a usage error.\nBuild and run it with scripts/bench, which also installs moto."
+)]
+struct Cli {
+    /// Users seeded for the moto reconcile case.
+    #[arg(long, default_value_t = 30, conflicts_with = "scale")]
+    users: usize,
+    /// Instances per user for the moto reconcile case.
+    #[arg(long, default_value_t = 10, conflicts_with = "scale")]
+    instances_per_user: usize,
+    /// Run the scale benchmark against the stand-in endpoint instead of the moto cases.
+    #[arg(long)]
+    scale: bool,
+    /// Scale: fleet sizes (instances in the account, spread over the regions).
+    #[arg(
+        long,
+        value_delimiter = ',',
+        default_value = "1000,10000,100000",
+        requires = "scale"
+    )]
+    fleets: Vec<usize>,
+    /// Scale: user counts (sizes with fewer instances than users are left out).
+    #[arg(
+        long,
+        value_delimiter = ',',
+        default_value = "1000,10000",
+        requires = "scale"
+    )]
+    user_counts: Vec<usize>,
+    /// Scale: covered region counts (at most 17).
+    #[arg(long, value_delimiter = ',', default_value = "1,17", requires = "scale",
+          value_parser = clap::value_parser!(u8).range(1..=17))]
+    region_counts: Vec<u8>,
+    /// Scale: the stand-in's latency per EC2 call for the "with latency" runs, in milliseconds
+    /// (a typical DescribeInstances page of 1,000 instances).
+    #[arg(long, default_value_t = 1000, requires = "scale")]
+    latency_ms: u64,
+    /// Scale: where to write the plot (SVG).
+    #[arg(long, default_value = "docs/scale.svg", requires = "scale")]
+    plot: PathBuf,
 }
 
 #[tokio::main]
 async fn main() -> ExitCode {
-    match run().await {
+    let cli = Cli::parse();
+    let result = if cli.scale {
+        let region_counts = cli.region_counts.iter().map(|r| usize::from(*r)).collect();
+        scale::run(scale::Plan {
+            fleets: cli.fleets,
+            user_counts: cli.user_counts,
+            region_counts,
+            latency: std::time::Duration::from_millis(cli.latency_ms),
+            plot: cli.plot,
+        })
+        .await
+    } else {
+        moto_cases::run(cli.users, cli.instances_per_user).await
+    };
+    match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(err) => {
             eprintln!("bench failed: {err}");
             ExitCode::FAILURE
         }
     }
-}
-
-fn arg(name: &str, default: usize) -> Result<usize, String> {
-    let args: Vec<String> = std::env::args().collect();
-    match args.iter().position(|a| a == name) {
-        None => Ok(default),
-        Some(i) => args
-            .get(i + 1)
-            .and_then(|v| v.parse().ok())
-            .ok_or_else(|| format!("{name} needs a whole number")),
-    }
-}
-
-async fn run() -> Result<(), String> {
-    let users = arg("--users", 30)?;
-    let per_user = arg("--instances-per-user", 10)?;
-    let replay = sibling_binary("replay")?;
-    let moto = Moto::start().map_err(|e| e.to_string())?;
-    let admin = Clients::new(&moto.sdk_config().await);
-    let role_id = create_role(&admin.iam, DEMO_ROLE).await;
-    let dir = std::env::temp_dir().join(format!("ssm-session-owner-bench-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).map_err(|e| e.to_string())?;
-    let env = |extra: &[(&str, &str)]| {
-        let mut all: Vec<(String, String)> = moto
-            .product_env(DEMO_ROLE)
-            .into_iter()
-            .map(|(k, v)| (k.to_owned(), v))
-            .collect();
-        all.push(("SESSION_ROLE_ID".into(), role_id.clone()));
-        for name in [
-            "POLICY_STORE",
-            "MAX_POLICY_SHARDS",
-            "ROLE_MANAGED_POLICY_LIMIT",
-            "SDK_ATTEMPT_TIMEOUT_SECONDS",
-            "SDK_OPERATION_TIMEOUT_SECONDS",
-        ] {
-            if let Ok(value) = std::env::var(name) {
-                all.push((name.into(), value));
-            }
-        }
-        all.extend(extra.iter().map(|(k, v)| (k.to_string(), v.to_string())));
-        all
-    };
-    let sample = |name: &str| {
-        std::fs::read_to_string(shared::fixtures::events_dir().join(name))
-            .map_err(|e| e.to_string())
-    };
-
-    println!(
-        "ssm-session-owner benchmark: moto on {} ({users} users x {per_user} instances for the reconcile; store {})\n",
-        moto.endpoint(),
-        std::env::var("POLICY_STORE").unwrap_or_else(|_| "managed".into())
-    );
-    let mut notes: Vec<String> = Vec::new();
-    println!("| case | AWS calls | calls by operation | outcome | process wall time | peak RSS |");
-    println!("|---|---|---|---|---|---|");
-
-    // RunInstances, owner tag in the event: two portal instances.
-    let ids = run_instances(&admin.ec2, 2, &[("CreatedBy", "tim.malone")]).await;
-    let event = write(
-        &dir,
-        "in-event.json",
-        rewrite(
-            &sample("run-instances-created-by.json")?,
-            &[
-                ("i-0a1b2c3d4e5f60001", &ids[0]),
-                ("i-0a1b2c3d4e5f60002", &ids[1]),
-            ],
-        ),
-    )?;
-    row(
-        "RunInstances, owner tag in the event (2 instances)",
-        &measure(&replay, std::slice::from_ref(&event), &env(&[]))?,
-    );
-    row(
-        "RunInstances, same event redelivered",
-        &measure(&replay, &[event], &env(&[]))?,
-    );
-
-    // RunInstances, owner tag only in EC2.
-    let ids = run_instances(&admin.ec2, 1, &[("CreatedBy", "ada.lovelace")]).await;
-    let event = write(
-        &dir,
-        "not-in-event.json",
-        rewrite(
-            &sample("run-instances-owner-not-in-event.json")?,
-            &[("i-0a1b2c3d4e5f60003", &ids[0])],
-        ),
-    )?;
-    row(
-        "RunInstances, owner tag not in the event",
-        &measure(&replay, std::slice::from_ref(&event), &env(&[]))?,
-    );
-    row(
-        "RunInstances, same event redelivered",
-        &measure(&replay, &[event], &env(&[]))?,
-    );
-
-    // Through a proxy that throttles every other request: the calls show the SDK's retries.
-    let proxy = FaultProxy::start(moto.port(), every_nth(2, Fault::Throttle))
-        .await
-        .map_err(|e| e.to_string())?;
-    let ids = run_instances(&admin.ec2, 1, &[("CreatedBy", "ada.lovelace")]).await;
-    let event = write(
-        &dir,
-        "throttled.json",
-        rewrite(
-            &sample("run-instances-owner-not-in-event.json")?,
-            &[("i-0a1b2c3d4e5f60003", &ids[0])],
-        ),
-    )?;
-    let mut throttled_env = env(&[]);
-    throttled_env.retain(|(k, _)| k != "AWS_ENDPOINT_URL");
-    throttled_env.push(("AWS_ENDPOINT_URL".into(), proxy.endpoint()));
-    let measured = measure_async(&replay, vec![event], throttled_env).await?;
-    row(
-        "RunInstances, owner not in event, every 2nd request throttled",
-        &measured,
-    );
-    drop(proxy);
-
-    // Without SESSION_ROLE_ID the process resolves the role id once.
-    let ids = run_instances(&admin.ec2, 1, &[("CreatedBy", "tim.malone")]).await;
-    let event = write(
-        &dir,
-        "cold.json",
-        rewrite(
-            &sample("run-instances-created-by.json")?,
-            &[
-                ("i-0a1b2c3d4e5f60001", &ids[0]),
-                ("i-0a1b2c3d4e5f60002", &ids[0]),
-            ],
-        ),
-    )?;
-    let mut cold_env = env(&[]);
-    cold_env.retain(|(k, _)| k != "SESSION_ROLE_ID");
-    row(
-        "RunInstances, owner in event, SESSION_ROLE_ID unset (cold start)",
-        &measure(&replay, &[event], &cold_env)?,
-    );
-
-    // Reconcile: users x per_user live instances tagged AwsUserId.
-    for u in 0..users {
-        let name = format!("researcher{u:04}");
-        let value = format!("{role_id}:{name}");
-        run_instances(
-            &admin.ec2,
-            per_user as i32,
-            &[("CreatedBy", &name), ("AwsUserId", &value)],
-        )
-        .await;
-    }
-    let reconcile = write(
-        &dir,
-        "reconcile.json",
-        rewrite(&sample("scheduled-reconcile.json")?, &[]),
-    )?;
-    let label = format!(
-        "reconcile {} instances / {users} users, from empty",
-        users * per_user
-    );
-    // The schedule goes to both functions; the reconcile and the sweep are measured apart.
-    let only = |function: &str| {
-        vec![
-            PathBuf::from("--function"),
-            PathBuf::from(function),
-            reconcile.clone(),
-        ]
-    };
-    let first = measure(&replay, &only("session-policy"), &env(&[]))?;
-    row(&label, &first);
-    notes.extend(
-        first
-            .reasons
-            .iter()
-            .map(|r| format!("first reconcile: {r}")),
-    );
-    let label = format!(
-        "reconcile {} instances / {users} users, nothing changed",
-        users * per_user
-    );
-    let second = measure(&replay, &only("session-policy"), &env(&[]))?;
-    row(&label, &second);
-    row(
-        "tag sweep of every live instance, converged",
-        &measure(&replay, &only("owner-tagger"), &env(&[]))?,
-    );
-    notes.extend(
-        second
-            .reasons
-            .iter()
-            .map(|r| format!("second reconcile: {r}")),
-    );
-
-    // Grants and revokes with 1, 10 and 25 full shards in use (per-user session rights).
-    println!("\n| shards in use | cold grant (first event of a process) | warm revoke | warm grant | calls by operation (warm grant) |");
-    println!("|---|---|---|---|---|");
-    for shards in [1, 10, 25] {
-        let lines = grants_and_revokes(&moto, &admin, &replay, &dir, shards).await?;
-        let [cold, revoke, grant] = &lines[..] else {
-            return Err(format!("expected 3 lines, got {}", lines.len()));
-        };
-        for line in &lines {
-            if line.outcome != "changed" {
-                return Err(format!(
-                    "{shards} shards: {} was {}: {}",
-                    line.file, line.outcome, line.reason
-                ));
-            }
-        }
-        let by_op: Vec<String> = grant
-            .calls
-            .iter()
-            .map(|(op, n)| format!("{op} {n}"))
-            .collect();
-        println!(
-            "| {shards} | {} | {} | {} | {} |",
-            cold.total_calls(),
-            revoke.total_calls(),
-            grant.total_calls(),
-            by_op.join(", ")
-        );
-    }
-
-    let _ = std::fs::remove_dir_all(&dir);
-    for note in notes {
-        println!("\n{note}");
-    }
-    println!("\nCalls are HTTP requests counted by an SDK interceptor in the replay process (retries included).");
-    Ok(())
-}
-
-fn write(dir: &Path, name: &str, event: Value) -> Result<PathBuf, String> {
-    let path = dir.join(name);
-    std::fs::write(&path, event.to_string()).map_err(|e| e.to_string())?;
-    Ok(path)
-}
-
-fn row(case: &str, m: &Measured) {
-    let total: u64 = m.calls.values().sum();
-    let by_op: Vec<String> = m.calls.iter().map(|(op, n)| format!("{op} {n}")).collect();
-    println!(
-        "| {case} | {total} | {} | {} | {:.1} ms | {:.1} MiB |",
-        if by_op.is_empty() {
-            "-".to_owned()
-        } else {
-            by_op.join(", ")
-        },
-        m.outcome,
-        m.wall.as_secs_f64() * 1000.0,
-        m.peak_kib as f64 / 1024.0
-    );
-}
-
-/// [`measure`] on a blocking thread, so an in-process proxy keeps serving meanwhile.
-async fn measure_async(
-    replay: &Path,
-    files: Vec<PathBuf>,
-    env: Vec<(String, String)>,
-) -> Result<Measured, String> {
-    let replay = replay.to_owned();
-    tokio::task::spawn_blocking(move || measure(&replay, &files, &env))
-        .await
-        .map_err(|e| e.to_string())?
-}
-
-/// Run `replay` once as a child process; time it and read its peak RSS with `wait4`.
-fn measure(replay: &Path, files: &[PathBuf], env: &[(String, String)]) -> Result<Measured, String> {
-    let stdout_path = std::env::temp_dir().join(format!("bench-out-{}.json", std::process::id()));
-    let stdout = std::fs::File::create(&stdout_path).map_err(|e| e.to_string())?;
-    let start = Instant::now();
-    let child = Command::new(replay)
-        .args(files)
-        .env_clear()
-        .env("PATH", std::env::var("PATH").unwrap_or_default())
-        .envs(env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
-        .stdout(stdout)
-        .stderr(Stdio::inherit())
-        .spawn()
-        .map_err(|e| format!("cannot run {}: {e}", replay.display()))?;
-    let pid = child.id() as libc::pid_t;
-    let mut status: libc::c_int = 0;
-    // SAFETY: an all-zero rusage is valid, and wait4 writes only into the two locals.
-    let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
-    let waited = unsafe { libc::wait4(pid, &mut status, 0, &mut usage) };
-    let wall = start.elapsed();
-    if waited != pid {
-        return Err(format!("wait4 failed: {}", std::io::Error::last_os_error()));
-    }
-    let status = std::process::ExitStatus::from_raw(status);
-    let text = std::fs::read_to_string(&stdout_path).map_err(|e| e.to_string())?;
-    let _ = std::fs::remove_file(&stdout_path);
-    let mut calls = BTreeMap::new();
-    let mut outcomes = Vec::new();
-    let mut reasons = Vec::new();
-    let mut lines = Vec::new();
-    for line in text.lines() {
-        let v: ReplayLine =
-            serde_json::from_str(line).map_err(|e| format!("replay printed {line:?}: {e}"))?;
-        for (op, n) in &v.calls {
-            *calls.entry(op.clone()).or_insert(0) += n;
-        }
-        outcomes.push(v.outcome.clone());
-        reasons.push(v.reason.clone());
-        lines.push(v);
-    }
-    if !status.success() {
-        return Err(format!("replay exited with {status}: {text}"));
-    }
-    Ok(Measured {
-        calls,
-        outcome: outcomes.join(","),
-        reasons,
-        lines,
-        wall,
-        peak_kib: usage.ru_maxrss,
-    })
-}
-
-/// Seed a role with `shards` full shards (one place free, and one statement for a user whose
-/// instance is terminated), then replay in one process: a grant (the process's cold start), the
-/// terminated user's revoke, and a grant into the freed place. Returns replay's three lines.
-async fn grants_and_revokes(
-    moto: &Moto,
-    admin: &Clients,
-    replay: &Path,
-    dir: &Path,
-    shards: usize,
-) -> Result<Vec<ReplayLine>, String> {
-    use shared::app::managed_store::ManagedStore;
-    use shared::domain::ids::RoleId;
-    use shared::domain::session_name::SessionName;
-    use shared::domain::statements::Scope;
-    use shared::ports::PolicyStore;
-
-    let role = format!("BenchRole{shards}");
-    let prefix = format!("bench{shards}-");
-    let role_id = create_role(&admin.iam, &role).await;
-    let parsed = RoleId::parse(&role_id)?;
-    let value = |name: &str| format!("{role_id}:{name}");
-    // 22 statements of an 8-character name fill a shard: all but one place are taken.
-    let mut names: Vec<String> = vec!["gone0000".into()];
-    names.extend((1..22 * shards - 1).map(|i| format!("user{i:04}")));
-    let seeded = names
-        .iter()
-        .map(|n| SessionName::parse(n).map_err(|e| e.to_string()))
-        .collect::<Result<_, _>>()?;
-    let resolved = ResolvedRole {
-        name: role.clone(),
-        id: parsed,
-    };
-    ManagedStore::new(admin.iam.clone(), &prefix, 25, 25)
-        .converge(&resolved, &Scope::All, &seeded, WriteMode::Apply)
-        .await
-        .map_err(|e| e.to_string())?;
-    let gone = run_instances(&admin.ec2, 1, &[("AwsUserId", &value("gone0000"))]).await;
-    admin
-        .ec2
-        .terminate_instances()
-        .instance_ids(&gone[0])
-        .send()
-        .await
-        .map_err(|e| e.to_string())?;
-    let first = run_instances(&admin.ec2, 1, &[("AwsUserId", &value("newbie01"))]).await;
-    let second = run_instances(&admin.ec2, 1, &[("AwsUserId", &value("newbie02"))]).await;
-    let sample = |name: &str| {
-        std::fs::read_to_string(shared::fixtures::events_dir().join(name))
-            .map_err(|e| e.to_string())
-    };
-    let tag = |instance: &str, name: &str| -> Result<Value, String> {
-        Ok(rewrite(
-            &sample("tag-change-user-id-added.json")?,
-            &[
-                ("i-0a1b2c3d4e5f60001", instance),
-                ("AROAEXAMPLEROLEID1234:tim.malone", &value(name)),
-            ],
-        ))
-    };
-    let files = vec![
-        write(
-            dir,
-            &format!("grant-{shards}-a.json"),
-            tag(&first[0], "newbie01")?,
-        )?,
-        write(
-            dir,
-            &format!("revoke-{shards}.json"),
-            rewrite(
-                &sample("state-change-terminated.json")?,
-                &[("i-0a1b2c3d4e5f60006", &gone[0])],
-            ),
-        )?,
-        write(
-            dir,
-            &format!("grant-{shards}-b.json"),
-            tag(&second[0], "newbie02")?,
-        )?,
-    ];
-    let mut env: Vec<(String, String)> = moto
-        .product_env(&role)
-        .into_iter()
-        .map(|(k, v)| (k.to_owned(), v))
-        .collect();
-    for (k, v) in [
-        ("SESSION_ROLE_ID", role_id.as_str()),
-        ("POLICY_NAME_PREFIX", prefix.as_str()),
-        ("MAX_POLICY_SHARDS", "25"),
-        ("ROLE_MANAGED_POLICY_LIMIT", "25"),
-    ] {
-        env.push((k.into(), v.into()));
-    }
-    Ok(measure(replay, &files, &env)?.lines)
 }

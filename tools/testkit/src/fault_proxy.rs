@@ -175,8 +175,9 @@ fn operation_of(request: &str) -> String {
         .unwrap_or_default()
 }
 
-/// Read one HTTP/1.1 request: the head, then `content-length` bytes of body.
-async fn read_request(stream: &mut TcpStream) -> std::io::Result<Vec<u8>> {
+/// Read one HTTP/1.1 request: the head, then `content-length` bytes of body (also used by the
+/// benchmark's stand-in endpoint).
+pub async fn read_request(stream: &mut TcpStream) -> std::io::Result<Vec<u8>> {
     let mut buffer = Vec::new();
     let mut chunk = [0u8; 8192];
     let head_end = loop {

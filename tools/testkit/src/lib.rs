@@ -59,7 +59,7 @@ impl Moto {
             });
         }
         let child = command.spawn().map_err(|e| {
-            io::Error::new(e.kind(), format!("cannot run {python} -m moto.server: {e}"))
+            io::Error::new(e.kind(), format!("cannot run {python} -m moto.server: {e} (scripts/test and scripts/demo install moto into .venv; or set MOTO_PYTHON to a Python that has it)"))
         })?;
         let mut moto = Moto { child, port, log };
         moto.wait_until_ready()?;
@@ -72,8 +72,9 @@ impl Moto {
         loop {
             if let Some(status) = self.child.try_wait()? {
                 let log = std::fs::read_to_string(&self.log).unwrap_or_default();
+                let python = std::env::var("MOTO_PYTHON").unwrap_or_else(|_| "python3".into());
                 return Err(io::Error::other(format!(
-                    "moto exited with {status} before listening (is it installed? run scripts/install-test-deps): {log}"
+                    "moto exited with {status} before listening (is moto installed for {python}? scripts/test and scripts/demo install it into .venv): {log}"
                 )));
             }
             if TcpStream::connect_timeout(&address, Duration::from_millis(200)).is_ok() {
@@ -742,4 +743,36 @@ pub async fn create_session_documents(ssm: &aws_sdk_ssm::Client, settings: &[&st
         names.push(name);
     }
     names
+}
+
+/// What every tool must do with its arguments: `--help` and `--version` answer on stdout with
+/// exit 0; an unknown option is a usage error, exit 2, with a hint and no panic.
+pub fn assert_behaves_like_a_cli(binary: &str, name: &str) {
+    let run = |args: &[&str]| {
+        std::process::Command::new(binary)
+            .args(args)
+            .env_remove("FAILURE_QUEUE_URL")
+            .output()
+            .unwrap_or_else(|e| panic!("cannot run {binary}: {e}"))
+    };
+    let help = run(&["--help"]);
+    let text = String::from_utf8_lossy(&help.stdout);
+    assert_eq!(help.status.code(), Some(0), "{name} --help: {text}");
+    assert!(text.contains(&format!("Usage: {name}")), "{text}");
+    assert!(
+        text.contains("Exit status:"),
+        "{name} --help documents its exit codes: {text}"
+    );
+    let version = run(&["--version"]);
+    assert_eq!(version.status.code(), Some(0));
+    assert_eq!(
+        String::from_utf8_lossy(&version.stdout).trim(),
+        format!("{name} {}", env!("CARGO_PKG_VERSION"))
+    );
+    let bad = run(&["--no-such-option"]);
+    let stderr = String::from_utf8_lossy(&bad.stderr);
+    assert_eq!(bad.status.code(), Some(2), "{stderr}");
+    assert!(stderr.contains("--no-such-option"), "{stderr}");
+    assert!(stderr.contains("--help"), "a hint: {stderr}");
+    assert!(!stderr.contains("panicked"), "{stderr}");
 }
