@@ -172,3 +172,8 @@ async fn under_identity_center_the_report_reads_the_permission_sets_role() {
         serde_json::json!({"missing": [], "stale": ["grace"]})
     );
 }
+
+#[test]
+fn it_answers_help_and_version_and_exits_2_on_a_bad_option() {
+    testkit::assert_behaves_like_a_cli(env!("CARGO_BIN_EXE_capacity"), "capacity");
+}

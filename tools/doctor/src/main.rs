@@ -17,67 +17,61 @@
 
 use std::process::ExitCode;
 
+use clap::Parser;
 use shared::app::doctor::audit::audit;
 use shared::app::doctor::verify::verify;
 use shared::app::doctor::{
     checked_region, diagnose, DoctorError, KindQuestion, Question, Services, Verdict,
 };
 use shared::aws::{load_sdk_config, Clients, LoggingClients};
+use shared::edge::cli::usage_error;
 use shared::Config;
 
-const USAGE: &str = "usage: doctor USER INSTANCE_ID [--region REGION] [--port PORT] [--os-user OS_USER] [--json]\n       doctor --verify [--region REGION] [--json]\n       doctor --audit [--region REGION] [--json]";
+const AFTER_HELP: &str = "\
+Configuration comes from the environment, as for the functions: SESSION_ROLE_NAME or
+PERMISSION_SET_NAME, OWNER_TAG_KEY, USER_ID_TAG_KEY, SESSION_RIGHTS, REGIONS, the session kinds
+(SHELL_SESSIONS, PORT_FORWARDING, SSH_SESSIONS, SESSION_DOCUMENT_PREFIX, SSH_OS_USERS) and the
+SDK's (AWS_REGION, AWS_PROFILE, AWS_ENDPOINT_URL). Reads only, never writes.
 
+Exit status: 0 StartSession is allowed (--verify: no wrong cell; --audit: no finding);
+1 it is denied (a wrong cell; a finding); 2 a usage, configuration or AWS error.";
+
+/// Why a user can or cannot open, terminate or resume a Session Manager session on an instance.
+#[derive(Parser, Debug)]
+#[command(name = "doctor", version, after_help = AFTER_HELP)]
 struct Args {
+    /// USER INSTANCE_ID: the user's session name (the part of aws:userid after the colon) and
+    /// the instance they cannot reach.
+    #[arg(value_names = ["USER", "INSTANCE_ID"], num_args = 0..=2)]
     positional: Vec<String>,
+    /// The region of the instance (or, with --verify/--audit, of the simulator); default: the
+    /// SDK's region.
+    #[arg(long)]
     region: Option<String>,
+    /// Print the report as JSON.
+    #[arg(long)]
     json: bool,
+    /// The isolation matrix of colliding synthetic users, from IAM's own policy simulator.
+    #[arg(long, conflicts_with_all = ["audit", "port", "os_user"])]
     verify: bool,
+    /// Every way the users' role, with all its policies and its trust policy, could escape
+    /// isolation.
+    #[arg(long, conflicts_with_all = ["port", "os_user"])]
     audit: bool,
-    /// The port to ask port forwarding about.
+    /// Also ask whether port forwarding to this port on the instance is allowed.
+    #[arg(long, value_parser = clap::value_parser!(u16).range(1..))]
     port: Option<u16>,
-    /// The OS user to ask SSH about.
+    /// Also ask whether an SSH key may be pushed for this OS user.
+    #[arg(long)]
     os_user: Option<String>,
 }
 
-fn parse(args: impl IntoIterator<Item = String>) -> Result<Args, String> {
-    let mut parsed = Args {
-        positional: Vec::new(),
-        region: None,
-        json: false,
-        verify: false,
-        audit: false,
-        port: None,
-        os_user: None,
-    };
-    let mut args = args.into_iter();
-    while let Some(arg) = args.next() {
-        match arg.as_str() {
-            "--json" => parsed.json = true,
-            "--verify" => parsed.verify = true,
-            "--audit" => parsed.audit = true,
-            "--region" => {
-                parsed.region = Some(args.next().ok_or("--region needs a value")?);
-            }
-            "--port" => {
-                let port = args.next().ok_or("--port needs a value")?;
-                parsed.port =
-                    Some(port.parse::<u16>().ok().filter(|p| *p > 0).ok_or_else(|| {
-                        format!("--port {port:?} is not a port number (1-65535)")
-                    })?);
-            }
-            "--os-user" => {
-                parsed.os_user = Some(args.next().ok_or("--os-user needs a value")?);
-            }
-            flag if flag.starts_with("--") => return Err(format!("unknown option {flag}")),
-            _ => parsed.positional.push(arg),
-        }
-    }
-    match (parsed.verify, parsed.audit, parsed.positional.len()) {
-        (true, true, _) => Err("--verify and --audit are separate runs".into()),
-        (true, false, 0) | (false, true, 0) | (false, false, 2) => Ok(parsed),
-        (true, false, _) => Err("--verify takes no USER or INSTANCE_ID".into()),
-        (false, true, _) => Err("--audit takes no USER or INSTANCE_ID".into()),
-        (false, false, _) => Err("USER and INSTANCE_ID are required".into()),
+fn check(args: &Args) -> Result<(), &'static str> {
+    match (args.verify, args.audit, args.positional.len()) {
+        (true, false, 0) | (false, true, 0) | (false, false, 2) => Ok(()),
+        (true, _, _) => Err("--verify takes no USER or INSTANCE_ID"),
+        (_, true, _) => Err("--audit takes no USER or INSTANCE_ID"),
+        _ => Err("USER and INSTANCE_ID are required"),
     }
 }
 
@@ -107,13 +101,10 @@ fn print<T: serde::Serialize + std::fmt::Display>(
 
 #[tokio::main]
 async fn main() -> ExitCode {
-    let args = match parse(std::env::args().skip(1)) {
-        Ok(args) => args,
-        Err(problem) => {
-            eprintln!("doctor: {problem}\n{USAGE}");
-            return ExitCode::from(2);
-        }
-    };
+    let args = Args::parse();
+    if let Err(problem) = check(&args) {
+        return usage_error("doctor", problem);
+    }
     let config = match Config::from_env() {
         Ok(config) => config,
         Err(err) => {
@@ -131,8 +122,7 @@ async fn main() -> ExitCode {
             return ExitCode::from(2);
         };
         if let Err(err) = checked_region(&region) {
-            eprintln!("doctor: {err}\n{USAGE}");
-            return ExitCode::from(2);
+            return usage_error("doctor", err);
         }
         let (run, printed) = if args.verify {
             (
@@ -174,10 +164,7 @@ async fn main() -> ExitCode {
     };
     match diagnose(&config, &question, services).await {
         Ok(diagnosis) => print(&diagnosis, args.json, diagnosis.verdict == Verdict::Allowed),
-        Err(DoctorError::Usage(problem)) => {
-            eprintln!("doctor: {problem}\n{USAGE}");
-            ExitCode::from(2)
-        }
+        Err(DoctorError::Usage(problem)) => usage_error("doctor", problem),
         Err(DoctorError::Aws(err)) => {
             eprintln!("doctor: {err} ({})", err.kind());
             ExitCode::from(2)

@@ -598,3 +598,8 @@ async fn the_product_shells_logging_targets_are_checked_where_moto_has_them() {
         "{report:#}"
     );
 }
+
+#[test]
+fn it_answers_help_and_version_and_exits_2_on_a_bad_option() {
+    testkit::assert_behaves_like_a_cli(env!("CARGO_BIN_EXE_doctor"), "doctor");
+}

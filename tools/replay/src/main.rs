@@ -9,6 +9,8 @@
 //! error.
 
 use std::io::Read;
+
+use clap::{Parser, ValueEnum};
 use std::process::ExitCode;
 
 use serde_json::Value;
@@ -21,7 +23,33 @@ use shared::domain::events::{parse_envelope, route, OWNER_TAGGER, SESSION_POLICY
 use shared::edge::replay_line::ReplayLine;
 use shared::{Config, Error, Outcome};
 
-const USAGE: &str = "usage: replay [--dry-run] [--function owner-tagger|session-policy] FILE... (- reads one event from stdin)";
+const AFTER_HELP: &str = "\
+Configuration comes from the environment, as for the Lambdas (SESSION_ROLE_NAME or
+PERMISSION_SET_NAME, ...), and the SDK's (AWS_REGION, AWS_ENDPOINT_URL for moto).
+
+Exit status: 0 every event was handled or deliberately ignored; 1 any failed; 2 a usage or
+configuration error.";
+
+/// Send EventBridge events to the handlers the Lambdas run, and print one JSON line per event.
+#[derive(Parser, Debug)]
+#[command(name = "replay", version, after_help = AFTER_HELP)]
+struct Args {
+    /// Event files (`-` reads one event from stdin).
+    #[arg(required = true, value_name = "FILE")]
+    files: Vec<String>,
+    /// Make a reconcile report its plan without writing (also RECONCILE_DRY_RUN=true).
+    #[arg(long)]
+    dry_run: bool,
+    /// Send each event to this function only.
+    #[arg(long, value_enum)]
+    function: Option<Function>,
+}
+
+#[derive(Clone, Copy, Debug, ValueEnum)]
+enum Function {
+    OwnerTagger,
+    SessionPolicy,
+}
 
 type Ec2 = aws_sdk_ec2::Client;
 type Iam = aws_sdk_iam::Client;
@@ -48,31 +76,12 @@ impl Functions {
 #[tokio::main]
 async fn main() -> ExitCode {
     lambda_runtime::tracing::init_default_subscriber_with_writer(std::io::stderr);
-    let mut files: Vec<String> = std::env::args().skip(1).collect();
-    let dry_run_flag = files.iter().any(|f| f == "--dry-run");
-    files.retain(|f| f != "--dry-run");
-    let only = match files.iter().position(|f| f == "--function") {
-        None => None,
-        Some(i) => match files.get(i + 1).map(String::as_str) {
-            Some(name @ (OWNER_TAGGER | SESSION_POLICY)) => {
-                let name: &'static str = if name == OWNER_TAGGER {
-                    OWNER_TAGGER
-                } else {
-                    SESSION_POLICY
-                };
-                files.drain(i..i + 2);
-                Some(name)
-            }
-            _ => {
-                eprintln!("replay: --function takes {OWNER_TAGGER} or {SESSION_POLICY}\n{USAGE}");
-                return ExitCode::from(2);
-            }
-        },
-    };
-    if files.is_empty() || files.iter().any(|f| f == "-h" || f == "--help") {
-        eprintln!("{USAGE}");
-        return ExitCode::from(2);
-    }
+    let args = Args::parse();
+    let (files, dry_run_flag) = (args.files, args.dry_run);
+    let only: Option<&'static str> = args.function.map(|f| match f {
+        Function::OwnerTagger => OWNER_TAGGER,
+        Function::SessionPolicy => SESSION_POLICY,
+    });
     let config = match Config::from_env() {
         Ok(config) => config,
         Err(err) => {

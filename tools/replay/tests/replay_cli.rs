@@ -515,3 +515,8 @@ async fn static_session_rights_write_no_iam_and_remove_what_per_user_mode_left()
         "unchanged"
     );
 }
+
+#[test]
+fn it_answers_help_and_version_and_exits_2_on_a_bad_option() {
+    testkit::assert_behaves_like_a_cli(env!("CARGO_BIN_EXE_replay"), "replay");
+}
