@@ -525,27 +525,9 @@ async fn a_name_session_manager_will_not_tag_is_granted_and_said() {
 
 /// 17 regions, as a default AWS account has.
 fn seventeen_regions() -> Vec<String> {
-    [
-        "us-east-1",
-        "us-east-2",
-        "us-west-1",
-        "us-west-2",
-        "ca-central-1",
-        "eu-west-1",
-        "eu-west-2",
-        "eu-west-3",
-        "eu-central-1",
-        "eu-north-1",
-        "ap-south-1",
-        "ap-northeast-1",
-        "ap-northeast-2",
-        "ap-northeast-3",
-        "ap-southeast-1",
-        "ap-southeast-2",
-        "sa-east-1",
-    ]
-    .map(String::from)
-    .to_vec()
+    crate::domain::ids::DEFAULT_ENABLED_REGIONS
+        .map(String::from)
+        .to_vec()
 }
 
 #[tokio::test(start_paused = true)]

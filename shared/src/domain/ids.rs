@@ -20,6 +20,27 @@ pub enum Partition {
     AwsIsoF,
 }
 
+/// The 17 regions AWS enables in every account by default (the others are opt-in).
+pub const DEFAULT_ENABLED_REGIONS: [&str; 17] = [
+    "us-east-1",
+    "us-east-2",
+    "us-west-1",
+    "us-west-2",
+    "ca-central-1",
+    "eu-west-1",
+    "eu-west-2",
+    "eu-west-3",
+    "eu-central-1",
+    "eu-north-1",
+    "ap-south-1",
+    "ap-northeast-1",
+    "ap-northeast-2",
+    "ap-northeast-3",
+    "ap-southeast-1",
+    "ap-southeast-2",
+    "sa-east-1",
+];
+
 impl Partition {
     /// The partition a region belongs to.
     pub fn of_region(region: &str) -> Self {

@@ -25,26 +25,8 @@ use std::time::Duration;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 
-/// The 17 regions AWS enables in every account by default.
-pub const DEFAULT_REGIONS: [&str; 17] = [
-    "us-east-1",
-    "us-east-2",
-    "us-west-1",
-    "us-west-2",
-    "ap-south-1",
-    "ap-northeast-1",
-    "ap-northeast-2",
-    "ap-northeast-3",
-    "ap-southeast-1",
-    "ap-southeast-2",
-    "ca-central-1",
-    "eu-central-1",
-    "eu-west-1",
-    "eu-west-2",
-    "eu-west-3",
-    "eu-north-1",
-    "sa-east-1",
-];
+/// The 17 regions AWS enables in every account by default, in the order the stand-in lists them.
+pub use shared::domain::ids::DEFAULT_ENABLED_REGIONS as DEFAULT_REGIONS;
 
 /// DescribeInstances answers at most this many instances a page.
 const PAGE: usize = 1000;
