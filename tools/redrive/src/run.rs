@@ -109,10 +109,14 @@ async fn run<Q: ParkedQueue + Sync, I: Invoker + Sync>(
 ) -> Result<Vec<Line>, Error> {
     loop {
         let batch = queue.receive().await?;
-        if batch.is_empty() || held.len() >= MAX_MESSAGES {
+        if batch.is_empty() {
             break;
         }
+        // Held (and so released at the end) before anything else can fail.
         held.extend(batch);
+        if held.len() >= MAX_MESSAGES {
+            break;
+        }
     }
     let mut lines = Vec::new();
     for message in held.clone() {
