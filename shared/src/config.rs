@@ -43,6 +43,7 @@ pub(crate) const SDK_ATTEMPT_TIMEOUT_SECONDS: &str = "SDK_ATTEMPT_TIMEOUT_SECOND
 pub(crate) const SDK_OPERATION_TIMEOUT_SECONDS: &str = "SDK_OPERATION_TIMEOUT_SECONDS";
 pub(crate) const SESSION_RIGHTS: &str = "SESSION_RIGHTS";
 pub(crate) const FLEET_READS_AT_ONCE: &str = "FLEET_READS_AT_ONCE";
+pub(crate) const SINGLE_WRITER: &str = "SINGLE_WRITER";
 pub(crate) const REGIONS: &str = "REGIONS";
 pub(crate) const PERMISSION_SET_NAME: &str = "PERMISSION_SET_NAME";
 pub(crate) const END_USER_POLICY_NAME: &str = "END_USER_POLICY_NAME";
@@ -149,6 +150,13 @@ pub struct Config {
     /// Regions whose whole fleet is read at the same time (the reconcile, the sweep): each one
     /// in flight holds a page of up to 1,000 instances, about 4 MiB.
     pub fleet_reads_at_once: usize,
+    /// This process is the only writer of the per-user statements (`SINGLE_WRITER`; the
+    /// template sets it beside the function's reserved concurrency of 1). A grant or revoke
+    /// then writes once and does not re-read EC2 to verify: every later change to EC2 is its own
+    /// event, handled after this one. Unset (false), as for `replay` beside a deployed function,
+    /// every write is verified by reading again, so two writers racing cannot leave either
+    /// decision undone.
+    pub single_writer: bool,
     /// Shards the managed store may use at most.
     pub max_policy_shards: usize,
     /// Managed policies the users' role may have attached in all (10, or up to 25 with a quota
@@ -299,6 +307,7 @@ impl Config {
 
         let fleet_reads_at_once = number(value(FLEET_READS_AT_ONCE), 4, 1..=24)
             .map_err(|p| bad(FLEET_READS_AT_ONCE, p))?;
+        let single_writer = flag(value(SINGLE_WRITER), false).map_err(|p| bad(SINGLE_WRITER, p))?;
 
         let attempt = number(
             value(SDK_ATTEMPT_TIMEOUT_SECONDS),
@@ -338,6 +347,7 @@ impl Config {
             partition,
             max_policy_shards,
             fleet_reads_at_once,
+            single_writer,
             role_managed_policy_limit,
             sdk_attempt_timeout: Duration::from_secs(attempt as u64),
             sdk_operation_timeout: Duration::from_secs(operation as u64),
@@ -523,6 +533,7 @@ mod tests {
                 partition: Partition::Aws,
                 max_policy_shards: 10,
                 fleet_reads_at_once: 4,
+                single_writer: false,
                 role_managed_policy_limit: 10,
                 sdk_attempt_timeout: std::time::Duration::from_secs(10),
                 sdk_operation_timeout: std::time::Duration::from_secs(25),
@@ -658,6 +669,10 @@ mod tests {
             (
                 &[(SESSION_ROLE_NAME, "R"), (RECONCILE_DRY_RUN, "maybe")],
                 "RECONCILE_DRY_RUN: \"maybe\" is not true or false",
+            ),
+            (
+                &[(SESSION_ROLE_NAME, "R"), (SINGLE_WRITER, "once")],
+                "SINGLE_WRITER: \"once\" is not true or false",
             ),
             (
                 &[(SESSION_ROLE_NAME, "R"), (TRUSTED_LAUNCHER_ARNS, "arn:aws:iam::1:role/*")],

@@ -15,12 +15,18 @@ const WEST: &str = "us-west-2";
 const EU: &str = "eu-west-1";
 
 fn config(w: &CountedMoto) -> Config {
+    config_with(w, false)
+}
+
+/// `single_writer`: as the template deploys the session-policy function.
+fn config_with(w: &CountedMoto, single_writer: bool) -> Config {
     let role_id = w.role_id.to_string();
     Config::from_lookup(|k| match k {
         "SESSION_ROLE_NAME" => Some(ROLE.into()),
         "SESSION_ROLE_ID" => Some(role_id.clone()),
         "END_SESSIONS_ON_TERMINATE" => Some("false".into()),
         "REGIONS" => Some(format!("us-east-1,{WEST},{EU}")),
+        "SINGLE_WRITER" => Some(single_writer.to_string()),
         _ => None,
     })
     .unwrap()
@@ -189,4 +195,72 @@ async fn a_region_that_cannot_be_read_fails_retryable_and_revokes_nobody() {
     assert!(granted_users(&w.admin.iam, ROLE)
         .await
         .contains_key("ada.lovelace"));
+}
+
+#[tokio::test]
+async fn as_deployed_a_grant_reads_its_region_once_and_a_revoke_each_covered_region_once() {
+    // GIVEN the function as the template deploys it (the only writer), covering three regions,
+    // and ada's instance in eu-west-1
+    let w = CountedMoto::start(ROLE).await;
+    let eu = w.admin.ec2.in_region(EU);
+    let value = format!("{}:ada.lovelace", w.role_id);
+    let instance = run_instances(&eu, 1, &[("AwsUserId", &value)])
+        .await
+        .remove(0);
+    let config = config_with(&w, true);
+    let store = AnyStore::from_config(w.clients.iam.clone(), &config);
+    let policies = SessionPolicies::new(
+        config,
+        w.clients.ec2.clone(),
+        w.clients.iam.clone(),
+        w.clients.ssm.clone(),
+        store,
+    );
+
+    // WHEN its tag change arrives
+    w.counter.take();
+    let grant = policies
+        .handle(in_region(
+            "tag-change-user-id-added.json",
+            EU,
+            &[
+                ("i-0a1b2c3d4e5f60001", &instance),
+                ("AROAEXAMPLEROLEID1234:tim.malone", &value),
+            ],
+        ))
+        .await
+        .unwrap();
+    // THEN she is granted in moto, after one read of eu-west-1 and no verifying read
+    assert_eq!(grant.status, Status::Changed, "{grant:?}");
+    assert!(granted_users(&w.admin.iam, ROLE)
+        .await
+        .contains_key("ada.lovelace"));
+    let calls = w.counter.take();
+    assert_eq!(calls.get("ec2:DescribeInstances"), Some(&1), "{calls:?}");
+
+    // WHEN it terminates
+    eu.terminate_instances()
+        .instance_ids(&instance)
+        .send()
+        .await
+        .unwrap();
+    let revoke = policies
+        .handle(in_region(
+            "state-change-terminated.json",
+            EU,
+            &[("i-0a1b2c3d4e5f60006", &instance)],
+        ))
+        .await
+        .unwrap();
+    // THEN the statement is gone from moto, after the instance's own read and one read of each
+    // of the three covered regions
+    assert_eq!(revoke.status, Status::Changed, "{revoke:?}");
+    assert!(granted_users(&w.admin.iam, ROLE).await.is_empty());
+    let calls = w.counter.take();
+    assert_eq!(
+        calls.get("ec2:DescribeInstances"),
+        Some(&(1 + 3)),
+        "{calls:?}"
+    );
+    assert!(calls.values().sum::<u64>() <= 8 + 3, "{calls:?}");
 }

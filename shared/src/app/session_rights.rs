@@ -7,8 +7,13 @@
 //!
 //! Every decision re-reads EC2: a user is granted exactly when at least one live instance
 //! carries their user-id tag. Duplicate, reordered and lost events therefore all converge.
-//! After a write, the user is checked again (EC2 and IAM re-read) until nothing changes, so a
-//! grant and a revoke racing for the same user cannot leave the other's decision undone.
+//!
+//! Two writers (the function and `replay`, or a function with more than one concurrent
+//! execution) could race: one reads EC2, the other grants, the first revokes. So after a write
+//! the user is checked again (EC2 and IAM re-read) until nothing changes. Where this process is
+//! the only writer (`SINGLE_WRITER`, set by the template beside reserved concurrency 1) that
+//! race cannot happen: every change to EC2 after this event's read is its own event, handled
+//! after this one, so the write is not re-read and a revoke costs one read per region, not two.
 
 use std::collections::BTreeSet;
 
@@ -258,7 +263,13 @@ where
         let mut applied = Vec::new();
         let mut live_count = 0;
         let mut capacity = None;
-        for round in 1..=MAX_ROUNDS {
+        // The only writer needs no verifying round (see the module's documentation).
+        let rounds = if self.config.single_writer {
+            1
+        } else {
+            MAX_ROUNDS
+        };
+        for round in 1..=rounds {
             let key = self.config.user_id_tag_key.as_str();
             let value = value.as_str();
             let mut live = match grant_region {
@@ -309,6 +320,7 @@ where
                 break;
             }
             if round == MAX_ROUNDS {
+                // Only two racing writers get here.
                 warn!(event_id = id, user = %user, "still changing after {MAX_ROUNDS} rounds; a later event or the reconcile converges");
             }
             applied.extend(report.applied);

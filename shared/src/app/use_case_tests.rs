@@ -45,6 +45,15 @@ fn config() -> Config {
     .unwrap()
 }
 
+/// Whether any managed policy in the fake names `user`'s id.
+fn role_holds(fake: &FakeAws, user: &str) -> bool {
+    let id = format!("\"{ROLE_ID}:{user}\"");
+    fake.world()
+        .managed_policies
+        .values()
+        .any(|p| p.document().contains(&id))
+}
+
 fn users(names: &[&str]) -> BTreeSet<SessionName> {
     names
         .iter()
@@ -344,16 +353,15 @@ async fn in_static_mode_a_termination_only_ends_the_sessions_left_open() {
 }
 
 /// AWS calls per grant and per revoke with `shards` full shards in use: (cold grant, warm grant,
-/// warm revoke), each counted on the fakes as `service:Operation` calls.
-async fn grant_and_revoke_calls(shards: usize) -> (u64, u64, u64) {
+/// warm revoke), each counted on the fakes as `service:Operation` calls. `single_writer` as the
+/// template deploys the function, or unset as `replay` runs.
+async fn grant_and_revoke_calls(shards: usize, single_writer: bool) -> (u64, u64, u64) {
     let fake = fake();
     // Fill the shards with 8-character names; leave one place in the last.
-    let per_shard = (crate::domain::shard_packing::SHARD_LIMIT
-        - crate::domain::shard_packing::envelope_cost(&role()))
-        / crate::domain::shard_packing::user_cost(
-            &role(),
-            &SessionName::parse("user0000").unwrap(),
-        );
+    let per_shard = crate::domain::shard_packing::users_per_shard(
+        &role(),
+        &SessionName::parse("user0000").unwrap(),
+    );
     let names: Vec<String> = (0..per_shard * shards - 1)
         .map(|i| format!("user{i:04}"))
         .collect();
@@ -369,6 +377,7 @@ async fn grant_and_revoke_calls(shards: usize) -> (u64, u64, u64) {
     let config = Config::from_lookup(|k| match k {
         "SESSION_ROLE_NAME" => Some(ROLE.into()),
         "SESSION_ROLE_ID" => Some(ROLE_ID.into()),
+        "SINGLE_WRITER" => Some(single_writer.to_string()),
         _ => None,
     })
     .unwrap();
@@ -430,7 +439,7 @@ async fn a_warm_grant_costs_at_most_8_calls_and_a_revoke_8_plus_one_per_region_w
 ) {
     let mut seen = Vec::new();
     for shards in [1, 10, 25] {
-        let (cold, grant, revoke) = grant_and_revoke_calls(shards).await;
+        let (cold, grant, revoke) = grant_and_revoke_calls(shards, false).await;
         println!("{shards} shard(s): cold grant {cold}, warm grant {grant}, warm revoke {revoke}");
         // A grant reads only its instance's region. A revoke reads every covered region (one
         // here) and, the first time in a process, the account's regions (the grants before it
@@ -445,6 +454,21 @@ async fn a_warm_grant_costs_at_most_8_calls_and_a_revoke_8_plus_one_per_region_w
         seen.push((grant, revoke));
     }
     assert!(seen.windows(2).all(|w| w[0] == w[1]), "{seen:?}");
+}
+
+#[tokio::test]
+async fn the_deployed_function_grants_in_4_calls_and_revokes_in_5_plus_one_per_region() {
+    for shards in [1, 10, 25] {
+        let (cold, grant, revoke) = grant_and_revoke_calls(shards, true).await;
+        println!("{shards} shard(s), SINGLE_WRITER: cold grant {cold}, warm grant {grant}, warm revoke {revoke}");
+        // DescribeInstances, ListPolicies, ListPolicyVersions, CreatePolicyVersion: no
+        // verifying reads.
+        assert_eq!(grant, 4, "{shards} shards");
+        // The terminated instance, the account's regions (first time), one read per covered
+        // region (one here), DescribeSessions, then the store's three.
+        assert_eq!(revoke, 1 + 1 + 1 + 1 + 3, "{shards} shards");
+        assert_eq!(cold, grant + shards as u64 + 1, "{shards} shards");
+    }
 }
 
 #[tokio::test]
@@ -584,6 +608,68 @@ async fn a_grant_reads_one_region_and_a_revoke_reads_all_seventeen_at_once() {
         "{calls:?}"
     );
     assert_eq!(fake.world().most_reads_in_flight, 17);
+}
+
+#[tokio::test(start_paused = true)]
+async fn the_only_writer_reads_each_region_once_and_a_revoke_takes_one_reads_time() {
+    // GIVEN the deployed function (SINGLE_WRITER), 17 covered regions whose reads take 200 ms
+    // each, and ada's instance in eu-west-1
+    let fake = fake();
+    fake.world().enabled_regions = seventeen_regions();
+    let read = std::time::Duration::from_millis(200);
+    fake.world().read_delay = Some(read);
+    let instance = "i-0000000000000eee2";
+    fake.add_instance_in(
+        "eu-west-1",
+        instance,
+        InstanceState::Running,
+        &[("AwsUserId", &format!("{ROLE_ID}:ada"))],
+    );
+    let mut config = config();
+    config.single_writer = true;
+    let policies = policies_on(config, &fake, managed(&fake));
+    let mut tagged = event("tag-change-user-id-added.json");
+    tagged["region"] = serde_json::json!("eu-west-1");
+    tagged["resources"] = serde_json::json!([format!(
+        "arn:aws:ec2:eu-west-1:123456789012:instance/{instance}"
+    )]);
+    tagged["detail"]["tags"]["AwsUserId"] = serde_json::json!(format!("{ROLE_ID}:ada"));
+
+    // WHEN the tag-change event arrives
+    fake.take_calls();
+    let granted = policies.handle(tagged).await.unwrap();
+    // THEN eu-west-1 alone was read, once, and the statement was written
+    assert_eq!(granted.counts.grants, 1, "{granted:?}");
+    let calls = fake.take_calls();
+    assert_eq!(calls.get("ec2:DescribeInstances"), Some(&1), "{calls:?}");
+    assert_eq!(calls.get("ec2:DescribeRegions"), None, "{calls:?}");
+    assert!(role_holds(&fake, "ada"));
+
+    // WHEN the instance terminates
+    fake.world()
+        .instances
+        .get_mut(&crate::domain::ids::InstanceId::parse(instance).unwrap())
+        .unwrap()
+        .state = InstanceState::Terminated;
+    let mut terminated = event("state-change-terminated.json");
+    terminated["region"] = serde_json::json!("eu-west-1");
+    terminated["detail"]["instance-id"] = serde_json::json!(instance);
+    let started = tokio::time::Instant::now();
+    let revoked = policies.handle(terminated).await.unwrap();
+    let took = started.elapsed();
+    // THEN the instance was looked up, and each of the 17 regions read once, all at the same
+    // time: the revoke took one read's time (the clock is tokio's, paused), not seventeen
+    assert_eq!(revoked.counts.revokes, 1, "{revoked:?}");
+    let calls = fake.take_calls();
+    assert_eq!(calls.get("ec2:DescribeRegions"), Some(&1), "{calls:?}");
+    assert_eq!(
+        calls.get("ec2:DescribeInstances"),
+        Some(&(1 + 17)),
+        "{calls:?}"
+    );
+    assert_eq!(fake.world().most_reads_in_flight, 17);
+    assert!(took >= read && took < 2 * read, "{took:?}");
+    assert!(!role_holds(&fake, "ada"));
 }
 
 #[tokio::test(start_paused = true)]

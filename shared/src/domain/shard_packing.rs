@@ -66,6 +66,11 @@ pub(crate) fn envelope_cost(role_id: &RoleId) -> usize {
     document_with(role_id, "").len() - 1
 }
 
+/// How many users with names as long as `user`'s one shard holds.
+pub fn users_per_shard(role_id: &RoleId, user: &SessionName) -> usize {
+    (SHARD_LIMIT - envelope_cost(role_id)) / user_cost(role_id, user)
+}
+
 pub(crate) fn shard_name(prefix: &str, index: usize) -> String {
     format!("{prefix}shard-{index:02}")
 }

@@ -25,7 +25,8 @@ use shared::{Config, Error, Outcome};
 
 const AFTER_HELP: &str = "\
 Configuration comes from the environment, as for the Lambdas (SESSION_ROLE_NAME or
-PERMISSION_SET_NAME, ...), and the SDK's (AWS_REGION, AWS_ENDPOINT_URL for moto).
+PERMISSION_SET_NAME, ...), and the SDK's (AWS_REGION, AWS_ENDPOINT_URL for moto). Leave
+SINGLE_WRITER unset beside a deployed function: then every write is verified by reading again.
 
 Exit status: 0 every event was handled or deliberately ignored; 1 any failed; 2 a usage or
 configuration error.";
