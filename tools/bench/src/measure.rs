@@ -124,3 +124,22 @@ pub fn measure(
         peak_kib: usage.ru_maxrss,
     })
 }
+
+/// The configuration the template deploys (`SINGLE_WRITER=true`: reserved concurrency 1), then
+/// the settings a caller may pass through the environment to measure others.
+pub fn deployed_and_passed_through() -> Vec<(String, String)> {
+    let mut env = vec![("SINGLE_WRITER".to_owned(), "true".to_owned())];
+    for name in [
+        "SINGLE_WRITER",
+        "POLICY_STORE",
+        "MAX_POLICY_SHARDS",
+        "ROLE_MANAGED_POLICY_LIMIT",
+        "SDK_ATTEMPT_TIMEOUT_SECONDS",
+        "SDK_OPERATION_TIMEOUT_SECONDS",
+    ] {
+        if let Ok(value) = std::env::var(name) {
+            env.push((name.into(), value));
+        }
+    }
+    env
+}

@@ -10,7 +10,7 @@ use shared::edge::replay_line::ReplayLine;
 use testkit::fault_proxy::{every_nth, Fault, FaultProxy};
 use testkit::{create_role, rewrite, run_instances, sibling_binary, Moto, DEMO_ROLE};
 
-use crate::measure::{measure, measure_async, row, write};
+use crate::measure::{deployed_and_passed_through, measure, measure_async, row, write};
 
 /// The per-event and reconcile benchmark against moto.
 pub async fn run(users: usize, per_user: usize) -> Result<(), String> {
@@ -27,17 +27,7 @@ pub async fn run(users: usize, per_user: usize) -> Result<(), String> {
             .map(|(k, v)| (k.to_owned(), v))
             .collect();
         all.push(("SESSION_ROLE_ID".into(), role_id.clone()));
-        for name in [
-            "POLICY_STORE",
-            "MAX_POLICY_SHARDS",
-            "ROLE_MANAGED_POLICY_LIMIT",
-            "SDK_ATTEMPT_TIMEOUT_SECONDS",
-            "SDK_OPERATION_TIMEOUT_SECONDS",
-        ] {
-            if let Ok(value) = std::env::var(name) {
-                all.push((name.into(), value));
-            }
-        }
+        all.extend(deployed_and_passed_through());
         all.extend(extra.iter().map(|(k, v)| (k.to_string(), v.to_string())));
         all
     };
@@ -192,11 +182,12 @@ pub async fn run(users: usize, per_user: usize) -> Result<(), String> {
             .map(|r| format!("second reconcile: {r}")),
     );
 
-    // Grants and revokes with 1, 10 and 25 full shards in use (per-user session rights).
-    println!("\n| shards in use | cold grant (first event of a process) | warm revoke | warm grant | calls by operation (warm grant) |");
-    println!("|---|---|---|---|---|");
-    for shards in [1, 10, 25] {
-        let lines = grants_and_revokes(&moto, &admin, &replay, &dir, shards).await?;
+    // Grants and revokes with 1, 10 and 25 full shards in use (per-user session rights), in one
+    // covered region, then with every region moto lists covered (the default configuration).
+    println!("\n| shards in use | regions covered | cold grant (first event of a process) | warm revoke | warm grant | calls by operation (warm revoke) |");
+    println!("|---|---|---|---|---|---|");
+    for (shards, every_region) in [(1, false), (10, false), (25, false), (10, true)] {
+        let lines = grants_and_revokes(&moto, &admin, &replay, &dir, shards, every_region).await?;
         let [cold, revoke, grant] = &lines[..] else {
             return Err(format!("expected 3 lines, got {}", lines.len()));
         };
@@ -208,13 +199,17 @@ pub async fn run(users: usize, per_user: usize) -> Result<(), String> {
                 ));
             }
         }
-        let by_op: Vec<String> = grant
+        let by_op: Vec<String> = revoke
             .calls
             .iter()
             .map(|(op, n)| format!("{op} {n}"))
             .collect();
+        let regions = revoke
+            .calls
+            .get("ec2:DescribeInstances")
+            .map_or(0, |reads| reads.saturating_sub(1));
         println!(
-            "| {shards} | {} | {} | {} | {} |",
+            "| {shards} | {regions} | {} | {} | {} | {} |",
             cold.total_calls(),
             revoke.total_calls(),
             grant.total_calls(),
@@ -233,27 +228,35 @@ pub async fn run(users: usize, per_user: usize) -> Result<(), String> {
 /// Seed a role with `shards` full shards (one place free, and one statement for a user whose
 /// instance is terminated), then replay in one process: a grant (the process's cold start), the
 /// terminated user's revoke, and a grant into the freed place. Returns replay's three lines.
+/// `every_region`: cover every region moto lists (the default), not only the instances' own.
 async fn grants_and_revokes(
     moto: &Moto,
     admin: &Clients,
     replay: &Path,
     dir: &Path,
     shards: usize,
+    every_region: bool,
 ) -> Result<Vec<ReplayLine>, String> {
     use shared::app::managed_store::ManagedStore;
     use shared::domain::ids::RoleId;
     use shared::domain::session_name::SessionName;
+    use shared::domain::shard_packing::users_per_shard;
     use shared::domain::statements::Scope;
     use shared::ports::PolicyStore;
 
-    let role = format!("BenchRole{shards}");
-    let prefix = format!("bench{shards}-");
+    let case = format!("{shards}{}", if every_region { "all" } else { "" });
+    let role = format!("BenchRole{case}");
+    let prefix = format!("bench{case}-");
     let role_id = create_role(&admin.iam, &role).await;
     let parsed = RoleId::parse(&role_id)?;
     let value = |name: &str| format!("{role_id}:{name}");
-    // 22 statements of an 8-character name fill a shard: all but one place are taken.
+    // Statements of 8-character names fill the shards: all but one place are taken.
+    let per_shard = users_per_shard(
+        &parsed,
+        &SessionName::parse("gone0000").map_err(|e| e.to_string())?,
+    );
     let mut names: Vec<String> = vec!["gone0000".into()];
-    names.extend((1..22 * shards - 1).map(|i| format!("user{i:04}")));
+    names.extend((1..per_shard * shards - 1).map(|i| format!("user{i:04}")));
     let seeded = names
         .iter()
         .map(|n| SessionName::parse(n).map_err(|e| e.to_string()))
@@ -266,6 +269,19 @@ async fn grants_and_revokes(
         .converge(&resolved, &Scope::All, &seeded, WriteMode::Apply)
         .await
         .map_err(|e| e.to_string())?;
+    let attached = admin
+        .iam
+        .list_attached_role_policies()
+        .role_name(&role)
+        .send()
+        .await
+        .map_err(|e| e.to_string())?
+        .attached_policies
+        .unwrap_or_default()
+        .len();
+    if attached != shards {
+        return Err(format!("seeded {shards} shards, the role has {attached}"));
+    }
     let gone = run_instances(&admin.ec2, 1, &[("AwsUserId", &value("gone0000"))]).await;
     admin
         .ec2
@@ -312,8 +328,10 @@ async fn grants_and_revokes(
     let mut env: Vec<(String, String)> = moto
         .product_env(&role)
         .into_iter()
+        .filter(|(k, _)| !(every_region && *k == "REGIONS"))
         .map(|(k, v)| (k.to_owned(), v))
         .collect();
+    env.extend(deployed_and_passed_through());
     for (k, v) in [
         ("SESSION_ROLE_ID", role_id.as_str()),
         ("POLICY_NAME_PREFIX", prefix.as_str()),

@@ -12,7 +12,7 @@ use std::time::Duration;
 use shared::aws::Clients;
 use testkit::{create_role, rewrite, sibling_binary, Moto};
 
-use crate::measure::{measure_async, write, Measured};
+use crate::measure::{deployed_and_passed_through, measure_async, write, Measured};
 use crate::plot;
 use crate::standin::{Fleet, StandIn, DEFAULT_REGIONS};
 
@@ -176,6 +176,7 @@ async fn size(
         .filter(|(k, _)| *k != "REGIONS" && *k != "AWS_ENDPOINT_URL")
         .map(|(k, v)| (k.to_owned(), v))
         .collect();
+    env.extend(deployed_and_passed_through());
     env.extend([
         ("AWS_ENDPOINT_URL".to_owned(), standin.endpoint()),
         ("SESSION_ROLE_ID".to_owned(), role_id.clone()),
