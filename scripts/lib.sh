@@ -2,6 +2,16 @@
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 VENV="${SSM_OWNER_VENV:-$ROOT/.venv}"
 
+# asks_for_help ARGS...: true when the arguments ask only for --help or --version, which need
+# nothing installed.
+asks_for_help() {
+  local arg
+  for arg in "$@"; do
+    case "$arg" in -h|--help|-V|--version) return 0 ;; esac
+  done
+  return 1
+}
+
 # ensure_venv REQUIREMENTS...: create .venv if needed and install the pinned requirements.
 ensure_venv() {
   if [ ! -x "$VENV/bin/python" ]; then
