@@ -43,6 +43,40 @@ fn in_region(sample: &str, region: &str, replacements: &[(&str, &str)]) -> Value
     rewrite(&sample_event(sample), &pairs)
 }
 
+/// The session-policy use case on `w`'s counted clients.
+fn policies_on(
+    w: &CountedMoto,
+    config: Config,
+) -> SessionPolicies<
+    aws_sdk_ec2::Client,
+    aws_sdk_iam::Client,
+    aws_sdk_ssm::Client,
+    AnyStore<aws_sdk_iam::Client>,
+> {
+    let store = AnyStore::from_config(w.clients.iam.clone(), &config);
+    SessionPolicies::new(
+        config,
+        w.clients.ec2.clone(),
+        w.clients.iam.clone(),
+        w.clients.ssm.clone(),
+        store,
+    )
+}
+
+/// Terminates `instance` in `region` (moto), and returns its state-change event from there.
+async fn terminate(ec2: &aws_sdk_ec2::Client, region: &str, instance: &str) -> Value {
+    ec2.terminate_instances()
+        .instance_ids(instance)
+        .send()
+        .await
+        .unwrap();
+    in_region(
+        "state-change-terminated.json",
+        region,
+        &[("i-0a1b2c3d4e5f60006", instance)],
+    )
+}
+
 #[tokio::test]
 async fn one_users_instances_in_two_regions_are_tagged_there_and_keep_their_rights_until_the_last_goes(
 ) {
@@ -54,14 +88,7 @@ async fn one_users_instances_in_two_regions_are_tagged_there_and_keep_their_righ
         .await
         .remove(0);
     let tagger = OwnerTagger::new(config(&w), w.clients.ec2.clone(), w.clients.iam.clone());
-    let store = AnyStore::from_config(w.clients.iam.clone(), &config(&w));
-    let policies = SessionPolicies::new(
-        config(&w),
-        w.clients.ec2.clone(),
-        w.clients.iam.clone(),
-        w.clients.ssm.clone(),
-        store,
-    );
+    let policies = policies_on(&w, config(&w));
     let value = format!("{}:ada.lovelace", w.role_id);
 
     // WHEN the us-west-2 launch is forwarded home, and the sweep runs
@@ -110,17 +137,8 @@ async fn one_users_instances_in_two_regions_are_tagged_there_and_keep_their_righ
 
     // WHEN both us-west-2 instances terminate THEN she keeps her rights: eu-west-1 still runs
     for id in &in_west {
-        west.terminate_instances()
-            .instance_ids(id)
-            .send()
-            .await
-            .unwrap();
         let revoke = policies
-            .handle(in_region(
-                "state-change-terminated.json",
-                WEST,
-                &[("i-0a1b2c3d4e5f60006", id)],
-            ))
+            .handle(terminate(&west, WEST, id).await)
             .await
             .unwrap();
         assert_eq!(revoke.status, Status::Unchanged, "{revoke:?}");
@@ -135,17 +153,8 @@ async fn one_users_instances_in_two_regions_are_tagged_there_and_keep_their_righ
         .contains_key("ada.lovelace"));
 
     // WHEN the last one, in eu-west-1, terminates THEN the statement goes
-    eu.terminate_instances()
-        .instance_ids(&in_eu)
-        .send()
-        .await
-        .unwrap();
     let revoke = policies
-        .handle(in_region(
-            "state-change-terminated.json",
-            EU,
-            &[("i-0a1b2c3d4e5f60006", &in_eu)],
-        ))
+        .handle(terminate(&eu, EU, &in_eu).await)
         .await
         .unwrap();
     assert_eq!(revoke.status, Status::Changed, "{revoke:?}");
@@ -207,15 +216,7 @@ async fn as_deployed_a_grant_reads_its_region_once_and_a_revoke_each_covered_reg
     let instance = run_instances(&eu, 1, &[("AwsUserId", &value)])
         .await
         .remove(0);
-    let config = config_with(&w, true);
-    let store = AnyStore::from_config(w.clients.iam.clone(), &config);
-    let policies = SessionPolicies::new(
-        config,
-        w.clients.ec2.clone(),
-        w.clients.iam.clone(),
-        w.clients.ssm.clone(),
-        store,
-    );
+    let policies = policies_on(&w, config_with(&w, true));
 
     // WHEN its tag change arrives
     w.counter.take();
@@ -239,17 +240,8 @@ async fn as_deployed_a_grant_reads_its_region_once_and_a_revoke_each_covered_reg
     assert_eq!(calls.get("ec2:DescribeInstances"), Some(&1), "{calls:?}");
 
     // WHEN it terminates
-    eu.terminate_instances()
-        .instance_ids(&instance)
-        .send()
-        .await
-        .unwrap();
     let revoke = policies
-        .handle(in_region(
-            "state-change-terminated.json",
-            EU,
-            &[("i-0a1b2c3d4e5f60006", &instance)],
-        ))
+        .handle(terminate(&eu, EU, &instance).await)
         .await
         .unwrap();
     // THEN the statement is gone from moto, after the instance's own read and one read of each

@@ -54,6 +54,30 @@ fn role_holds(fake: &FakeAws, user: &str) -> bool {
         .any(|p| p.document().contains(&id))
 }
 
+/// The tag-change event for ada's user-id tag on `instance` in eu-west-1.
+fn ada_tagged_in_eu_west_1(instance: &str) -> serde_json::Value {
+    let mut tagged = event("tag-change-user-id-added.json");
+    tagged["region"] = serde_json::json!("eu-west-1");
+    tagged["resources"] = serde_json::json!([format!(
+        "arn:aws:ec2:eu-west-1:123456789012:instance/{instance}"
+    )]);
+    tagged["detail"]["tags"]["AwsUserId"] = serde_json::json!(format!("{ROLE_ID}:ada"));
+    tagged
+}
+
+/// Terminates `instance` in the fake, and returns its state-change event from eu-west-1.
+fn terminate_in_eu_west_1(fake: &FakeAws, instance: &str) -> serde_json::Value {
+    fake.world()
+        .instances
+        .get_mut(&crate::domain::ids::InstanceId::parse(instance).unwrap())
+        .unwrap()
+        .state = InstanceState::Terminated;
+    let mut terminated = event("state-change-terminated.json");
+    terminated["region"] = serde_json::json!("eu-west-1");
+    terminated["detail"]["instance-id"] = serde_json::json!(instance);
+    terminated
+}
+
 fn users(names: &[&str]) -> BTreeSet<SessionName> {
     names
         .iter()
@@ -568,19 +592,13 @@ async fn a_grant_reads_one_region_and_a_revoke_reads_all_seventeen_at_once() {
         &[("AwsUserId", &format!("{ROLE_ID}:ada"))],
     );
     let policies = policies_on(config(), &fake, managed(&fake));
-    let tag_event = || {
-        let mut event = event("tag-change-user-id-added.json");
-        event["region"] = serde_json::json!("eu-west-1");
-        event["resources"] = serde_json::json!([format!(
-            "arn:aws:ec2:eu-west-1:123456789012:instance/{instance}"
-        )]);
-        event["detail"]["tags"]["AwsUserId"] = serde_json::json!(format!("{ROLE_ID}:ada"));
-        event
-    };
 
     // WHEN the tag-change event for it arrives
     fake.take_calls();
-    let granted = policies.handle(tag_event()).await.unwrap();
+    let granted = policies
+        .handle(ada_tagged_in_eu_west_1(instance))
+        .await
+        .unwrap();
     // THEN only eu-west-1 was read (before and after the write), and no region list
     assert_eq!(granted.counts.grants, 1, "{granted:?}");
     let calls = fake.take_calls();
@@ -589,14 +607,7 @@ async fn a_grant_reads_one_region_and_a_revoke_reads_all_seventeen_at_once() {
     assert_eq!(fake.world().most_reads_in_flight, 1);
 
     // WHEN the instance terminates
-    fake.world()
-        .instances
-        .get_mut(&crate::domain::ids::InstanceId::parse(instance).unwrap())
-        .unwrap()
-        .state = InstanceState::Terminated;
-    let mut terminated = event("state-change-terminated.json");
-    terminated["region"] = serde_json::json!("eu-west-1");
-    terminated["detail"]["instance-id"] = serde_json::json!(instance);
+    let terminated = terminate_in_eu_west_1(&fake, instance);
     let revoked = policies.handle(terminated).await.unwrap();
     // THEN every region was read, all 17 at the same time, before and after the delete
     assert_eq!(revoked.counts.revokes, 1, "{revoked:?}");
@@ -628,16 +639,13 @@ async fn the_only_writer_reads_each_region_once_and_a_revoke_takes_one_reads_tim
     let mut config = config();
     config.single_writer = true;
     let policies = policies_on(config, &fake, managed(&fake));
-    let mut tagged = event("tag-change-user-id-added.json");
-    tagged["region"] = serde_json::json!("eu-west-1");
-    tagged["resources"] = serde_json::json!([format!(
-        "arn:aws:ec2:eu-west-1:123456789012:instance/{instance}"
-    )]);
-    tagged["detail"]["tags"]["AwsUserId"] = serde_json::json!(format!("{ROLE_ID}:ada"));
 
     // WHEN the tag-change event arrives
     fake.take_calls();
-    let granted = policies.handle(tagged).await.unwrap();
+    let granted = policies
+        .handle(ada_tagged_in_eu_west_1(instance))
+        .await
+        .unwrap();
     // THEN eu-west-1 alone was read, once, and the statement was written
     assert_eq!(granted.counts.grants, 1, "{granted:?}");
     let calls = fake.take_calls();
@@ -646,14 +654,7 @@ async fn the_only_writer_reads_each_region_once_and_a_revoke_takes_one_reads_tim
     assert!(role_holds(&fake, "ada"));
 
     // WHEN the instance terminates
-    fake.world()
-        .instances
-        .get_mut(&crate::domain::ids::InstanceId::parse(instance).unwrap())
-        .unwrap()
-        .state = InstanceState::Terminated;
-    let mut terminated = event("state-change-terminated.json");
-    terminated["region"] = serde_json::json!("eu-west-1");
-    terminated["detail"]["instance-id"] = serde_json::json!(instance);
+    let terminated = terminate_in_eu_west_1(&fake, instance);
     let started = tokio::time::Instant::now();
     let revoked = policies.handle(terminated).await.unwrap();
     let took = started.elapsed();
