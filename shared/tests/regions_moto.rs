@@ -63,6 +63,18 @@ fn policies_on(
     )
 }
 
+/// The tag-change event for user id `value` on `instance`, from `region`.
+fn user_id_tagged(region: &str, instance: &str, value: &str) -> Value {
+    in_region(
+        "tag-change-user-id-added.json",
+        region,
+        &[
+            ("i-0a1b2c3d4e5f60001", instance),
+            ("AROAEXAMPLEROLEID1234:tim.malone", value),
+        ],
+    )
+}
+
 /// Terminates `instance` in `region` (moto), and returns its state-change event from there.
 async fn terminate(ec2: &aws_sdk_ec2::Client, region: &str, instance: &str) -> Value {
     ec2.terminate_instances()
@@ -120,14 +132,7 @@ async fn one_users_instances_in_two_regions_are_tagged_there_and_keep_their_righ
 
     // WHEN ada's eu-west-1 tag change arrives THEN she is granted
     let grant = policies
-        .handle(in_region(
-            "tag-change-user-id-added.json",
-            EU,
-            &[
-                ("i-0a1b2c3d4e5f60001", &in_eu),
-                ("AROAEXAMPLEROLEID1234:tim.malone", &value),
-            ],
-        ))
+        .handle(user_id_tagged(EU, &in_eu, &value))
         .await
         .unwrap();
     assert_eq!(grant.status, Status::Changed, "{grant:?}");
@@ -221,14 +226,7 @@ async fn as_deployed_a_grant_reads_its_region_once_and_a_revoke_each_covered_reg
     // WHEN its tag change arrives
     w.counter.take();
     let grant = policies
-        .handle(in_region(
-            "tag-change-user-id-added.json",
-            EU,
-            &[
-                ("i-0a1b2c3d4e5f60001", &instance),
-                ("AROAEXAMPLEROLEID1234:tim.malone", &value),
-            ],
-        ))
+        .handle(user_id_tagged(EU, &instance, &value))
         .await
         .unwrap();
     // THEN she is granted in moto, after one read of eu-west-1 and no verifying read
