@@ -25,13 +25,16 @@ pub struct NameChooser {
     pub principals: Vec<String>,
     /// The action that lets them choose.
     pub action: &'static str,
+    /// Why a condition the statement has on `sts:RoleSessionName` does not pin the name, when
+    /// it has one (`StringLike "*"`, `Null`, a negated operator, a wildcard or a variable).
+    pub unpinned_by: Option<String>,
 }
 
 impl NameChooser {
     /// What to change in the trust policy.
     pub fn fix(&self) -> String {
         format!(
-            "in the trust policy's {}, remove {} for {}, or pin the name with a condition {{\"StringEquals\": {{\"{SESSION_NAME_KEY}\": \"<a name no user has>\"}}}}",
+            "in the trust policy's {}, remove {} for {}, or pin the name with a condition {{\"StringEquals\": {{\"{SESSION_NAME_KEY}\": \"<a name no user has>\"}}}} (a fixed name, or ${{aws:username}} for IAM users; no wildcard, no other variable, no negated or Null operator)",
             self.statement,
             self.action,
             self.principals.join(", ")
@@ -47,7 +50,11 @@ impl std::fmt::Display for NameChooser {
             self.statement,
             self.principals.join(", "),
             self.action
-        )
+        )?;
+        match &self.unpinned_by {
+            Some(why) => write!(f, " ({why})"),
+            None => Ok(()),
+        }
     }
 }
 
@@ -69,9 +76,14 @@ pub fn name_choosers(trust_policy: &str) -> Result<Vec<NameChooser>, String> {
     let statements = statements(trust_policy)?;
     let mut found = Vec::new();
     for (index, statement) in statements.iter().enumerate() {
-        if statement["Effect"].as_str() != Some("Allow") || pins_the_name(statement) {
+        if statement["Effect"].as_str() != Some("Allow") {
             continue;
         }
+        let unpinned_by = match session_name_pin(statement) {
+            Pin::Fixed => continue,
+            Pin::None => None,
+            Pin::Fake(why) => Some(why),
+        };
         let label = match statement["Sid"].as_str() {
             Some(sid) if !sid.is_empty() => format!("statement {sid}"),
             _ => format!("statement {}", index + 1),
@@ -86,6 +98,7 @@ pub fn name_choosers(trust_policy: &str) -> Result<Vec<NameChooser>, String> {
                     statement: label.clone(),
                     principals,
                     action,
+                    unpinned_by: unpinned_by.clone(),
                 });
             }
         }
@@ -139,16 +152,80 @@ fn choosing_principals(statement: &Value, action: &str) -> Vec<String> {
     }
 }
 
-/// Whether any condition names `sts:RoleSessionName` (condition keys are case-insensitive).
-fn pins_the_name(statement: &Value) -> bool {
-    statement["Condition"].as_object().is_some_and(|operators| {
-        operators.values().any(|keys| {
-            keys.as_object().is_some_and(|keys| {
-                keys.keys()
-                    .any(|k| k.eq_ignore_ascii_case(SESSION_NAME_KEY))
-            })
-        })
-    })
+/// What a statement's conditions on `sts:RoleSessionName` do to the name.
+#[derive(Debug, PartialEq, Eq)]
+enum Pin {
+    /// No condition names the key.
+    None,
+    /// A condition fixes the name to values the caller cannot choose.
+    Fixed,
+    /// Conditions name the key, but none fixes the name: why.
+    Fake(String),
+}
+
+/// The only variable a pin may use: an IAM user's own name, which that user cannot choose.
+const USERNAME_VARIABLE: &str = "${aws:username}";
+
+/// A condition pins the session name only as `StringEquals` (or a `StringLike` without a
+/// wildcard) on values that are fixed names or `${aws:username}`. Every other form that names
+/// the key lets some name through: `StringLike "*"`, `Null`, `StringNotEquals` (true for every
+/// other name), `...IfExists`, a set qualifier, another variable (a principal or request tag the
+/// caller may set), or no value at all. Condition keys and operators are case-insensitive.
+fn session_name_pin(statement: &Value) -> Pin {
+    let Some(operators) = statement["Condition"].as_object() else {
+        return Pin::None;
+    };
+    let mut fakes = Vec::new();
+    for (operator, keys) in operators {
+        let Some(keys) = keys.as_object() else {
+            continue;
+        };
+        for (key, values) in keys {
+            if !key.eq_ignore_ascii_case(SESSION_NAME_KEY) {
+                continue;
+            }
+            match why_not_a_pin(operator, values) {
+                None => return Pin::Fixed,
+                Some(why) => fakes.push(why),
+            }
+        }
+    }
+    if fakes.is_empty() {
+        Pin::None
+    } else {
+        Pin::Fake(format!(
+            "its condition on {SESSION_NAME_KEY} does not pin the name: {}",
+            fakes.join("; ")
+        ))
+    }
+}
+
+/// Why `operator` on `values` lets a caller choose the name, or `None` when it fixes it.
+fn why_not_a_pin(operator: &str, values: &Value) -> Option<String> {
+    let exact = operator.eq_ignore_ascii_case("StringEquals");
+    let like = operator.eq_ignore_ascii_case("StringLike");
+    if !exact && !like {
+        return Some(format!("{operator} is not StringEquals"));
+    }
+    let values = match values {
+        Value::String(_) | Value::Array(_) => strings(values),
+        _ => return Some(format!("{operator} has no string value")),
+    };
+    if values.is_empty() {
+        return Some(format!("{operator} names no value"));
+    }
+    for value in &values {
+        if like && value.contains(['*', '?']) {
+            return Some(format!("{operator} \"{value}\" is a wildcard"));
+        }
+        let without_username = value.replace(USERNAME_VARIABLE, "");
+        if without_username.contains("${") {
+            return Some(format!(
+                "{operator} \"{value}\" uses a variable the caller may set"
+            ));
+        }
+    }
+    None
 }
 
 #[cfg(test)]
@@ -189,17 +266,20 @@ mod tests {
                 NameChooser {
                     statement: "statement CiRunner".into(),
                     principals: vec!["arn:aws:iam::123456789012:root".into()],
-                    action: "sts:AssumeRole"
+                    action: "sts:AssumeRole",
+                    unpinned_by: None,
                 },
                 NameChooser {
                     statement: "statement 3".into(),
                     principals: vec!["*".into()],
-                    action: "sts:AssumeRole"
+                    action: "sts:AssumeRole",
+                    unpinned_by: None,
                 },
                 NameChooser {
                     statement: "statement 3".into(),
                     principals: vec!["*".into()],
-                    action: "sts:AssumeRoleWithWebIdentity"
+                    action: "sts:AssumeRoleWithWebIdentity",
+                    unpinned_by: None,
                 },
             ]
         );
@@ -234,5 +314,77 @@ mod tests {
     fn an_unreadable_trust_policy_is_an_error_not_nobody() {
         assert!(name_choosers("{").is_err());
         assert!(name_choosers("{\"Version\": \"2012-10-17\"}").is_err());
+    }
+
+    #[test]
+    fn only_a_fixed_name_pins_and_every_fake_pin_is_a_finding_with_its_reason() {
+        let with = |condition: Value| {
+            choosers(serde_json::json!({
+                "Sid": "Ci", "Effect": "Allow",
+                "Principal": {"AWS": "arn:aws:iam::123456789012:root"},
+                "Action": "sts:AssumeRole", "Condition": condition,
+            }))
+        };
+        // pins: a fixed name, several fixed names, a StringLike without a wildcard, the IAM
+        // user's own name
+        for pinned in [
+            serde_json::json!({"StringEquals": {"sts:RoleSessionName": "ci-bot"}}),
+            serde_json::json!({"stringequals": {"STS:ROLESESSIONNAME": ["ci-bot", "deploy"]}}),
+            serde_json::json!({"StringLike": {"sts:RoleSessionName": "ci-bot"}}),
+            serde_json::json!({"StringEquals": {"sts:RoleSessionName": "${aws:username}"}}),
+        ] {
+            assert_eq!(with(pinned.clone()), vec![], "{pinned}");
+        }
+        // fakes: each names the key and lets a name of the caller's choosing through
+        let fakes = [
+            (
+                serde_json::json!({"StringLike": {"sts:RoleSessionName": "*"}}),
+                "StringLike \"*\" is a wildcard",
+            ),
+            (
+                serde_json::json!({"StringLike": {"sts:RoleSessionName": "ci-?"}}),
+                "StringLike \"ci-?\" is a wildcard",
+            ),
+            (
+                serde_json::json!({"Null": {"sts:RoleSessionName": "false"}}),
+                "Null is not StringEquals",
+            ),
+            (
+                serde_json::json!({"StringNotEquals": {"sts:RoleSessionName": "admin"}}),
+                "StringNotEquals is not StringEquals",
+            ),
+            (
+                serde_json::json!({"StringEqualsIfExists": {"sts:RoleSessionName": "ci"}}),
+                "StringEqualsIfExists is not StringEquals",
+            ),
+            (
+                serde_json::json!({"ForAnyValue:StringEquals": {"sts:RoleSessionName": "ci"}}),
+                "ForAnyValue:StringEquals is not StringEquals",
+            ),
+            (
+                serde_json::json!({"StringEquals": {"sts:RoleSessionName": "${aws:PrincipalTag/name}"}}),
+                "uses a variable the caller may set",
+            ),
+            (
+                serde_json::json!({"StringEquals": {"sts:RoleSessionName": []}}),
+                "StringEquals names no value",
+            ),
+        ];
+        for (condition, reason) in fakes {
+            let found = with(condition.clone());
+            assert_eq!(found.len(), 1, "{condition}: {found:?}");
+            let said = found[0].to_string();
+            assert!(said.starts_with("statement Ci lets arn:aws:iam::123456789012:root call sts:AssumeRole with a session name of their choosing (its condition on sts:RoleSessionName does not pin the name: "), "{said}");
+            assert!(said.contains(reason), "{condition}: {said}");
+            assert!(found[0].fix().contains("no wildcard"), "{}", found[0].fix());
+        }
+        // a fake pin beside a real one: the real one pins (conditions are ANDed)
+        assert_eq!(
+            with(serde_json::json!({
+                "StringLike": {"sts:RoleSessionName": "*"},
+                "StringEquals": {"sts:RoleSessionName": "ci-bot"},
+            })),
+            vec![]
+        );
     }
 }
