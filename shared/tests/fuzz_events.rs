@@ -203,6 +203,10 @@ proptest! {
         event["detail"]["responseElements"]["instancesSet"]["items"][1]["tagSet"] =
             serde_json::json!({"items": [{"key": "CreatedBy", "value": name}]});
         let fake = fake();
+        // The launched instances, as EC2 has them: the tagger reads them before it writes.
+        for item in event["detail"]["responseElements"]["instancesSet"]["items"].as_array().unwrap() {
+            fake.add_instance_in("us-west-2", item["instanceId"].as_str().unwrap(), InstanceState::Running, &[("CreatedBy", &name)]);
+        }
         let tagger = OwnerTagger::new(config(), fake.clone(), fake.clone());
         let outcome = runtime().block_on(tagger.handle(event)).unwrap();
         let writes = fake.world().tag_writes.clone();

@@ -8,6 +8,8 @@ use serde_json::Value;
 use shared::app::owner_tagging::OwnerTagger;
 use shared::aws::{CallCounter, Clients};
 use shared::config::UsersRole;
+use shared::domain::outcome::SkipSubject;
+use shared::domain::reason::ReasonCode;
 use shared::{Config, Error, Status};
 use testkit::{rewrite, run_instances, sample_event, tags_of, Moto};
 
@@ -83,14 +85,17 @@ async fn owner_in_event_tags_every_instance_with_one_call_and_a_replay_changes_n
         .await
         .unwrap();
 
-    // THEN both instances carry AwsUserId=<role-id>:tim.malone, for one CreateTags call
+    // THEN both instances carry AwsUserId=<role-id>:tim.malone, for one read and one CreateTags call
     assert_eq!(outcome.status, Status::Changed);
     assert_eq!(outcome.counts.instances_tagged, 2);
     let expected = format!("{}:tim.malone", w.role_id);
     for id in &ids {
         assert_eq!(w.user_id_tag(id).await, Some(expected.clone()));
     }
-    assert_eq!(calls(&w.counter), counts(&[("ec2:CreateTags", 1)]));
+    assert_eq!(
+        calls(&w.counter),
+        counts(&[("ec2:DescribeInstances", 1), ("ec2:CreateTags", 1)])
+    );
 
     // WHEN the same event is delivered again
     let before: Vec<_> = tags_of_all(&w, &ids).await;
@@ -130,13 +135,17 @@ async fn the_role_id_is_resolved_with_one_get_role_per_process() {
         .unwrap();
     assert_eq!(
         calls(&w.counter),
-        counts(&[("ec2:CreateTags", 1), ("iam:GetRole", 1)])
+        counts(&[
+            ("ec2:DescribeInstances", 1),
+            ("ec2:CreateTags", 1),
+            ("iam:GetRole", 1)
+        ])
     );
     tagger
         .handle_at(event.clone(), time_of(&event))
         .await
         .unwrap();
-    assert_eq!(calls(&w.counter), counts(&[("ec2:CreateTags", 1)]));
+    assert_eq!(calls(&w.counter), counts(&[("ec2:DescribeInstances", 1)]));
     assert_eq!(
         w.user_id_tag(&ids[0]).await,
         Some(format!("{}:tim.malone", w.role_id))
@@ -201,7 +210,10 @@ async fn a_direct_launch_by_a_user_session_is_owned_by_that_session() {
         w.user_id_tag(&ids[0]).await,
         Some(format!("{}:tim.malone", w.role_id))
     );
-    assert_eq!(calls(&w.counter), counts(&[("ec2:CreateTags", 1)]));
+    assert_eq!(
+        calls(&w.counter),
+        counts(&[("ec2:DescribeInstances", 1), ("ec2:CreateTags", 1)])
+    );
 }
 
 #[tokio::test]
@@ -257,7 +269,7 @@ async fn each_instance_gets_its_own_owner_even_when_names_are_prefixes_of_each_o
         .await
         .unwrap();
 
-    // THEN each instance names exactly its own user; one call per distinct value
+    // THEN each instance names exactly its own user; one read, one write per distinct value
     assert_eq!(
         w.user_id_tag(&tim[0]).await,
         Some(format!("{}:tim", w.role_id))
@@ -266,7 +278,61 @@ async fn each_instance_gets_its_own_owner_even_when_names_are_prefixes_of_each_o
         w.user_id_tag(&malone[0]).await,
         Some(format!("{}:tim.malone", w.role_id))
     );
-    assert_eq!(calls(&w.counter), counts(&[("ec2:CreateTags", 2)]));
+    assert_eq!(
+        calls(&w.counter),
+        counts(&[("ec2:DescribeInstances", 1), ("ec2:CreateTags", 2)])
+    );
+}
+
+#[tokio::test]
+async fn a_replayed_or_forged_launch_event_never_re_owns_another_users_instance() {
+    // GIVEN tim's instance, already carrying his user id in moto
+    let w = world().await;
+    let ids = run_instances(&w.admin.ec2, 2, &[("CreatedBy", "tim.malone")]).await;
+    let tims = format!("{}:tim.malone", w.role_id);
+    w.admin
+        .ec2
+        .create_tags()
+        .resources(&ids[0])
+        .resources(&ids[1])
+        .tags(
+            aws_sdk_ec2::types::Tag::builder()
+                .key("AwsUserId")
+                .value(&tims)
+                .build(),
+        )
+        .send()
+        .await
+        .unwrap();
+    // AND a launch event that says ada launched it (forged, or parked and replayed)
+    let event = rewrite(
+        &sample_event("run-instances-created-by.json"),
+        &[
+            ("i-0a1b2c3d4e5f60001", &ids[0]),
+            ("i-0a1b2c3d4e5f60002", &ids[1]),
+            ("tim.malone", "ada"),
+        ],
+    );
+    let tagger = w.tagger(config(&[("SESSION_ROLE_ID", w.role_id.as_str())]));
+
+    // WHEN the event is handled
+    let outcome = tagger
+        .handle_at(event.clone(), time_of(&event))
+        .await
+        .unwrap();
+
+    // THEN both instances stay tim's, and each skip says why
+    for id in &ids {
+        assert_eq!(w.user_id_tag(id).await, Some(tims.clone()));
+        let skipped: Vec<_> = outcome
+            .skipped
+            .iter()
+            .filter(|s| s.subject == SkipSubject::Instance(id.clone()))
+            .collect();
+        assert_eq!(skipped.len(), 1, "{outcome:?}");
+        assert_eq!(skipped[0].reason.code, ReasonCode::OwnedByAnother);
+    }
+    assert_eq!(w.counter.snapshot().get("ec2:CreateTags"), None);
 }
 
 #[tokio::test]

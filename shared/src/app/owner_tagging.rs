@@ -122,15 +122,18 @@ where
             .collect();
         let mut skipped = launch.rejected.clone();
 
-        let lookups: Vec<InstanceId> = decisions
+        // The event's word is never enough to write: every instance it would tag is read first
+        // (one call for the launch), so a replayed or forged event cannot re-own an instance
+        // that already carries another user's id.
+        let reads: Vec<InstanceId> = decisions
             .iter()
-            .filter(|(_, d)| **d == OwnerDecision::Lookup)
+            .filter(|(_, d)| matches!(d, OwnerDecision::Lookup | OwnerDecision::Tag { .. }))
             .map(|(id, _)| id.clone())
             .collect();
-        if !lookups.is_empty() {
-            let found = ec2.describe_instances(&lookups).await?;
+        if !reads.is_empty() {
+            let found = ec2.describe_instances(&reads).await?;
             let mut missing = Vec::new();
-            for id in lookups {
+            for id in reads {
                 let gone = |text: String| OwnerDecision::Skip {
                     reason: Reason::new(ReasonCode::InstanceGone, text),
                 };
@@ -143,9 +146,14 @@ where
                     {
                         gone(format!("instance is {}", i.state))
                     }
-                    Some(i) => {
-                        ownership::decide(&i.tags, launcher, role, &self.config, TagsFrom::Ec2)
-                    }
+                    Some(i) => match &decisions[&id] {
+                        OwnerDecision::Tag { value } => {
+                            ownership::confirm_in_ec2(value, &i.tags, &self.config)
+                        }
+                        _ => {
+                            ownership::decide(&i.tags, launcher, role, &self.config, TagsFrom::Ec2)
+                        }
+                    },
                     None => {
                         missing.push(id.to_string());
                         gone("instance no longer exists in EC2".into())

@@ -263,6 +263,37 @@ pub(crate) fn decide(
     }
 }
 
+/// What to do with `value`, which an event says an instance should carry, once the instance's
+/// tags in EC2 are known: write it where no user-id tag (in any letter case) names anybody
+/// else, leave it where it is already there, and refuse where another value is there. Only the
+/// sweep, reading the instance itself, ever replaces a user-id tag.
+pub(crate) fn confirm_in_ec2(
+    value: &UserId,
+    tags: &BTreeMap<String, String>,
+    config: &Config,
+) -> OwnerDecision {
+    let wanted = value.to_string();
+    let other = tags
+        .iter()
+        .find(|(k, v)| k.eq_ignore_ascii_case(&config.user_id_tag_key) && **v != wanted);
+    match (other, tags.get(&config.user_id_tag_key)) {
+        (Some((key, current)), _) => OwnerDecision::Skip {
+            reason: Reason::new(
+                ReasonCode::OwnedByAnother,
+                format!(
+                    "the event names {wanted}, but the instance already carries {key}={current}; an event does not re-own an instance (the tag sweep decides from the instance's own tags)"
+                ),
+            ),
+        },
+        (None, Some(_)) => OwnerDecision::AlreadyTagged {
+            value: value.clone(),
+        },
+        (None, None) => OwnerDecision::Tag {
+            value: value.clone(),
+        },
+    }
+}
+
 /// Whether EC2 may still be catching up with a launch at `event_time`. An unknown time counts
 /// as recent, so the event is retried rather than dropped.
 pub(crate) fn within_consistency_window(
@@ -809,5 +840,34 @@ mod tests {
         );
         assert_eq!(plan.write, Some(uid("tim.malone")));
         assert_eq!(plan.remove.len(), 1);
+    }
+
+    #[test]
+    fn an_event_never_re_owns_an_instance_that_carries_another_users_id() {
+        let config = config();
+        let ada = uid("ada");
+        // no user-id tag yet: write it
+        assert_eq!(
+            confirm_in_ec2(&ada, &tags(&[("CreatedBy", "ada")]), &config),
+            OwnerDecision::Tag { value: ada.clone() }
+        );
+        // already ada's: nothing to write
+        assert_eq!(
+            confirm_in_ec2(&ada, &tags(&[("AwsUserId", &ada.to_string())]), &config),
+            OwnerDecision::AlreadyTagged { value: ada.clone() }
+        );
+        // tim's, in any spelling of the key: refused with the reason, nothing written
+        for key in ["AwsUserId", "awsuserid"] {
+            let decision =
+                confirm_in_ec2(&ada, &tags(&[(key, "AROAEXAMPLEROLEID1234:tim")]), &config);
+            let OwnerDecision::Skip { reason } = decision else {
+                panic!("{key}: {decision:?}");
+            };
+            assert_eq!(reason.code, ReasonCode::OwnedByAnother);
+            assert_eq!(
+                reason.text,
+                format!("the event names AROAEXAMPLEROLEID1234:ada, but the instance already carries {key}=AROAEXAMPLEROLEID1234:tim; an event does not re-own an instance (the tag sweep decides from the instance's own tags)")
+            );
+        }
     }
 }

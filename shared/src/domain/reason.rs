@@ -48,6 +48,9 @@ pub enum ReasonCode {
     /// A user whose `aws:userid` Session Manager will not write as the session-id tag (a comma
     /// in the name): nobody can terminate or resume their sessions through the tag.
     SessionNotTaggable,
+    /// An event names an owner for an instance that already carries another user's id: an
+    /// event's word never re-owns an instance (the sweep decides from the instance's own tags).
+    OwnedByAnother,
 }
 
 impl ReasonCode {
@@ -73,6 +76,7 @@ impl ReasonCode {
             ReasonCode::BudgetFull => "BudgetFull",
             ReasonCode::StaticSessionRights => "StaticSessionRights",
             ReasonCode::SessionNotTaggable => "SessionNotTaggable",
+            ReasonCode::OwnedByAnother => "OwnedByAnother",
         }
     }
 }

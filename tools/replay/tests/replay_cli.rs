@@ -373,7 +373,7 @@ async fn a_run_against_a_dead_endpoint_reports_retryable_errors_and_exits_1() {
         line["reason"]
             .as_str()
             .unwrap()
-            .starts_with("ec2:CreateTags failed: DispatchFailure"),
+            .starts_with("ec2:DescribeInstances failed: DispatchFailure"),
         "{line}"
     );
 }
