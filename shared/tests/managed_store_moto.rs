@@ -12,8 +12,9 @@ use shared::app::inline_store::InlineStore;
 use shared::app::managed_store::ManagedStore;
 use shared::app::session_rights::SessionPolicies;
 use shared::config::WriteMode;
+use shared::domain::evaluation::wildcard_matches;
 use shared::domain::session_name::SessionName;
-use shared::domain::shard_packing::SHARD_LIMIT;
+use shared::domain::shard_packing::{shard_arn, shard_guard_resource, SHARD_LIMIT};
 use shared::domain::statements::{policy_size, Scope};
 use shared::ports::PolicyStore;
 use shared::{Error, Status};
@@ -116,6 +117,26 @@ impl World {
         shards
     }
 
+    /// The ARNs IAM gave the product's shards.
+    async fn shard_arns(&self) -> Vec<String> {
+        let listed = self
+            .admin
+            .iam
+            .list_policies()
+            .scope(aws_sdk_iam::types::PolicyScopeType::Local)
+            .path_prefix(PATH)
+            .send()
+            .await
+            .unwrap();
+        let arns: Vec<String> = listed
+            .policies()
+            .iter()
+            .map(|p| p.arn().unwrap().to_owned())
+            .collect();
+        assert!(!arns.is_empty(), "no shard in IAM");
+        arns
+    }
+
     /// Users granted by the shards: username → shard name.
     async fn granted(&self) -> BTreeMap<String, String> {
         let mut granted = BTreeMap::new();
@@ -188,6 +209,17 @@ async fn five_hundred_forty_users_fit_a_few_shards_within_the_limits_and_stay_is
             shard.chars
         );
         assert!(shard.attached, "{name} is not attached");
+    }
+
+    // AND IAM gave each shard the ARN the code names, which the guards cover
+    let guard = shard_guard_resource("aws", "123456789012", PREFIX);
+    for arn in w.shard_arns().await {
+        let index = arn.rsplit("shard-").next().unwrap().parse().unwrap();
+        assert_eq!(arn, shard_arn("aws", "123456789012", PREFIX, index));
+        assert!(
+            wildcard_matches(&guard, &arn),
+            "the guard {guard} misses {arn}"
+        );
     }
 
     // AND each shard is one statement that lists its users and requires the caller's own

@@ -1,5 +1,6 @@
 // Reads {"requests": [{"policies": [document...], "principal", "action", "resource",
-// "context": {key: value}}]} on stdin and prints one verdict per request, in order:
+// "context": {key: value}, "resourcePolicy"?: document, "boundaries"?: [document...]}]} on stdin
+// and prints one verdict per request, in order:
 // "Allowed", "ImplicitlyDenied", "ExplicitlyDenied", or "error: <why>" when iam-simulate
 // rejects the request or a policy (an unknown action or context key included).
 import { runSimulation } from '@cloud-copilot/iam-simulate'
@@ -29,6 +30,10 @@ for (const original of input.requests) {
       identityPolicies: request.policies.map((policy, i) => ({ name: `policy${i}`, policy })),
       serviceControlPolicies: [],
       resourceControlPolicies: [],
+      ...(request.resourcePolicy ? { resourcePolicy: request.resourcePolicy } : {}),
+      ...(request.boundaries
+        ? { permissionBoundaryPolicies: request.boundaries.map((policy, i) => ({ name: `boundary${i}`, policy })) }
+        : {}),
       request: {
         action: request.action,
         principal: request.principal,

@@ -337,7 +337,7 @@ fn substitute(pattern: &str, request: &Request) -> Option<String> {
 
 /// IAM's wildcard matching: `*` is any run of characters, `?` exactly one, everything else
 /// literal.
-pub(crate) fn wildcard_matches(pattern: &str, text: &str) -> bool {
+pub fn wildcard_matches(pattern: &str, text: &str) -> bool {
     let (p, s): (Vec<char>, Vec<char>) = (pattern.chars().collect(), text.chars().collect());
     let (mut pi, mut si) = (0, 0);
     let (mut star, mut mark) = (None, 0);

@@ -87,6 +87,23 @@ pub(crate) fn shard_path(prefix: &str) -> String {
     format!("/{}/", prefix.trim_end_matches(['-', '_', '.']))
 }
 
+/// The ARN IAM gives shard `index`: the path, then the name (`arn:aws:iam::<account>:policy/ssm-session-owner/ssm-session-owner-shard-01`).
+pub fn shard_arn(partition: &str, account: &str, prefix: &str, index: usize) -> String {
+    format!(
+        "arn:{partition}:iam::{account}:policy{}{}",
+        shard_path(prefix),
+        shard_name(prefix, index)
+    )
+}
+
+/// The resource the guards deny every IAM action on so that no user rewrites a shard: every
+/// policy named like a shard, under any path. CloudFormation cannot trim the prefix the way
+/// [`shard_path`] does, so the template names the shards by name alone
+/// (`policy/*${PolicyNamePrefix}shard-*`); the template's tests compare it with this.
+pub fn shard_guard_resource(partition: &str, account: &str, prefix: &str) -> String {
+    format!("arn:{partition}:iam::{account}:policy/*{prefix}shard-*")
+}
+
 /// What a shard holds now.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Shard {
@@ -349,6 +366,24 @@ mod tests {
         );
         assert_eq!(shard_index("ssm-session-owner-", "other"), None);
         assert_eq!(shard_path("ssm-session-owner-"), "/ssm-session-owner/");
+        assert_eq!(
+            shard_arn("aws", "123456789012", "ssm-session-owner-", 1),
+            "arn:aws:iam::123456789012:policy/ssm-session-owner/ssm-session-owner-shard-01"
+        );
+    }
+
+    #[test]
+    fn the_shard_guard_covers_every_shard_under_any_prefix_and_nothing_else_of_the_product() {
+        use crate::domain::evaluation::wildcard_matches;
+        for prefix in ["ssm-session-owner-", "team_a.", "Research", "x-"] {
+            let guard = shard_guard_resource("aws-us-gov", "123456789012", prefix);
+            for index in [1, 9, 10, 25, 99] {
+                let arn = shard_arn("aws-us-gov", "123456789012", prefix, index);
+                assert!(wildcard_matches(&guard, &arn), "{guard} misses {arn}");
+            }
+            let other = format!("arn:aws-us-gov:iam::123456789012:policy/{prefix}other");
+            assert!(!wildcard_matches(&guard, &other), "{guard} matches {other}");
+        }
     }
 
     #[test]

@@ -7,7 +7,7 @@ use std::process::ExitCode;
 
 use clap::Parser;
 use redrive::aws::SqsQueue;
-use redrive::parked::Filter;
+use redrive::parked::{Filter, ProductFunctions};
 use redrive::run::{redrive, Fate, Line};
 use shared::edge::cli::usage_error;
 
@@ -17,11 +17,16 @@ With --yes each selected event is invoked again (synchronously) in the function 
 and its message is deleted only once that invocation succeeded. A message that fails again,
 cannot be read or is left out by a filter stays in the queue.
 
+Only the product's own functions are ever invoked (--product-function: the stack outputs
+OwnerTaggerFunctionArn and SessionPolicyFunctionArn), and only from a Lambda on-failure record
+or an EventBridge dead letter. A message naming any other function is refused, reported and
+kept: whoever could write to the queue must not choose what an operator's redrive invokes.
+
 Credentials, region and endpoint come from the SDK's environment (AWS_PROFILE, AWS_REGION,
 AWS_ENDPOINT_URL). The role needs the template's RedrivePolicy (stack output RedrivePolicyArn).
 
 Exit status: 0 nothing failed (a dry run, or every selected event redriven); 1 some event
-failed again, could not be invoked, or could not be read; 2 a usage, configuration or AWS
+failed again, could not be invoked, could not be read, or was refused; 2 a usage, configuration or AWS
 error.";
 
 /// List the events parked in FailureQueue and, with --yes, send them back to their function.
@@ -31,6 +36,16 @@ struct Args {
     /// The queue (stack output FailureQueueUrl).
     #[arg(long, env = "FAILURE_QUEUE_URL")]
     queue_url: String,
+    /// A function of the product, by ARN (stack outputs OwnerTaggerFunctionArn and
+    /// SessionPolicyFunctionArn); repeatable or comma-separated. Nothing else is invoked.
+    #[arg(
+        long = "product-function",
+        value_name = "ARN",
+        env = "PRODUCT_FUNCTION_ARNS",
+        value_delimiter = ',',
+        required = true
+    )]
+    product_functions: Vec<String>,
     /// Only events of functions whose name contains this (any case); repeatable.
     #[arg(long = "function", value_name = "NAME")]
     functions: Vec<String>,
@@ -55,6 +70,10 @@ async fn main() -> ExitCode {
             format!("--queue-url {:?} is not a queue URL", args.queue_url),
         );
     }
+    let product = match ProductFunctions::parse(&args.product_functions) {
+        Ok(product) => product,
+        Err(why) => return usage_error("redrive", format!("--product-function: {why}")),
+    };
     let sdk = shared::aws::sdk_loader().load().await;
     let queue = SqsQueue {
         client: aws_sdk_sqs::Client::new(&sdk),
@@ -65,7 +84,7 @@ async fn main() -> ExitCode {
         functions: args.functions.clone(),
         error_types: args.error_types.clone(),
     };
-    let lines = match redrive(&queue, &lambda, &filter, args.yes).await {
+    let lines = match redrive(&queue, &lambda, &product, &filter, args.yes).await {
         Ok(lines) => lines,
         Err(err) => {
             eprintln!("redrive: {err} ({})", err.kind());
@@ -76,7 +95,10 @@ async fn main() -> ExitCode {
     let failed = lines.iter().any(|l| {
         matches!(
             l.fate,
-            Fate::FailedAgain { .. } | Fate::NotInvoked { .. } | Fate::Unreadable { .. }
+            Fate::FailedAgain { .. }
+                | Fate::NotInvoked { .. }
+                | Fate::Unreadable { .. }
+                | Fate::Refused { .. }
         )
     });
     if failed {
@@ -126,6 +148,7 @@ fn print(lines: &[Line], json: bool, applied: bool) {
             }
             Fate::NotInvoked { error } => format!("not invoked ({error}); kept"),
             Fate::Unreadable { reason } => format!("unreadable ({reason}); kept"),
+            Fate::Refused { reason } => format!("refused ({reason}); kept"),
         };
         println!(
             "{:<38} {function:<36} {event:<28} {error:<12} {at:<26} {result}",

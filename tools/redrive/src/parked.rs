@@ -8,7 +8,10 @@
 //!   body is the original event, and the message attributes `TARGET_ARN`, `ERROR_CODE` and
 //!   `ERROR_MESSAGE` say where it was going and why it failed.
 //!
-//! Anything else is unreadable: it is reported and left in the queue, never deleted.
+//! Anything else is unreadable: it is reported and left in the queue, never deleted. So is a
+//! readable message that names a function other than the product's own ([`ProductFunctions`]):
+//! whoever could write to the queue would otherwise choose what an operator's redrive invokes,
+//! and with which event.
 
 use std::collections::BTreeMap;
 
@@ -68,58 +71,70 @@ pub fn read(message: &Message) -> Result<Parked, String> {
         .sent_at_ms
         .map(|ms| format!("{ms} ms since the epoch (sent to the queue)"))
         .unwrap_or_default();
-    let (source, function_arn, error_type, error_message, failed_at, event) =
-        if body.get("requestContext").is_some() {
-            let arn = text(&body, &["requestContext", "functionArn"])
-                .ok_or("a Lambda destination record without requestContext.functionArn")?;
-            let event = body
-                .get("requestPayload")
-                .filter(|p| p.is_object())
-                .cloned()
-                .ok_or("a Lambda destination record without its requestPayload")?;
-            let error_type = text(&body, &["responsePayload", "errorType"])
-                .or_else(|| text(&body, &["responseContext", "functionError"]))
-                .or_else(|| text(&body, &["requestContext", "condition"]))
-                .unwrap_or_else(|| "unknown".into());
-            let error_message =
-                text(&body, &["responsePayload", "errorMessage"]).unwrap_or_default();
-            let failed_at = text(&body, &["timestamp"]).unwrap_or(sent);
-            (
-                Source::LambdaOnFailure,
-                arn,
-                error_type,
-                error_message,
-                failed_at,
-                event,
-            )
-        } else if let Some(target) = message.attributes.get("TARGET_ARN") {
-            if !body.is_object() {
-                return Err("an EventBridge dead letter whose body is not an event".into());
-            }
-            let error_type = message
-                .attributes
-                .get("ERROR_CODE")
-                .cloned()
-                .unwrap_or_else(|| "unknown".into());
-            let error_message = message
-                .attributes
-                .get("ERROR_MESSAGE")
-                .cloned()
-                .unwrap_or_default();
-            (
-                Source::EventBridgeDeadLetter,
-                target.clone(),
-                error_type,
-                error_message,
-                sent,
-                body,
-            )
-        } else {
-            return Err(
-                "neither a Lambda destination record nor an EventBridge dead letter (no TARGET_ARN)"
-                    .into(),
-            );
-        };
+    let (source, function_arn, error_type, error_message, failed_at, event) = if body
+        .get("requestContext")
+        .is_some()
+    {
+        let arn = text(&body, &["requestContext", "functionArn"])
+            .ok_or("a Lambda destination record without requestContext.functionArn")?;
+        let event = body
+            .get("requestPayload")
+            .filter(|p| p.is_object())
+            .cloned()
+            .ok_or("a Lambda destination record without its requestPayload")?;
+        // Lambda writes one of these two for an on-failure destination; a success record,
+        // or a hand-made one, says something else or nothing.
+        let condition = text(&body, &["requestContext", "condition"]);
+        if !matches!(
+            condition.as_deref(),
+            Some("RetriesExhausted" | "EventAgeExceeded")
+        ) {
+            return Err(format!(
+                    "a Lambda destination record whose requestContext.condition is {condition:?}, not RetriesExhausted or EventAgeExceeded (not an on-failure record)"
+                ));
+        }
+        let error_type = text(&body, &["responsePayload", "errorType"])
+            .or_else(|| text(&body, &["responseContext", "functionError"]))
+            .or_else(|| text(&body, &["requestContext", "condition"]))
+            .unwrap_or_else(|| "unknown".into());
+        let error_message = text(&body, &["responsePayload", "errorMessage"]).unwrap_or_default();
+        let failed_at = text(&body, &["timestamp"]).unwrap_or(sent);
+        (
+            Source::LambdaOnFailure,
+            arn,
+            error_type,
+            error_message,
+            failed_at,
+            event,
+        )
+    } else if let Some(target) = message.attributes.get("TARGET_ARN") {
+        if !body.is_object() {
+            return Err("an EventBridge dead letter whose body is not an event".into());
+        }
+        let error_type = message
+            .attributes
+            .get("ERROR_CODE")
+            .cloned()
+            .unwrap_or_else(|| "unknown".into());
+        let error_message = message
+            .attributes
+            .get("ERROR_MESSAGE")
+            .cloned()
+            .unwrap_or_default();
+        (
+            Source::EventBridgeDeadLetter,
+            target.clone(),
+            error_type,
+            error_message,
+            sent,
+            body,
+        )
+    } else {
+        return Err(
+            "neither a Lambda destination record nor an EventBridge dead letter (no TARGET_ARN)"
+                .into(),
+        );
+    };
     let function_arn = unqualified(&function_arn)?;
     let function = function_arn
         .rsplit(':')
@@ -138,6 +153,36 @@ pub fn read(message: &Message) -> Result<Parked, String> {
         event_id: text(&event, &["id"]).unwrap_or_default(),
         event,
     })
+}
+
+/// The functions redrive may invoke: the product's own, as the stack outputs
+/// `OwnerTaggerFunctionArn` and `SessionPolicyFunctionArn` name them.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ProductFunctions(Vec<String>);
+
+impl ProductFunctions {
+    /// Each entry must be a Lambda function ARN (a qualifier is dropped); none at all is an
+    /// error, never "any function".
+    pub fn parse(arns: &[String]) -> Result<Self, String> {
+        if arns.is_empty() {
+            return Err("no product function is named (--product-function, the stack outputs OwnerTaggerFunctionArn and SessionPolicyFunctionArn)".into());
+        }
+        arns.iter()
+            .map(|arn| unqualified(arn))
+            .collect::<Result<Vec<_>, _>>()
+            .map(Self)
+    }
+
+    /// Why `parked` may not be redriven, when it names another function.
+    pub fn refuses(&self, parked: &Parked) -> Option<String> {
+        (!self.0.contains(&parked.function_arn)).then(|| {
+            format!(
+                "it names {}, which is not one of the product's functions ({}); a message the product did not park is never redriven",
+                parked.function_arn,
+                self.0.join(", ")
+            )
+        })
+    }
 }
 
 /// `arn:<partition>:lambda:<region>:<account>:function:<name>[:<qualifier>]`, without the
@@ -271,7 +316,7 @@ mod tests {
             ("not json".to_owned(), vec![], "the body is not JSON"),
             (json!({"id": "x"}).to_string(), vec![], "neither a Lambda destination record"),
             (
-                json!({"requestContext": {"functionArn": "arn:aws:sqs:us-east-1:1:q"}, "requestPayload": {}}).to_string(),
+                json!({"requestContext": {"functionArn": "arn:aws:sqs:us-east-1:1:q", "condition": "RetriesExhausted"}, "requestPayload": {}}).to_string(),
                 vec![],
                 "\"arn:aws:sqs:us-east-1:1:q\" is not a Lambda function ARN",
             ),
@@ -280,11 +325,57 @@ mod tests {
                 vec![],
                 "a Lambda destination record without its requestPayload",
             ),
+            (
+                json!({"requestContext": {"functionArn": "arn:aws:lambda:us-east-1:1:function:f", "condition": "Success"}, "requestPayload": {}}).to_string(),
+                vec![],
+                "a Lambda destination record whose requestContext.condition is Some(\"Success\")",
+            ),
+            (
+                json!({"requestContext": {"functionArn": "arn:aws:lambda:us-east-1:1:function:f"}, "requestPayload": {}}).to_string(),
+                vec![],
+                "a Lambda destination record whose requestContext.condition is None",
+            ),
             ("[1]".to_owned(), vec![("TARGET_ARN", "arn:aws:lambda:us-east-1:1:function:f")], "an EventBridge dead letter whose body is not an event"),
         ] {
             let err = read(&message(body, &attributes)).unwrap_err();
             assert!(err.starts_with(reason), "{err}");
         }
+    }
+
+    #[test]
+    fn only_the_products_own_functions_are_admitted() {
+        let product = ProductFunctions::parse(&[
+            "arn:aws:lambda:us-east-1:123456789012:function:stack-OwnerTaggerFunction-1".into(),
+            "arn:aws:lambda:us-east-1:123456789012:function:stack-SessionPolicyFunction-2:$LATEST"
+                .into(),
+        ])
+        .unwrap();
+        let ours = read(&message(
+            destination_record("stack-SessionPolicyFunction-2", "Permanent"),
+            &[],
+        ))
+        .unwrap();
+        assert_eq!(product.refuses(&ours), None);
+        // the same name in another account, and another function of this account
+        for forged in [
+            destination_record("stack-OwnerTaggerFunction-1", "Permanent")
+                .replace("123456789012", "999999999999"),
+            destination_record("attacker", "Permanent"),
+        ] {
+            let parked = read(&message(forged, &[])).unwrap();
+            let why = product.refuses(&parked).expect("refused");
+            assert!(
+                why.starts_with(&format!("it names {}, which is not one of the product's functions (arn:aws:lambda:us-east-1:123456789012:function:stack-OwnerTaggerFunction-1, arn:aws:lambda:us-east-1:123456789012:function:stack-SessionPolicyFunction-2)", parked.function_arn)),
+                "{why}"
+            );
+        }
+        assert!(ProductFunctions::parse(&[])
+            .unwrap_err()
+            .starts_with("no product function is named"));
+        assert_eq!(
+            ProductFunctions::parse(&["stack-OwnerTaggerFunction-1".into()]).unwrap_err(),
+            "\"stack-OwnerTaggerFunction-1\" is not a Lambda function ARN"
+        );
     }
 
     #[test]

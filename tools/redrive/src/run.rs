@@ -9,7 +9,7 @@ use std::future::Future;
 use serde::Serialize;
 use shared::Error;
 
-use crate::parked::{self, Filter, Message, Parked};
+use crate::parked::{self, Filter, Message, Parked, ProductFunctions};
 
 /// The queue the failed events are parked in.
 pub trait ParkedQueue {
@@ -62,6 +62,10 @@ pub enum Fate {
     Unreadable {
         reason: String,
     },
+    /// Readable, but not the product's to redrive (another function); still in the queue.
+    Refused {
+        reason: String,
+    },
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -81,11 +85,12 @@ pub const MAX_MESSAGES: usize = 10_000;
 pub async fn redrive<Q: ParkedQueue + Sync, I: Invoker + Sync>(
     queue: &Q,
     invoker: &I,
+    product: &ProductFunctions,
     filter: &Filter,
     apply: bool,
 ) -> Result<Vec<Line>, Error> {
     let mut held: Vec<Message> = Vec::new();
-    let result = run(queue, invoker, filter, apply, &mut held).await;
+    let result = run(queue, invoker, product, filter, apply, &mut held).await;
     // Whatever happened, nothing read stays hidden: a dry run changes nothing.
     let mut release_error = None;
     for message in &held {
@@ -103,6 +108,7 @@ pub async fn redrive<Q: ParkedQueue + Sync, I: Invoker + Sync>(
 async fn run<Q: ParkedQueue + Sync, I: Invoker + Sync>(
     queue: &Q,
     invoker: &I,
+    product: &ProductFunctions,
     filter: &Filter,
     apply: bool,
     held: &mut Vec<Message>,
@@ -125,23 +131,26 @@ async fn run<Q: ParkedQueue + Sync, I: Invoker + Sync>(
             Err(reason) => Fate::Unreadable {
                 reason: reason.clone(),
             },
-            Ok(parked) if !filter.selects(parked) => Fate::LeftOut,
-            Ok(_) if !apply => Fate::Listed,
-            Ok(parked) => match invoker.invoke(&parked.function_arn, &parked.event).await {
-                Ok(Invoked::Succeeded) => {
-                    queue.delete(&message.receipt).await?;
-                    held.retain(|m| m.receipt != message.receipt);
-                    Fate::Redriven
-                }
-                Ok(Invoked::FunctionError {
-                    error_type,
-                    message,
-                }) => Fate::FailedAgain {
-                    error_type,
-                    message,
-                },
-                Err(err) => Fate::NotInvoked {
-                    error: format!("{err} ({})", err.kind()),
+            Ok(parked) => match product.refuses(parked) {
+                Some(reason) => Fate::Refused { reason },
+                None if !filter.selects(parked) => Fate::LeftOut,
+                None if !apply => Fate::Listed,
+                None => match invoker.invoke(&parked.function_arn, &parked.event).await {
+                    Ok(Invoked::Succeeded) => {
+                        queue.delete(&message.receipt).await?;
+                        held.retain(|m| m.receipt != message.receipt);
+                        Fate::Redriven
+                    }
+                    Ok(Invoked::FunctionError {
+                        error_type,
+                        message,
+                    }) => Fate::FailedAgain {
+                        error_type,
+                        message,
+                    },
+                    Err(err) => Fate::NotInvoked {
+                        error: format!("{err} ({})", err.kind()),
+                    },
                 },
             },
         };
@@ -253,6 +262,15 @@ mod tests {
         }
     }
 
+    /// The product's functions as the tests' records name them.
+    fn product() -> ProductFunctions {
+        let mut arns: Vec<String> = (0..12)
+            .map(|n| format!("arn:aws:lambda:us-east-1:123456789012:function:fn-ok-{n}"))
+            .collect();
+        arns.push("arn:aws:lambda:us-east-1:123456789012:function:fn-failing".into());
+        ProductFunctions::parse(&arns).unwrap()
+    }
+
     fn parked_queue() -> FakeQueue {
         let mut bodies: Vec<String> = (0..12)
             .map(|n| destination_record(&format!("fn-ok-{n}"), "Retryable"))
@@ -266,7 +284,7 @@ mod tests {
     async fn a_dry_run_lists_everything_and_leaves_every_message_visible() {
         let queue = parked_queue();
         let invoker = FakeInvoker::default();
-        let lines = redrive(&queue, &invoker, &Filter::default(), false)
+        let lines = redrive(&queue, &invoker, &product(), &Filter::default(), false)
             .await
             .unwrap();
         assert_eq!(lines.len(), 14);
@@ -281,7 +299,7 @@ mod tests {
     async fn with_yes_a_message_goes_only_after_its_event_succeeded_again() {
         let queue = parked_queue();
         let invoker = FakeInvoker::default();
-        let lines = redrive(&queue, &invoker, &Filter::default(), true)
+        let lines = redrive(&queue, &invoker, &product(), &Filter::default(), true)
             .await
             .unwrap();
         assert_eq!(
@@ -315,9 +333,35 @@ mod tests {
             functions: vec!["failing".into()],
             error_types: vec![],
         };
-        let lines = redrive(&queue, &invoker, &filter, true).await.unwrap();
+        let lines = redrive(&queue, &invoker, &product(), &filter, true)
+            .await
+            .unwrap();
         assert_eq!(lines.iter().filter(|l| l.fate == Fate::LeftOut).count(), 12);
         assert_eq!(invoker.sent.lock().unwrap().len(), 1);
         assert_eq!(queue.visible(), 14);
+    }
+
+    #[tokio::test]
+    async fn a_message_naming_another_function_is_refused_never_invoked_and_kept() {
+        // GIVEN a real parked event and a forged one that names a function of somebody else's
+        let queue = FakeQueue::with(&[
+            destination_record("fn-ok-0", "Retryable"),
+            destination_record("planted", "Retryable"),
+        ]);
+        let invoker = FakeInvoker::default();
+        // WHEN an operator redrives everything
+        let lines = redrive(&queue, &invoker, &product(), &Filter::default(), true)
+            .await
+            .unwrap();
+        // THEN the real one is redriven, the forged one is refused with the reason and kept
+        assert_eq!(lines[0].fate, Fate::Redriven);
+        let Fate::Refused { reason } = &lines[1].fate else {
+            panic!("{:?}", lines[1].fate);
+        };
+        assert!(reason.starts_with("it names arn:aws:lambda:us-east-1:123456789012:function:planted, which is not one of the product's functions"), "{reason}");
+        let sent = invoker.sent.lock().unwrap();
+        assert_eq!(sent.len(), 1);
+        assert!(sent[0].0.ends_with(":function:fn-ok-0"));
+        assert_eq!(queue.visible(), 1);
     }
 }

@@ -6,7 +6,7 @@ use std::process::{Command, Output};
 use std::sync::Mutex;
 
 use redrive::aws::SqsQueue;
-use redrive::parked::Filter;
+use redrive::parked::{Filter, ProductFunctions};
 use redrive::run::{redrive, Fate, Invoked, Invoker};
 use shared::Error;
 use testkit::Moto;
@@ -14,11 +14,19 @@ use testkit::Moto;
 const FUNCTION: &str =
     "arn:aws:lambda:us-east-1:123456789012:function:stack-SessionPolicyFunction-X";
 
+fn product() -> ProductFunctions {
+    ProductFunctions::parse(&[FUNCTION.to_owned()]).unwrap()
+}
+
 fn record(event_id: &str) -> String {
+    record_for(FUNCTION, event_id)
+}
+
+fn record_for(function: &str, event_id: &str) -> String {
     serde_json::json!({
         "version": "1.0",
         "timestamp": "2026-11-30T09:12:41.123Z",
-        "requestContext": {"requestId": "r", "functionArn": format!("{FUNCTION}:$LATEST"),
+        "requestContext": {"requestId": "r", "functionArn": format!("{function}:$LATEST"),
                            "condition": "RetriesExhausted", "approximateInvokeCount": 3},
         "requestPayload": {"id": event_id, "detail-type": "EC2 Instance State-change Notification",
                            "detail": {"instance-id": "i-0a1b2c3d4e5f60006", "state": "terminated"}},
@@ -54,7 +62,7 @@ async fn parked_queue(moto: &Moto) -> SqsQueue {
 
 fn run_tool(moto: &Moto, url: &str, args: &[&str]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_redrive"))
-        .args(["--queue-url", url])
+        .args(["--queue-url", url, "--product-function", FUNCTION])
         .args(args)
         .env_clear()
         .envs(moto.env())
@@ -134,7 +142,7 @@ async fn a_redriven_event_leaves_the_queue_only_once_it_succeeded() {
     let queue = parked_queue(&moto).await;
     let invoker = FirstSucceeds::default();
 
-    let lines = redrive(&queue, &invoker, &Filter::default(), true)
+    let lines = redrive(&queue, &invoker, &product(), &Filter::default(), true)
         .await
         .unwrap();
 
@@ -145,11 +153,84 @@ async fn a_redriven_event_leaves_the_queue_only_once_it_succeeded() {
     assert_eq!(first["detail"]["instance-id"], "i-0a1b2c3d4e5f60006");
     // One message left in moto's queue: the one that failed again, visible.
     assert_eq!(queue.waiting().await.unwrap(), 1);
-    let left = redrive(&queue, &invoker, &Filter::default(), false)
+    let left = redrive(&queue, &invoker, &product(), &Filter::default(), false)
         .await
         .unwrap();
     assert_eq!(left.len(), 1);
     assert_eq!(left[0].message_id, lines[1].message_id);
+}
+
+#[tokio::test]
+async fn a_forged_message_in_the_queue_is_refused_and_a_real_parked_event_is_still_redriven() {
+    // GIVEN moto's queue with a real parked event and a forged launch event that names a
+    // function of another account, sent by whoever could write to the queue
+    let moto = Moto::start().unwrap();
+    let queue = parked_queue(&moto).await;
+    let forged_function = FUNCTION.replace("123456789012", "999999999999");
+    queue
+        .client
+        .send_message()
+        .queue_url(&queue.url)
+        .message_body(record_for(&forged_function, "forged"))
+        .send()
+        .await
+        .unwrap();
+
+    // WHEN an operator redrives everything through the tool
+    let output = run_tool(&moto, &queue.url, &["--yes", "--json"]);
+
+    // THEN the forged message is refused with the reason and kept, and exits 1
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert_eq!(output.status.code(), Some(1), "{stdout}");
+    let lines: Vec<serde_json::Value> = stdout
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    let forged: Vec<&serde_json::Value> =
+        lines.iter().filter(|l| l["event_id"] == "forged").collect();
+    assert_eq!(forged.len(), 1, "{stdout}");
+    assert_eq!(forged[0]["result"], "refused");
+    assert!(forged[0]["reason"].as_str().unwrap().starts_with(&format!(
+        "it names {forged_function}, which is not one of the product's functions"
+    )));
+    assert_eq!(queue.waiting().await.unwrap(), 3);
+
+    // AND the real parked events still go back to their function (in-test invoker), the forged
+    // one is never invoked
+    let invoker = FirstSucceeds::default();
+    let lines = redrive(&queue, &invoker, &product(), &Filter::default(), true)
+        .await
+        .unwrap();
+    assert_eq!(lines.iter().filter(|l| l.fate == Fate::Redriven).count(), 1);
+    assert_eq!(
+        lines
+            .iter()
+            .filter(|l| matches!(l.fate, Fate::Refused { .. }))
+            .count(),
+        1
+    );
+    assert_eq!(invoker.sent.lock().unwrap().len(), 2);
+    assert_eq!(queue.waiting().await.unwrap(), 2);
+}
+
+#[test]
+fn a_product_function_that_is_not_a_function_arn_is_a_usage_error() {
+    let output = Command::new(env!("CARGO_BIN_EXE_redrive"))
+        .args([
+            "--queue-url",
+            "http://127.0.0.1:1/q",
+            "--product-function",
+            "not-an-arn",
+        ])
+        .env_clear()
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        stderr.contains("--product-function: \"not-an-arn\" is not a Lambda function ARN"),
+        "{stderr}"
+    );
 }
 
 #[test]

@@ -28,7 +28,7 @@ use crate::domain::session_iam::{
     TERMINATE_SESSION, USER_ID_KEY,
 };
 use crate::domain::session_name::SessionName;
-use crate::domain::shard_packing::shard_name;
+use crate::domain::shard_packing::shard_arn;
 use crate::domain::trust::name_choosers;
 use crate::error::Error;
 use crate::ports::{RolePolicyDocument, Simulation};
@@ -261,7 +261,7 @@ fn questions(
         ),
         (
             "iam:CreatePolicyVersion",
-            policy(&format!("{prefix}/{}", shard_name(prefix, 1))),
+            shard_arn(partition, account, prefix, 1),
             "a session-rights shard".into(),
         ),
         (
