@@ -76,7 +76,6 @@ OPEN = {
     "ssm:UpdateManagedInstanceRole": "changes the role another user's managed node acts with",
     "ssm:CreateActivation": "an activation registers nodes whose tags it chooses (the ownership keys included)",
     "ssm:StartAccessRequest": "just-in-time node access requests a session on a node",
-    "ssm-guiconnect:StartConnection": "Fleet Manager's RDP connection opens a session on a Windows node",
     "ssm-guiconnect:GetConnection": "reads another user's Fleet Manager connection",
     "ssm-guiconnect:CancelConnection": "ends another user's Fleet Manager connection",
     "ssm-guiconnect:UpdateConnectionRecordingPreferences": "changes where Fleet Manager connections are recorded",
@@ -141,11 +140,6 @@ OPEN = {
     "ec2:DisassociateIamInstanceProfile": "takes the role off another user's instance",
     "ec2:CreateNetworkInsightsPath": "maps the network paths to another user's instance",
     "ec2:CreateFlowLogs": "records another user's network interface's traffic metadata",
-    "cloudformation:CreateChangeSet": "a change set on the product's stack, once executed, changes the product",
-    "cloudformation:ExecuteChangeSet": "applies a change set to the product's stack",
-    "cloudformation:DeleteChangeSet": "the product's stack's change sets",
-    "cloudformation:DescribeChangeSet": "the product's stack's change sets",
-    "cloudformation:DescribeChangeSetHooks": "the product's stack's change sets",
     "cloudwatch:DeleteAlarms": "removes the product's alarms",
     "cloudwatch:DisableAlarmActions": "silences the product's alarms",
     "cloudwatch:PutMetricAlarm": "changes the product's alarms",
@@ -271,6 +265,9 @@ def draft(entry):
             return "harmless", "-", "reads node, document, association or window metadata; no command output, no session content"
         return "open", "-", "reaches a node through Systems Manager"
     if service == "ssm-guiconnect":
+        if name == "StartConnection":
+            return "harmless", "-", ("authorized on * only; the remote desktop it opens is an "
+                                     "ssm:StartSession on the node, which is guarded")
         return "harmless", "-", "reads Fleet Manager connection metadata"
     if service == "ebs":
         return "open", "-", "writes another user's disk blocks"
@@ -298,8 +295,8 @@ def draft(entry):
             return "harmless", "-", "reads CloudWatch Logs metadata; no log content"
         return "out-of-scope", "-", "CloudWatch Logs features that name no log group"
     if service == "cloudformation":
-        if "stack" in types and "changeset" not in types:
-            return "guarded", "GuardTheProductsResources product", "denied on the product's stack"
+        if "stack" in types:
+            return "guarded", "GuardTheProductsResources product", "denied on the product's stack (change sets are authorized on the stack)"
         return "open", "-", "the product's stack's change sets"
     if service == "cloudwatch":
         if is_read(name, level):
