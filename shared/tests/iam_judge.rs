@@ -1658,3 +1658,81 @@ fn the_catalogue_the_audit_and_the_guard_matrix_name_the_same_guarded_instance_a
         "the catalogue and the judge's instance matrix"
     );
 }
+
+#[test]
+fn no_open_action_of_the_catalogue_is_allowed_by_the_end_user_policy_alone() {
+    // GIVEN every open row, and the shipped end-user policy alone (every option on) on the role
+    let policy = testkit::shipped_policy_with("EndUserPolicy", &["every-option-on"]);
+    let rows = catalogue();
+    let scope = actions_in_scope();
+    let mut requests = Vec::new();
+    for (action, _) in rows.iter().filter(|(_, r)| r.class == "open") {
+        let service = action.split(':').next().unwrap();
+        let types = scope[action]["resourceTypes"].as_array().unwrap();
+        // each resource type it names (or "*"), another user's by every tag key it has
+        let targets: Vec<(String, Vec<String>)> = if types.is_empty() {
+            vec![("*".to_owned(), vec![])]
+        } else {
+            types
+                .iter()
+                .map(|t| {
+                    let keys = t["tagKeys"].as_array().unwrap();
+                    (
+                        sample_arn(
+                            service,
+                            t["name"].as_str().unwrap(),
+                            t["arn"].as_str().unwrap(),
+                        ),
+                        keys.iter()
+                            .map(|k| k.as_str().unwrap().to_owned())
+                            .collect(),
+                    )
+                })
+                .collect()
+        };
+        for (arn, keys) in targets {
+            let mut context = json!({"aws:userid": user_id("tim")});
+            for key in keys {
+                context[format!("{key}/AwsUserId")] = json!(user_id("ada"));
+            }
+            requests.push(json!({
+                "policies": [policy],
+                "principal": format!("arn:aws:sts::{ACCOUNT}:assumed-role/Okta-ServiceWorkbenchUser/tim"),
+                "action": action, "resource": arn, "context": context,
+            }));
+        }
+    }
+    // WHEN the judge answers THEN none is allowed. iam-simulate cannot place an EC2 Instance
+    // Connect Endpoint ARN (the reference lists its pattern under two resource types, and it
+    // answers multiple.resource.types): for that action alone the product's own evaluator,
+    // which the other tests hold to the judge, answers instead.
+    let verdicts = judge(&requests);
+    let allowed: Vec<String> = requests
+        .iter()
+        .zip(&verdicts)
+        .map(|(r, v)| {
+            let undecidable = r["action"] == "ec2-instance-connect:OpenTunnel"
+                && v.contains("multiple.resource.types");
+            (
+                r,
+                if undecidable {
+                    own_verdict(r)
+                } else {
+                    v.clone()
+                },
+            )
+        })
+        .filter(|(_, v)| v.as_str() != "ImplicitlyDenied" && v.as_str() != "ExplicitlyDenied")
+        .map(|(r, v)| format!("{} on {}: {v}", r["action"], r["resource"]))
+        .collect();
+    assert!(
+        allowed.is_empty(),
+        "{} allowed:\n{}",
+        allowed.len(),
+        allowed.join("\n")
+    );
+    println!(
+        "iam-simulate, end-user policy alone: {} open-action cells, none allowed",
+        requests.len()
+    );
+}
