@@ -83,14 +83,7 @@ impl World {
             .filter_map(|p| p.policy_arn().map(str::to_owned))
             .collect();
         let mut shards = BTreeMap::new();
-        let listed = iam
-            .list_policies()
-            .scope(aws_sdk_iam::types::PolicyScopeType::Local)
-            .path_prefix(PATH)
-            .send()
-            .await
-            .unwrap();
-        for policy in listed.policies() {
+        for policy in self.listed_shards().await {
             let arn = policy.arn().unwrap();
             let version = policy.default_version_id().unwrap().to_owned();
             let doc = iam
@@ -117,19 +110,25 @@ impl World {
         shards
     }
 
-    /// The ARNs IAM gave the product's shards.
-    async fn shard_arns(&self) -> Vec<String> {
-        let listed = self
-            .admin
+    /// The customer-managed policies under the shards' path.
+    async fn listed_shards(&self) -> Vec<aws_sdk_iam::types::Policy> {
+        self.admin
             .iam
             .list_policies()
             .scope(aws_sdk_iam::types::PolicyScopeType::Local)
             .path_prefix(PATH)
             .send()
             .await
-            .unwrap();
-        let arns: Vec<String> = listed
+            .unwrap()
             .policies()
+            .to_vec()
+    }
+
+    /// The ARNs IAM gave the product's shards.
+    async fn shard_arns(&self) -> Vec<String> {
+        let arns: Vec<String> = self
+            .listed_shards()
+            .await
             .iter()
             .map(|p| p.arn().unwrap().to_owned())
             .collect();

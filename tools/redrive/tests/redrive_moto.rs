@@ -70,6 +70,16 @@ fn run_tool(moto: &Moto, url: &str, args: &[&str]) -> Output {
         .unwrap()
 }
 
+/// The `--json` lines of a run that exited 1 (some message was not redriven).
+fn json_lines_of_a_failed_run(output: &Output) -> Vec<serde_json::Value> {
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert_eq!(output.status.code(), Some(1), "{stdout}");
+    stdout
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect()
+}
+
 #[tokio::test]
 async fn a_dry_run_lists_what_is_parked_and_changes_nothing() {
     let moto = Moto::start().unwrap();
@@ -97,12 +107,7 @@ async fn an_event_whose_function_cannot_be_invoked_stays_parked() {
     let moto = Moto::start().unwrap();
     let queue = parked_queue(&moto).await;
     let output = run_tool(&moto, &queue.url, &["--yes", "--json"]);
-    let stdout = String::from_utf8_lossy(&output.stdout);
-    assert_eq!(output.status.code(), Some(1), "{stdout}");
-    let lines: Vec<serde_json::Value> = stdout
-        .lines()
-        .map(|l| serde_json::from_str(l).unwrap())
-        .collect();
+    let lines = json_lines_of_a_failed_run(&output);
     assert_eq!(lines.len(), 2);
     for line in &lines {
         assert_eq!(line["result"], "not-invoked", "{line}");
@@ -180,15 +185,10 @@ async fn a_forged_message_in_the_queue_is_refused_and_a_real_parked_event_is_sti
     let output = run_tool(&moto, &queue.url, &["--yes", "--json"]);
 
     // THEN the forged message is refused with the reason and kept, and exits 1
-    let stdout = String::from_utf8_lossy(&output.stdout);
-    assert_eq!(output.status.code(), Some(1), "{stdout}");
-    let lines: Vec<serde_json::Value> = stdout
-        .lines()
-        .map(|l| serde_json::from_str(l).unwrap())
-        .collect();
+    let lines = json_lines_of_a_failed_run(&output);
     let forged: Vec<&serde_json::Value> =
         lines.iter().filter(|l| l["event_id"] == "forged").collect();
-    assert_eq!(forged.len(), 1, "{stdout}");
+    assert_eq!(forged.len(), 1, "{lines:?}");
     assert_eq!(forged[0]["result"], "refused");
     assert!(forged[0]["reason"].as_str().unwrap().starts_with(&format!(
         "it names {forged_function}, which is not one of the product's functions"
