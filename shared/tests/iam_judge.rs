@@ -608,16 +608,15 @@ fn with_a_foreign_allow_everything_nobody_changes_the_product_or_plants_an_owner
     let end_user = iam("policy/SsmSessionOwnerEndUser");
     let users_role = iam("role/Okta-ServiceWorkbenchUser");
     let tagger_role = iam("role/OwnerTaggerRole");
-    let function = format!("arn:aws:lambda:us-east-1:{ACCOUNT}:function:OwnerTaggerFunction");
-    let rule = format!("arn:aws:events:us-east-1:{ACCOUNT}:rule/ssm-session-owner-TagSweep-1A2B3C");
-    let queue = format!("arn:aws:sqs:us-east-1:{ACCOUNT}:FailureQueue");
+    let ours = |service, kind| product_arn(service, kind).unwrap();
+    let function = ours("lambda", "function");
+    let rule = ours("events", "rule");
+    let queue = ours("sqs", "queue");
     let log_group = format!(
         "arn:aws:logs:eu-west-1:{ACCOUNT}:log-group:ssm-session-owner-SessionPolicyLogGroup-SAMPLE0123"
     );
-    let stack =
-        format!("arn:aws:cloudformation:us-east-1:{ACCOUNT}:stack/ssm-session-owner/0a1b2c3d");
-    let preferences =
-        format!("arn:aws:ssm:us-east-1:{ACCOUNT}:document/SSM-SessionManagerRunShell");
+    let stack = ours("cloudformation", "stack");
+    let preferences = ours("ssm", "document");
     let product: Vec<(&str, &str)> = vec![
         ("iam:PutRolePolicy", &users_role),
         ("iam:AttachRolePolicy", &users_role),
@@ -701,11 +700,11 @@ fn with_a_foreign_allow_everything_nobody_changes_the_product_or_plants_an_owner
 fn only_the_products_functions_and_rules_can_park_an_event_in_the_failure_queue() {
     // GIVEN the shipped queue policy, and senders whose identity policies allow sqs:*
     let queue_policy = testkit::shipped_policy("FailureQueuePolicy");
-    let queue = format!("arn:aws:sqs:us-east-1:{ACCOUNT}:FailureQueue");
+    let queue = product_arn("sqs", "queue").unwrap();
     let allow_sqs = json!({"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": "sqs:*", "Resource": "*"}]});
     let role = |name: &str| format!("arn:aws:iam::{ACCOUNT}:role/{name}");
     let session = |name: &str| format!("arn:aws:sts::{ACCOUNT}:assumed-role/{name}/session");
-    let ours = format!("arn:aws:events:us-east-1:{ACCOUNT}:rule/ssm-session-owner-TagSweep-1A2B3C");
+    let ours = product_arn("events", "rule").unwrap();
     let theirs = format!("arn:aws:events:us-east-1:{ACCOUNT}:rule/planted-rule");
     let cases: Vec<(String, Value, &str)> = vec![
         // the functions' roles (Lambda's on-failure destination writes with them)
@@ -1497,19 +1496,36 @@ fn the_catalogue_classifies_every_action_of_the_service_authorization_reference_
     );
 }
 
+/// The product's own resource of a type the guards name, as `scripts/lint_policies.py` resolves
+/// the template (account 123456789012, stack `ssm-session-owner`).
+fn product_arn(service: &str, resource_type: &str) -> Option<String> {
+    let log_group = format!(
+        "arn:aws:logs:us-east-1:{ACCOUNT}:log-group:ssm-session-owner-OwnerTaggerLogGroup-SAMPLE0123"
+    );
+    Some(match (service, resource_type) {
+        ("lambda", "function") => {
+            format!("arn:aws:lambda:us-east-1:{ACCOUNT}:function:OwnerTaggerFunction")
+        }
+        ("events", "rule") => {
+            format!("arn:aws:events:us-east-1:{ACCOUNT}:rule/ssm-session-owner-TagSweep-1A2B3C")
+        }
+        ("sqs", "queue") => format!("arn:aws:sqs:us-east-1:{ACCOUNT}:FailureQueue"),
+        ("logs", "log-group") => log_group,
+        ("logs", "log-stream") => format!("{log_group}:log-stream:2026/12/02/[$LATEST]0a1b"),
+        ("cloudformation", "stack") => {
+            format!("arn:aws:cloudformation:us-east-1:{ACCOUNT}:stack/ssm-session-owner/0a1b2c3d")
+        }
+        ("ssm", "document") => {
+            format!("arn:aws:ssm:us-east-1:{ACCOUNT}:document/SSM-SessionManagerRunShell")
+        }
+        _ => return None,
+    })
+}
+
 /// A real-shaped ARN for a resource type's ARN template from the reference, with the product's
 /// own names where the guards name them (as `scripts/lint_policies.py` resolves the template).
 fn sample_arn(service: &str, resource_type: &str, template: &str) -> String {
-    let product = match (service, resource_type) {
-        ("lambda", "function") => Some(format!("arn:aws:lambda:us-east-1:{ACCOUNT}:function:OwnerTaggerFunction")),
-        ("events", "rule") => Some(format!("arn:aws:events:us-east-1:{ACCOUNT}:rule/ssm-session-owner-TagSweep-1A2B3C")),
-        ("sqs", "queue") => Some(format!("arn:aws:sqs:us-east-1:{ACCOUNT}:FailureQueue")),
-        ("logs", "log-group") => Some(format!("arn:aws:logs:us-east-1:{ACCOUNT}:log-group:ssm-session-owner-OwnerTaggerLogGroup-SAMPLE0123")),
-        ("logs", "log-stream") => Some(format!("arn:aws:logs:us-east-1:{ACCOUNT}:log-group:ssm-session-owner-OwnerTaggerLogGroup-SAMPLE0123:log-stream:2026/12/02/[$LATEST]0a1b")),
-        ("cloudformation", "stack") => Some(format!("arn:aws:cloudformation:us-east-1:{ACCOUNT}:stack/ssm-session-owner/0a1b2c3d")),
-        ("ssm", "document") => Some(format!("arn:aws:ssm:us-east-1:{ACCOUNT}:document/SSM-SessionManagerRunShell")),
-        _ => None,
-    };
+    let product = product_arn(service, resource_type);
     if let Some(arn) = product {
         return arn;
     }
