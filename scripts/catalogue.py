@@ -51,6 +51,46 @@ for action in [
     "ec2:TerminateInstances",
 ]:
     OWNER_GUARDED[action] = f"{INSTANCE_GUARD} owner:instance"
+for action in [
+    "ec2:SendDiagnosticInterrupt", "ec2:CreateReplaceRootVolumeTask", "ec2:GetLaunchTemplateData",
+    "ec2:GetInstanceUefiData", "ec2:CreateSnapshots", "ec2:CreateInstanceExportTask",
+    "ec2:DisassociateIamInstanceProfile", "ec2:ResetInstanceAttribute",
+    "ec2:AttachNetworkInterface", "ec2:DetachNetworkInterface", "ec2:ModifyInstanceCpuOptions",
+    "ec2:ModifyInstancePlacement", "ec2:ModifyInstanceCreditSpecification",
+    "ec2:ModifyInstanceMaintenanceOptions", "ec2:ModifyInstanceNetworkPerformanceOptions",
+    "ec2:ModifyPrivateDnsNameOptions", "ec2:ModifyInstanceEventStartTime",
+    "ec2:ModifyInstanceCapacityReservationAttributes", "ec2:SendSpotInstanceInterruptions",
+    "ec2:EnableInstanceSqlHaStandbyDetections", "ec2:DisableInstanceSqlHaStandbyDetections",
+    "ec2:CreateDelegateMacVolumeOwnershipTask",
+    "ec2:CreateMacSystemIntegrityProtectionModificationTask", "ec2:AttachClassicLinkVpc",
+    "ec2:DetachClassicLinkVpc", "ec2:MonitorInstances", "ec2:UnmonitorInstances",
+]:
+    OWNER_GUARDED[action] = "GuardMoreOnOthersInstances owner:instance"
+# Denied to everybody on the users' role (the guard policy): no condition key names the node
+# these reach, or the node is chosen by a target list, a tag query or a network address.
+for action in [
+    "ssm:CreateAssociation", "ssm:CreateAssociationBatch", "ssm:UpdateAssociation",
+    "ssm:StartAssociationsOnce", "ssm:DeleteAssociation", "ssm:RegisterTargetWithMaintenanceWindow",
+    "ssm:RegisterTaskWithMaintenanceWindow", "ssm:UpdateMaintenanceWindowTarget",
+    "ssm:UpdateMaintenanceWindowTask", "ssm:StartAutomationExecution",
+    "ssm:StartChangeRequestExecution", "ssm:SendAutomationSignal", "ssm:StopAutomationExecution",
+    "ssm:CancelCommand", "ssm:GetCommandInvocation", "ssm:ListCommandInvocations",
+    "ssm:CreateActivation", "ssm:StartAccessRequest", "ssm:DeregisterManagedInstance",
+    "ssm:UpdateManagedInstanceRole", "ssm-guiconnect:GetConnection",
+    "ssm-guiconnect:CancelConnection", "ssm-guiconnect:UpdateConnectionRecordingPreferences",
+    "ssm-guiconnect:DeleteConnectionRecordingPreferences", "ebs:CompleteSnapshot",
+    "ebs:GetSnapshotBlock", "ebs:ListChangedBlocks", "ebs:ListSnapshotBlocks",
+    "ebs:PutSnapshotBlock", "ebs:StartSnapshot", "ec2-instance-connect:OpenTunnel",
+    "ec2:CreateInstanceConnectEndpoint", "ec2:ModifyInstanceConnectEndpoint",
+    "ec2:CreateTrafficMirrorSession", "ec2:CreateTrafficMirrorTarget",
+    "ec2:ModifyTrafficMirrorSession", "ec2:ExportImage", "ec2:CreateStoreImageTask",
+    "ec2:CreateNetworkInterfacePermission",
+    # the reference lists no resource-tag key for it, so an owner-keyed Deny would deny everybody
+    "ec2:ReportInstanceStatus",
+]:
+    OWNER_GUARDED[action] = "GuardRemoteExecutionAndNodeData everyone"
+for action in ["ssm:AddTagsToResource", "ssm:RemoveTagsFromResource"]:
+    OWNER_GUARDED[action] = "GuardOwnershipTagsOnManagedNodes tag-keys"
 
 # Actions that reach another user's node or data by a path no guard closes yet, with the path.
 OPEN = {
@@ -198,6 +238,9 @@ SSM_OUT_OF_SCOPE = re.compile(
 )
 
 
+PRODUCT_SERVICES = ("lambda", "events", "sqs", "logs", "cloudwatch", "cloudformation", "s3", "kms")
+
+
 def scope():
     node = os.path.join(ROOT, "tests", "iam-judge", "catalogue.mjs")
     out = subprocess.run(["node", node, SCOPE], capture_output=True, text=True, check=True,
@@ -226,8 +269,16 @@ def draft(entry):
     types = [r["name"] for r in entry["resourceTypes"]]
     if action in OWNER_GUARDED:
         sid, how = OWNER_GUARDED[action].split()
-        return "guarded", f"{sid} {how}", "denied unless the node or session is the caller's own"
-    if action in OPEN:
+        if how == "everyone":
+            reason = "denied to everybody on the users' role: " + OPEN.get(action, "it reaches nodes no condition key names")
+        elif how == "tag-keys":
+            reason = "the ownership keys, in any spelling, are denied; other keys are not"
+        else:
+            reason = "denied unless the node or session is the caller's own"
+        return "guarded", f"{sid} {how}", reason
+    # The product's services are classified by the resource types the guards name; OPEN then
+    # gives the reason for what no guard covers.
+    if action in OPEN and service not in PRODUCT_SERVICES:
         return "open", "-", OPEN[action]
     if service in ("iam",):
         if is_read(name, level):
@@ -288,9 +339,9 @@ def draft(entry):
         return "guarded", "GuardTheProductsResources product", "denied on the product's functions, rules and failure queue"
     if service == "logs":
         if "log-group" in types or "log-stream" in types:
-            if is_read(name, level):
-                return "harmless", "-", "reads log group metadata; no log content"
-            return "open", "-", "the session log group has no guard (the product's function log groups do)"
+            return "guarded", "GuardTranscriptsInTheSessionLogGroup product", "denied on the session log group (SessionLogGroup) and the product's function log groups"
+        if action in OPEN:
+            return "open", "-", OPEN[action] + " (authorized on no log group, so no guard can name it)"
         if is_read(name, level):
             return "harmless", "-", "reads CloudWatch Logs metadata; no log content"
         return "out-of-scope", "-", "CloudWatch Logs features that name no log group"
@@ -299,13 +350,14 @@ def draft(entry):
             return "guarded", "GuardTheProductsResources product", "denied on the product's stack (change sets are authorized on the stack)"
         return "open", "-", "the product's stack's change sets"
     if service == "cloudwatch":
-        if is_read(name, level):
-            return "harmless", "-", "reads alarm metadata and history"
-        return "open", "-", "changes the product's alarms"
+        return "guarded", "GuardTheProductsAlarms product", "denied on the product's alarms"
     if service == "s3":
-        if is_read(name, level) and "object" not in types:
-            return "harmless", "-", "reads bucket configuration; no object content"
-        return "open", "-", "the session bucket has no guard"
+        return "guarded", "GuardTranscriptsInTheSessionBucket product", "denied on the session bucket and its transcripts (SessionLogBucket)"
+    if service == "kms" and name == "GenerateDataKey":
+        return "harmless", "-", ("the one key action users keep on the session key: it encrypts "
+                                 "their own session and decrypts nothing")
+    if service == "kms" and "key" in types:
+        return "guarded", "GuardTheSessionKey product", "every action but kms:GenerateDataKey is denied on the session key (SessionKmsKeyArn)"
     if service == "kms":
         if is_read(name, level):
             return "harmless", "-", "reads key metadata; decrypts nothing"
@@ -313,7 +365,7 @@ def draft(entry):
                     "GenerateDataKeyPair", "GenerateDataKeyPairWithoutPlaintext", "GenerateMac",
                     "GenerateRandom", "Sign", "Verify", "VerifyMac", "ReEncryptTo"):
             return "harmless", "-", "encrypts, signs or makes keys; reads no transcript"
-        return "open", "-", "the session key has no guard"
+        return "out-of-scope", "-", "names no existing key (custom key stores, new keys)"
     return "open", "-", "not classified by a rule: read it"
 
 

@@ -47,11 +47,12 @@ pub const OS_USER_KEY: &str = "ec2:osuser";
 pub const RESOURCE_TAG_PREFIXES: [&str; 3] =
     ["ssm:resourceTag", "aws:ResourceTag", "ec2:ResourceTag"];
 
-/// Every action on an instance that reaches it, which the end-user policy's guards deny on an
-/// instance that is not the caller's (`GuardSessionsAndCommandsOnOthersInstances` and
-/// `GuardDirectAccessToOthersInstances` in `template.yaml`; a test keeps the two equal), and
-/// which `doctor --audit` asks about.
-pub const GUARDED_INSTANCE_ACTIONS: [&str; 19] = [
+/// Every action on an instance that reaches it, which the guards deny on an instance that is not
+/// the caller's (`GuardSessionsAndCommandsOnOthersInstances` and
+/// `GuardDirectAccessToOthersInstances` in the end-user policy, `GuardMoreOnOthersInstances` in
+/// the guard policy; a test keeps them equal, and the isolation catalogue too), and which
+/// `doctor --audit` asks about.
+pub const GUARDED_INSTANCE_ACTIONS: [&str; 46] = [
     "ssm:StartSession",
     "ssm:SendCommand",
     "ec2-instance-connect:SendSSHPublicKey",
@@ -71,6 +72,34 @@ pub const GUARDED_INSTANCE_ACTIONS: [&str; 19] = [
     "ec2:StopInstances",
     "ec2:RebootInstances",
     "ec2:TerminateInstances",
+    // the guard policy
+    "ec2:SendDiagnosticInterrupt",
+    "ec2:CreateReplaceRootVolumeTask",
+    "ec2:GetLaunchTemplateData",
+    "ec2:GetInstanceUefiData",
+    "ec2:CreateSnapshots",
+    "ec2:CreateInstanceExportTask",
+    "ec2:DisassociateIamInstanceProfile",
+    "ec2:ResetInstanceAttribute",
+    "ec2:AttachNetworkInterface",
+    "ec2:DetachNetworkInterface",
+    "ec2:ModifyInstanceCpuOptions",
+    "ec2:ModifyInstancePlacement",
+    "ec2:ModifyInstanceCreditSpecification",
+    "ec2:ModifyInstanceMaintenanceOptions",
+    "ec2:ModifyInstanceNetworkPerformanceOptions",
+    "ec2:ModifyPrivateDnsNameOptions",
+    "ec2:ModifyInstanceEventStartTime",
+    "ec2:ModifyInstanceCapacityReservationAttributes",
+    "ec2:SendSpotInstanceInterruptions",
+    "ec2:EnableInstanceSqlHaStandbyDetections",
+    "ec2:DisableInstanceSqlHaStandbyDetections",
+    "ec2:CreateDelegateMacVolumeOwnershipTask",
+    "ec2:CreateMacSystemIntegrityProtectionModificationTask",
+    "ec2:AttachClassicLinkVpc",
+    "ec2:DetachClassicLinkVpc",
+    "ec2:MonitorInstances",
+    "ec2:UnmonitorInstances",
 ];
 
 /// Every session of the partition, in any region and account: the condition carries the
