@@ -1559,16 +1559,22 @@ fn product_arns(service: &str, resource_type: &str) -> Vec<String> {
     }
 }
 
-/// The shipped end-user and guard policies with every option on, and a foreign `Allow *`.
-fn every_option_on_with_allow_everything() -> &'static Vec<Value> {
-    static POLICIES: std::sync::OnceLock<Vec<Value>> = std::sync::OnceLock::new();
+/// The shipped end-user and guard policies with every option on.
+fn every_option_on() -> &'static [Value; 2] {
+    static POLICIES: std::sync::OnceLock<[Value; 2]> = std::sync::OnceLock::new();
     POLICIES.get_or_init(|| {
-        vec![
+        [
             testkit::shipped_policy_with("EndUserPolicy", &["every-option-on"]),
             testkit::shipped_policy_with("GuardPolicy", &["every-option-on"]),
-            allow_everything(),
         ]
     })
+}
+
+/// The shipped policies with every option on, and `foreign` beside them on the users' role.
+fn every_option_on_with(foreign: &Value) -> Vec<Value> {
+    let mut policies = every_option_on().to_vec();
+    policies.push(foreign.clone());
+    policies
 }
 
 /// A real-shaped ARN for a resource type's ARN template from the reference, with the product's
@@ -1590,19 +1596,18 @@ fn sample_arn(service: &str, resource_type: &str, template: &str) -> String {
     arn
 }
 
-#[test]
-fn every_guarded_action_of_the_catalogue_is_denied_to_a_non_owner_under_a_foreign_allow_everything()
-{
-    // GIVEN every guarded row, the shipped end-user and guard policies with every option on, and
-    // a foreign Allow *
+/// Every guarded row of the catalogue as judge requests with `policies` on the users' role:
+/// tim on another user's resource (`ExplicitlyDenied`), on his own (`Allowed` under a foreign
+/// `Allow *`), and, for what is denied to everybody, on his own too (`ExplicitlyDenied`).
+fn guarded_cells(policies: &[Value]) -> Vec<(Value, &'static str)> {
     let request = |caller: &str, action: &str, resource: &str, context: Value| {
         let mut one = request(caller, action, resource, context);
-        one["policies"] = json!(every_option_on_with_allow_everything());
+        one["policies"] = json!(policies);
         one
     };
     let rows = catalogue();
     let scope = actions_in_scope();
-    let mut cells: Vec<(Value, &str)> = Vec::new();
+    let mut cells: Vec<(Value, &'static str)> = Vec::new();
     for (action, row) in rows.iter().filter(|(_, r)| r.class == "guarded") {
         let entry = &scope[action];
         let service = action.split(':').next().unwrap();
@@ -1718,6 +1723,15 @@ fn every_guarded_action_of_the_catalogue_is_denied_to_a_non_owner_under_a_foreig
             other => panic!("{action}: unknown guard {other}"),
         }
     }
+    cells
+}
+
+#[test]
+fn every_guarded_action_of_the_catalogue_is_denied_to_a_non_owner_under_a_foreign_allow_everything()
+{
+    // GIVEN every guarded row, the shipped end-user and guard policies with every option on, and
+    // a foreign Allow *
+    let cells = guarded_cells(&every_option_on_with(&allow_everything()));
     // iam-simulate cannot place an EC2 Instance Connect Endpoint ARN (the reference lists its
     // pattern under two resource types: multiple.resource.types), so the product's own
     // evaluator, which every other cell holds to the judge, answers for that action.
@@ -1754,14 +1768,9 @@ fn the_catalogue_the_audit_and_the_guard_matrix_name_the_same_guarded_instance_a
     );
 }
 
-#[test]
-fn no_open_action_of_the_catalogue_is_allowed_by_the_shipped_policies_alone() {
-    // GIVEN every open row, and the shipped end-user and guard policies alone (every option on)
-    // on the role
-    let policies = [
-        testkit::shipped_policy_with("EndUserPolicy", &["every-option-on"]),
-        testkit::shipped_policy_with("GuardPolicy", &["every-option-on"]),
-    ];
+/// Every open row of the catalogue as judge requests with `policies` on the users' role: tim on
+/// another user's resource of each type the action names (or `*`).
+fn open_cells(policies: &[Value]) -> Vec<Value> {
     let rows = catalogue();
     let scope = actions_in_scope();
     let mut requests = Vec::new();
@@ -1801,26 +1810,38 @@ fn no_open_action_of_the_catalogue_is_allowed_by_the_shipped_policies_alone() {
             }));
         }
     }
-    // WHEN the judge answers THEN none is allowed. iam-simulate cannot place an EC2 Instance
-    // Connect Endpoint ARN (the reference lists its pattern under two resource types, and it
-    // answers multiple.resource.types): for that action alone the product's own evaluator,
-    // which the other tests hold to the judge, answers instead.
-    let verdicts = judge(&requests);
-    let allowed: Vec<String> = requests
+    requests
+}
+
+/// The judge's verdicts. iam-simulate cannot place an EC2 Instance Connect Endpoint ARN (the
+/// reference lists its pattern under two resource types, and it answers
+/// multiple.resource.types): for that action alone the product's own evaluator, which the other
+/// tests hold to the judge, answers instead.
+fn verdicts(requests: &[Value]) -> Vec<String> {
+    requests
         .iter()
-        .zip(&verdicts)
+        .zip(judge(requests))
         .map(|(r, v)| {
             let undecidable = r["action"] == "ec2-instance-connect:OpenTunnel"
                 && v.contains("multiple.resource.types");
-            (
-                r,
-                if undecidable {
-                    own_verdict(r)
-                } else {
-                    v.clone()
-                },
-            )
+            if undecidable {
+                own_verdict(r)
+            } else {
+                v
+            }
         })
+        .collect()
+}
+
+#[test]
+fn no_open_action_of_the_catalogue_is_allowed_by_the_shipped_policies_alone() {
+    // GIVEN every open row, and the shipped end-user and guard policies alone (every option on)
+    // on the role
+    let requests = open_cells(every_option_on());
+    // WHEN the judge answers THEN none is allowed
+    let allowed: Vec<String> = requests
+        .iter()
+        .zip(verdicts(&requests))
         .filter(|(_, v)| v.as_str() != "ImplicitlyDenied" && v.as_str() != "ExplicitlyDenied")
         .map(|(r, v)| format!("{} on {}: {v}", r["action"], r["resource"]))
         .collect();
@@ -1834,4 +1855,83 @@ fn no_open_action_of_the_catalogue_is_allowed_by_the_shipped_policies_alone() {
         "iam-simulate, the end-user and guard policies alone: {} open-action cells, none allowed",
         requests.len()
     );
+}
+
+/// The AWS managed policies of `tests/fixtures/managed-policies`: name, version, document.
+fn managed_policies() -> Vec<(String, String, Value)> {
+    let dir = repository().join("tests/fixtures/managed-policies");
+    let mut found: Vec<(String, String, Value)> = std::fs::read_dir(&dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|e| e == "json"))
+        .map(|p| {
+            let fixture: Value =
+                serde_json::from_str(&std::fs::read_to_string(&p).unwrap()).unwrap();
+            (
+                fixture["name"].as_str().unwrap().to_owned(),
+                fixture["version"].as_str().unwrap().to_owned(),
+                fixture["document"].clone(),
+            )
+        })
+        .collect();
+    found.sort_by(|a, b| a.0.cmp(&b.0));
+    assert_eq!(found.len(), 8, "{dir:?}");
+    found
+}
+
+#[test]
+fn with_each_aws_managed_policy_as_a_foreign_grant_no_guarded_path_opens_and_the_owner_keeps_theirs(
+) {
+    let mut report = Vec::new();
+    for (name, version, document) in managed_policies() {
+        // GIVEN the shipped policies (every option on) and an AWS managed policy on the role
+        let policies = every_option_on_with(&document);
+        let cells = guarded_cells(&policies);
+        let requests: Vec<Value> = cells.iter().map(|(r, _)| r.clone()).collect();
+        // WHEN the judge answers every guarded cell
+        let answers = verdicts(&requests);
+        // THEN nothing denied to a non-owner (or to everybody) is allowed, and nothing the owner
+        // may do is explicitly denied
+        let wrong: Vec<String> = cells
+            .iter()
+            .zip(&answers)
+            .filter(|((_, expected), verdict)| match *expected {
+                "ExplicitlyDenied" => {
+                    verdict.as_str() != "ExplicitlyDenied" && verdict.as_str() != "ImplicitlyDenied"
+                }
+                _ => verdict.as_str() == "ExplicitlyDenied" || verdict.starts_with("error"),
+            })
+            .map(|((r, expected), verdict)| {
+                format!(
+                    "{name}: {} on {} with {}: expected {expected}, judge says {verdict}",
+                    r["action"], r["resource"], r["context"]
+                )
+            })
+            .collect();
+        assert!(
+            wrong.is_empty(),
+            "{} wrong:\n{}",
+            wrong.len(),
+            wrong.join("\n")
+        );
+        // AND what the grant still opens among the open rows is measured, by action
+        let open = open_cells(&policies);
+        let opened: BTreeSet<String> = open
+            .iter()
+            .zip(verdicts(&open))
+            .filter(|(_, v)| v.as_str() == "Allowed")
+            .map(|(r, _)| r["action"].as_str().unwrap().to_owned())
+            .collect();
+        let identity = opened
+            .iter()
+            .filter(|a| a.starts_with("iam:") || a.starts_with("sts:"))
+            .count();
+        report.push(format!(
+            "{name} {version}: {} guarded cells, 0 wrong; opens {} open action(s) ({identity} identity administration, {} EC2 disks, images and networks)",
+            cells.len(),
+            opened.len(),
+            opened.len() - identity
+        ));
+    }
+    println!("{}", report.join("\n"));
 }

@@ -9,6 +9,11 @@
 //! - starting a session with a document the deployment does not allow, or with none;
 //! - changing the users' role, the product's policies, its session documents or the account's
 //!   session preferences;
+//! - identity administration: every well-known privilege-escalation primitive (policy versions,
+//!   attaching or putting policies, boundaries, trust policies, PassRole, new roles and users,
+//!   access keys, login profiles, assuming another role). A role that holds one can make an
+//!   identity no guard on the users' role constrains, so the report then says plainly that
+//!   isolation cannot be guaranteed for it;
 //! - the trust policy: whether a caller can choose their session name.
 //!
 //! IAM's policy simulator answers where it may (it also sees permissions boundaries); where it
@@ -39,6 +44,37 @@ const OWNER: &str = "audit-owner";
 const INSTANCE: &str = "i-0a0d17a0000000001";
 const SESSION_SUFFIX: &str = "0a1b2c3d4e5f6a7b8c9d0e1f2a";
 const GUARDS: &str = "deploy with GuardDenies=true (the end-user policy then denies it whatever else the role is granted)";
+
+/// The path of the findings that make isolation impossible to guarantee.
+const IDENTITY: &str = "identity administration";
+const NO_GUARANTEE: &str = "only a permissions boundary (or an SCP) can constrain an identity this creates or changes: remove it from the users' role";
+
+/// Privilege-escalation primitives, each on a resource outside the product (the product's own
+/// are asked about under "the product"): `(action, resource kind, resource name)`.
+const ESCALATION: [(&str, &str, &str); 22] = [
+    ("iam:CreatePolicyVersion", "policy", "AnyCustomerPolicy"),
+    ("iam:SetDefaultPolicyVersion", "policy", "AnyCustomerPolicy"),
+    ("iam:AttachRolePolicy", "role", "AnyOtherRole"),
+    ("iam:PutRolePolicy", "role", "AnyOtherRole"),
+    ("iam:UpdateAssumeRolePolicy", "role", "AnyOtherRole"),
+    ("iam:PutRolePermissionsBoundary", "role", "AnyOtherRole"),
+    ("iam:DeleteRolePermissionsBoundary", "role", "AnyOtherRole"),
+    ("iam:CreateRole", "role", "AnyNewRole"),
+    ("iam:PassRole", "role", "AnyOtherRole"),
+    ("sts:AssumeRole", "role", "AnyOtherRole"),
+    ("iam:AttachUserPolicy", "user", "any-user"),
+    ("iam:PutUserPolicy", "user", "any-user"),
+    ("iam:PutUserPermissionsBoundary", "user", "any-user"),
+    ("iam:DeleteUserPermissionsBoundary", "user", "any-user"),
+    ("iam:CreateUser", "user", "any-new-user"),
+    ("iam:CreateAccessKey", "user", "any-user"),
+    ("iam:CreateLoginProfile", "user", "any-user"),
+    ("iam:UpdateLoginProfile", "user", "any-user"),
+    ("iam:AddUserToGroup", "group", "AnyGroup"),
+    ("iam:AttachGroupPolicy", "group", "AnyGroup"),
+    ("iam:PutGroupPolicy", "group", "AnyGroup"),
+    ("iam:CreatePolicy", "policy", "AnyNewPolicy"),
+];
 
 /// Actions that write tags on the caller's behalf, by service.
 const TAG_WRITES: [&str; 6] = [
@@ -73,6 +109,9 @@ pub struct Audit {
     /// Questions asked (the trust policy's statements not included).
     pub questions: usize,
     pub findings: Vec<Finding>,
+    /// False when the role holds an identity-administration primitive: no guard on the users'
+    /// role constrains an identity it creates or changes.
+    pub isolation_can_be_guaranteed: bool,
 }
 
 /// One question: could a user do `what`?
@@ -123,14 +162,16 @@ pub async fn audit<I: DoctorIam>(config: &Config, region: &str, iam: &I) -> Resu
         .map(|(q, (_, by))| Finding {
             path: q.path,
             what: q.what.clone(),
-            fix: if by.is_empty() {
-                GUARDS.to_owned()
-            } else {
-                format!("{GUARDS}, or remove or narrow {}", by.join(", "))
+            fix: match (q.path == IDENTITY, by.is_empty()) {
+                (true, true) => NO_GUARANTEE.to_owned(),
+                (true, false) => format!("{NO_GUARANTEE} (remove or narrow {})", by.join(", ")),
+                (false, true) => GUARDS.to_owned(),
+                (false, false) => format!("{GUARDS}, or remove or narrow {}", by.join(", ")),
             },
             allowed_by: by,
         })
         .collect();
+    let isolation_can_be_guaranteed = !findings.iter().any(|f| f.path == IDENTITY);
     match facts.trust_policy.as_deref().map(name_choosers) {
         Some(Ok(choosers)) => findings.extend(choosers.into_iter().map(|c| Finding {
             path: "trust",
@@ -150,6 +191,7 @@ pub async fn audit<I: DoctorIam>(config: &Config, region: &str, iam: &I) -> Resu
         evaluated_by,
         questions: questions.len(),
         findings,
+        isolation_can_be_guaranteed,
     })
 }
 
@@ -291,6 +333,14 @@ fn questions(
             request: Request::new(action, resource).with(USER_ID_KEY, caller),
         });
     }
+    for (action, kind, name) in ESCALATION {
+        let resource = format!("arn:{partition}:iam::{account}:{kind}/{name}");
+        questions.push(Question {
+            path: IDENTITY,
+            what: format!("{action} on {resource}"),
+            request: Request::new(action, &resource).with(USER_ID_KEY, caller),
+        });
+    }
     questions
 }
 
@@ -328,6 +378,12 @@ impl fmt::Display for Audit {
         )?;
         if self.findings.is_empty() {
             return writeln!(f, "✓ no way out found");
+        }
+        if !self.isolation_can_be_guaranteed {
+            writeln!(
+                f,
+                "✗ isolation cannot be guaranteed for this role: it can create or change identities that no guard on it constrains (see identity administration below)"
+            )?;
         }
         let mut by_path: BTreeMap<&str, Vec<&Finding>> = BTreeMap::new();
         for finding in &self.findings {

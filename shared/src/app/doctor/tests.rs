@@ -404,6 +404,57 @@ async fn the_audit_asks_iams_simulator_when_it_may_and_says_so() {
 }
 
 #[tokio::test]
+async fn the_audit_names_every_escalation_primitive_of_administrator_access_and_says_isolation_cannot_be_guaranteed(
+) {
+    // GIVEN the role with the end-user policy and AWS's AdministratorAccess (as AWS publishes it)
+    let fixture: serde_json::Value = serde_json::from_str(include_str!(
+        "../../../../tests/fixtures/managed-policies/AdministratorAccess.json"
+    ))
+    .unwrap();
+    let fake = account(ROLE).await;
+    fake.put_role_policy(
+        ROLE,
+        "AdministratorAccess",
+        &fixture["document"].to_string(),
+    )
+    .await
+    .unwrap();
+
+    // WHEN the audit runs (the product's own evaluation: the fake has no simulator)
+    let found = audit::audit(&config(&[]), "us-east-1", &fake)
+        .await
+        .unwrap();
+
+    // THEN every primitive is a finding with the fix, and the report says isolation cannot be
+    // guaranteed
+    let identity: Vec<&audit::Finding> = found
+        .findings
+        .iter()
+        .filter(|f| f.path == "identity administration")
+        .collect();
+    assert_eq!(identity.len(), 22, "{found}");
+    assert!(identity.iter().any(|f| f.what
+        == "iam:CreatePolicyVersion on arn:aws:iam::123456789012:policy/AnyCustomerPolicy"));
+    assert!(identity
+        .iter()
+        .any(|f| f.what == "iam:PassRole on arn:aws:iam::123456789012:role/AnyOtherRole"));
+    assert!(identity[0].fix.starts_with("only a permissions boundary (or an SCP) can constrain an identity this creates or changes"), "{}", identity[0].fix);
+    assert!(!found.isolation_can_be_guaranteed);
+    assert!(
+        found
+            .to_string()
+            .contains("✗ isolation cannot be guaranteed for this role"),
+        "{found}"
+    );
+
+    // AND the shipped account alone can be guaranteed
+    let shipped = audit::audit(&config(&[]), "us-east-1", &account(ROLE).await)
+        .await
+        .unwrap();
+    assert!(shipped.isolation_can_be_guaranteed, "{shipped}");
+}
+
+#[tokio::test]
 async fn a_name_session_manager_will_not_tag_fails_session_rights_with_the_fix() {
     let fake = account(ROLE).await;
     fake.add_instance(
