@@ -284,14 +284,15 @@ def draft(entry):
         if is_read(name, level):
             return "harmless", "-", "reads identity metadata; no node, data or session"
         return "open", "-", ("identity administration: a role, user or policy changed or created "
-                             "this way escapes the guards on the users' role; only the "
-                             "permissions boundary closes it (the product's own IAM is guarded)")
+                             "this way escapes the guards on the users' role; the permissions "
+                             "boundary (UsersBoundary) closes it once set on the role (the "
+                             "product's own IAM is guarded)")
     if service == "sts":
         if name in ("AssumeRole", "AssumeRoleWithSAML", "AssumeRoleWithWebIdentity", "AssumeRoot",
                     "GetFederationToken"):
             return "open", "-", ("a session of another role or a federated user escapes the guards on "
-                                 "the users' role; only the permissions boundary closes it (the "
-                                 "users' role itself is guarded)")
+                                 "the users' role; the permissions boundary (UsersBoundary) closes "
+                                 "it once set on the role (the users' role itself is guarded)")
         return "harmless", "-", "acts on the caller's own session or reads who the caller is"
     if service == "ssmmessages":
         return "harmless", "-", ("the channels of a session already started: StartSession, which "

@@ -53,6 +53,8 @@ pub struct World {
     pub roles: BTreeMap<String, RoleId>,
     /// Role name → trust policy; a SAML-only trust ([`SAML_TRUST`]) when absent.
     pub trust_policies: BTreeMap<String, String>,
+    /// Permissions boundaries by role name (ARNs).
+    pub boundaries: BTreeMap<String, String>,
     pub instances: BTreeMap<InstanceId, DescribedInstance>,
     /// (role name, policy name) → document.
     pub inline_policies: BTreeMap<(String, String), String>,
@@ -146,6 +148,13 @@ impl FakeAws {
     }
 
     /// Give the role `name` this trust policy (SAML only by default).
+    pub fn with_boundary(self, name: &str, arn: &str) -> Self {
+        self.world()
+            .boundaries
+            .insert(name.to_owned(), arn.to_owned());
+        self
+    }
+
     pub fn with_trust_policy(self, name: &str, document: &str) -> Self {
         self.world()
             .trust_policies
@@ -601,6 +610,7 @@ impl RoleEvaluationInputs for FakeAws {
             })?;
         Ok(RoleIdentity {
             trust_policy: Some(world.trust_policy(role_name)?),
+            permissions_boundary: world.boundaries.get(role_name).cloned(),
             id,
             arn: format!("arn:aws:iam::{ACCOUNT}:role/{role_name}"),
         })

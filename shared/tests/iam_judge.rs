@@ -790,7 +790,11 @@ fn the_shard_guard_in_the_template_is_the_one_the_code_that_names_the_shards_bui
 fn the_end_user_and_guard_policies_with_every_option_on_fit_a_managed_policy_each() {
     // Names as CloudFormation makes them for a 40-character stack name in a long region: the
     // longest the guards' ARNs get in practice.
-    for (policy, what) in [("EndUserPolicy", "end-user"), ("GuardPolicy", "guard")] {
+    for (policy, what) in [
+        ("EndUserPolicy", "end-user"),
+        ("GuardPolicy", "guard"),
+        ("UsersBoundary", "boundary"),
+    ] {
         let defaults = longest_size(policy, &[]);
         println!(
             "the {what} policy with the defaults (static statement in): {defaults} characters"
@@ -1931,6 +1935,82 @@ fn with_each_aws_managed_policy_as_a_foreign_grant_no_guarded_path_opens_and_the
             cells.len(),
             opened.len(),
             opened.len() - identity
+        ));
+    }
+    println!("{}", report.join("\n"));
+}
+
+#[test]
+fn with_the_boundary_no_identity_administration_opens_under_any_grant_and_the_owner_keeps_theirs() {
+    let boundary = testkit::shipped_policy_with("UsersBoundary", &["every-option-on"]);
+    let mut grants: Vec<(String, Value)> = managed_policies()
+        .into_iter()
+        .map(|(name, version, document)| (format!("{name} {version}"), document))
+        .collect();
+    grants.push(("a foreign Allow *".to_owned(), allow_everything()));
+    let identity_rows = catalogue()
+        .into_iter()
+        .filter(|(a, r)| r.class == "open" && (a.starts_with("iam:") || a.starts_with("sts:")))
+        .count();
+    let mut report = Vec::new();
+    for (name, grant) in grants {
+        // GIVEN the shipped policies (every option on) and the grant on the users' role, and the
+        // shipped boundary on it
+        let policies = every_option_on_with(&grant);
+        let bounded = |mut r: Value| {
+            r["boundaries"] = json!([boundary]);
+            r
+        };
+        let cells: Vec<(Value, &str)> = guarded_cells(&policies)
+            .into_iter()
+            .map(|(r, e)| (bounded(r), e))
+            .collect();
+        let requests: Vec<Value> = cells.iter().map(|(r, _)| r.clone()).collect();
+        let open: Vec<Value> = open_cells(&policies).into_iter().map(bounded).collect();
+        // WHEN the judge answers every guarded and open cell
+        let (guarded_answers, open_answers) = (verdicts(&requests), verdicts(&open));
+        // THEN no guarded path opens, the owner keeps what the grant gives them, and no open
+        // identity-administration action is allowed
+        let wrong: Vec<String> = cells
+            .iter()
+            .zip(&guarded_answers)
+            .filter(|((_, expected), verdict)| match *expected {
+                "ExplicitlyDenied" => {
+                    verdict.as_str() != "ExplicitlyDenied" && verdict.as_str() != "ImplicitlyDenied"
+                }
+                _ => verdict.as_str() == "ExplicitlyDenied" || verdict.starts_with("error"),
+            })
+            .map(|((r, expected), verdict)| {
+                format!(
+                    "{name}: {} on {}: expected {expected}, judge says {verdict}",
+                    r["action"], r["resource"]
+                )
+            })
+            .collect();
+        assert!(
+            wrong.is_empty(),
+            "{} wrong:\n{}",
+            wrong.len(),
+            wrong.join("\n")
+        );
+        let opened: BTreeSet<String> = open
+            .iter()
+            .zip(&open_answers)
+            .filter(|(_, v)| v.as_str() == "Allowed")
+            .map(|(r, _)| r["action"].as_str().unwrap().to_owned())
+            .collect();
+        let identity: Vec<&String> = opened
+            .iter()
+            .filter(|a| a.starts_with("iam:") || a.starts_with("sts:"))
+            .collect();
+        assert!(
+            identity.is_empty(),
+            "{name} with the boundary still allows {identity:?}"
+        );
+        report.push(format!(
+            "{name} with the boundary: {} guarded cells, 0 wrong; identity administration: none of {identity_rows} open; still open: {} EC2 action(s)",
+            cells.len(),
+            opened.len()
         ));
     }
     println!("{}", report.join("\n"));

@@ -60,6 +60,10 @@ impl RoleEvaluationInputs for aws_sdk_iam::Client {
         Ok(RoleIdentity {
             id: parse_role_id(role.role_id())?,
             trust_policy: trust_policy_of(&role).ok(),
+            permissions_boundary: role
+                .permissions_boundary()
+                .and_then(|b| b.permissions_boundary_arn())
+                .map(str::to_owned),
             arn,
         })
     }

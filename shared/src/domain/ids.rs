@@ -130,6 +130,8 @@ pub struct RoleIdentity {
     /// The trust (assume-role) policy document, decoded; None when the answer had none (the
     /// doctor's trust check then fails and says so).
     pub trust_policy: Option<String>,
+    /// The ARN of the role's permissions boundary, if it has one.
+    pub permissions_boundary: Option<String>,
 }
 
 impl fmt::Display for RoleId {

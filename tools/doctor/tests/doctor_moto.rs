@@ -405,6 +405,44 @@ fn findings(report: &Value) -> Vec<(String, String)> {
 }
 
 #[tokio::test]
+async fn the_audit_reports_the_shipped_boundary_once_it_is_set_on_the_role() {
+    // GIVEN the demo account, and the template's boundary created and set on the users' role
+    let account = Account::new(false).await;
+    let (_, before) = account.audit();
+    assert_eq!(before["permissions_boundary"], Value::Null, "{before:#}");
+    assert_eq!(before["isolation_can_be_guaranteed"], true, "{before:#}");
+    let boundary = account
+        .admin
+        .iam
+        .create_policy()
+        .policy_name("SsmSessionOwnerUsersBoundary")
+        .policy_document(testkit::shipped_policy("UsersBoundary").to_string())
+        .send()
+        .await
+        .unwrap()
+        .policy()
+        .unwrap()
+        .arn()
+        .unwrap()
+        .to_owned();
+    account
+        .admin
+        .iam
+        .put_role_permissions_boundary()
+        .role_name(DEMO_ROLE)
+        .permissions_boundary(&boundary)
+        .send()
+        .await
+        .unwrap();
+
+    // WHEN the audit runs THEN it names the boundary, and still finds nothing
+    let (status, report) = account.audit();
+    assert_eq!(status, 0, "{report:#}");
+    assert_eq!(report["permissions_boundary"], boundary.as_str());
+    assert_eq!(report["findings"], serde_json::json!([]));
+}
+
+#[tokio::test]
 async fn the_audit_passes_the_shipped_account_and_finds_each_planted_problem() {
     // GIVEN the demo account: the users' role with the shipped end-user policy (guards on)
     let guarded = Account::new(false).await;

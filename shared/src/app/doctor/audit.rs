@@ -112,6 +112,8 @@ pub struct Audit {
     /// False when the role holds an identity-administration primitive: no guard on the users'
     /// role constrains an identity it creates or changes.
     pub isolation_can_be_guaranteed: bool,
+    /// The role's permissions boundary (an ARN), if it has one.
+    pub permissions_boundary: Option<String>,
 }
 
 /// One question: could a user do `what`?
@@ -192,6 +194,7 @@ pub async fn audit<I: DoctorIam>(config: &Config, region: &str, iam: &I) -> Resu
         questions: questions.len(),
         findings,
         isolation_can_be_guaranteed,
+        permissions_boundary: facts.permissions_boundary.clone(),
     })
 }
 
@@ -376,6 +379,13 @@ impl fmt::Display for Audit {
             "Could a user of {} ({}) escape isolation? {} questions, answered by {}.",
             self.role, self.role_id, self.questions, self.evaluated_by
         )?;
+        match &self.permissions_boundary {
+            Some(arn) => writeln!(f, "permissions boundary: {arn}")?,
+            None => writeln!(
+                f,
+                "permissions boundary: none (set the stack's UsersBoundaryArn on the role to close identity administration)"
+            )?,
+        }
         if self.findings.is_empty() {
             return writeln!(f, "✓ no way out found");
         }

@@ -281,6 +281,7 @@ struct RoleFacts {
     account: String,
     partition: Partition,
     trust_policy: Option<String>,
+    permissions_boundary: Option<String>,
 }
 
 impl RoleFacts {
@@ -309,6 +310,7 @@ where
         id,
         arn,
         trust_policy,
+        permissions_boundary,
     } = iam.role_identity(&name).await?;
     let role = ResolvedRole {
         name,
@@ -326,6 +328,7 @@ where
         arn,
         account,
         trust_policy,
+        permissions_boundary,
     })
 }
 

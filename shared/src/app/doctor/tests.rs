@@ -447,11 +447,31 @@ async fn the_audit_names_every_escalation_primitive_of_administrator_access_and_
         "{found}"
     );
 
-    // AND the shipped account alone can be guaranteed
-    let shipped = audit::audit(&config(&[]), "us-east-1", &account(ROLE).await)
-        .await
-        .unwrap();
+    assert_eq!(found.permissions_boundary, None);
+    assert!(
+        found
+            .to_string()
+            .contains("permissions boundary: none (set the stack's UsersBoundaryArn on the role"),
+        "{found}"
+    );
+
+    // AND the shipped account alone can be guaranteed, and a boundary on the role is reported
+    let boundary = "arn:aws:iam::123456789012:policy/SsmSessionOwnerUsersBoundary";
+    let shipped = audit::audit(
+        &config(&[]),
+        "us-east-1",
+        &account(ROLE).await.with_boundary(ROLE, boundary),
+    )
+    .await
+    .unwrap();
     assert!(shipped.isolation_can_be_guaranteed, "{shipped}");
+    assert_eq!(shipped.permissions_boundary.as_deref(), Some(boundary));
+    assert!(
+        shipped
+            .to_string()
+            .contains(&format!("permissions boundary: {boundary}\n")),
+        "{shipped}"
+    );
 }
 
 #[tokio::test]
