@@ -1883,58 +1883,86 @@ fn managed_policies() -> Vec<(String, String, Value)> {
     found
 }
 
+/// Under a foreign grant (`name`) that need not allow anything: the guarded cells where a
+/// non-owner (or anybody, for what is denied to everybody) is allowed, or the owner is explicitly
+/// denied, and the open actions the judge allows to a non-owner.
+struct UnderAGrant {
+    wrong: Vec<String>,
+    opened: BTreeSet<String>,
+    guarded_cells: usize,
+}
+
+fn judged_under(name: &str, policies: &[Value], boundaries: &[Value]) -> UnderAGrant {
+    let bounded = |mut r: Value| {
+        if !boundaries.is_empty() {
+            r["boundaries"] = json!(boundaries);
+        }
+        r
+    };
+    let cells: Vec<(Value, &str)> = guarded_cells(policies)
+        .into_iter()
+        .map(|(r, e)| (bounded(r), e))
+        .collect();
+    let requests: Vec<Value> = cells.iter().map(|(r, _)| r.clone()).collect();
+    let wrong = cells
+        .iter()
+        .zip(verdicts(&requests))
+        .filter(|((_, expected), verdict)| match *expected {
+            "ExplicitlyDenied" => verdict != "ExplicitlyDenied" && verdict != "ImplicitlyDenied",
+            _ => verdict == "ExplicitlyDenied" || verdict.starts_with("error"),
+        })
+        .map(|((r, expected), verdict)| {
+            format!(
+                "{name}: {} on {} with {}: expected {expected}, judge says {verdict}",
+                r["action"], r["resource"], r["context"]
+            )
+        })
+        .collect();
+    let open: Vec<Value> = open_cells(policies).into_iter().map(bounded).collect();
+    let opened = open
+        .iter()
+        .zip(verdicts(&open))
+        .filter(|(_, v)| v == "Allowed")
+        .map(|(r, _)| r["action"].as_str().unwrap().to_owned())
+        .collect();
+    UnderAGrant {
+        wrong,
+        opened,
+        guarded_cells: cells.len(),
+    }
+}
+
+fn is_identity_administration(action: &str) -> bool {
+    action.starts_with("iam:") || action.starts_with("sts:")
+}
+
 #[test]
 fn with_each_aws_managed_policy_as_a_foreign_grant_no_guarded_path_opens_and_the_owner_keeps_theirs(
 ) {
     let mut report = Vec::new();
     for (name, version, document) in managed_policies() {
         // GIVEN the shipped policies (every option on) and an AWS managed policy on the role
-        let policies = every_option_on_with(&document);
-        let cells = guarded_cells(&policies);
-        let requests: Vec<Value> = cells.iter().map(|(r, _)| r.clone()).collect();
-        // WHEN the judge answers every guarded cell
-        let answers = verdicts(&requests);
+        // WHEN the judge answers every guarded and open cell
+        let found = judged_under(&name, &every_option_on_with(&document), &[]);
         // THEN nothing denied to a non-owner (or to everybody) is allowed, and nothing the owner
         // may do is explicitly denied
-        let wrong: Vec<String> = cells
-            .iter()
-            .zip(&answers)
-            .filter(|((_, expected), verdict)| match *expected {
-                "ExplicitlyDenied" => {
-                    verdict.as_str() != "ExplicitlyDenied" && verdict.as_str() != "ImplicitlyDenied"
-                }
-                _ => verdict.as_str() == "ExplicitlyDenied" || verdict.starts_with("error"),
-            })
-            .map(|((r, expected), verdict)| {
-                format!(
-                    "{name}: {} on {} with {}: expected {expected}, judge says {verdict}",
-                    r["action"], r["resource"], r["context"]
-                )
-            })
-            .collect();
         assert!(
-            wrong.is_empty(),
+            found.wrong.is_empty(),
             "{} wrong:\n{}",
-            wrong.len(),
-            wrong.join("\n")
+            found.wrong.len(),
+            found.wrong.join("\n")
         );
         // AND what the grant still opens among the open rows is measured, by action
-        let open = open_cells(&policies);
-        let opened: BTreeSet<String> = open
+        let identity = found
+            .opened
             .iter()
-            .zip(verdicts(&open))
-            .filter(|(_, v)| v.as_str() == "Allowed")
-            .map(|(r, _)| r["action"].as_str().unwrap().to_owned())
-            .collect();
-        let identity = opened
-            .iter()
-            .filter(|a| a.starts_with("iam:") || a.starts_with("sts:"))
+            .filter(|a| is_identity_administration(a))
             .count();
         report.push(format!(
             "{name} {version}: {} guarded cells, 0 wrong; opens {} open action(s) ({identity} identity administration, {} EC2 disks, images and networks)",
-            cells.len(),
-            opened.len(),
-            opened.len() - identity
+            found.guarded_cells,
+            found.opened.len(),
+            found.opened.len() - identity
         ));
     }
     println!("{}", report.join("\n"));
@@ -1950,58 +1978,30 @@ fn with_the_boundary_no_identity_administration_opens_under_any_grant_and_the_ow
     grants.push(("a foreign Allow *".to_owned(), allow_everything()));
     let identity_rows = catalogue()
         .into_iter()
-        .filter(|(a, r)| r.class == "open" && (a.starts_with("iam:") || a.starts_with("sts:")))
+        .filter(|(a, r)| r.class == "open" && is_identity_administration(a))
         .count();
     let mut report = Vec::new();
     for (name, grant) in grants {
         // GIVEN the shipped policies (every option on) and the grant on the users' role, and the
         // shipped boundary on it
-        let policies = every_option_on_with(&grant);
-        let bounded = |mut r: Value| {
-            r["boundaries"] = json!([boundary]);
-            r
-        };
-        let cells: Vec<(Value, &str)> = guarded_cells(&policies)
-            .into_iter()
-            .map(|(r, e)| (bounded(r), e))
-            .collect();
-        let requests: Vec<Value> = cells.iter().map(|(r, _)| r.clone()).collect();
-        let open: Vec<Value> = open_cells(&policies).into_iter().map(bounded).collect();
         // WHEN the judge answers every guarded and open cell
-        let (guarded_answers, open_answers) = (verdicts(&requests), verdicts(&open));
+        let found = judged_under(
+            &name,
+            &every_option_on_with(&grant),
+            std::slice::from_ref(&boundary),
+        );
         // THEN no guarded path opens, the owner keeps what the grant gives them, and no open
         // identity-administration action is allowed
-        let wrong: Vec<String> = cells
-            .iter()
-            .zip(&guarded_answers)
-            .filter(|((_, expected), verdict)| match *expected {
-                "ExplicitlyDenied" => {
-                    verdict.as_str() != "ExplicitlyDenied" && verdict.as_str() != "ImplicitlyDenied"
-                }
-                _ => verdict.as_str() == "ExplicitlyDenied" || verdict.starts_with("error"),
-            })
-            .map(|((r, expected), verdict)| {
-                format!(
-                    "{name}: {} on {}: expected {expected}, judge says {verdict}",
-                    r["action"], r["resource"]
-                )
-            })
-            .collect();
         assert!(
-            wrong.is_empty(),
+            found.wrong.is_empty(),
             "{} wrong:\n{}",
-            wrong.len(),
-            wrong.join("\n")
+            found.wrong.len(),
+            found.wrong.join("\n")
         );
-        let opened: BTreeSet<String> = open
+        let identity: Vec<&String> = found
+            .opened
             .iter()
-            .zip(&open_answers)
-            .filter(|(_, v)| v.as_str() == "Allowed")
-            .map(|(r, _)| r["action"].as_str().unwrap().to_owned())
-            .collect();
-        let identity: Vec<&String> = opened
-            .iter()
-            .filter(|a| a.starts_with("iam:") || a.starts_with("sts:"))
+            .filter(|a| is_identity_administration(a))
             .collect();
         assert!(
             identity.is_empty(),
@@ -2009,8 +2009,8 @@ fn with_the_boundary_no_identity_administration_opens_under_any_grant_and_the_ow
         );
         report.push(format!(
             "{name} with the boundary: {} guarded cells, 0 wrong; identity administration: none of {identity_rows} open; still open: {} EC2 action(s)",
-            cells.len(),
-            opened.len()
+            found.guarded_cells,
+            found.opened.len()
         ));
     }
     println!("{}", report.join("\n"));
