@@ -1700,22 +1700,7 @@ fn guarded_cells(policies: &[Value]) -> Vec<(Value, &'static str)> {
             }
             // denied to everybody, on their own resources too
             "everyone" => {
-                let arns: Vec<(String, Vec<String>)> = if types.is_empty() {
-                    vec![("*".to_owned(), vec![])]
-                } else {
-                    types
-                        .iter()
-                        .map(|t| {
-                            let keys = t["tagKeys"].as_array().unwrap();
-                            (
-                                arn_of(t),
-                                keys.iter()
-                                    .map(|k| k.as_str().unwrap().to_owned())
-                                    .collect(),
-                            )
-                        })
-                        .collect()
-                };
+                let arns = targets(service, types.iter().copied());
                 for (arn, keys) in arns {
                     let mut context = json!({});
                     for key in keys {
@@ -1772,6 +1757,33 @@ fn the_catalogue_the_audit_and_the_guard_matrix_name_the_same_guarded_instance_a
     );
 }
 
+/// A real-shaped ARN of each resource type an action names, with the resource-tag prefixes the
+/// reference lists for it; `*` alone for an action that names none.
+fn targets<'a>(
+    service: &str,
+    types: impl ExactSizeIterator<Item = &'a Value>,
+) -> Vec<(String, Vec<String>)> {
+    if types.len() == 0 {
+        return vec![("*".to_owned(), vec![])];
+    }
+    types
+        .map(|t| {
+            let arn = sample_arn(
+                service,
+                t["name"].as_str().unwrap(),
+                t["arn"].as_str().unwrap(),
+            );
+            let keys = t["tagKeys"].as_array().unwrap();
+            (
+                arn,
+                keys.iter()
+                    .map(|k| k.as_str().unwrap().to_owned())
+                    .collect(),
+            )
+        })
+        .collect()
+}
+
 /// Every open row of the catalogue as judge requests with `policies` on the users' role: tim on
 /// another user's resource of each type the action names (or `*`).
 fn open_cells(policies: &[Value]) -> Vec<Value> {
@@ -1782,26 +1794,7 @@ fn open_cells(policies: &[Value]) -> Vec<Value> {
         let service = action.split(':').next().unwrap();
         let types = scope[action]["resourceTypes"].as_array().unwrap();
         // each resource type it names (or "*"), another user's by every tag key it has
-        let targets: Vec<(String, Vec<String>)> = if types.is_empty() {
-            vec![("*".to_owned(), vec![])]
-        } else {
-            types
-                .iter()
-                .map(|t| {
-                    let keys = t["tagKeys"].as_array().unwrap();
-                    (
-                        sample_arn(
-                            service,
-                            t["name"].as_str().unwrap(),
-                            t["arn"].as_str().unwrap(),
-                        ),
-                        keys.iter()
-                            .map(|k| k.as_str().unwrap().to_owned())
-                            .collect(),
-                    )
-                })
-                .collect()
-        };
+        let targets = targets(service, types.iter());
         for (arn, keys) in targets {
             let mut context = json!({"aws:userid": user_id("tim")});
             for key in keys {
