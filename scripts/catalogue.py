@@ -38,8 +38,8 @@ OWNER_GUARDED = {
     "ssm:SendCommand": "GuardSessionsAndCommandsOnOthersInstances owner:instance,managed-instance",
     "ssm:TerminateSession": "GuardOthersSessions session",
     "ssm:ResumeSession": "GuardOthersSessions session",
-    "ec2:CreateTags": "NobodyOnTheRoleWritesOwnershipTagsInAnySpelling tag-keys",
-    "ec2:DeleteTags": "NobodyOnTheRoleWritesOwnershipTagsInAnySpelling tag-keys",
+    "ec2:CreateTags": "NoOwnershipTagWrites tag-keys",
+    "ec2:DeleteTags": "NoOwnershipTagDeletes tag-keys",
 }
 for action in [
     "ec2-instance-connect:SendSSHPublicKey", "ec2-instance-connect:SendSerialConsoleSSHPublicKey",
@@ -87,10 +87,77 @@ for action in [
     "ec2:CreateNetworkInterfacePermission",
     # the reference lists no resource-tag key for it, so an owner-keyed Deny would deny everybody
     "ec2:ReportInstanceStatus",
+    # the reference names no source disk or image for these (so no guard can read its owner), or
+    # what they create cannot be required to carry the caller's id
+    "ec2:CopySnapshot", "ec2:CopyImage", "ec2:CopyVolumes", "ec2:ImportImage", "ec2:ImportSnapshot",
+    "ec2:ImportVolume", "ec2:ImportInstance", "ec2:CreateRestoreImageTask",
+    # network changes that open another user's node, or record its traffic
+    "ec2:CreateFlowLogs", "ec2:AuthorizeSecurityGroupIngress", "ec2:AuthorizeSecurityGroupEgress",
+    "ec2:ModifySecurityGroupRules", "ec2:ModifyNetworkInterfaceAttribute", "ec2:AssociateAddress",
 ]:
     OWNER_GUARDED[action] = "GuardRemoteExecutionAndNodeData everyone"
 for action in ["ssm:AddTagsToResource", "ssm:RemoveTagsFromResource"]:
     OWNER_GUARDED[action] = "GuardOwnershipTagsOnManagedNodes tag-keys"
+
+# Volumes, snapshots and images: every EC2 action on one whose user-id tag names another user is
+# denied (GuardOthersDisksAndImages, `others:<types>`: ownerless ones, such as public images, are
+# not), and what a user creates must carry their own user-id tag (`created:<types>`).
+DISK_TYPES = ("volume", "snapshot", "image")
+DISK_GUARD = "GuardOthersDisksAndImages"
+OWN_VOLUMES_ONLY = {
+    "ec2:CreateSnapshot": "GuardSnapshotsOfOnesOwnVolumesOnly",
+    "ec2:CreateSnapshots": "GuardSnapshotsOfOnesOwnVolumesOnly",
+}
+CREATED = {
+    "ec2:CreateSnapshot": ("GuardNewSnapshotsAndImagesCarryTheCallersId", "snapshot"),
+    "ec2:CreateSnapshots": ("GuardNewSnapshotsAndImagesCarryTheCallersId", "snapshot"),
+    "ec2:CreateImage": ("GuardNewSnapshotsAndImagesCarryTheCallersId", "image,snapshot"),
+    "ec2:CreateVolume": ("GuardNewVolumesAndImagesCarryTheCallersId", "volume"),
+    "ec2:RegisterImage": ("GuardNewVolumesAndImagesCarryTheCallersId", "image"),
+}
+
+# Network changes that neither open another user's node nor read its traffic (Session Manager
+# needs no address, port or route), with why.
+NETWORK = {
+    "ec2:ApplySecurityGroupsToClientVpnTargetNetwork": ("out-of-scope", "Client VPN configuration, not a node"),
+    "ec2:AssignIpv6Addresses": ("out-of-scope", "adds an address to an interface: network configuration; Session Manager uses no address of the node"),
+    "ec2:AssignPrivateIpAddresses": ("out-of-scope", "adds an address to an interface: network configuration; Session Manager uses no address of the node"),
+    "ec2:UnassignIpv6Addresses": ("out-of-scope", "takes an address off an interface: availability, not access"),
+    "ec2:UnassignPrivateIpAddresses": ("out-of-scope", "takes an address off an interface: availability, not access"),
+    "ec2:DisassociateAddress": ("out-of-scope", "takes a public address off an interface: availability, not access"),
+    "ec2:DisassociateNatGatewayAddress": ("out-of-scope", "NAT gateway configuration, not a node"),
+    "ec2:AssociateSecurityGroupVpc": ("out-of-scope", "makes a group usable in another VPC; opens nothing (changing its rules is guarded)"),
+    "ec2:DisassociateSecurityGroupVpc": ("out-of-scope", "availability, not access"),
+    "ec2:RevokeSecurityGroupIngress": ("out-of-scope", "closes a group: availability, not access (sessions need no open port)"),
+    "ec2:RevokeSecurityGroupEgress": ("out-of-scope", "closes a group: availability, not access (the agent's egress is the operator's)"),
+    "ec2:UpdateSecurityGroupRuleDescriptionsIngress": ("harmless", "changes a rule's description only"),
+    "ec2:UpdateSecurityGroupRuleDescriptionsEgress": ("harmless", "changes a rule's description only"),
+    "ec2:DeleteSecurityGroup": ("harmless", "EC2 refuses to delete a group that an interface still uses"),
+    "ec2:DeleteNetworkInterface": ("harmless", "EC2 refuses to delete an interface that is attached"),
+    "ec2:DeleteNetworkInterfacePermission": ("harmless", "removes a cross-account permission (creating one is guarded)"),
+    "ec2:ResetNetworkInterfaceAttribute": ("out-of-scope", "resets source/destination checking: network configuration"),
+    "ec2:ModifyPublicIpDnsNameOptions": ("harmless", "changes the public DNS name's form only"),
+    "ec2:CreateNetworkInsightsPath": ("harmless", "analyses reachability from configuration; reads no traffic and changes nothing"),
+    "ec2:DeleteInstanceConnectEndpoint": ("harmless", "removes a route in; creating and changing endpoints is guarded"),
+    "ec2:DeleteTrafficMirrorFilter": ("harmless", "removes a mirror; creating mirror sessions and targets is guarded"),
+    "ec2:DeleteTrafficMirrorFilterRule": ("harmless", "removes a mirror rule; creating mirror sessions and targets is guarded"),
+    "ec2:DeleteTrafficMirrorSession": ("harmless", "removes a mirror; creating mirror sessions and targets is guarded"),
+    "ec2:DeleteTrafficMirrorTarget": ("harmless", "removes a mirror; creating mirror sessions and targets is guarded"),
+    "ec2:ModifyTrafficMirrorFilterNetworkServices": ("harmless", "changes what an existing mirror captures; its traffic goes to a target users cannot create"),
+    "ec2:ModifyTrafficMirrorFilterRule": ("harmless", "changes what an existing mirror captures; its traffic goes to a target users cannot create"),
+    "ec2:RegisterTransitGatewayMulticastGroupMembers": ("out-of-scope", "transit gateway multicast: network infrastructure, not a node"),
+    "ec2:RegisterTransitGatewayMulticastGroupSources": ("out-of-scope", "transit gateway multicast: network infrastructure, not a node"),
+    "ec2:DeregisterTransitGatewayMulticastGroupMembers": ("out-of-scope", "transit gateway multicast: network infrastructure, not a node"),
+    "ec2:DeregisterTransitGatewayMulticastGroupSources": ("out-of-scope", "transit gateway multicast: network infrastructure, not a node"),
+    "ec2:ModifyLocalGatewayRoute": ("out-of-scope", "Outposts local gateway routes: network infrastructure, not a node"),
+    "ec2:ModifyClientVpnEndpoint": ("out-of-scope", "Client VPN configuration, not a node"),
+    "ec2:ModifyVpcEndpoint": ("out-of-scope", "VPC endpoint configuration, not a node"),
+    "ec2:AssociateApplicationStatusCheck": ("out-of-scope", "application health-check configuration: no access, no data"),
+    "ec2:DisassociateApplicationStatusCheck": ("out-of-scope", "application health-check configuration: no access, no data"),
+    "ec2:ModifyApplicationStatusCheck": ("out-of-scope", "application health-check configuration: no access, no data"),
+    "ec2:EnableApplicationStatusCheckSuppression": ("out-of-scope", "application health-check configuration: no access, no data"),
+    "ec2:DisableApplicationStatusCheckSuppression": ("out-of-scope", "application health-check configuration: no access, no data"),
+}
 
 # Actions that reach another user's node or data by a path no guard closes yet, with the path.
 OPEN = {
@@ -238,6 +305,19 @@ SSM_OUT_OF_SCOPE = re.compile(
 )
 
 
+
+
+def disk_reason(hows):
+    parts = []
+    if "owner:volume" in hows:
+        parts.append("a snapshot only of one's own volume (an ownerless one is denied too)")
+    if any(h.startswith("others:") for h in hows):
+        parts.append("denied on another user's volume, snapshot or image (ownerless ones, such as "
+                     "public images, are not)")
+    if any(h.startswith("created:") for h in hows):
+        parts.append("what it creates must carry the caller's own user-id tag")
+    return "; ".join(parts)
+
 PRODUCT_SERVICES = ("lambda", "events", "sqs", "logs", "cloudwatch", "cloudformation", "s3", "kms")
 
 
@@ -262,20 +342,50 @@ def is_read(name, level):
     return level in ("Read", "List") or name.startswith(READ_WORDS)
 
 
+def disk_guards(entry):
+    """The Sids and keyings of the disk and image guards that apply to an action."""
+    action = entry["action"]
+    sids, hows = [], []
+    others = [r["name"] for r in entry["resourceTypes"] if r["name"] in DISK_TYPES and r["tagKeys"]]
+    if action in OWN_VOLUMES_ONLY and "volume" in others:
+        # a snapshot copies the volume's data: only of one's own volume, an ownerless one (a
+        # root volume in the seconds before the owner-tagger reaches it) included
+        others.remove("volume")
+        sids.append(OWN_VOLUMES_ONLY[action])
+        hows.append("owner:volume")
+    if others:
+        sids.append(DISK_GUARD)
+        hows.append("others:" + ",".join(others))
+    if action in CREATED:
+        sid, created = CREATED[action]
+        sids.append(sid)
+        hows.append("created:" + created)
+    return sids, hows
+
+
 def draft(entry):
     action = entry["action"]
     service, name = action.split(":", 1)
     level = entry["accessLevel"]
     types = [r["name"] for r in entry["resourceTypes"]]
+    disk_sids, disk_hows = disk_guards(entry) if service == "ec2" else ([], [])
     if action in OWNER_GUARDED:
         sid, how = OWNER_GUARDED[action].split()
         if how == "everyone":
             reason = "denied to everybody on the users' role: " + OPEN.get(action, "it reaches nodes no condition key names")
-        elif how == "tag-keys":
+            return "guarded", f"{sid} {how}", reason
+        if how == "tag-keys":
             reason = "the ownership keys, in any spelling, are denied; other keys are not"
-        else:
-            reason = "denied unless the node or session is the caller's own"
-        return "guarded", f"{sid} {how}", reason
+            return "guarded", f"{sid} {how}", reason
+        reason = "denied unless the node or session is the caller's own"
+        if disk_hows:
+            reason += "; " + disk_reason(disk_hows)
+        return "guarded", " ".join([",".join([sid] + disk_sids), how] + disk_hows), reason
+    if disk_hows and not is_read(name, level):
+        return "guarded", " ".join([",".join(disk_sids)] + disk_hows), disk_reason(disk_hows)
+    if action in NETWORK:
+        klass, reason = NETWORK[action]
+        return klass, "-", reason
     # The product's services are classified by the resource types the guards name; OPEN then
     # gives the reason for what no guard covers.
     if action in OPEN and service not in PRODUCT_SERVICES:

@@ -10,14 +10,16 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use crate::domain::evaluation::{evaluate, NamedPolicy, Request};
-use crate::domain::ids::{InstanceId, InstanceState, ResolvedRole, RoleId, RoleIdentity};
+use crate::domain::ids::{
+    InstanceId, InstanceState, ResolvedRole, RoleId, RoleIdentity, TagTarget, VolumeId,
+};
 use crate::error::Error;
 use crate::ports::{
-    BucketState, DescribedInstance, EnabledRegions, InRegion, InstanceDirectory, InstanceInventory,
-    InstanceTagger, KeyFacts, LiveInstances, LogGroupFacts, LoggingTargets, ManagedNode,
-    ManagedNodes, ManagedPolicies, ManagedPolicy, PolicySimulator, PolicyVersion, RoleDirectory,
-    RoleEvaluationInputs, RolePolicies, RolePolicyDocument, SessionDocumentReader,
-    SessionTerminator, Simulated, Simulation, Visit,
+    BucketState, DescribedInstance, DescribedVolume, EnabledRegions, InRegion, InstanceDirectory,
+    InstanceInventory, InstanceTagger, KeyFacts, LiveInstances, LogGroupFacts, LoggingTargets,
+    ManagedNode, ManagedNodes, ManagedPolicies, ManagedPolicy, PolicySimulator, PolicyVersion,
+    RoleDirectory, RoleEvaluationInputs, RolePolicies, RolePolicyDocument, SessionDocumentReader,
+    SessionTerminator, Simulated, Simulation, Visit, VolumeDirectory, VolumeVisit,
 };
 
 /// A customer-managed policy and its versions.
@@ -56,6 +58,9 @@ pub struct World {
     /// Permissions boundaries by role name (ARNs).
     pub boundaries: BTreeMap<String, String>,
     pub instances: BTreeMap<InstanceId, DescribedInstance>,
+    /// EBS volumes, each in the region of the first instance it is attached to (the home region
+    /// when detached).
+    pub volumes: BTreeMap<VolumeId, DescribedVolume>,
     /// (role name, policy name) → document.
     pub inline_policies: BTreeMap<(String, String), String>,
     /// ARN → policy.
@@ -68,8 +73,8 @@ pub struct World {
     pub enabled_regions: Vec<String>,
     /// Regions whose EC2 calls fail (retryable), as a disabled or throttled region would.
     pub unreadable_regions: BTreeSet<String>,
-    /// Every `CreateTags` call: instances, key, value (unknown instances included).
-    pub tag_writes: Vec<(Vec<InstanceId>, String, String)>,
+    /// Every `CreateTags` call: instances and volumes, key, value (unknown ones included).
+    pub tag_writes: Vec<(Vec<TagTarget>, String, String)>,
     /// Instance → ids of its active sessions.
     pub sessions: BTreeMap<InstanceId, Vec<String>>,
     /// Calls per `service:Operation`.
@@ -198,6 +203,28 @@ impl FakeAws {
         instance_id
     }
 
+    /// Add a volume attached to `attached_to` (none: detached).
+    pub fn add_volume(
+        &self,
+        id: &str,
+        attached_to: &[&InstanceId],
+        tags: &[(&str, &str)],
+    ) -> VolumeId {
+        let volume_id = VolumeId::parse(id).expect("a valid volume id in a test");
+        self.world().volumes.insert(
+            volume_id.clone(),
+            DescribedVolume {
+                volume_id: volume_id.clone(),
+                attached_to: attached_to.iter().map(|i| (*i).clone()).collect(),
+                tags: tags
+                    .iter()
+                    .map(|(k, v)| (k.to_string(), v.to_string()))
+                    .collect(),
+            },
+        );
+        volume_id
+    }
+
     /// Calls made so far to one operation.
     pub fn calls_to(&self, operation: &str) -> u64 {
         self.world().calls.get(operation).copied().unwrap_or(0)
@@ -249,6 +276,39 @@ impl World {
             .unwrap_or(HOME_REGION)
             == region
     }
+
+    fn volume_in_region(&self, volume: &DescribedVolume, region: &str) -> bool {
+        match volume.attached_to.first() {
+            Some(instance) => self.in_region(instance, region),
+            None => region == HOME_REGION,
+        }
+    }
+
+    /// The tags of an instance or volume in `region`, if it exists there.
+    fn tags_of(
+        &mut self,
+        target: &TagTarget,
+        region: &str,
+    ) -> Option<&mut BTreeMap<String, String>> {
+        match target {
+            TagTarget::Instance(id) => {
+                if !self.in_region(id, region) {
+                    return None;
+                }
+                self.instances.get_mut(id).map(|i| &mut i.tags)
+            }
+            TagTarget::Volume(id) => {
+                let here = self
+                    .volumes
+                    .get(id)
+                    .is_some_and(|v| self.volume_in_region(v, region));
+                if !here {
+                    return None;
+                }
+                self.volumes.get_mut(id).map(|v| &mut v.tags)
+            }
+        }
+    }
 }
 
 impl InRegion for FakeAws {
@@ -299,32 +359,65 @@ impl InstanceDirectory for FakeAws {
 }
 
 impl InstanceTagger for FakeAws {
-    async fn create_tag(&self, ids: &[InstanceId], key: &str, value: &str) -> Result<(), Error> {
+    async fn create_tag(&self, targets: &[TagTarget], key: &str, value: &str) -> Result<(), Error> {
         let mut world = self.call("ec2:CreateTags")?;
         world
             .tag_writes
-            .push((ids.to_vec(), key.to_owned(), value.to_owned()));
-        for id in ids {
-            if !world.in_region(id, &self.region) {
-                continue;
-            }
-            if let Some(instance) = world.instances.get_mut(id) {
-                instance.tags.insert(key.to_owned(), value.to_owned());
+            .push((targets.to_vec(), key.to_owned(), value.to_owned()));
+        for target in targets {
+            if let Some(tags) = world.tags_of(target, &self.region) {
+                tags.insert(key.to_owned(), value.to_owned());
             }
         }
         Ok(())
     }
 
-    async fn delete_tag(&self, ids: &[InstanceId], key: &str) -> Result<(), Error> {
+    async fn delete_tag(&self, targets: &[TagTarget], key: &str) -> Result<(), Error> {
         let mut world = self.call("ec2:DeleteTags")?;
-        for id in ids {
-            if !world.in_region(id, &self.region) {
-                continue;
-            }
-            if let Some(instance) = world.instances.get_mut(id) {
-                instance.tags.remove(key);
+        for target in targets {
+            if let Some(tags) = world.tags_of(target, &self.region) {
+                tags.remove(key);
             }
         }
+        Ok(())
+    }
+}
+
+/// The volume with only the tags a read keeps, as the EC2 adapter does.
+fn volume_with_tags(volume: &DescribedVolume, keys: &[&str]) -> DescribedVolume {
+    let mut kept = volume.clone();
+    kept.tags
+        .retain(|key, _| crate::domain::ownership::tag_kept(keys, key));
+    kept
+}
+
+impl VolumeDirectory for FakeAws {
+    async fn volumes_attached_to(
+        &self,
+        instance_ids: &[InstanceId],
+        keys: &[&str],
+    ) -> Result<Vec<DescribedVolume>, Error> {
+        let world = self.call("ec2:DescribeVolumes")?;
+        Ok(world
+            .volumes
+            .values()
+            .filter(|v| world.volume_in_region(v, &self.region))
+            .filter(|v| v.attached_to.iter().any(|i| instance_ids.contains(i)))
+            .map(|v| volume_with_tags(v, keys))
+            .collect())
+    }
+
+    async fn each_attached_volume(
+        &self,
+        keys: &[&str],
+        visit: VolumeVisit<'_>,
+    ) -> Result<(), Error> {
+        let world = self.call("ec2:DescribeVolumes")?;
+        world
+            .volumes
+            .values()
+            .filter(|v| !v.attached_to.is_empty() && world.volume_in_region(v, &self.region))
+            .for_each(|v| visit(volume_with_tags(v, keys)));
         Ok(())
     }
 }

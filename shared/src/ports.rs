@@ -7,7 +7,9 @@ use std::future::Future;
 use crate::config::WriteMode;
 use crate::domain::capacity::Refused;
 use crate::domain::evaluation::{Decision, NamedPolicy, Request};
-use crate::domain::ids::{InstanceId, InstanceState, ResolvedRole, RoleId, RoleIdentity};
+use crate::domain::ids::{
+    InstanceId, InstanceState, ResolvedRole, RoleId, RoleIdentity, TagTarget, VolumeId,
+};
 use crate::domain::session_name::SessionName;
 use crate::domain::statements::Scope;
 use crate::error::Error;
@@ -28,19 +30,48 @@ pub trait InstanceDirectory {
     ) -> impl Future<Output = Result<Vec<DescribedInstance>, Error>> + Send;
 }
 
-/// Write one tag on many instances, or remove one tag key from many instances.
+/// Write one tag on many instances and volumes (one call), or remove one tag key from them.
 pub trait InstanceTagger {
     fn create_tag(
         &self,
-        instance_ids: &[InstanceId],
+        targets: &[TagTarget],
         key: &str,
         value: &str,
     ) -> impl Future<Output = Result<(), Error>> + Send;
-    /// Remove the tag `key` (whatever its value) from every instance given.
+    /// Remove the tag `key` (whatever its value) from every instance or volume given.
     fn delete_tag(
         &self,
-        instance_ids: &[InstanceId],
+        targets: &[TagTarget],
         key: &str,
+    ) -> impl Future<Output = Result<(), Error>> + Send;
+}
+
+/// What EC2 says about one EBS volume: the instances it is attached to, and its tags.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DescribedVolume {
+    pub volume_id: VolumeId,
+    pub attached_to: Vec<InstanceId>,
+    pub tags: BTreeMap<String, String>,
+}
+
+/// Called with each volume of a bulk read as its page arrives.
+pub type VolumeVisit<'a> = &'a mut (dyn FnMut(DescribedVolume) + Send);
+
+/// The EBS volumes attached to instances. Only the tags whose key is one of `keys`, or a case
+/// variant of one, are kept.
+pub trait VolumeDirectory {
+    /// Every volume attached to one of `instance_ids`.
+    fn volumes_attached_to(
+        &self,
+        instance_ids: &[InstanceId],
+        keys: &[&str],
+    ) -> impl Future<Output = Result<Vec<DescribedVolume>, Error>> + Send;
+    /// Every attached volume of the region (the sweep), each handed to `visit` as its page
+    /// arrives.
+    fn each_attached_volume(
+        &self,
+        keys: &[&str],
+        visit: VolumeVisit<'_>,
     ) -> impl Future<Output = Result<(), Error>> + Send;
 }
 
@@ -333,6 +364,7 @@ pub trait PolicySimulator {
 pub trait TaggerEc2:
     InstanceDirectory
     + InstanceTagger
+    + VolumeDirectory
     + InstanceInventory
     + InRegion
     + EnabledRegions
@@ -345,6 +377,7 @@ pub trait TaggerEc2:
 impl<T> TaggerEc2 for T where
     T: InstanceDirectory
         + InstanceTagger
+        + VolumeDirectory
         + InstanceInventory
         + InRegion
         + EnabledRegions

@@ -11,7 +11,7 @@ use shared::config::UsersRole;
 use shared::domain::outcome::SkipSubject;
 use shared::domain::reason::ReasonCode;
 use shared::{Config, Error, Status};
-use testkit::{rewrite, run_instances, sample_event, tags_of, Moto};
+use testkit::{create_volume, rewrite, run_instances, sample_event, tags_of, volumes_of, Moto};
 
 const ROLE: &str = "Okta-ServiceWorkbenchUser";
 const SAMPLE_ROLE_ID: &str = "AROAEXAMPLEROLEID1234";
@@ -85,16 +85,25 @@ async fn owner_in_event_tags_every_instance_with_one_call_and_a_replay_changes_n
         .await
         .unwrap();
 
-    // THEN both instances carry AwsUserId=<role-id>:tim.malone, for one read and one CreateTags call
+    // THEN both instances and their root volumes carry AwsUserId=<role-id>:tim.malone, for
+    // one read of the instances, one of their volumes and one CreateTags call
     assert_eq!(outcome.status, Status::Changed);
     assert_eq!(outcome.counts.instances_tagged, 2);
+    assert_eq!(outcome.counts.volumes_tagged, 2);
     let expected = format!("{}:tim.malone", w.role_id);
     for id in &ids {
         assert_eq!(w.user_id_tag(id).await, Some(expected.clone()));
+        for volume in volumes_of(&w.admin.ec2, id).await {
+            assert_eq!(w.user_id_tag(&volume).await, Some(expected.clone()));
+        }
     }
     assert_eq!(
         calls(&w.counter),
-        counts(&[("ec2:DescribeInstances", 1), ("ec2:CreateTags", 1)])
+        counts(&[
+            ("ec2:DescribeInstances", 1),
+            ("ec2:DescribeVolumes", 1),
+            ("ec2:CreateTags", 1)
+        ])
     );
 
     // WHEN the same event is delivered again
@@ -137,6 +146,7 @@ async fn the_role_id_is_resolved_with_one_get_role_per_process() {
         calls(&w.counter),
         counts(&[
             ("ec2:DescribeInstances", 1),
+            ("ec2:DescribeVolumes", 1),
             ("ec2:CreateTags", 1),
             ("iam:GetRole", 1)
         ])
@@ -163,7 +173,7 @@ async fn owner_not_in_event_is_read_from_ec2_in_one_call_and_a_replay_writes_not
     );
     let tagger = w.tagger(config(&[("SESSION_ROLE_ID", w.role_id.as_str())]));
 
-    // WHEN handled: one DescribeInstances and one CreateTags
+    // WHEN handled: one DescribeInstances, one DescribeVolumes and one CreateTags
     let outcome = tagger
         .handle_at(event.clone(), time_of(&event))
         .await
@@ -175,7 +185,11 @@ async fn owner_not_in_event_is_read_from_ec2_in_one_call_and_a_replay_writes_not
     );
     assert_eq!(
         calls(&w.counter),
-        counts(&[("ec2:CreateTags", 1), ("ec2:DescribeInstances", 1)])
+        counts(&[
+            ("ec2:CreateTags", 1),
+            ("ec2:DescribeInstances", 1),
+            ("ec2:DescribeVolumes", 1)
+        ])
     );
 
     // WHEN replayed: EC2 already shows the right tag, so only the read is made
@@ -212,7 +226,11 @@ async fn a_direct_launch_by_a_user_session_is_owned_by_that_session() {
     );
     assert_eq!(
         calls(&w.counter),
-        counts(&[("ec2:DescribeInstances", 1), ("ec2:CreateTags", 1)])
+        counts(&[
+            ("ec2:DescribeInstances", 1),
+            ("ec2:DescribeVolumes", 1),
+            ("ec2:CreateTags", 1)
+        ])
     );
 }
 
@@ -269,18 +287,22 @@ async fn each_instance_gets_its_own_owner_even_when_names_are_prefixes_of_each_o
         .await
         .unwrap();
 
-    // THEN each instance names exactly its own user; one read, one write per distinct value
-    assert_eq!(
-        w.user_id_tag(&tim[0]).await,
-        Some(format!("{}:tim", w.role_id))
-    );
-    assert_eq!(
-        w.user_id_tag(&malone[0]).await,
-        Some(format!("{}:tim.malone", w.role_id))
-    );
+    // THEN each instance, and its volume, names exactly its own user; one read of each kind,
+    // one write per distinct value
+    for (ids, name) in [(&tim, "tim"), (&malone, "tim.malone")] {
+        let expected = Some(format!("{}:{name}", w.role_id));
+        assert_eq!(w.user_id_tag(&ids[0]).await, expected);
+        for volume in volumes_of(&w.admin.ec2, &ids[0]).await {
+            assert_eq!(w.user_id_tag(&volume).await, expected);
+        }
+    }
     assert_eq!(
         calls(&w.counter),
-        counts(&[("ec2:DescribeInstances", 1), ("ec2:CreateTags", 2)])
+        counts(&[
+            ("ec2:DescribeInstances", 1),
+            ("ec2:DescribeVolumes", 1),
+            ("ec2:CreateTags", 2)
+        ])
     );
 }
 
@@ -447,4 +469,70 @@ async fn an_unreachable_endpoint_is_a_retryable_error() {
     assert!(err.is_retryable(), "{err}");
     assert_eq!(err.aws_code(), Some("DispatchFailure"));
     assert_eq!(err.kind(), "Retryable");
+}
+
+#[tokio::test]
+async fn a_launch_owns_the_instances_volumes_but_never_takes_another_users_volume() {
+    // GIVEN two instances the portal launched for tim.malone, each with its root volume; on
+    // the first, ada's volume is attached as well, and a volume carrying only a case variant
+    // of the user-id key
+    let w = world().await;
+    let ids = run_instances(&w.admin.ec2, 2, &[("CreatedBy", "tim.malone")]).await;
+    let ada = format!("{}:ada", w.role_id);
+    let adas = create_volume(&w.admin.ec2, Some(&ids[0]), &[("AwsUserId", &ada)]).await;
+    let variant = create_volume(&w.admin.ec2, Some(&ids[0]), &[("awsuserid", &ada)]).await;
+    let event = rewrite(
+        &sample_event("run-instances-created-by.json"),
+        &[
+            ("i-0a1b2c3d4e5f60001", &ids[0]),
+            ("i-0a1b2c3d4e5f60002", &ids[1]),
+        ],
+    );
+    let tagger = w.tagger(config(&[("SESSION_ROLE_ID", w.role_id.as_str())]));
+    w.counter.take();
+
+    // WHEN the launch is handled
+    let outcome = tagger
+        .handle_at(event.clone(), time_of(&event))
+        .await
+        .unwrap();
+
+    // THEN the root volumes and the variant's volume are tim's; the variant key is gone
+    let tims = format!("{}:tim.malone", w.role_id);
+    let roots: Vec<String> = [
+        volumes_of(&w.admin.ec2, &ids[0]).await,
+        volumes_of(&w.admin.ec2, &ids[1]).await,
+    ]
+    .concat()
+    .into_iter()
+    .filter(|v| *v != adas && *v != variant)
+    .collect();
+    assert_eq!(roots.len(), 2);
+    for volume in &roots {
+        assert_eq!(w.user_id_tag(volume).await, Some(tims.clone()));
+    }
+    let variant_tags = tags_of(&w.admin.ec2, &variant).await;
+    assert_eq!(variant_tags.get("AwsUserId"), Some(&tims));
+    assert_eq!(variant_tags.get("awsuserid"), None);
+    // AND ada's volume is still hers, reported with a reason code
+    assert_eq!(w.user_id_tag(&adas).await, Some(ada.clone()));
+    assert_eq!(
+        outcome.skip_codes(),
+        [(
+            SkipSubject::Volume(adas.clone()),
+            ReasonCode::OwnedByAnother
+        )]
+    );
+    assert_eq!(outcome.counts.volumes_tagged, 3);
+    assert_eq!(outcome.counts.tags_tampered, 1);
+    // AND the instances and volumes were written in one CreateTags call
+    assert_eq!(
+        calls(&w.counter),
+        counts(&[
+            ("ec2:DescribeInstances", 1),
+            ("ec2:DescribeVolumes", 1),
+            ("ec2:CreateTags", 1),
+            ("ec2:DeleteTags", 1)
+        ])
+    );
 }

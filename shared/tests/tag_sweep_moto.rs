@@ -5,8 +5,12 @@ use std::collections::BTreeMap;
 
 use serde_json::Value;
 use shared::app::owner_tagging::OwnerTagger;
+use shared::domain::outcome::SkipSubject;
+use shared::domain::reason::ReasonCode;
 use shared::{Config, Status};
-use testkit::{rewrite, run_instances, sample_event, tags_of, CountedMoto};
+use testkit::{
+    create_volume, rewrite, run_instances, sample_event, tags_of, volumes_of, CountedMoto,
+};
 
 const ROLE: &str = "Okta-ServiceWorkbenchUser";
 
@@ -115,22 +119,93 @@ async fn the_sweep_tags_owners_repairs_stale_ids_removes_variants_and_writes_not
         outcome.skipped[0].subject,
         shared::domain::outcome::SkipSubject::Instance(hostile.clone())
     );
-    // one page per region (one region here), one CreateTags per value, one DeleteTags per
-    // variant key, and the covered regions once per process
+    // AND the root volume of each owned instance carries its owner's id (grace's too, though
+    // her instance needed no new tag), and no other volume was touched
+    for (instance, name) in [
+        (&fleet, "ada.lovelace"),
+        (&stale, "tim.malone"),
+        (&planted, "grace.hopper"),
+    ] {
+        for volume in volumes_of(admin, instance).await {
+            assert_eq!(
+                tags_of(admin, &volume).await.get("AwsUserId"),
+                Some(&value(name))
+            );
+        }
+    }
+    for instance in [&hostile, &unowned] {
+        for volume in volumes_of(admin, instance).await {
+            assert!(tags_of(admin, &volume).await.is_empty());
+        }
+    }
+    assert_eq!(outcome.counts.volumes_tagged, 3);
+    // one page of instances and one of volumes per region (one region here), one CreateTags
+    // per value (instances and volumes together), one DeleteTags per variant key, and the
+    // covered regions once per process
     let calls = w.counter.take();
     assert_eq!(calls.get("ec2:DescribeRegions"), Some(&1), "{calls:?}");
     assert_eq!(calls.get("ec2:DescribeInstances"), Some(&1), "{calls:?}");
-    assert_eq!(calls.get("ec2:CreateTags"), Some(&2), "{calls:?}");
+    assert_eq!(calls.get("ec2:DescribeVolumes"), Some(&1), "{calls:?}");
+    assert_eq!(calls.get("ec2:CreateTags"), Some(&3), "{calls:?}");
     assert_eq!(calls.get("ec2:DeleteTags"), Some(&3), "{calls:?}");
 
-    // AND a second sweep finds nothing to do: one EC2 read and one read of the users' role's
-    // trust policy, no write
+    // AND a second sweep finds nothing to do: one read of the instances, one of their
+    // volumes and one of the users' role's trust policy, no write
     let again = tagger.handle(sweep_event()).await.unwrap();
     assert_eq!(again.status, Status::Unchanged, "{again:?}");
     let calls = w.counter.take();
     assert_eq!(writes(&calls), 0, "{calls:?}");
     assert_eq!(calls.get("iam:GetRole"), Some(&1), "{calls:?}");
-    assert_eq!(calls.values().sum::<u64>(), 2, "{calls:?}");
+    assert_eq!(calls.values().sum::<u64>(), 3, "{calls:?}");
+}
+
+#[tokio::test]
+async fn the_sweep_gives_volumes_their_instances_owner_and_never_takes_another_users() {
+    // GIVEN tim's instance (owned, with its root volume), and on it a volume of ada's, a volume
+    // with an older id of the role for tim, and a volume on an instance nobody owns, and one
+    // that is detached
+    let w = CountedMoto::start(ROLE).await;
+    let admin = &w.admin.ec2;
+    let tims = format!("{}:tim.malone", w.role_id);
+    let adas = format!("{}:ada", w.role_id);
+    let tim = run_instances(
+        admin,
+        1,
+        &[("CreatedBy", "tim.malone"), ("AwsUserId", &tims)],
+    )
+    .await
+    .remove(0);
+    let root = volumes_of(admin, &tim).await.remove(0);
+    let ada = create_volume(admin, Some(&tim), &[("AwsUserId", &adas)]).await;
+    let stale = create_volume(
+        admin,
+        Some(&tim),
+        &[("AwsUserId", "AROAOLDROLEID00001:tim.malone")],
+    )
+    .await;
+    let nobodys = run_instances(admin, 1, &[("Name", "build-agent")])
+        .await
+        .remove(0);
+    let unowned = create_volume(admin, Some(&nobodys), &[]).await;
+    let detached = create_volume(admin, None, &[]).await;
+
+    // WHEN the sweep runs
+    let tagger = tagger(&w, w.session_config(ROLE));
+    let outcome = tagger.handle(sweep_event()).await.unwrap();
+
+    // THEN the root volume and the stale one are tim's, ada's is still hers and reported, and
+    // the unowned instance's volume and the detached one carry nothing
+    let user_id = |tags: BTreeMap<String, String>| tags.get("AwsUserId").cloned();
+    assert_eq!(user_id(tags_of(admin, &root).await), Some(tims.clone()));
+    assert_eq!(user_id(tags_of(admin, &stale).await), Some(tims.clone()));
+    assert_eq!(user_id(tags_of(admin, &ada).await), Some(adas.clone()));
+    assert!(tags_of(admin, &unowned).await.is_empty());
+    assert!(tags_of(admin, &detached).await.is_empty());
+    assert_eq!(outcome.counts.volumes_tagged, 2, "{outcome:?}");
+    assert_eq!(
+        outcome.skip_codes(),
+        [(SkipSubject::Volume(ada), ReasonCode::OwnedByAnother)]
+    );
 }
 
 #[tokio::test]
@@ -184,8 +259,15 @@ async fn a_late_created_by_is_tagged_from_its_tag_change_event() {
         tags_of(&w.admin.ec2, &instance).await["AwsUserId"],
         format!("{}:ada.lovelace", w.role_id)
     );
+    for volume in volumes_of(&w.admin.ec2, &instance).await {
+        assert_eq!(
+            tags_of(&w.admin.ec2, &volume).await["AwsUserId"],
+            format!("{}:ada.lovelace", w.role_id)
+        );
+    }
     let calls = w.counter.take();
     assert_eq!(calls.get("ec2:DescribeInstances"), Some(&1));
+    assert_eq!(calls.get("ec2:DescribeVolumes"), Some(&1));
     assert_eq!(calls.get("ec2:CreateTags"), Some(&1));
 
     // AND a redelivery writes nothing

@@ -1,7 +1,8 @@
-//! Owner tagging: CloudTrail `RunInstances` in, `AwsUserId` tags out. Also the scheduled tag
-//! sweep, which brings every live instance to exactly the tags its owner implies (whatever
-//! launched it, and whether or not its launch event arrived), and late owner tags: a Tag Change
-//! event for the owner key.
+//! Owner tagging: CloudTrail `RunInstances` in, `AwsUserId` tags out, on the instances and on
+//! the EBS volumes attached to them. Also the scheduled tag sweep, which brings every live
+//! instance and its attached volumes to exactly the tags its owner implies (whatever launched
+//! it, and whether or not its launch event arrived), and late owner tags: a Tag Change event for
+//! the owner key.
 
 use std::collections::BTreeMap;
 
@@ -13,13 +14,13 @@ use super::regions::RegionalClients;
 use super::role_resolver::RoleResolver;
 use crate::config::{Config, UsersRole};
 use crate::domain::events::{dispatch, CloudTrailDetail, Event, TagChangeDetail};
-use crate::domain::ids::{InstanceId, InstanceState, UserId};
+use crate::domain::ids::{InstanceId, InstanceState, RoleId, TagTarget, UserId};
 use crate::domain::outcome::{Outcome, Skipped, Status};
 use crate::domain::ownership::{self, OwnerDecision, TagsFrom};
 use crate::domain::reason::{Reason, ReasonCode};
 use crate::domain::trust;
 use crate::error::Error;
-use crate::ports::{DescribedInstance, RoleDirectory, TaggerEc2};
+use crate::ports::{DescribedInstance, DescribedVolume, RoleDirectory, TaggerEc2};
 
 /// Everything the function needs, built once per process.
 pub struct OwnerTagger<E, R> {
@@ -168,11 +169,34 @@ where
             }
         }
 
-        let writes = ownership::group_writes(decisions.iter());
-        for (value, ids) in &writes {
-            ec2.create_tag(ids, &self.config.user_id_tag_key, &value.to_string())
-                .await?;
+        // The volumes of every instance about to be owned: one more read, and they are written
+        // in the same call. An instance already tagged had its volumes tagged with it (by an
+        // earlier delivery or the sweep), so a replay reads nothing more.
+        let owners: BTreeMap<InstanceId, UserId> = decisions
+            .iter()
+            .filter_map(|(id, d)| match d {
+                OwnerDecision::Tag { value } => Some((id.clone(), value.clone())),
+                _ => None,
+            })
+            .collect();
+        let mut volumes = VolumeWork::default();
+        if !owners.is_empty() {
+            let ids: Vec<InstanceId> = owners.keys().cloned().collect();
+            for volume in ec2.volumes_attached_to(&ids, &[self.user_id_key()]).await? {
+                volumes.plan(volume, &owners, &role.id, &self.config);
+            }
         }
+        let instance_writes: BTreeMap<UserId, Vec<TagTarget>> =
+            ownership::group_writes(decisions.iter())
+                .into_iter()
+                .map(|(value, ids)| {
+                    let targets = ids.into_iter().map(TagTarget::Instance).collect();
+                    (value.clone(), targets)
+                })
+                .collect();
+        let volumes = volumes
+            .write_with(ec2, event_id, instance_writes, self.user_id_key())
+            .await?;
 
         let mut outcome = Outcome::empty(Status::Ignored);
         for (id, decision) in decisions {
@@ -198,8 +222,9 @@ where
         for skip in &skipped {
             warn!(event_id, subject = %skip.subject, decision = "skipped", code = %skip.reason.code, reason = %skip.reason);
         }
-        outcome.skipped = skipped;
         outcome.counts.instances_tagged = outcome.changed.len();
+        outcome.skipped = skipped;
+        volumes.merge_into(&mut outcome);
         outcome.status = if !outcome.changed.is_empty() {
             Status::Changed
         } else if !outcome.unchanged.is_empty() {
@@ -234,14 +259,20 @@ where
         ];
         let (keys, config) = (&keys[..], &self.config);
         // Each page is reduced as it arrives: an instance whose ownership tags are already right
-        // is only counted, one without an owner tag too; the rest are kept for the writes.
+        // is only counted, one without an owner tag too; the rest are kept for the writes. The
+        // owner of each owned instance is kept (an id and a value) for its volumes, which are
+        // read next and reduced the same way.
         let regions = self
             .ec2
             .read_fleet(|ec2| async move {
                 let mut seen = SweepRead::default();
+                let mut owners = BTreeMap::new();
                 ec2.each_live_instance(keys, &mut |instance| {
                     seen.live += 1;
                     let plan = ownership::sweep(&instance.tags, role_id, config);
+                    if let Some(owner) = owner_after(&instance, &plan, role_id, config) {
+                        owners.insert(instance.instance_id.clone(), owner);
+                    }
                     match &plan.skip {
                         _ if !plan.remove.is_empty() || plan.write.is_some() => {
                             seen.to_apply.push(instance)
@@ -252,17 +283,26 @@ where
                     }
                 })
                 .await?;
+                if !owners.is_empty() {
+                    ec2.each_attached_volume(&keys[1..], &mut |volume| {
+                        seen.volumes.plan(volume, &owners, role_id, config)
+                    })
+                    .await?;
+                }
                 Ok(seen)
             })
             .await?;
         let mut outcome = Outcome::empty(Status::Unchanged);
         let mut parts = Vec::new();
         let (mut live, mut unowned) = (0, 0);
-        for (region, seen) in &regions {
+        let covered = regions.len();
+        for (region, seen) in regions {
             live += seen.live;
             unowned += seen.unowned;
-            let ec2 = self.ec2.get(Some(region));
-            let done = self.apply_sweep(&ec2, event_id, &seen.to_apply).await?;
+            let ec2 = self.ec2.get(Some(&region));
+            let done = self
+                .apply_sweep(&ec2, event_id, &seen.to_apply, seen.volumes)
+                .await?;
             if done.status == Status::Changed {
                 outcome.status = Status::Changed;
                 parts.push(format!("{region}: {}", done.reason));
@@ -270,11 +310,11 @@ where
             outcome.changed.extend(done.changed);
             outcome.skipped.extend(done.skipped);
             outcome.counts.instances_tagged += done.counts.instances_tagged;
+            outcome.counts.volumes_tagged += done.counts.volumes_tagged;
             outcome.counts.tags_tampered += done.counts.tags_tampered;
         }
         outcome.reason = format!(
-            "sweep: {live} live instance(s) in {} region(s); {}",
-            regions.len(),
+            "sweep: {live} live instance(s) in {covered} region(s); {}",
             if parts.is_empty() {
                 format!(
                     "nothing to change; {} skipped, {unowned} without an owner tag",
@@ -355,20 +395,38 @@ where
                 ),
             ));
         }
-        self.apply_sweep(ec2, event_id, &found).await
+        // Its volumes follow the owner it is about to have.
+        let role_id = self.role.get(&self.iam).await?;
+        let owners: BTreeMap<InstanceId, UserId> = found
+            .iter()
+            .filter_map(|i| {
+                let plan = ownership::sweep(&i.tags, &role_id, &self.config);
+                owner_after(i, &plan, &role_id, &self.config).map(|o| (i.instance_id.clone(), o))
+            })
+            .collect();
+        let mut volumes = VolumeWork::default();
+        if !owners.is_empty() {
+            let ids: Vec<InstanceId> = owners.keys().cloned().collect();
+            for volume in ec2.volumes_attached_to(&ids, &[self.user_id_key()]).await? {
+                volumes.plan(volume, &owners, &role_id, &self.config);
+            }
+        }
+        self.apply_sweep(ec2, event_id, &found, volumes).await
     }
 
-    /// Plan and apply the sweep for these instances: one `CreateTags` per distinct value and one
-    /// `DeleteTags` per variant key, nothing when all is as it should be.
+    /// Plan and apply the sweep for these instances and the volumes planned with them: one
+    /// `CreateTags` per distinct value (instances and volumes together) and one `DeleteTags` per
+    /// variant key, nothing when all is as it should be.
     async fn apply_sweep(
         &self,
         ec2: &E,
         event_id: Option<&str>,
         instances: &[DescribedInstance],
+        volumes: VolumeWork,
     ) -> Result<Outcome, Error> {
         let role_id = &self.role.get(&self.iam).await?;
-        let mut writes: BTreeMap<UserId, Vec<InstanceId>> = BTreeMap::new();
-        let mut removals: BTreeMap<String, Vec<InstanceId>> = BTreeMap::new();
+        let mut writes: BTreeMap<UserId, Vec<TagTarget>> = BTreeMap::new();
+        let mut removals: BTreeMap<String, Vec<TagTarget>> = BTreeMap::new();
         let mut outcome = Outcome::empty(Status::Unchanged);
         let (mut stale, mut unowned) = (0, 0);
         for instance in instances {
@@ -377,7 +435,10 @@ where
             for (key, value) in &plan.remove {
                 let code_points = ownership::code_points(key);
                 warn!(event_id, instance_id = %id, key = %key, code_points = code_points.as_deref(), value = %value, metric = "OwnershipTagTampered", decision = "removed case variant of an ownership tag");
-                removals.entry(key.clone()).or_default().push(id.clone());
+                removals
+                    .entry(key.clone())
+                    .or_default()
+                    .push(TagTarget::Instance(id.clone()));
                 outcome.counts.tags_tampered += 1;
             }
             if let Some(value) = plan.write {
@@ -388,7 +449,10 @@ where
                     }
                     None => info!(event_id, instance_id = %id, value = %value, decision = "tagged"),
                 }
-                writes.entry(value).or_default().push(id.clone());
+                writes
+                    .entry(value)
+                    .or_default()
+                    .push(TagTarget::Instance(id.clone()));
             }
             match plan.skip {
                 // Most unowned instances are simply not the portal's: counted, not listed.
@@ -402,22 +466,26 @@ where
                 None => {}
             }
         }
-        for (value, ids) in &writes {
-            ec2.create_tag(ids, &self.config.user_id_tag_key, &value.to_string())
-                .await?;
-            outcome.changed.extend(ids.iter().map(|i| i.to_string()));
-        }
-        for (key, ids) in &removals {
-            ec2.delete_tag(ids, key).await?;
+        let instance_skips = outcome.skipped.len();
+        let tagged: usize = writes.values().map(Vec::len).sum();
+        outcome
+            .changed
+            .extend(writes.values().flatten().map(|t| t.to_string()));
+        // The exact keys are written before any variant is removed: never ownerless between.
+        let volumes = volumes
+            .write_with(ec2, event_id, writes, self.user_id_key())
+            .await?;
+        for (key, targets) in &removals {
+            ec2.delete_tag(targets, key).await?;
             outcome
                 .changed
-                .extend(ids.iter().map(|i| format!("{i}: removed {key}")));
+                .extend(targets.iter().map(|t| format!("{t}: removed {key}")));
         }
-        let tagged: usize = writes.values().map(Vec::len).sum();
+        volumes.merge_into(&mut outcome);
         outcome.counts.instances_tagged = tagged;
         if !outcome.changed.is_empty() {
             outcome.status = Status::Changed;
-        } else if instances.len() == 1 && outcome.skipped.len() + unowned == 1 {
+        } else if instances.len() == 1 && instance_skips + unowned == 1 {
             // A single instance that needs an owner and cannot have one.
             outcome.status = Status::Ignored;
             outcome.code = outcome
@@ -427,14 +495,136 @@ where
                 .or(Some(ReasonCode::NoOwnerTag));
         }
         outcome.reason = format!(
-            "tagged {} ({} stale role id(s)), removed {} case variant(s), {} skipped, {} without an owner",
+            "tagged {} ({} stale role id(s)), removed {} case variant(s), {} skipped, {} without an owner; {} volume(s) tagged",
             tagged - stale,
             stale,
             outcome.counts.tags_tampered,
             outcome.skipped.len(),
-            unowned
+            unowned,
+            outcome.counts.volumes_tagged
         );
         Ok(outcome)
+    }
+
+    fn user_id_key(&self) -> &str {
+        &self.config.user_id_tag_key
+    }
+}
+
+/// The owner an instance has once its sweep plan is applied: the value to write, or the valid
+/// value it carries.
+fn owner_after(
+    instance: &DescribedInstance,
+    plan: &ownership::SweepPlan,
+    role_id: &RoleId,
+    config: &Config,
+) -> Option<UserId> {
+    plan.write.clone().or_else(|| {
+        instance
+            .tags
+            .get(&config.user_id_tag_key)
+            .and_then(|value| UserId::parse_for(value, role_id).ok())
+    })
+}
+
+/// The volumes of owned instances that need a write, a removal of a case variant, or a report.
+#[derive(Debug, Default)]
+struct VolumeWork {
+    writes: BTreeMap<UserId, Vec<TagTarget>>,
+    removals: BTreeMap<String, Vec<(TagTarget, String)>>,
+    skipped: Vec<Skipped>,
+}
+
+/// What was done to volumes, for the outcome.
+struct VolumesDone {
+    changed: Vec<String>,
+    tagged: usize,
+    tampered: usize,
+    skipped: Vec<Skipped>,
+}
+
+impl VolumeWork {
+    /// Plan one volume against the owners of the instances it is attached to.
+    fn plan(
+        &mut self,
+        volume: DescribedVolume,
+        owners: &BTreeMap<InstanceId, UserId>,
+        role_id: &RoleId,
+        config: &Config,
+    ) {
+        let attached: Vec<&UserId> = volume
+            .attached_to
+            .iter()
+            .filter_map(|i| owners.get(i))
+            .collect();
+        let plan = ownership::volume_plan(&volume.tags, &attached, role_id, config);
+        let target = TagTarget::Volume(volume.volume_id.clone());
+        for (key, value) in plan.remove {
+            self.removals
+                .entry(key)
+                .or_default()
+                .push((target.clone(), value));
+        }
+        if let Some(value) = plan.write {
+            self.writes.entry(value).or_default().push(target);
+        }
+        if let Some(reason) = plan.skip {
+            self.skipped
+                .push(Skipped::volume(volume.volume_id.to_string(), reason));
+        }
+    }
+
+    /// Write `instances` and the volumes, one `CreateTags` per value for both, then remove the
+    /// volumes' case variants.
+    async fn write_with<E: TaggerEc2>(
+        self,
+        ec2: &E,
+        event_id: Option<&str>,
+        instances: BTreeMap<UserId, Vec<TagTarget>>,
+        key: &str,
+    ) -> Result<VolumesDone, Error> {
+        let mut done = VolumesDone {
+            changed: Vec::new(),
+            tagged: 0,
+            tampered: 0,
+            skipped: self.skipped,
+        };
+        let mut writes = instances;
+        for (value, volumes) in self.writes {
+            for volume in &volumes {
+                info!(event_id, volume_id = %volume, value = %value, decision = "tagged volume");
+                done.changed.push(volume.to_string());
+            }
+            done.tagged += volumes.len();
+            writes.entry(value).or_default().extend(volumes);
+        }
+        for (value, targets) in &writes {
+            ec2.create_tag(targets, key, &value.to_string()).await?;
+        }
+        for (variant, found) in &self.removals {
+            for (target, value) in found {
+                let code_points = ownership::code_points(variant);
+                warn!(event_id, volume_id = %target, key = %variant, code_points = code_points.as_deref(), value = %value, metric = "OwnershipTagTampered", decision = "removed case variant of an ownership tag");
+            }
+            let targets: Vec<TagTarget> = found.iter().map(|(t, _)| t.clone()).collect();
+            ec2.delete_tag(&targets, variant).await?;
+            done.tampered += targets.len();
+            done.changed
+                .extend(targets.iter().map(|t| format!("{t}: removed {variant}")));
+        }
+        for skip in &done.skipped {
+            warn!(event_id, subject = %skip.subject, decision = "skipped", code = %skip.reason.code, reason = %skip.reason);
+        }
+        Ok(done)
+    }
+}
+
+impl VolumesDone {
+    fn merge_into(self, outcome: &mut Outcome) {
+        outcome.changed.extend(self.changed);
+        outcome.counts.volumes_tagged += self.tagged;
+        outcome.counts.tags_tampered += self.tampered;
+        outcome.skipped.extend(self.skipped);
     }
 }
 
@@ -444,6 +634,7 @@ struct SweepRead {
     live: usize,
     unowned: usize,
     to_apply: Vec<DescribedInstance>,
+    volumes: VolumeWork,
 }
 
 /// Log an ignored event and build its outcome.
@@ -454,10 +645,16 @@ pub(crate) fn ignored(event_id: Option<&str>, reason: Reason) -> Outcome {
 
 fn summary(outcome: &Outcome, key: &str) -> String {
     let mut parts = Vec::new();
-    if !outcome.changed.is_empty() {
+    if outcome.counts.instances_tagged > 0 {
         parts.push(format!(
             "tagged {} instance(s) with {key}",
-            outcome.changed.len()
+            outcome.counts.instances_tagged
+        ));
+    }
+    if outcome.counts.volumes_tagged > 0 {
+        parts.push(format!(
+            "tagged {} volume(s) with {key}",
+            outcome.counts.volumes_tagged
         ));
     }
     if !outcome.unchanged.is_empty() {

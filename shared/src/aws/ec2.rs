@@ -1,15 +1,15 @@
-//! EC2: reading instances and writing the user-id tag.
+//! EC2: reading instances and their volumes, and writing the user-id tag.
 
-use aws_sdk_ec2::types::{Filter, Instance, Tag};
+use aws_sdk_ec2::types::{Filter, Instance, Tag, Volume};
 use tracing::instrument;
 
 use super::sdk_error::from_sdk;
-use crate::domain::ids::{InstanceId, InstanceState};
+use crate::domain::ids::{InstanceId, InstanceState, TagTarget, VolumeId};
 use crate::domain::ownership;
 use crate::error::Error;
 use crate::ports::{
-    DescribedInstance, EnabledRegions, InstanceDirectory, InstanceInventory, InstanceTagger,
-    LiveInstances, Visit,
+    DescribedInstance, DescribedVolume, EnabledRegions, InstanceDirectory, InstanceInventory,
+    InstanceTagger, LiveInstances, Visit, VolumeDirectory, VolumeVisit,
 };
 
 impl EnabledRegions for aws_sdk_ec2::Client {
@@ -187,16 +187,11 @@ fn read_instance(instance: &Instance, keep: Option<&[&str]>) -> Result<Described
 }
 
 impl InstanceTagger for aws_sdk_ec2::Client {
-    #[instrument(skip(self), fields(count = instance_ids.len()))]
-    async fn create_tag(
-        &self,
-        instance_ids: &[InstanceId],
-        key: &str,
-        value: &str,
-    ) -> Result<(), Error> {
-        for batch in instance_ids.chunks(CREATE_TAGS_BATCH) {
+    #[instrument(skip(self), fields(count = targets.len()))]
+    async fn create_tag(&self, targets: &[TagTarget], key: &str, value: &str) -> Result<(), Error> {
+        for batch in targets.chunks(CREATE_TAGS_BATCH) {
             self.create_tags()
-                .set_resources(Some(batch.iter().map(|i| i.to_string()).collect()))
+                .set_resources(Some(batch.iter().map(|t| t.to_string()).collect()))
                 .tags(Tag::builder().key(key).value(value).build())
                 .send()
                 .await
@@ -205,12 +200,12 @@ impl InstanceTagger for aws_sdk_ec2::Client {
         Ok(())
     }
 
-    #[instrument(skip(self), fields(count = instance_ids.len()))]
-    async fn delete_tag(&self, instance_ids: &[InstanceId], key: &str) -> Result<(), Error> {
-        for batch in instance_ids.chunks(CREATE_TAGS_BATCH) {
+    #[instrument(skip(self), fields(count = targets.len()))]
+    async fn delete_tag(&self, targets: &[TagTarget], key: &str) -> Result<(), Error> {
+        for batch in targets.chunks(CREATE_TAGS_BATCH) {
             // A tag with a key and no value deletes the key whatever its value.
             self.delete_tags()
-                .set_resources(Some(batch.iter().map(|i| i.to_string()).collect()))
+                .set_resources(Some(batch.iter().map(|t| t.to_string()).collect()))
                 .tags(Tag::builder().key(key).build())
                 .send()
                 .await
@@ -218,4 +213,95 @@ impl InstanceTagger for aws_sdk_ec2::Client {
         }
         Ok(())
     }
+}
+
+const DESCRIBE_VOLUMES: &str = "ec2:DescribeVolumes";
+
+impl VolumeDirectory for aws_sdk_ec2::Client {
+    #[instrument(skip(self), fields(count = instance_ids.len()))]
+    async fn volumes_attached_to(
+        &self,
+        instance_ids: &[InstanceId],
+        keys: &[&str],
+    ) -> Result<Vec<DescribedVolume>, Error> {
+        let mut found = Vec::new();
+        for batch in instance_ids.chunks(DESCRIBE_FILTER_BATCH) {
+            let filter = Filter::builder()
+                .name("attachment.instance-id")
+                .set_values(Some(batch.iter().map(|i| i.to_string()).collect()))
+                .build();
+            describe_volumes_each(self, filter, keys, &mut |v| found.push(v)).await?;
+        }
+        Ok(found)
+    }
+
+    /// One page per 500 volumes; only attached (`in-use`) volumes are read.
+    #[instrument(skip(self, visit))]
+    async fn each_attached_volume(
+        &self,
+        keys: &[&str],
+        visit: VolumeVisit<'_>,
+    ) -> Result<(), Error> {
+        let filter = Filter::builder().name("status").values("in-use").build();
+        describe_volumes_each(self, filter, keys, visit).await
+    }
+}
+
+/// Every page of a filtered `DescribeVolumes`, each volume handed to `visit`.
+async fn describe_volumes_each(
+    ec2: &aws_sdk_ec2::Client,
+    filter: Filter,
+    keys: &[&str],
+    visit: VolumeVisit<'_>,
+) -> Result<(), Error> {
+    let mut pages = ec2
+        .describe_volumes()
+        .filters(filter)
+        .max_results(500)
+        .into_paginator()
+        .send();
+    while let Some(page) = pages.next().await {
+        let page = page.map_err(|e| from_sdk(DESCRIBE_VOLUMES, e))?;
+        for volume in page.volumes() {
+            visit(read_volume(volume, keys)?);
+        }
+    }
+    Ok(())
+}
+
+/// A volume as EC2 describes it, with the tags `keys` keeps; a missing or invalid id, attached
+/// instance id or tag key is an unreadable answer.
+fn read_volume(volume: &Volume, keys: &[&str]) -> Result<DescribedVolume, Error> {
+    let id = volume
+        .volume_id()
+        .ok_or_else(|| Error::unreadable(DESCRIBE_VOLUMES, "a volume id"))?;
+    let volume_id = VolumeId::parse(id).map_err(|reason| {
+        Error::unreadable(DESCRIBE_VOLUMES, format!("a valid volume id ({reason})"))
+    })?;
+    let mut attached_to = Vec::new();
+    for attachment in volume.attachments() {
+        let instance = attachment.instance_id().ok_or_else(|| {
+            Error::unreadable(
+                DESCRIBE_VOLUMES,
+                format!("the instance {id} is attached to"),
+            )
+        })?;
+        attached_to.push(InstanceId::parse(instance).map_err(|reason| {
+            Error::unreadable(DESCRIBE_VOLUMES, format!("a valid instance id ({reason})"))
+        })?);
+    }
+    let mut tags = std::collections::BTreeMap::new();
+    for tag in volume.tags() {
+        let key = tag
+            .key()
+            .ok_or_else(|| Error::unreadable(DESCRIBE_VOLUMES, format!("a tag key on {id}")))?;
+        if ownership::tag_kept(keys, key) {
+            tags.insert(key.to_owned(), tag.value().unwrap_or_default().to_owned());
+        }
+    }
+    Ok(DescribedVolume {
+        volume_id,
+        attached_to,
+        tags,
+    })
 }

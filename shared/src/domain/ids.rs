@@ -191,19 +191,23 @@ impl fmt::Display for UserId {
     }
 }
 
+/// An EC2 resource id: `prefix` followed by 8 or 17 lower-case hex digits.
+fn is_resource_id(id: &str, prefix: &str) -> bool {
+    id.strip_prefix(prefix).is_some_and(|hex| {
+        (hex.len() == 8 || hex.len() == 17)
+            && hex
+                .chars()
+                .all(|c| c.is_ascii_digit() || ('a'..='f').contains(&c))
+    })
+}
+
 /// An EC2 instance id: `i-` followed by 8 or 17 lower-case hex digits.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct InstanceId(String);
 
 impl InstanceId {
     pub fn parse(id: &str) -> Result<Self, Reason> {
-        let ok = id.strip_prefix("i-").is_some_and(|hex| {
-            (hex.len() == 8 || hex.len() == 17)
-                && hex
-                    .chars()
-                    .all(|c| c.is_ascii_digit() || ('a'..='f').contains(&c))
-        });
-        if ok {
+        if is_resource_id(id, "i-") {
             Ok(Self(id.to_owned()))
         } else {
             Err(Reason::new(
@@ -221,6 +225,55 @@ impl InstanceId {
 impl fmt::Display for InstanceId {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(&self.0)
+    }
+}
+
+/// An EBS volume id: `vol-` followed by 8 or 17 lower-case hex digits.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct VolumeId(String);
+
+impl VolumeId {
+    pub fn parse(id: &str) -> Result<Self, Reason> {
+        if is_resource_id(id, "vol-") {
+            Ok(Self(id.to_owned()))
+        } else {
+            Err(Reason::new(
+                ReasonCode::Malformed,
+                format!("{id:?} is not an EBS volume id"),
+            ))
+        }
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Display for VolumeId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// What the owner-tagger writes a user-id tag on: an instance, or a volume attached to one.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum TagTarget {
+    Instance(InstanceId),
+    Volume(VolumeId),
+}
+
+impl TagTarget {
+    pub fn as_str(&self) -> &str {
+        match self {
+            TagTarget::Instance(id) => id.as_str(),
+            TagTarget::Volume(id) => id.as_str(),
+        }
+    }
+}
+
+impl fmt::Display for TagTarget {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
     }
 }
 

@@ -34,6 +34,9 @@ pub enum SkipSubject {
     /// A user, by session name (a grant that did not fit).
     #[serde(rename = "user")]
     User(String),
+    /// An EBS volume attached to an owned instance.
+    #[serde(rename = "volume_id")]
+    Volume(String),
 }
 
 impl std::fmt::Display for SkipSubject {
@@ -41,6 +44,7 @@ impl std::fmt::Display for SkipSubject {
         match self {
             SkipSubject::Instance(id) => f.write_str(id),
             SkipSubject::User(name) => write!(f, "user {name}"),
+            SkipSubject::Volume(id) => write!(f, "volume {id}"),
         }
     }
 }
@@ -63,6 +67,13 @@ impl Skipped {
         }
     }
 
+    pub fn volume(id: impl Into<String>, reason: Reason) -> Self {
+        Self {
+            subject: SkipSubject::Volume(id.into()),
+            reason,
+        }
+    }
+
     pub fn user(name: impl Into<String>, reason: Reason) -> Self {
         Self {
             subject: SkipSubject::User(name.into()),
@@ -75,6 +86,8 @@ impl Skipped {
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct Counts {
     pub instances_tagged: usize,
+    /// Volumes of owned instances given their instance's user-id tag.
+    pub volumes_tagged: usize,
     pub grants: usize,
     pub revokes: usize,
     pub drift_repaired: usize,
@@ -134,5 +147,13 @@ impl Outcome {
             planned: Vec::new(),
             counts: Counts::default(),
         }
+    }
+
+    /// What was skipped, and the code of why: one pair per skip.
+    pub fn skip_codes(&self) -> Vec<(SkipSubject, ReasonCode)> {
+        self.skipped
+            .iter()
+            .map(|s| (s.subject.clone(), s.reason.code))
+            .collect()
     }
 }

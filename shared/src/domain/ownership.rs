@@ -422,6 +422,73 @@ pub(crate) fn sweep(
     plan
 }
 
+/// What the owner-tagger does to one volume attached to owned instances: give it its
+/// instance's owner, so that the guards keep other users off it.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub(crate) struct VolumePlan {
+    /// The user-id value to write, when the volume lacks it or holds a stale one.
+    pub write: Option<UserId>,
+    /// Case variants of the user-id key to remove: key and value.
+    pub remove: Vec<(String, String)>,
+    /// Why the volume keeps what it has although its instance's owner differs.
+    pub skip: Option<Reason>,
+}
+
+/// Plan one attached volume from its tags and the owners of the owned instances it is attached
+/// to (unowned instances are left out of `owners`).
+///
+/// - Attached to no owned instance: nothing.
+/// - Attached to instances of two users (multi-attach): skipped, whatever it carries.
+/// - Its exact user-id tag is the owner's: nothing; an older id of the role with the owner's
+///   name: rewritten.
+/// - Another user's id: skipped. A volume's owner is never replaced (it was a user's before it
+///   was attached here, or someone who may re-attach disks did it).
+/// - No user-id tag: the owner's is written.
+/// - Case variants of the user-id key are removed in every case: IAM would read one of them.
+pub(crate) fn volume_plan(
+    tags: &BTreeMap<String, String>,
+    owners: &[&UserId],
+    role_id: &RoleId,
+    config: &Config,
+) -> VolumePlan {
+    let key = &config.user_id_tag_key;
+    let mut plan = VolumePlan {
+        remove: tags
+            .iter()
+            .filter(|(k, _)| is_case_variant(k, key))
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect(),
+        ..VolumePlan::default()
+    };
+    let Some(owner) = owners.first() else {
+        return plan;
+    };
+    if owners.iter().any(|o| o != owner) {
+        plan.skip = Some(Reason::new(
+            ReasonCode::OwnedByAnother,
+            "the volume is attached to instances of different users",
+        ));
+        return plan;
+    }
+    match tags.get(key) {
+        None => plan.write = Some((*owner).clone()),
+        Some(value) if value == &owner.to_string() => {}
+        Some(value) => {
+            let stale_of_owner = UserId::parse_for(value, role_id).is_err()
+                && stale_name(value).is_some_and(|name| &name == owner.user());
+            if stale_of_owner {
+                plan.write = Some((*owner).clone());
+            } else {
+                plan.skip = Some(Reason::new(
+                    ReasonCode::OwnedByAnother,
+                    format!("the volume carries {key}={value:?}, not its instance's owner {owner}"),
+                ));
+            }
+        }
+    }
+    plan
+}
+
 /// The name part of a user-id value written for another (older) id of the role.
 fn stale_name(value: &str) -> Option<SessionName> {
     let (id, name) = value.split_once(':')?;
@@ -463,6 +530,48 @@ mod tests {
             .iter()
             .map(|(k, v)| (k.to_string(), v.to_string()))
             .collect()
+    }
+
+    #[test]
+    fn a_volume_gets_its_instances_owner_and_keeps_another_users_id() {
+        let (tim, ada) = (uid("tim"), uid("ada"));
+        let key = "AwsUserId";
+        // an untagged volume of tim's instance gets tim's id
+        let plan = volume_plan(&tags(&[]), &[&tim], &role(), &config());
+        assert_eq!(plan.write, Some(tim.clone()));
+        assert_eq!(plan.skip, None);
+        // his own id stays as it is
+        let own = tags(&[(key, &tim.to_string())]);
+        assert_eq!(
+            volume_plan(&own, &[&tim], &role(), &config()),
+            VolumePlan::default()
+        );
+        // an older id of the role with his name is rewritten
+        let stale = tags(&[(key, "AROAOLDROLEID0000001:tim")]);
+        assert_eq!(
+            volume_plan(&stale, &[&tim], &role(), &config()).write,
+            Some(tim.clone())
+        );
+        // ada's id is never replaced, and neither is an older id with another name
+        for value in [ada.to_string(), "AROAOLDROLEID0000001:ada".to_owned()] {
+            let plan = volume_plan(&tags(&[(key, &value)]), &[&tim], &role(), &config());
+            assert_eq!(plan.write, None, "{value}");
+            assert_eq!(plan.skip.map(|r| r.code), Some(ReasonCode::OwnedByAnother));
+        }
+        // a volume on instances of two users is left as it is
+        let plan = volume_plan(&tags(&[]), &[&tim, &ada], &role(), &config());
+        assert_eq!(plan.write, None);
+        assert_eq!(plan.skip.map(|r| r.code), Some(ReasonCode::OwnedByAnother));
+        // a volume of no owned instance is not touched
+        assert_eq!(
+            volume_plan(&tags(&[]), &[], &role(), &config()),
+            VolumePlan::default()
+        );
+        // case variants of the key are removed, and the exact key written
+        let variant = tags(&[("awsuserid", &ada.to_string())]);
+        let plan = volume_plan(&variant, &[&tim], &role(), &config());
+        assert_eq!(plan.remove, vec![("awsuserid".to_owned(), ada.to_string())]);
+        assert_eq!(plan.write, Some(tim));
     }
 
     #[test]

@@ -50,6 +50,8 @@ pub enum ReasonCode {
     SessionNotTaggable,
     /// An event names an owner for an instance that already carries another user's id: an
     /// event's word never re-owns an instance (the sweep decides from the instance's own tags).
+    /// Also a volume attached to an owned instance that carries another user's id, or is
+    /// attached to instances of two users: a volume's owner is never replaced.
     OwnedByAnother,
 }
 

@@ -38,6 +38,7 @@ pub(crate) fn emf_line(function: &str, result: &Result<Outcome, Error>, now_ms: 
         Ok(outcome) => {
             let c = outcome.counts;
             add("InstancesTagged", "Count", json!(c.instances_tagged));
+            add("VolumesTagged", "Count", json!(c.volumes_tagged));
             add("Grants", "Count", json!(c.grants));
             add("Revokes", "Count", json!(c.revokes));
             add("DriftRepaired", "Count", json!(c.drift_repaired));

@@ -9,6 +9,9 @@
 //!   `tag-key` and `tag:<key>` as EC2 filters (keys and values compared exactly). An instance id
 //!   the data does not hold is answered as a terminated instance of user 0, so a
 //!   state-change event can be replayed against it;
+//! - `DescribeVolumes`: pages of at most 500 volumes, one root volume per instance, attached to
+//!   it and already carrying its owner's user-id tag, filtered on `status` and
+//!   `attachment.instance-id`;
 //! - `CreateTags`, `DeleteTags`: accepted and counted, nothing changes (the generated fleet is
 //!   already tagged).
 //!
@@ -30,6 +33,8 @@ pub use shared::domain::ids::DEFAULT_ENABLED_REGIONS as DEFAULT_REGIONS;
 
 /// DescribeInstances answers at most this many instances a page.
 const PAGE: usize = 1000;
+/// DescribeVolumes answers at most this many volumes a page (the sweep asks for 500).
+const VOLUME_PAGE: usize = 500;
 
 /// The generated fleet: `instances` running instances spread round-robin over `regions`, owned
 /// round-robin by `users` users (instance `n` is in region `n % regions`, owned by user
@@ -65,6 +70,10 @@ impl Fleet {
 
 fn instance_id(n: usize) -> String {
     format!("i-0{n:016x}")
+}
+
+fn volume_id(n: usize) -> String {
+    format!("vol-0{n:016x}")
 }
 
 fn instance_index(id: &str) -> Option<usize> {
@@ -162,6 +171,10 @@ async fn serve(mut client: TcpStream, state: &State) -> std::io::Result<()> {
     let (status, body) = match action.as_str() {
         "DescribeRegions" => (200, describe_regions(&state.fleet)),
         "DescribeInstances" => match describe_instances(&state.fleet, region, &form) {
+            Ok(body) => (200, body),
+            Err(message) => (400, ec2_error("InvalidParameterValue", &message)),
+        },
+        "DescribeVolumes" => match describe_volumes(&state.fleet, region, &form) {
             Ok(body) => (200, body),
             Err(message) => (400, ec2_error("InvalidParameterValue", &message)),
         },
@@ -271,21 +284,78 @@ fn matches(instance: &Generated, filters: &BTreeMap<String, Vec<String>>) -> Res
     Ok(true)
 }
 
+/// `MaxResults` (at most `cap`) and the position `NextToken` names.
+fn page_bounds(form: &[(String, String)], cap: usize) -> Result<(usize, usize), String> {
+    let max: usize = value(form, "MaxResults")
+        .map(|m| m.parse().map_err(|_| format!("MaxResults {m}")))
+        .transpose()?
+        .unwrap_or(cap)
+        .min(cap);
+    let start: usize = value(form, "NextToken")
+        .map(|t| t.parse().map_err(|_| format!("NextToken {t}")))
+        .transpose()?
+        .unwrap_or(0);
+    Ok((max, start))
+}
+
+/// The root volume of every instance of the region, attached and owner-tagged.
+fn describe_volumes(
+    fleet: &Fleet,
+    region: &str,
+    form: &[(String, String)],
+) -> Result<String, String> {
+    let filters = filters(form);
+    let (max, start) = page_bounds(form, VOLUME_PAGE)?;
+    let Some(r) = fleet.region_index(region) else {
+        return Err(format!("region {region} is not enabled"));
+    };
+    for name in filters.keys() {
+        if name != "status" && name != "attachment.instance-id" {
+            return Err(format!("the stand-in does not filter volumes on {name}"));
+        }
+    }
+    let wanted = |n: &usize| {
+        let in_use = filters
+            .get("status")
+            .is_none_or(|s| s.iter().any(|s| s == "in-use"));
+        let attached = filters
+            .get("attachment.instance-id")
+            .is_none_or(|ids| ids.contains(&instance_id(*n)));
+        in_use && attached
+    };
+    let mut body = String::with_capacity(max * 900 + 512);
+    body.push_str("<DescribeVolumesResponse xmlns=\"http://ec2.amazonaws.com/doc/2016-11-15/\"><requestId>stand-in</requestId><volumeSet>");
+    let mut matching = fleet.in_region(r).filter(wanted).skip(start);
+    for n in matching.by_ref().take(max) {
+        let user = Fleet::user_name(fleet.owner(n));
+        let _ = write!(
+            body,
+            "<item><volumeId>{volume}</volumeId><size>8</size><snapshotId>snap-0123456789abcdef0</snapshotId>\
+<availabilityZone>{region}a</availabilityZone><status>in-use</status><createTime>2026-11-30T08:15:43.000Z</createTime>\
+<attachmentSet><item><volumeId>{volume}</volumeId><instanceId>{instance}</instanceId><device>/dev/xvda</device>\
+<status>attached</status><attachTime>2026-11-30T08:15:43.000Z</attachTime><deleteOnTermination>true</deleteOnTermination></item></attachmentSet>\
+<tagSet><item><key>AwsUserId</key><value>{role}:{user}</value></item><item><key>Name</key><value>workspace-{n}-root</value></item></tagSet>\
+<volumeType>gp3</volumeType><iops>3000</iops><encrypted>true</encrypted><throughput>125</throughput><multiAttachEnabled>false</multiAttachEnabled></item>",
+            volume = volume_id(n),
+            instance = instance_id(n),
+            role = fleet.role_id,
+        );
+    }
+    body.push_str("</volumeSet>");
+    if matching.next().is_some() {
+        let _ = write!(body, "<nextToken>{}</nextToken>", start + max);
+    }
+    body.push_str("</DescribeVolumesResponse>");
+    Ok(body)
+}
+
 fn describe_instances(
     fleet: &Fleet,
     region: &str,
     form: &[(String, String)],
 ) -> Result<String, String> {
     let filters = filters(form);
-    let max: usize = value(form, "MaxResults")
-        .map(|m| m.parse().map_err(|_| format!("MaxResults {m}")))
-        .transpose()?
-        .unwrap_or(PAGE)
-        .min(PAGE);
-    let start: usize = value(form, "NextToken")
-        .map(|t| t.parse().map_err(|_| format!("NextToken {t}")))
-        .transpose()?
-        .unwrap_or(0);
+    let (max, start) = page_bounds(form, PAGE)?;
     let Some(r) = fleet.region_index(region) else {
         return Err(format!("region {region} is not enabled"));
     };
@@ -359,11 +429,13 @@ fn reservation_xml(body: &mut String, region: &str, i: &Generated) {
 <sourceDestCheck>true</sourceDestCheck><groupSet><item><groupId>sg-0123456789abcdef0</groupId>\
 <groupName>workspace-sg</groupName></item></groupSet><architecture>x86_64</architecture>\
 <rootDeviceType>ebs</rootDeviceType><rootDeviceName>/dev/xvda</rootDeviceName>\
-<blockDeviceMapping><item><deviceName>/dev/xvda</deviceName><ebs><volumeId>vol-0{short}{short}</volumeId>\
+<blockDeviceMapping><item><deviceName>/dev/xvda</deviceName><ebs><volumeId>vol-{root}</volumeId>\
 <status>attached</status><attachTime>2026-11-30T08:15:43.000Z</attachTime>\
 <deleteOnTermination>true</deleteOnTermination></ebs></item></blockDeviceMapping>\
 <virtualizationType>hvm</virtualizationType><clientToken>sc-{short}</clientToken><tagSet>",
         state = i.state,
+        // the root volume's id is the instance's digits, as `volume_id` gives them
+        root = &id[2..],
         a = short.as_bytes()[6] % 200,
         b = short.as_bytes()[7] % 250,
     );
@@ -440,6 +512,31 @@ mod tests {
         .unwrap();
         assert_eq!(ids_in(&last), 250);
         assert!(!last.contains("nextToken"));
+    }
+
+    #[test]
+    fn volumes_come_in_pages_of_five_hundred_attached_to_their_instances() {
+        let f = fleet();
+        let volumes = |pairs: &[(&str, &str)]| describe_volumes(&f, "us-east-1", &form(pairs));
+        let first =
+            volumes(&[("Filter.1.Name", "status"), ("Filter.1.Value.1", "in-use")]).unwrap();
+        assert_eq!(
+            first.matches("<volumeId>").count(),
+            1000,
+            "500 volumes, each named twice"
+        );
+        assert!(first.contains("<nextToken>500</nextToken>"));
+        let last = volumes(&[("NextToken", "1000")]).unwrap();
+        assert_eq!(last.matches("<instanceId>").count(), 250);
+        assert!(!last.contains("nextToken"));
+        let one = volumes(&[
+            ("Filter.1.Name", "attachment.instance-id"),
+            ("Filter.1.Value.1", &instance_id(4)),
+        ])
+        .unwrap();
+        assert!(one.contains(&format!("<instanceId>{}</instanceId>", instance_id(4))));
+        assert_eq!(one.matches("<instanceId>").count(), 1);
+        assert!(volumes(&[("Filter.1.Name", "size"), ("Filter.1.Value.1", "8")]).is_err());
     }
 
     #[test]

@@ -143,7 +143,7 @@ async fn the_owner_is_allowed_and_the_doctor_writes_nothing() {
     assert!(detail(&report, "end-user policy")
         .contains("allowed on the instance by SsmSessionOwnerEndUser/StartSessionOnOwnInstances"));
     assert!(detail(&report, "session rights").starts_with(
-        "tim.malone's statement is in ssm-session-owner-shard-01 (attached, exact); capacity: 2 users in 1 of up to 9 shards"
+        "tim.malone's statement is in ssm-session-owner-shard-01 (attached, exact); capacity: 2 users in 1 of up to 8 shards"
     ), "{report:#}");
     // moto has neither API: both checks say they could not run, and why
     assert_eq!(check(&report, "reachability")["ok"], Value::Null);
@@ -490,15 +490,18 @@ async fn the_audit_passes_the_shipped_account_and_finds_each_planted_problem() {
         "arn:aws:iam::123456789012:policy/{}",
         testkit::END_USER_POLICY
     );
-    unguarded
-        .admin
-        .iam
-        .detach_role_policy()
-        .role_name(DEMO_ROLE)
-        .policy_arn(&end_user_arn)
-        .send()
-        .await
-        .unwrap();
+    let guards_arn = format!("arn:aws:iam::123456789012:policy/{}", testkit::GUARD_POLICY);
+    for arn in [&end_user_arn, &guards_arn] {
+        unguarded
+            .admin
+            .iam
+            .detach_role_policy()
+            .role_name(DEMO_ROLE)
+            .policy_arn(arn)
+            .send()
+            .await
+            .unwrap();
+    }
     unguarded.plant_problems().await;
 
     // WHEN the audit runs

@@ -209,8 +209,9 @@ fn dump(mode: &str, template: &str, settings: &[&str]) -> Vec<serde_json::Value>
         .collect()
 }
 
-/// Create the shipped end-user policy (without `EndOwnSessions` unless `static_rights`) under
-/// the template's default name, attach it to `role`, and return its ARN.
+/// Create the shipped end-user policy (without `EndOwnSessions` unless `static_rights`) and the
+/// guard policy under the template's default names, attach both to `role` as the template does,
+/// and return the end-user policy's ARN.
 pub async fn attach_end_user_policy(
     iam: &aws_sdk_iam::Client,
     role: &str,
@@ -235,17 +236,33 @@ pub async fn attach_end_user_policy(
         .and_then(|p| p.arn())
         .expect("an ARN in CreatePolicy's answer")
         .to_owned();
-    iam.attach_role_policy()
-        .role_name(role)
-        .policy_arn(&arn)
+    let guards = iam
+        .create_policy()
+        .policy_name(GUARD_POLICY)
+        .path("/")
+        .policy_document(shipped_policy("GuardPolicy").to_string())
         .send()
         .await
-        .expect("moto AttachRolePolicy");
+        .expect("moto CreatePolicy")
+        .policy()
+        .and_then(|p| p.arn())
+        .expect("an ARN in CreatePolicy's answer")
+        .to_owned();
+    for policy in [&arn, &guards] {
+        iam.attach_role_policy()
+            .role_name(role)
+            .policy_arn(policy)
+            .send()
+            .await
+            .expect("moto AttachRolePolicy");
+    }
     arn
 }
 
 /// The template's default `EndUserPolicyName`.
 pub const END_USER_POLICY: &str = "SsmSessionOwnerEndUser";
+/// The template's default `GuardPolicyName`.
+pub const GUARD_POLICY: &str = "SsmSessionOwnerGuards";
 
 /// Create the users' role and return its id.
 pub async fn create_role(iam: &aws_sdk_iam::Client, name: &str) -> String {
@@ -326,6 +343,58 @@ pub async fn run_instances(
         .iter()
         .filter_map(|i| i.instance_id().map(str::to_owned))
         .collect()
+}
+
+/// The ids of the volumes attached to an instance (moto gives every instance a root volume).
+pub async fn volumes_of(ec2: &aws_sdk_ec2::Client, instance_id: &str) -> Vec<String> {
+    use aws_sdk_ec2::types::Filter;
+    ec2.describe_volumes()
+        .filters(
+            Filter::builder()
+                .name("attachment.instance-id")
+                .values(instance_id)
+                .build(),
+        )
+        .send()
+        .await
+        .expect("moto DescribeVolumes")
+        .volumes()
+        .iter()
+        .filter_map(|v| v.volume_id().map(str::to_owned))
+        .collect()
+}
+
+/// A new volume with `tags`, attached to `instance_id` when one is given.
+pub async fn create_volume(
+    ec2: &aws_sdk_ec2::Client,
+    instance_id: Option<&str>,
+    tags: &[(&str, &str)],
+) -> String {
+    let mut request = ec2.create_volume().availability_zone("us-east-1a").size(8);
+    if !tags.is_empty() {
+        let mut spec = TagSpecification::builder().resource_type(ResourceType::Volume);
+        for (key, value) in tags {
+            spec = spec.tags(Tag::builder().key(*key).value(*value).build());
+        }
+        request = request.tag_specifications(spec.build());
+    }
+    let volume_id = request
+        .send()
+        .await
+        .expect("moto CreateVolume")
+        .volume_id()
+        .expect("a volume id")
+        .to_owned();
+    if let Some(instance_id) = instance_id {
+        ec2.attach_volume()
+            .volume_id(&volume_id)
+            .instance_id(instance_id)
+            .device("/dev/sdf")
+            .send()
+            .await
+            .expect("moto AttachVolume");
+    }
+    volume_id
 }
 
 /// The tags EC2 holds for one resource. DescribeTags, unlike DescribeInstances, also answers for
