@@ -107,6 +107,13 @@ def resolve(node, template, params):
 # The defaults, with the static-mode statement (EndOwnSessions) in, as the tests read them.
 DEFAULT_OVERRIDES = {"SessionRights": "static"}
 # Every option of the end-user policy on: the largest it gets.
+# The parameters of an Identity Center deploy (docs/operators/deploy.md).
+IDENTITY_CENTER = {
+    "PermissionSetName": "ResearchUsers",
+    "UsersRoleName": "",
+    "SessionRights": "static",
+    "AttachEndUserPolicy": "false",
+}
 EVERY_OPTION_ON = {
     "SessionRights": "static",
     "GuardDenies": "true",
@@ -311,6 +318,13 @@ def main():
         for path in paths
         for name, document in template_policies(path, EVERY_OPTION_ON)
         if name.endswith("EndUserPolicy")
+    ]
+    # The Identity Center deploy: its guards name the permission set's role by its path.
+    documents += [
+        (f"{name} (Identity Center)", document)
+        for path in paths
+        for name, document in template_policies(path, IDENTITY_CENTER)
+        if name.endswith("EndUserPolicy") or name.endswith("GuardPolicy")
     ]
     for number, line in enumerate(sys.stdin, 1):
         if line.strip():

@@ -39,6 +39,9 @@ pub enum Error {
     InstancesNotYetVisible { instance_ids: Vec<String> },
     #[error("{message}")]
     PolicyBudgetFull { message: String },
+    /// `--stack` named a stack that is not this product's (or not deployed from this version).
+    #[error("the stack {stack} has no output {output}: is it an ssm-session-owner stack (template.yaml)?")]
+    NotAProductStack { stack: String, output: String },
 }
 
 impl Error {
@@ -53,6 +56,7 @@ impl Error {
             | Error::PolicyBudgetFull { .. }
             | Error::AmbiguousRole { .. }
             | Error::PermissionSetRoleNotFound { .. }
+            | Error::NotAProductStack { .. }
             | Error::Unsupported { .. } => false,
         }
     }

@@ -75,6 +75,22 @@ pub trait VolumeDirectory {
     ) -> impl Future<Output = Result<(), Error>> + Send;
 }
 
+/// A deployed CloudFormation stack's outputs, by key.
+pub trait StackOutputs {
+    fn outputs(
+        &self,
+        stack: &str,
+    ) -> impl Future<Output = Result<BTreeMap<String, String>, Error>> + Send;
+}
+
+/// A deployed Lambda function's environment variables.
+pub trait FunctionEnvironment {
+    fn environment(
+        &self,
+        function_arn: &str,
+    ) -> impl Future<Output = Result<BTreeMap<String, String>, Error>> + Send;
+}
+
 /// Look up a role's unique id (`AROA…`) by name.
 pub trait RoleDirectory {
     fn role_id(&self, role_name: &str) -> impl Future<Output = Result<RoleId, Error>> + Send;

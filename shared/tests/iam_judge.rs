@@ -600,6 +600,8 @@ fn with_a_foreign_allow_everything_nobody_changes_the_product_or_plants_an_owner
     let shard = shard_arn("aws", ACCOUNT, "ssm-session-owner-", 1);
     let shard_at_root = iam("policy/ssm-session-owner-shard-07");
     let end_user = iam("policy/SsmSessionOwnerEndUser");
+    let guards = iam("policy/SsmSessionOwnerGuards");
+    let boundary = iam("policy/SsmSessionOwnerUsersBoundary");
     let users_role = iam("role/Okta-ServiceWorkbenchUser");
     let tagger_role = iam("role/OwnerTaggerRole");
     let ours = |service, kind| product_arn(service, kind).unwrap();
@@ -626,6 +628,12 @@ fn with_a_foreign_allow_everything_nobody_changes_the_product_or_plants_an_owner
         ("iam:CreatePolicyVersion", &shard_at_root),
         ("iam:CreatePolicyVersion", &end_user),
         ("iam:DeletePolicy", &end_user),
+        ("iam:CreatePolicyVersion", &guards),
+        ("iam:SetDefaultPolicyVersion", &guards),
+        ("iam:DeletePolicy", &guards),
+        ("iam:CreatePolicyVersion", &boundary),
+        ("iam:SetDefaultPolicyVersion", &boundary),
+        ("iam:DeletePolicy", &boundary),
         ("iam:PassRole", &tagger_role),
         ("iam:PutRolePolicy", &tagger_role),
         ("lambda:UpdateFunctionCode", &function),
@@ -1553,7 +1561,7 @@ fn product_arn(service: &str, resource_type: &str) -> Option<String> {
             format!("arn:aws:lambda:us-east-1:{ACCOUNT}:function:OwnerTaggerFunction")
         }
         ("events", "rule") => {
-            format!("arn:aws:events:us-east-1:{ACCOUNT}:rule/ssm-session-owner-TagSweep-1A2B3C")
+            format!("arn:aws:events:us-east-1:{ACCOUNT}:rule/ssm-session-owner-tag-sweep")
         }
         ("sqs", "queue") => format!("arn:aws:sqs:us-east-1:{ACCOUNT}:FailureQueue"),
         ("logs", "log-group") => log_group,
@@ -2216,4 +2224,165 @@ fn with_the_boundary_no_open_action_is_allowed_under_any_grant_and_the_owner_kee
         ));
     }
     println!("{}", report.join("\n"));
+}
+
+#[test]
+fn under_identity_center_the_guard_names_the_permission_sets_role_by_its_reserved_path() {
+    // GIVEN the shipped end-user and guard policies as an Identity Center deploy renders them,
+    // and a foreign Allow * beside them
+    let settings = [
+        "PermissionSetName=ResearchUsers",
+        "UsersRoleName=",
+        "SessionRights=static",
+        "AttachEndUserPolicy=false",
+    ];
+    let policies = vec![
+        testkit::shipped_policy_with("EndUserPolicy", &settings),
+        testkit::shipped_policy_with("GuardPolicy", &settings),
+        allow_everything(),
+    ];
+    let role = |path: &str| format!("arn:aws:iam::{ACCOUNT}:role/{path}");
+    let theirs =
+        role("aws-reserved/sso.amazonaws.com/AWSReservedSSO_ResearchUsers_0a1b2c3d4e5f6789");
+    let with_region = role(
+        "aws-reserved/sso.amazonaws.com/eu-west-1/AWSReservedSSO_ResearchUsers_9f8e7d6c5b4a3210",
+    );
+    let other_set =
+        role("aws-reserved/sso.amazonaws.com/AWSReservedSSO_Administrators_0a1b2c3d4e5f6789");
+    let mut cells = Vec::new();
+    // (IAM refuses every write to an Identity Center role, UnmodifiableEntity, and the judge
+    // models that: a write there is implicitly denied whatever the guards say. Assuming it and
+    // reading it are what the guard decides.)
+    for action in ["sts:AssumeRole", "iam:GetRole", "iam:ListRolePolicies"] {
+        for (resource, expected) in [
+            (&theirs, "ExplicitlyDenied"),
+            (&with_region, "ExplicitlyDenied"),
+            // another permission set's role is not the users' role: the guard leaves it to the
+            // boundary (no IAM write, no AssumeRole)
+            (&other_set, "Allowed"),
+        ] {
+            let mut one = request("tim", action, resource, json!({}));
+            one["policies"] = json!(policies);
+            cells.push((one, expected));
+        }
+    }
+    // AND the owner guard holds there too
+    let instance = format!("arn:aws:ec2:us-east-1:{ACCOUNT}:instance/i-0a1b2c3d4e5f60001");
+    for (owner, expected) in [("ada", "ExplicitlyDenied"), ("tim", "Allowed")] {
+        let mut one = request(
+            "tim",
+            "ssm:SendCommand",
+            &instance,
+            json!({"ssm:resourceTag/AwsUserId": user_id(owner), "aws:ResourceTag/AwsUserId": user_id(owner)}),
+        );
+        one["policies"] = json!(policies);
+        cells.push((one, expected));
+    }
+    // WHEN the judge answers THEN the permission set's role is guarded wherever its path puts it
+    assert_judged(&cells, "Identity Center guard");
+}
+
+/// The IAM policies cloud-radar renders from the SAM-translated template for one of
+/// `scripts/rehearse.py`'s parameter sets, with the physical names CloudFormation gives.
+fn rendered_by_cloud_radar(set: &str) -> BTreeMap<String, Value> {
+    let output = testkit::project_script("rehearse.py", ["--policies", set]);
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    String::from_utf8_lossy(&output.stdout)
+        .lines()
+        .map(|line| {
+            let policy: Value = serde_json::from_str(line).unwrap();
+            (
+                policy["name"].as_str().unwrap().to_owned(),
+                policy["document"].clone(),
+            )
+        })
+        .collect()
+}
+
+#[test]
+fn the_policies_as_cloudformation_renders_them_keep_every_guard_on_the_real_arns() {
+    // The physical names scripts/rehearse.py gives: `<stack>-<logical id>-<suffix>`, and the
+    // rules' explicit names.
+    let made_up = |logical: &str| format!("ssm-session-owner-{logical}-1A2B3C4D5E6F");
+    let function = |logical: &str| {
+        format!(
+            "arn:aws:lambda:us-east-1:{ACCOUNT}:function:{}",
+            made_up(logical)
+        )
+    };
+    let role = |name: &str| format!("arn:aws:iam::{ACCOUNT}:role/{name}");
+    let instance = format!("arn:aws:ec2:us-east-1:{ACCOUNT}:instance/i-0a1b2c3d4e5f60001");
+    let mut judged = 0;
+    for set in ["defaults", "static", "identity-center", "every-option-on"] {
+        // GIVEN the end-user and guard policies as cloud-radar renders them from the SAM
+        // translation, and a foreign Allow * beside them
+        let rendered = rendered_by_cloud_radar(set);
+        let mut policies = vec![rendered["EndUserPolicy"].clone()];
+        policies.extend(rendered.get("GuardPolicy").cloned());
+        policies.push(allow_everything());
+        let users_role = if set == "identity-center" {
+            role("aws-reserved/sso.amazonaws.com/AWSReservedSSO_ResearchUsers_0a1b2c3d4e5f6789")
+        } else {
+            role("Okta-ServiceWorkbenchUser")
+        };
+        let denied = [
+            ("lambda:UpdateFunctionCode", function("OwnerTaggerFunction")),
+            ("lambda:InvokeFunction", function("SessionPolicyFunction")),
+            (
+                "events:PutTargets",
+                format!("arn:aws:events:us-east-1:{ACCOUNT}:rule/ssm-session-owner-run-instances"),
+            ),
+            (
+                "events:DisableRule",
+                format!("arn:aws:events:eu-west-1:{ACCOUNT}:rule/ssm-session-owner-forward-terminations"),
+            ),
+            (
+                "sqs:PurgeQueue",
+                format!("arn:aws:sqs:us-east-1:{ACCOUNT}:{}", made_up("FailureQueue")),
+            ),
+            (
+                "logs:DeleteLogGroup",
+                format!(
+                    "arn:aws:logs:us-east-1:{ACCOUNT}:log-group:{}",
+                    made_up("OwnerTaggerLogGroup")
+                ),
+            ),
+            ("iam:PutRolePolicy", role(&made_up("OwnerTaggerRole"))),
+            ("iam:PassRole", role(&made_up("SessionPolicyRole"))),
+            ("iam:GetRole", users_role.clone()),
+            ("sts:AssumeRole", users_role.clone()),
+        ];
+        let mut cells: Vec<(Value, &str)> = denied
+            .iter()
+            .map(|(action, resource)| {
+                (
+                    request("tim", action, resource, json!({})),
+                    "ExplicitlyDenied",
+                )
+            })
+            .collect();
+        // AND the owner keeps their session, which a placeholder left in a Deny would take away
+        for (owner, expected) in [("tim", "Allowed"), ("ada", "ExplicitlyDenied")] {
+            let mut context = json!({
+                "ssm:resourceTag/AwsUserId": user_id(owner),
+                "aws:ResourceTag/AwsUserId": user_id(owner),
+            });
+            context[DOCUMENT_ACCESS_CHECK_KEY] = json!("true");
+            cells.push((
+                request("tim", "ssm:StartSession", &instance, context),
+                expected,
+            ));
+        }
+        for (cell, _) in &mut cells {
+            cell["policies"] = json!(policies);
+        }
+        // WHEN the judge answers THEN every guard holds on the names CloudFormation gives
+        judged += cells.len();
+        assert_judged(&cells, &format!("rendered by cloud-radar ({set})"));
+    }
+    println!("iam-simulate: {judged} cells on the policies as cloud-radar renders them, 0 wrong");
 }

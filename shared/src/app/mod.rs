@@ -1,5 +1,6 @@
 //! The use cases, written against the ports: owner tagging, session rights (with its two
-//! policy stores), the users' role id, the capacity report, and the access doctor.
+//! policy stores), the users' role id, the capacity report, the access doctor, and the
+//! configuration of a deployed stack for the operators' tools.
 
 pub mod capacity;
 pub mod doctor;
@@ -9,6 +10,7 @@ pub mod owner_tagging;
 pub(crate) mod regions;
 pub mod role_resolver;
 pub mod session_rights;
+pub mod stack;
 
 use std::collections::BTreeSet;
 

@@ -7,6 +7,8 @@ mod iam;
 mod logging;
 mod sdk_error;
 mod ssm;
+#[cfg(feature = "stack")]
+mod stack;
 
 use std::time::Duration;
 
@@ -20,6 +22,8 @@ pub use iam::decode_policy_document;
 pub(crate) use iam::pick_permission_set_role;
 pub use logging::LoggingClients;
 pub use sdk_error::from_sdk;
+#[cfg(feature = "stack")]
+pub use stack::{tool_config, ToolConfigError};
 
 use crate::config::{Config, ATTEMPT_TIMEOUT, CONNECT_TIMEOUT, OPERATION_TIMEOUT};
 

@@ -12,12 +12,14 @@ use clap::Parser;
 
 use shared::app::capacity::capacity_report;
 use shared::app::role_resolver::RoleResolver;
-use shared::aws::{load_sdk_config, Clients};
-use shared::Config;
+use shared::aws::{load_sdk_config, tool_config, Clients};
 
 const AFTER_HELP: &str = "\
-Configuration comes from the environment, as for the functions (SESSION_ROLE_NAME or
-PERMISSION_SET_NAME, POLICY_STORE, POLICY_NAME_PREFIX, ...), and the SDK's. Reads only.
+With --stack NAME the configuration is the deployed stack's: its session-policy function's
+environment (cloudformation:DescribeStacks, lambda:GetFunctionConfiguration). Without it, the
+environment, as for the functions (SESSION_ROLE_NAME or PERMISSION_SET_NAME, POLICY_STORE,
+POLICY_NAME_PREFIX, ...). The SDK's region, credentials and endpoint come from the environment
+either way. Reads only.
 
 Exit status: 0 no drift; 1 drift (users with a live instance and no statement, or statements
 without a live instance); 2 a usage, configuration or AWS error.";
@@ -30,18 +32,25 @@ struct Args {
     /// Print the report as JSON (for scripts and dashboards).
     #[arg(long)]
     json: bool,
+    /// Configure from this deployed stack (its outputs and its functions' configuration).
+    #[arg(long, value_name = "NAME")]
+    stack: Option<String>,
 }
 
 #[tokio::main]
 async fn main() -> ExitCode {
-    let json = Args::parse().json;
-    let config = match Config::from_env() {
-        Ok(config) => config,
+    let args = Args::parse();
+    let json = args.json;
+    let (config, deployed) = match tool_config(args.stack.as_deref()).await {
+        Ok(found) => found,
         Err(err) => {
-            eprintln!("capacity: invalid configuration: {err}");
+            eprintln!("capacity: {err}");
             return ExitCode::from(2);
         }
     };
+    if let Some(deployed) = &deployed {
+        eprintln!("capacity: {}", deployed.describe());
+    }
     let clients = Clients::new(&load_sdk_config(&config).await);
     let report = async {
         let role = RoleResolver::new(&config).resolved(&clients.iam).await?;

@@ -177,3 +177,68 @@ async fn under_identity_center_the_report_reads_the_permission_sets_role() {
 fn it_answers_help_and_version_and_exits_2_on_a_bad_option() {
     testkit::assert_behaves_like_a_cli(env!("CARGO_BIN_EXE_capacity"), "capacity");
 }
+
+#[tokio::test]
+async fn with_stack_it_configures_itself_from_the_deployed_functions_environment() {
+    // GIVEN moto with the users' role, two granted users, and a stack shaped like the product's
+    // whose functions carry the environment template.yaml renders (one covered region here)
+    let moto = Moto::start().unwrap();
+    let sdk = moto.sdk_config().await;
+    let admin = Clients::new(&sdk);
+    let role = testkit::resolved(DEMO_ROLE, &create_role(&admin.iam, DEMO_ROLE).await);
+    for name in ["ada", "tim"] {
+        let value = format!("{}:{name}", role.id);
+        run_instances(&admin.ec2, 1, &[("AwsUserId", &value)]).await;
+    }
+    ManagedStore::new(admin.iam.clone(), DEMO_POLICY_PREFIX, 10, 10)
+        .converge(
+            &role,
+            &Scope::All,
+            &[user("ada"), user("tim")].into(),
+            WriteMode::Apply,
+        )
+        .await
+        .unwrap();
+    let mut environment = testkit::deployed_environment("defaults");
+    assert_eq!(environment["SESSION_ROLE_NAME"], DEMO_ROLE);
+    environment.insert("REGIONS".into(), testkit::REGION.into());
+    environment.insert("END_SESSIONS_ON_TERMINATE".into(), "false".into());
+    testkit::create_product_stack(&sdk, "ssm-session-owner", &environment).await;
+
+    // WHEN capacity runs with --stack and nothing of the product's configuration in its own
+    // environment (only the SDK's: moto's endpoint, region and credentials)
+    let run = |args: &[&str]| {
+        Command::new(env!("CARGO_BIN_EXE_capacity"))
+            .args(args)
+            .env_clear()
+            .envs(moto.env())
+            .output()
+            .unwrap()
+    };
+    let output = run(&["--stack", "ssm-session-owner", "--json"]);
+
+    // THEN it reads the deployed configuration, says so, and reports the role's shard
+    let report = report_with_status(&output, 0);
+    assert_eq!(report["store"], "managed");
+    assert_eq!(
+        report["users_with_statements"],
+        serde_json::json!(["ada", "tim"])
+    );
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        stderr.contains("capacity: configured from stack ssm-session-owner (the environment of arn:aws:lambda:us-east-1:123456789012:function:ssm-session-owner-SessionPolicyFunction-"),
+        "{stderr}"
+    );
+    // AND without --stack the same environment-less run is a configuration error
+    let output = run(&["--json"]);
+    assert_eq!(output.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&output.stderr).contains("capacity: invalid configuration"));
+    // AND a stack that does not exist, or is not the product's, is a clear error (exit 2)
+    let output = run(&["--stack", "nope"]);
+    assert_eq!(output.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        stderr.starts_with("capacity: cannot read the stack: cloudformation:DescribeStacks failed: ValidationError"),
+        "{stderr}"
+    );
+}

@@ -23,12 +23,13 @@ use shared::app::doctor::verify::verify;
 use shared::app::doctor::{
     checked_region, diagnose, DoctorError, KindQuestion, Question, Services, Verdict,
 };
-use shared::aws::{load_sdk_config, Clients, LoggingClients};
+use shared::aws::{load_sdk_config, tool_config, Clients, LoggingClients};
 use shared::edge::cli::usage_error;
-use shared::Config;
 
 const AFTER_HELP: &str = "\
-Configuration comes from the environment, as for the functions: SESSION_ROLE_NAME or
+With --stack NAME the configuration is the deployed stack's: its session-policy function's
+environment, which carries every setting below (cloudformation:DescribeStacks,
+lambda:GetFunctionConfiguration). Without it, the environment, as for the functions: SESSION_ROLE_NAME or
 PERMISSION_SET_NAME, OWNER_TAG_KEY, USER_ID_TAG_KEY, SESSION_RIGHTS, REGIONS, the session kinds
 (SHELL_SESSIONS, PORT_FORWARDING, SSH_SESSIONS, SESSION_DOCUMENT_PREFIX, SSH_OS_USERS) and the
 SDK's (AWS_REGION, AWS_PROFILE, AWS_ENDPOINT_URL). Reads only, never writes.
@@ -64,6 +65,9 @@ struct Args {
     /// Also ask whether an SSH key may be pushed for this OS user.
     #[arg(long)]
     os_user: Option<String>,
+    /// Configure from this deployed stack (its outputs and its functions' configuration).
+    #[arg(long, value_name = "NAME")]
+    stack: Option<String>,
 }
 
 fn check(args: &Args) -> Result<(), &'static str> {
@@ -105,13 +109,16 @@ async fn main() -> ExitCode {
     if let Err(problem) = check(&args) {
         return usage_error("doctor", problem);
     }
-    let config = match Config::from_env() {
-        Ok(config) => config,
+    let (config, deployed) = match tool_config(args.stack.as_deref()).await {
+        Ok(found) => found,
         Err(err) => {
-            eprintln!("doctor: invalid configuration: {err}");
+            eprintln!("doctor: {err}");
             return ExitCode::from(2);
         }
     };
+    if let Some(deployed) = &deployed {
+        eprintln!("doctor: {}", deployed.describe());
+    }
     let sdk = load_sdk_config(&config).await;
     let clients = Clients::new(&sdk);
     let home = sdk.region().map(|r| r.to_string());

@@ -644,3 +644,48 @@ async fn the_product_shells_logging_targets_are_checked_where_moto_has_them() {
 fn it_answers_help_and_version_and_exits_2_on_a_bad_option() {
     testkit::assert_behaves_like_a_cli(env!("CARGO_BIN_EXE_doctor"), "doctor");
 }
+
+#[tokio::test]
+async fn with_stack_the_doctor_configures_itself_from_the_deployed_stack() {
+    // GIVEN tim's granted instance, and a stack shaped like the product's whose functions carry
+    // the environment template.yaml renders (one covered region here)
+    let account = Account::new(false).await;
+    let tim = account.user_id("tim.malone");
+    let instance = account
+        .launch(&[("CreatedBy", "tim.malone"), ("AwsUserId", &tim)])
+        .await;
+    account.grant(&["tim.malone"]).await;
+    let mut environment = testkit::deployed_environment("defaults");
+    environment.insert("REGIONS".into(), testkit::REGION.into());
+    testkit::create_product_stack(
+        &account.moto.sdk_config().await,
+        "research-access",
+        &environment,
+    )
+    .await;
+
+    // WHEN the doctor runs with --stack and only the SDK's environment
+    let output = Command::new(env!("CARGO_BIN_EXE_doctor"))
+        .args([
+            "--stack",
+            "research-access",
+            "--json",
+            "tim.malone",
+            &instance,
+        ])
+        .env_clear()
+        .envs(account.moto.env())
+        .output()
+        .unwrap();
+
+    // THEN it examines the role and the session kinds the stack deployed, and tim is allowed
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(0), "{stderr}");
+    assert!(
+        stderr.contains("doctor: configured from stack research-access"),
+        "{stderr}"
+    );
+    let report: Value = serde_json::from_slice(&output.stdout).unwrap();
+    assert_eq!(report["verdict"], "allowed", "{report:#}");
+    assert!(detail(&report, "user and role").contains(&format!("their aws:userid is {tim}")));
+}

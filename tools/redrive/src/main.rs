@@ -1,7 +1,8 @@
 // The SDK futures nest deeply; computing their layout needs more than the default depth.
 #![recursion_limit = "256"]
 
-//! `redrive [--queue-url URL] [--function NAME]... [--error-type TYPE]... [--yes] [--json]`.
+//! `redrive [--stack NAME | --queue-url URL --product-function ARN,...] [--function NAME]...
+//! [--error-type TYPE]... [--yes] [--json]`.
 
 use std::process::ExitCode;
 
@@ -9,7 +10,9 @@ use clap::Parser;
 use redrive::aws::SqsQueue;
 use redrive::parked::{Filter, ProductFunctions};
 use redrive::run::{redrive, Fate, Line};
+use shared::app::stack::{FAILURE_QUEUE_OUTPUT, FUNCTION_OUTPUTS};
 use shared::edge::cli::usage_error;
+use shared::ports::StackOutputs;
 
 const AFTER_HELP: &str = "\
 Without --yes nothing changes: every message is listed and left in the queue, visible.
@@ -22,6 +25,9 @@ OwnerTaggerFunctionArn and SessionPolicyFunctionArn), and only from a Lambda on-
 or an EventBridge dead letter. A message naming any other function is refused, reported and
 kept: whoever could write to the queue must not choose what an operator's redrive invokes.
 
+--stack NAME takes the queue and the product's functions from the deployed stack's outputs
+(FailureQueueUrl, OwnerTaggerFunctionArn, SessionPolicyFunctionArn) instead.
+
 Credentials, region and endpoint come from the SDK's environment (AWS_PROFILE, AWS_REGION,
 AWS_ENDPOINT_URL). The role needs the template's RedrivePolicy (stack output RedrivePolicyArn).
 
@@ -33,9 +39,12 @@ error.";
 #[derive(Parser, Debug)]
 #[command(name = "redrive", version, after_help = AFTER_HELP)]
 struct Args {
+    /// Take the queue and the product's functions from this deployed stack's outputs.
+    #[arg(long, value_name = "NAME", conflicts_with_all = ["queue_url", "product_functions"])]
+    stack: Option<String>,
     /// The queue (stack output FailureQueueUrl).
-    #[arg(long, env = "FAILURE_QUEUE_URL")]
-    queue_url: String,
+    #[arg(long, env = "FAILURE_QUEUE_URL", required_unless_present = "stack")]
+    queue_url: Option<String>,
     /// A function of the product, by ARN (stack outputs OwnerTaggerFunctionArn and
     /// SessionPolicyFunctionArn); repeatable or comma-separated. Nothing else is invoked.
     #[arg(
@@ -43,7 +52,7 @@ struct Args {
         value_name = "ARN",
         env = "PRODUCT_FUNCTION_ARNS",
         value_delimiter = ',',
-        required = true
+        required_unless_present = "stack"
     )]
     product_functions: Vec<String>,
     /// Only events of functions whose name contains this (any case); repeatable.
@@ -64,20 +73,33 @@ struct Args {
 #[tokio::main]
 async fn main() -> ExitCode {
     let args = Args::parse();
-    if !args.queue_url.starts_with("https://") && !args.queue_url.starts_with("http://") {
+    let sdk = shared::aws::sdk_loader().load().await;
+    let (queue_url, product_functions) = match &args.stack {
+        Some(stack) => match from_stack(&sdk, stack).await {
+            Ok(found) => found,
+            Err(err) => {
+                eprintln!("redrive: cannot read the stack: {err} ({})", err.kind());
+                return ExitCode::from(2);
+            }
+        },
+        None => (
+            args.queue_url.clone().unwrap_or_default(),
+            args.product_functions.clone(),
+        ),
+    };
+    if !queue_url.starts_with("https://") && !queue_url.starts_with("http://") {
         return usage_error(
             "redrive",
-            format!("--queue-url {:?} is not a queue URL", args.queue_url),
+            format!("--queue-url {queue_url:?} is not a queue URL"),
         );
     }
-    let product = match ProductFunctions::parse(&args.product_functions) {
+    let product = match ProductFunctions::parse(&product_functions) {
         Ok(product) => product,
         Err(why) => return usage_error("redrive", format!("--product-function: {why}")),
     };
-    let sdk = shared::aws::sdk_loader().load().await;
     let queue = SqsQueue {
         client: aws_sdk_sqs::Client::new(&sdk),
-        url: args.queue_url.clone(),
+        url: queue_url,
     };
     let lambda = aws_sdk_lambda::Client::new(&sdk);
     let filter = Filter {
@@ -106,6 +128,35 @@ async fn main() -> ExitCode {
     } else {
         ExitCode::SUCCESS
     }
+}
+
+/// The queue and the product's functions, from a deployed stack's outputs.
+async fn from_stack(
+    sdk: &aws_config::SdkConfig,
+    stack: &str,
+) -> Result<(String, Vec<String>), shared::Error> {
+    let outputs = aws_sdk_cloudformation::Client::new(sdk)
+        .outputs(stack)
+        .await?;
+    let output = |key: &str| {
+        outputs
+            .get(key)
+            .cloned()
+            .ok_or_else(|| shared::Error::NotAProductStack {
+                stack: stack.to_owned(),
+                output: key.to_owned(),
+            })
+    };
+    let queue = output(FAILURE_QUEUE_OUTPUT)?;
+    let functions = FUNCTION_OUTPUTS
+        .iter()
+        .map(|key| output(key))
+        .collect::<Result<Vec<_>, _>>()?;
+    eprintln!(
+        "redrive: configured from stack {stack}: {queue}, {}",
+        functions.join(", ")
+    );
+    Ok((queue, functions))
 }
 
 fn print(lines: &[Line], json: bool, applied: bool) {

@@ -6,7 +6,7 @@ use std::process::{Command, Output};
 use std::sync::Mutex;
 
 use redrive::aws::SqsQueue;
-use redrive::parked::{Filter, ProductFunctions};
+use redrive::parked::{Filter, ProductFunctions, Source};
 use redrive::run::{redrive, Fate, Invoked, Invoker};
 use shared::Error;
 use testkit::Moto;
@@ -36,7 +36,8 @@ fn record_for(function: &str, event_id: &str) -> String {
     .to_string()
 }
 
-async fn parked_queue(moto: &Moto) -> SqsQueue {
+/// moto's empty FailureQueue.
+async fn empty_queue(moto: &Moto) -> SqsQueue {
     let sdk = moto.sdk_config().await;
     let client = aws_sdk_sqs::Client::new(&sdk);
     let url = client
@@ -48,6 +49,11 @@ async fn parked_queue(moto: &Moto) -> SqsQueue {
         .queue_url()
         .unwrap()
         .to_owned();
+    SqsQueue { client, url }
+}
+
+async fn parked_queue(moto: &Moto) -> SqsQueue {
+    let SqsQueue { client, url } = empty_queue(moto).await;
     for id in ["ev-1", "ev-2"] {
         client
             .send_message()
@@ -236,4 +242,126 @@ fn a_product_function_that_is_not_a_function_arn_is_a_usage_error() {
 #[test]
 fn it_answers_help_and_version_and_exits_2_on_a_bad_option() {
     testkit::assert_behaves_like_a_cli(env!("CARGO_BIN_EXE_redrive"), "redrive");
+}
+
+#[tokio::test]
+async fn an_eventbridge_dead_letter_in_moto_is_listed_and_redriven_to_its_function() {
+    // GIVEN moto's queue holding what EventBridge parks when it cannot deliver an event to the
+    // function (the rules' DeadLetterConfig): the event itself, its target and the error in the
+    // message attributes
+    use aws_sdk_sqs::types::MessageAttributeValue;
+    let moto = Moto::start().unwrap();
+    let SqsQueue { client, url } = empty_queue(&moto).await;
+    let event = serde_json::json!({
+        "version": "0", "id": "dead-letter-1", "source": "aws.ec2",
+        "detail-type": "EC2 Instance State-change Notification", "region": "eu-west-1",
+        "detail": {"instance-id": "i-0a1b2c3d4e5f60006", "state": "terminated"}
+    });
+    let attribute = |value: &str| {
+        MessageAttributeValue::builder()
+            .data_type("String")
+            .string_value(value)
+            .build()
+            .unwrap()
+    };
+    client
+        .send_message()
+        .queue_url(&url)
+        .message_body(event.to_string())
+        .message_attributes(
+            "RULE_ARN",
+            attribute("arn:aws:events:us-east-1:123456789012:rule/ssm-session-owner-revoke"),
+        )
+        .message_attributes("TARGET_ARN", attribute(FUNCTION))
+        .message_attributes("ERROR_CODE", attribute("SDK_CLIENT_ERROR"))
+        .message_attributes(
+            "ERROR_MESSAGE",
+            attribute("Unable to invoke Lambda function"),
+        )
+        .send()
+        .await
+        .unwrap();
+    let queue = SqsQueue { client, url };
+
+    // WHEN the dry run lists it THEN it is an EventBridge dead letter of the product's function
+    let invoker = FirstSucceeds::default();
+    let listed = redrive(&queue, &invoker, &product(), &Filter::default(), false)
+        .await
+        .unwrap();
+    assert_eq!(listed.len(), 1);
+    let parked = listed[0].parked.as_ref().expect("a readable dead letter");
+    assert_eq!(parked.source, Source::EventBridgeDeadLetter);
+    assert_eq!(parked.error_type, "SDK_CLIENT_ERROR");
+    assert!(invoker.sent.lock().unwrap().is_empty());
+    assert_eq!(queue.waiting().await.unwrap(), 1);
+
+    // AND redriven, the event itself goes to the function and leaves the queue
+    let lines = redrive(&queue, &invoker, &product(), &Filter::default(), true)
+        .await
+        .unwrap();
+    assert_eq!(lines[0].fate, Fate::Redriven);
+    assert_eq!(invoker.sent.lock().unwrap()[0], event);
+    assert_eq!(queue.waiting().await.unwrap(), 0);
+}
+
+#[tokio::test]
+async fn with_stack_it_reads_the_queue_and_the_functions_from_the_stacks_outputs() {
+    // GIVEN a stack shaped like the product's in moto, and an on-failure record of its
+    // session-policy function parked in its queue
+    let moto = Moto::start().unwrap();
+    let sdk = moto.sdk_config().await;
+    testkit::create_product_stack(&sdk, "ssm-session-owner", &Default::default()).await;
+    let outputs = aws_sdk_cloudformation::Client::new(&sdk)
+        .describe_stacks()
+        .stack_name("ssm-session-owner")
+        .send()
+        .await
+        .unwrap()
+        .stacks()[0]
+        .outputs()
+        .iter()
+        .map(|o| {
+            (
+                o.output_key().unwrap().to_owned(),
+                o.output_value().unwrap().to_owned(),
+            )
+        })
+        .collect::<std::collections::BTreeMap<_, _>>();
+    let function = &outputs["SessionPolicyFunctionArn"];
+    let client = aws_sdk_sqs::Client::new(&sdk);
+    client
+        .send_message()
+        .queue_url(&outputs["FailureQueueUrl"])
+        .message_body(record_for(function, "ev-stack"))
+        .send()
+        .await
+        .unwrap();
+
+    // WHEN redrive lists it with --stack and no queue or function of its own
+    let output = Command::new(env!("CARGO_BIN_EXE_redrive"))
+        .args(["--stack", "ssm-session-owner", "--json"])
+        .env_clear()
+        .envs(moto.env())
+        .output()
+        .unwrap();
+
+    // THEN it found the queue and admits the stack's function (a dry run: listed, kept)
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(0), "{stderr}");
+    assert!(
+        stderr.contains("redrive: configured from stack ssm-session-owner"),
+        "{stderr}"
+    );
+    let line: serde_json::Value =
+        serde_json::from_str(String::from_utf8_lossy(&output.stdout).trim()).unwrap();
+    assert_eq!(line["event_id"], "ev-stack");
+    assert_eq!(line["result"], "listed");
+    // AND --stack with a queue of its own is a usage error
+    let output = Command::new(env!("CARGO_BIN_EXE_redrive"))
+        .args(["--stack", "ssm-session-owner", "--queue-url", "https://x"])
+        .env_clear()
+        .envs(moto.env())
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(2));
 }

@@ -188,16 +188,29 @@ pub fn shipped_session_documents(template: &str, settings: &[&str]) -> Vec<serde
     dump("--dump-documents", template, settings)
 }
 
-fn dump(mode: &str, template: &str, settings: &[&str]) -> Vec<serde_json::Value> {
+/// Run one of the project's Python scripts (`scripts/<script>`) with the test virtualenv's
+/// interpreter, from the repository's root.
+pub fn project_script<I, S>(script: &str, args: I) -> std::process::Output
+where
+    I: IntoIterator<Item = S>,
+    S: AsRef<std::ffi::OsStr>,
+{
     let repository = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../..");
     let python = repository.join(".venv/bin/python");
-    let output = Command::new(&python)
-        .arg(repository.join("scripts/lint_policies.py"))
-        .arg(mode)
-        .arg(repository.join(template))
-        .args(settings)
+    Command::new(&python)
+        .arg(repository.join("scripts").join(script))
+        .args(args)
+        .current_dir(&repository)
         .output()
-        .unwrap_or_else(|e| panic!("{}: {e} (run scripts/test)", python.display()));
+        .unwrap_or_else(|e| panic!("{}: {e} (run scripts/test)", python.display()))
+}
+
+fn dump(mode: &str, template: &str, settings: &[&str]) -> Vec<serde_json::Value> {
+    let repository = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../..");
+    let template = repository.join(template);
+    let mut args = vec![mode.as_ref(), template.as_os_str()];
+    args.extend(settings.iter().map(std::ffi::OsStr::new));
+    let output = project_script("lint_policies.py", args);
     assert!(
         output.status.success(),
         "{}",
@@ -844,4 +857,71 @@ pub fn assert_behaves_like_a_cli(binary: &str, name: &str) {
     assert!(stderr.contains("--no-such-option"), "{stderr}");
     assert!(stderr.contains("--help"), "a hint: {stderr}");
     assert!(!stderr.contains("panicked"), "{stderr}");
+}
+
+/// The session-policy function's environment as `template.yaml` renders it for one of
+/// `scripts/rehearse.py`'s parameter sets (cloud-radar, on the SAM translation), values as
+/// strings: what `--stack` reads from a deployed function.
+pub fn deployed_environment(set: &str) -> BTreeMap<String, String> {
+    let output = project_script("rehearse.py", ["--environment", set]);
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let variables: serde_json::Map<String, serde_json::Value> =
+        serde_json::from_slice(&output.stdout).expect("a JSON object of variables");
+    variables
+        .into_iter()
+        .map(|(key, value)| {
+            let text = match value {
+                serde_json::Value::String(text) => text,
+                other => other.to_string(),
+            };
+            (key, text)
+        })
+        .collect()
+}
+
+/// Create, in moto's CloudFormation, a stack `name` shaped like the product's for the tools'
+/// `--stack`: the two functions (both with `environment`, as the template's Globals give it)
+/// and the failure queue, with the outputs `template.yaml` gives them. moto cannot create
+/// `template.yaml` itself (it substitutes a `Fn::Sub` variable's value twice and encodes JSON
+/// policy strings twice), so the stack holds only what `--stack` reads.
+pub async fn create_product_stack(
+    sdk: &aws_config::SdkConfig,
+    name: &str,
+    environment: &BTreeMap<String, String>,
+) {
+    let function = serde_json::json!({
+        "Type": "AWS::Lambda::Function",
+        "Properties": {
+            "Runtime": "provided.al2023", "Handler": "bootstrap", "Code": {"ZipFile": "stand-in"},
+            "Role": {"Fn::GetAtt": ["FunctionRole", "Arn"]},
+            "Environment": {"Variables": environment},
+        },
+    });
+    let template = serde_json::json!({
+        "Resources": {
+            "FunctionRole": {"Type": "AWS::IAM::Role", "Properties": {"AssumeRolePolicyDocument": {
+                "Version": "2012-10-17",
+                "Statement": [{"Effect": "Allow", "Principal": {"Service": "lambda.amazonaws.com"}, "Action": "sts:AssumeRole"}]}}},
+            "OwnerTaggerFunction": function,
+            "SessionPolicyFunction": function,
+            "FailureQueue": {"Type": "AWS::SQS::Queue"},
+        },
+        "Outputs": {
+            "OwnerTaggerFunctionArn": {"Value": {"Fn::GetAtt": ["OwnerTaggerFunction", "Arn"]}},
+            "SessionPolicyFunctionArn": {"Value": {"Fn::GetAtt": ["SessionPolicyFunction", "Arn"]}},
+            "FailureQueueUrl": {"Value": {"Ref": "FailureQueue"}},
+        },
+    });
+    aws_sdk_cloudformation::Client::new(sdk)
+        .create_stack()
+        .stack_name(name)
+        .template_body(template.to_string())
+        .capabilities(aws_sdk_cloudformation::types::Capability::CapabilityIam)
+        .send()
+        .await
+        .expect("moto CreateStack");
 }
