@@ -8,7 +8,7 @@ use serde::Serialize;
 use super::managed_store::{Attachments, ManagedStore};
 use super::regions::RegionalClients;
 use super::session_rights::LiveUsers;
-use crate::config::{Config, SessionRights, StoreKind};
+use crate::config::{Config, SessionRights, StoreKind, UsersRole};
 use crate::domain::capacity::headroom_users;
 use crate::domain::ids::ResolvedRole;
 use crate::domain::session_name::SessionName;
@@ -19,6 +19,11 @@ use crate::ports::{EnabledRegions, InRegion, LiveInstances, ManagedPolicies, Rol
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct CapacityReport {
+    /// The users' role examined, and how it was found (by name, or the permission set's role).
+    pub role: String,
+    pub role_found: String,
+    /// `per-user` or `static`: in static mode per-user statements are only leftovers.
+    pub session_rights: &'static str,
     pub store: &'static str,
     pub users_with_statements: Vec<String>,
     pub shards: Vec<ShardLine>,
@@ -121,7 +126,19 @@ where
         ),
         StoreKind::Inline => ("inline", inline_chars, INLINE_BUDGET),
     };
+    let role_found = match &config.users_role {
+        UsersRole::Named(name) => format!("by name ({name})"),
+        UsersRole::PermissionSet(set) => {
+            format!("as the Identity Center role of permission set {set}")
+        }
+    };
     Ok(CapacityReport {
+        role: role.name.clone(),
+        role_found,
+        session_rights: match config.session_rights {
+            SessionRights::PerUser => "per-user",
+            SessionRights::Static => "static",
+        },
         store: store_name,
         users_with_statements: granted.iter().map(|u| u.to_string()).collect(),
         shards,
@@ -161,6 +178,8 @@ where
 
 impl std::fmt::Display for CapacityReport {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        writeln!(f, "role: {}, found {}", self.role, self.role_found)?;
+        writeln!(f, "session rights: {}", self.session_rights)?;
         writeln!(
             f,
             "store: {} (up to {} shards; {} other managed policies attached to the role)",
@@ -206,11 +225,19 @@ impl std::fmt::Display for CapacityReport {
             "characters: {} used of {} available ({percent:.1}%)",
             self.chars_used, self.chars_available
         )?;
-        writeln!(
-            f,
-            "headroom: about {} more users (10-character names)",
-            self.headroom_users
-        )?;
+        if self.session_rights == "static" {
+            // One statement serves every user: the shards hold only what per-user mode left.
+            writeln!(
+                f,
+                "headroom: not limited by IAM (static session rights: one statement for every user)"
+            )?;
+        } else {
+            writeln!(
+                f,
+                "headroom: about {} more users (10-character names)",
+                self.headroom_users
+            )?;
+        }
         if self.drift.missing.is_empty() && self.drift.stale.is_empty() {
             writeln!(f, "drift: none")
         } else {

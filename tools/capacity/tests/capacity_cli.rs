@@ -85,8 +85,14 @@ async fn the_report_shows_shards_sizes_headroom_and_drift_both_ways() {
     assert_eq!(report["drift"]["missing"], serde_json::json!(["bob"]));
     assert_eq!(report["drift"]["stale"], serde_json::json!(["grace"]));
 
-    // AND the human form says the same
+    // AND the human form says the same, naming the role, how it was found, and the mode
     let text = String::from_utf8(capacity(&moto, &[]).stdout).unwrap();
+    assert!(
+        text.starts_with(&format!(
+            "role: {DEMO_ROLE}, found by name ({DEMO_ROLE})\nsession rights: per-user\n"
+        )),
+        "{text}"
+    );
     assert!(text.contains("users with statements: 3"), "{text}");
     assert!(text.contains("ssm-session-owner-shard-01"), "{text}");
     assert!(
@@ -170,6 +176,37 @@ async fn under_identity_center_the_report_reads_the_permission_sets_role() {
     assert_eq!(
         report["drift"],
         serde_json::json!({"missing": [], "stale": ["grace"]})
+    );
+    // AND it names the role it examined, how it found it, and the mode, and says that per-user
+    // headroom does not apply to static rights
+    assert_eq!(report["role"], sso_role);
+    assert_eq!(
+        report["role_found"],
+        "as the Identity Center role of permission set ResearchUsers"
+    );
+    assert_eq!(report["session_rights"], "static");
+    let text = String::from_utf8(
+        Command::new(env!("CARGO_BIN_EXE_capacity"))
+            .envs(moto.product_env(DEMO_ROLE))
+            .env_remove("SESSION_ROLE_NAME")
+            .env("PERMISSION_SET_NAME", "ResearchUsers")
+            .env("SESSION_RIGHTS", "static")
+            .output()
+            .unwrap()
+            .stdout,
+    )
+    .unwrap();
+    assert!(
+        text.starts_with(&format!(
+            "role: {sso_role}, found as the Identity Center role of permission set ResearchUsers\nsession rights: static\n"
+        )),
+        "{text}"
+    );
+    assert!(
+        text.contains(
+            "headroom: not limited by IAM (static session rights: one statement for every user)"
+        ),
+        "{text}"
     );
 }
 
