@@ -420,6 +420,16 @@ impl VolumeDirectory for FakeAws {
             .for_each(|v| visit(volume_with_tags(v, keys)));
         Ok(())
     }
+
+    async fn each_volume_tagged(&self, key: &str, visit: VolumeVisit<'_>) -> Result<(), Error> {
+        let world = self.call("ec2:DescribeVolumes")?;
+        world
+            .volumes
+            .values()
+            .filter(|v| v.tags.contains_key(key) && world.volume_in_region(v, &self.region))
+            .for_each(|v| visit(volume_with_tags(v, &[key])));
+        Ok(())
+    }
 }
 
 /// The instance with only the tags a bulk read keeps, as the EC2 adapter does.

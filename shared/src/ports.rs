@@ -73,6 +73,13 @@ pub trait VolumeDirectory {
         keys: &[&str],
         visit: VolumeVisit<'_>,
     ) -> impl Future<Output = Result<(), Error>> + Send;
+    /// Every volume of the region that carries the tag `key` (exactly), attached or not, each
+    /// handed to `visit` with that tag only.
+    fn each_volume_tagged(
+        &self,
+        key: &str,
+        visit: VolumeVisit<'_>,
+    ) -> impl Future<Output = Result<(), Error>> + Send;
 }
 
 /// A deployed CloudFormation stack's outputs, by key.

@@ -245,6 +245,12 @@ impl VolumeDirectory for aws_sdk_ec2::Client {
         let filter = Filter::builder().name("status").values("in-use").build();
         describe_volumes_each(self, filter, keys, visit).await
     }
+
+    #[instrument(skip(self, visit))]
+    async fn each_volume_tagged(&self, key: &str, visit: VolumeVisit<'_>) -> Result<(), Error> {
+        let filter = Filter::builder().name("tag-key").values(key).build();
+        describe_volumes_each(self, filter, &[key], visit).await
+    }
 }
 
 /// Every page of a filtered `DescribeVolumes`, each volume handed to `visit`.

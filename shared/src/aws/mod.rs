@@ -23,7 +23,7 @@ pub(crate) use iam::pick_permission_set_role;
 pub use logging::LoggingClients;
 pub use sdk_error::from_sdk;
 #[cfg(feature = "stack")]
-pub use stack::{tool_config, ToolConfigError};
+pub use stack::{tool_config, tool_config_or_exit, ToolConfigError};
 
 use crate::config::{Config, ATTEMPT_TIMEOUT, CONNECT_TIMEOUT, OPERATION_TIMEOUT};
 

@@ -95,3 +95,23 @@ pub async fn tool_config(
         crate::Config::from_lookup(|key| deployed.lookup(key, |key| std::env::var(key).ok()))?;
     Ok((config, Some(deployed)))
 }
+
+/// [`tool_config`] for a tool's `main`: on an error, says it as `<tool>: …` on standard error
+/// and gives the exit status 2; otherwise says which stack it was configured from, if any.
+pub async fn tool_config_or_exit(
+    tool: &str,
+    stack: Option<&str>,
+) -> Result<crate::Config, std::process::ExitCode> {
+    match tool_config(stack).await {
+        Ok((config, deployed)) => {
+            if let Some(deployed) = deployed {
+                eprintln!("{tool}: {}", deployed.describe());
+            }
+            Ok(config)
+        }
+        Err(err) => {
+            eprintln!("{tool}: {err}");
+            Err(std::process::ExitCode::from(2))
+        }
+    }
+}

@@ -12,7 +12,7 @@ use clap::Parser;
 
 use shared::app::capacity::capacity_report;
 use shared::app::role_resolver::RoleResolver;
-use shared::aws::{load_sdk_config, tool_config, Clients};
+use shared::aws::{load_sdk_config, tool_config_or_exit, Clients};
 
 const AFTER_HELP: &str = "\
 With --stack NAME the configuration is the deployed stack's: its session-policy function's
@@ -41,16 +41,10 @@ struct Args {
 async fn main() -> ExitCode {
     let args = Args::parse();
     let json = args.json;
-    let (config, deployed) = match tool_config(args.stack.as_deref()).await {
-        Ok(found) => found,
-        Err(err) => {
-            eprintln!("capacity: {err}");
-            return ExitCode::from(2);
-        }
+    let config = match tool_config_or_exit("capacity", args.stack.as_deref()).await {
+        Ok(config) => config,
+        Err(code) => return code,
     };
-    if let Some(deployed) = &deployed {
-        eprintln!("capacity: {}", deployed.describe());
-    }
     let clients = Clients::new(&load_sdk_config(&config).await);
     let report = async {
         let role = RoleResolver::new(&config).resolved(&clients.iam).await?;

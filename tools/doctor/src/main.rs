@@ -23,7 +23,7 @@ use shared::app::doctor::verify::verify;
 use shared::app::doctor::{
     checked_region, diagnose, DoctorError, KindQuestion, Question, Services, Verdict,
 };
-use shared::aws::{load_sdk_config, tool_config, Clients, LoggingClients};
+use shared::aws::{load_sdk_config, tool_config_or_exit, Clients, LoggingClients};
 use shared::edge::cli::usage_error;
 
 const AFTER_HELP: &str = "\
@@ -109,16 +109,10 @@ async fn main() -> ExitCode {
     if let Err(problem) = check(&args) {
         return usage_error("doctor", problem);
     }
-    let (config, deployed) = match tool_config(args.stack.as_deref()).await {
-        Ok(found) => found,
-        Err(err) => {
-            eprintln!("doctor: {err}");
-            return ExitCode::from(2);
-        }
+    let config = match tool_config_or_exit("doctor", args.stack.as_deref()).await {
+        Ok(config) => config,
+        Err(code) => return code,
     };
-    if let Some(deployed) = &deployed {
-        eprintln!("doctor: {}", deployed.describe());
-    }
     let sdk = load_sdk_config(&config).await;
     let clients = Clients::new(&sdk);
     let home = sdk.region().map(|r| r.to_string());

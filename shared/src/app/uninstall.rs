@@ -1,0 +1,91 @@
+//! `uninstall`: what the product wrote outside its stack, which `sam delete` leaves behind: the
+//! shards and the per-user inline policies on the users' role, and the user-id tag on instances
+//! and volumes in every covered region. A dry run lists them; an applied run removes them.
+
+use std::collections::BTreeSet;
+
+use super::managed_store::ManagedStore;
+use super::regions::RegionalClients;
+use crate::config::{Config, WriteMode};
+use crate::domain::ids::{ResolvedRole, TagTarget};
+use crate::domain::statements::Scope;
+use crate::error::Error;
+use crate::ports::{
+    EnabledRegions, InRegion, InstanceTagger, LiveInstances, ManagedPolicies, PolicyStore,
+    RolePolicies, StoreReport, VolumeDirectory,
+};
+
+/// What was found, and removed unless it was a dry run.
+#[derive(Debug)]
+pub struct Leftovers {
+    /// The shards and inline policies: `planned` in a dry run, `applied` otherwise.
+    pub iam: StoreReport,
+    /// Per covered region, the instances and volumes carrying the user-id tag.
+    pub tagged: Vec<(String, Vec<TagTarget>)>,
+    pub mode: WriteMode,
+}
+
+impl Leftovers {
+    pub fn is_empty(&self) -> bool {
+        self.iam.applied.is_empty()
+            && self.iam.planned.is_empty()
+            && self.tagged.iter().all(|(_, targets)| targets.is_empty())
+    }
+}
+
+/// Find, and with [`WriteMode::Apply`] remove, what the product wrote outside its stack.
+pub async fn leftovers<E, P>(
+    config: &Config,
+    role: &ResolvedRole,
+    ec2: &E,
+    iam: P,
+    mode: WriteMode,
+) -> Result<Leftovers, Error>
+where
+    E: LiveInstances
+        + VolumeDirectory
+        + InstanceTagger
+        + InRegion
+        + EnabledRegions
+        + Clone
+        + Send
+        + Sync,
+    P: ManagedPolicies + RolePolicies + Sync + Clone,
+{
+    // Nobody desired: the managed store removes its shards and the inline store's policies.
+    let store = ManagedStore::new(
+        iam,
+        &config.policy_name_prefix,
+        config.max_policy_shards,
+        config.role_managed_policy_limit,
+    );
+    let report = store
+        .converge(role, &Scope::All, &BTreeSet::new(), mode)
+        .await?;
+    let regions = RegionalClients::new(ec2.clone(), config);
+    let key = config.user_id_tag_key.as_str();
+    let tagged = regions
+        .read_fleet(|ec2| async move {
+            let mut targets = Vec::new();
+            ec2.each_live_instance_tagged(key, &mut |instance| {
+                targets.push(TagTarget::Instance(instance.instance_id))
+            })
+            .await?;
+            ec2.each_volume_tagged(key, &mut |volume| {
+                targets.push(TagTarget::Volume(volume.volume_id))
+            })
+            .await?;
+            Ok(targets)
+        })
+        .await?;
+    if mode == WriteMode::Apply {
+        for (region, targets) in tagged.iter().filter(|(_, t)| !t.is_empty()) {
+            regions.get(Some(region)).delete_tag(targets, key).await?;
+        }
+    }
+    Ok(Leftovers {
+        iam: report,
+        tagged,
+        mode,
+    })
+}
