@@ -17,9 +17,9 @@ import re
 import sys
 import tomllib
 
-import yaml
-
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import lint_policies  # noqa: E402  (the project's template reader)
 
 NAMED_IAM = {
     "AWS::IAM::Role": "RoleName",
@@ -36,18 +36,9 @@ DEPLOY = re.compile(
 TEMPLATE = re.compile(r"(?:--template-file|--template-body\s+file://|-t)\s*[= ]?\s*(?:file://)?(\S+)")
 
 
-class Loader(yaml.SafeLoader):
-    """YAML with CloudFormation's short tags, read as plain values."""
-
-
-Loader.add_multi_constructor("!", lambda loader, suffix, node: None)
-
-
 def named_iam(template):
     """The logical ids of the IAM resources `template` names, with the property that names them."""
-    path = os.path.join(ROOT, template)
-    with open(path, encoding="utf-8") as f:
-        resources = (yaml.load(f, Loader=Loader) or {}).get("Resources", {})
+    resources = lint_policies.read_template(os.path.join(ROOT, template)).get("Resources", {})
     return sorted(
         f"{logical_id} ({NAMED_IAM[r['Type']]})"
         for logical_id, r in resources.items()

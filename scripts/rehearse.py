@@ -36,8 +36,6 @@ import os
 import re
 import sys
 
-import yaml
-
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import lint_policies  # noqa: E402  (the project's own renderer, to compare with)
@@ -58,29 +56,10 @@ TEMPLATE_S3_LIMIT = 1_000_000
 RESOURCE_LIMIT = 500
 
 
-class Loader(yaml.SafeLoader):
-    """YAML with CloudFormation's short tags, as their long JSON forms."""
-
-
-def _tag(loader, suffix, node):
-    name = suffix if suffix in ("Ref", "Condition") else f"Fn::{suffix}"
-    if isinstance(node, yaml.ScalarNode):
-        value = loader.construct_scalar(node)
-        if suffix == "GetAtt":
-            value = value.split(".", 1)
-    elif isinstance(node, yaml.SequenceNode):
-        value = loader.construct_sequence(node, deep=True)
-    else:
-        value = loader.construct_mapping(node, deep=True)
-    return {name: value}
-
-
-Loader.add_multi_constructor("!", _tag)
-
-
 def load(path):
-    with open(path, encoding="utf-8") as f:
-        return yaml.load(f, Loader=Loader)
+    """A template as plain JSON-shaped data, read by the project's reader (cfn-lint's decoder:
+    the short tags in their long forms)."""
+    return json.loads(json.dumps(lint_policies.read_template(path)))
 
 
 class NoManagedPolicies:
@@ -313,18 +292,22 @@ def rehearse(template_path, forwarder_path):
     return problems + more + limits + renderings, rules + forwarded + sizes + rendered, translated
 
 
+def rendered_shipped(label):
+    """template.yaml, translated and rendered by cloud-radar with the parameter set `label`."""
+    path = os.path.join(ROOT, "template.yaml")
+    params = lint_policies.template_parameters(lint_policies.read_template(path), PARAMETER_SETS[label])
+    rendered, _ = render(translate(packaged(load(path))), params)
+    return rendered
+
+
 def main():
-    if sys.argv[1:2] == ["--environment"] and len(sys.argv) == 3 and sys.argv[2] in PARAMETER_SETS:
-        path = os.path.join(ROOT, "template.yaml")
-        params = lint_policies.template_parameters(lint_policies.read_template(path), PARAMETER_SETS[sys.argv[2]])
-        rendered, _ = render(translate(packaged(load(path))), params)
-        function = rendered["Resources"]["SessionPolicyFunction"]["Properties"]
+    one_set = len(sys.argv) == 3 and sys.argv[2] in PARAMETER_SETS
+    if sys.argv[1:2] == ["--environment"] and one_set:
+        function = rendered_shipped(sys.argv[2])["Resources"]["SessionPolicyFunction"]["Properties"]
         print(json.dumps(function["Environment"]["Variables"], sort_keys=True))
         return 0
-    if sys.argv[1:2] == ["--policies"] and len(sys.argv) == 3 and sys.argv[2] in PARAMETER_SETS:
-        template = os.path.join(ROOT, "template.yaml")
-        _, _, rendered = check_renderings(template, translate(packaged(load(template))))
-        for name, document in rendered[sys.argv[2]].items():
+    if sys.argv[1:2] == ["--policies"] and one_set:
+        for name, document in policies_of(rendered_shipped(sys.argv[2])).items():
             print(json.dumps({"name": name, "document": document}))
         return 0
     args = [a for a in sys.argv[1:] if a != "--json"]

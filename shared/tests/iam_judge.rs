@@ -2299,16 +2299,9 @@ fn under_identity_center_the_guard_names_the_permission_sets_role_by_its_reserve
 /// The IAM policies cloud-radar renders from the SAM-translated template for one of
 /// `scripts/rehearse.py`'s parameter sets, with the physical names CloudFormation gives.
 fn rendered_by_cloud_radar(set: &str) -> BTreeMap<String, Value> {
-    let output = testkit::project_script("rehearse.py", ["--policies", set]);
-    assert!(
-        output.status.success(),
-        "{}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-    String::from_utf8_lossy(&output.stdout)
-        .lines()
-        .map(|line| {
-            let policy: Value = serde_json::from_str(line).unwrap();
+    testkit::project_script_json_lines("rehearse.py", ["--policies", set])
+        .into_iter()
+        .map(|policy| {
             (
                 policy["name"].as_str().unwrap().to_owned(),
                 policy["document"].clone(),

@@ -179,13 +179,7 @@ where
                 _ => None,
             })
             .collect();
-        let mut volumes = VolumeWork::default();
-        if !owners.is_empty() {
-            let ids: Vec<InstanceId> = owners.keys().cloned().collect();
-            for volume in ec2.volumes_attached_to(&ids, &[self.user_id_key()]).await? {
-                volumes.plan(volume, &owners, &role.id, &self.config);
-            }
-        }
+        let volumes = self.volumes_of(ec2, &owners, &role.id).await?;
         let instance_writes: BTreeMap<UserId, Vec<TagTarget>> =
             ownership::group_writes(decisions.iter())
                 .into_iter()
@@ -404,13 +398,7 @@ where
                 owner_after(i, &plan, &role_id, &self.config).map(|o| (i.instance_id.clone(), o))
             })
             .collect();
-        let mut volumes = VolumeWork::default();
-        if !owners.is_empty() {
-            let ids: Vec<InstanceId> = owners.keys().cloned().collect();
-            for volume in ec2.volumes_attached_to(&ids, &[self.user_id_key()]).await? {
-                volumes.plan(volume, &owners, &role_id, &self.config);
-            }
-        }
+        let volumes = self.volumes_of(ec2, &owners, &role_id).await?;
         self.apply_sweep(ec2, event_id, &found, volumes).await
     }
 
@@ -508,6 +496,25 @@ where
 
     fn user_id_key(&self) -> &str {
         &self.config.user_id_tag_key
+    }
+
+    /// The volumes attached to the instances in `owners`, planned against their owners: one
+    /// `DescribeVolumes` (none when no instance is owned).
+    async fn volumes_of(
+        &self,
+        ec2: &E,
+        owners: &BTreeMap<InstanceId, UserId>,
+        role_id: &RoleId,
+    ) -> Result<VolumeWork, Error> {
+        let mut volumes = VolumeWork::default();
+        if owners.is_empty() {
+            return Ok(volumes);
+        }
+        let ids: Vec<InstanceId> = owners.keys().cloned().collect();
+        for volume in ec2.volumes_attached_to(&ids, &[self.user_id_key()]).await? {
+            volumes.plan(volume, owners, role_id, &self.config);
+        }
+        Ok(volumes)
     }
 }
 

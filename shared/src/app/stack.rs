@@ -35,13 +35,7 @@ impl Deployed {
 
     /// An output the product's template always has.
     pub fn output(&self, key: &str) -> Result<&str, Error> {
-        self.outputs
-            .get(key)
-            .map(String::as_str)
-            .ok_or_else(|| Error::NotAProductStack {
-                stack: self.stack.clone(),
-                output: key.to_owned(),
-            })
+        required_output(&self.stack, &self.outputs, key)
     }
 
     /// One line for a report: what the tool was configured from.
@@ -53,6 +47,22 @@ impl Deployed {
     }
 }
 
+/// An output of `stack` that the product's template always has; missing, the stack is not the
+/// product's.
+pub fn required_output<'a>(
+    stack: &str,
+    outputs: &'a BTreeMap<String, String>,
+    key: &str,
+) -> Result<&'a str, Error> {
+    outputs
+        .get(key)
+        .map(String::as_str)
+        .ok_or_else(|| Error::NotAProductStack {
+            stack: stack.to_owned(),
+            output: key.to_owned(),
+        })
+}
+
 /// Read a deployed stack: its outputs, then the environment of its session-policy function.
 pub async fn deployed<S: StackOutputs, F: FunctionEnvironment>(
     stack: &str,
@@ -60,15 +70,14 @@ pub async fn deployed<S: StackOutputs, F: FunctionEnvironment>(
     lambda: &F,
 ) -> Result<Deployed, Error> {
     let outputs = cloudformation.outputs(stack).await?;
-    let mut found = Deployed {
+    let function_arn = required_output(stack, &outputs, CONFIGURED_FUNCTION_OUTPUT)?.to_owned();
+    let environment = lambda.environment(&function_arn).await?;
+    Ok(Deployed {
         stack: stack.to_owned(),
-        function_arn: String::new(),
-        environment: BTreeMap::new(),
+        function_arn,
+        environment,
         outputs,
-    };
-    found.function_arn = found.output(CONFIGURED_FUNCTION_OUTPUT)?.to_owned();
-    found.environment = lambda.environment(&found.function_arn).await?;
-    Ok(found)
+    })
 }
 
 #[cfg(test)]

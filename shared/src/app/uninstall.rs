@@ -22,7 +22,6 @@ pub struct Leftovers {
     pub iam: StoreReport,
     /// Per covered region, the instances and volumes carrying the user-id tag.
     pub tagged: Vec<(String, Vec<TagTarget>)>,
-    pub mode: WriteMode,
 }
 
 impl Leftovers {
@@ -86,6 +85,5 @@ where
     Ok(Leftovers {
         iam: report,
         tagged,
-        mode,
     })
 }

@@ -10,7 +10,7 @@ use clap::Parser;
 use redrive::aws::SqsQueue;
 use redrive::parked::{Filter, ProductFunctions};
 use redrive::run::{redrive, Fate, Line};
-use shared::app::stack::{FAILURE_QUEUE_OUTPUT, FUNCTION_OUTPUTS};
+use shared::app::stack::{required_output, FAILURE_QUEUE_OUTPUT, FUNCTION_OUTPUTS};
 use shared::edge::cli::usage_error;
 use shared::ports::StackOutputs;
 
@@ -138,15 +138,7 @@ async fn from_stack(
     let outputs = aws_sdk_cloudformation::Client::new(sdk)
         .outputs(stack)
         .await?;
-    let output = |key: &str| {
-        outputs
-            .get(key)
-            .cloned()
-            .ok_or_else(|| shared::Error::NotAProductStack {
-                stack: stack.to_owned(),
-                output: key.to_owned(),
-            })
-    };
+    let output = |key: &str| required_output(stack, &outputs, key).map(str::to_owned);
     let queue = output(FAILURE_QUEUE_OUTPUT)?;
     let functions = FUNCTION_OUTPUTS
         .iter()

@@ -205,12 +205,13 @@ where
         .unwrap_or_else(|e| panic!("{}: {e} (run scripts/test)", python.display()))
 }
 
-fn dump(mode: &str, template: &str, settings: &[&str]) -> Vec<serde_json::Value> {
-    let repository = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../..");
-    let template = repository.join(template);
-    let mut args = vec![mode.as_ref(), template.as_os_str()];
-    args.extend(settings.iter().map(std::ffi::OsStr::new));
-    let output = project_script("lint_policies.py", args);
+/// What a project script that prints one JSON object per line printed, once it succeeded.
+pub fn project_script_json_lines<I, S>(script: &str, args: I) -> Vec<serde_json::Value>
+where
+    I: IntoIterator<Item = S>,
+    S: AsRef<std::ffi::OsStr>,
+{
+    let output = project_script(script, args);
     assert!(
         output.status.success(),
         "{}",
@@ -220,6 +221,14 @@ fn dump(mode: &str, template: &str, settings: &[&str]) -> Vec<serde_json::Value>
         .lines()
         .map(|l| serde_json::from_str::<serde_json::Value>(l).expect("one JSON object per line"))
         .collect()
+}
+
+fn dump(mode: &str, template: &str, settings: &[&str]) -> Vec<serde_json::Value> {
+    let repository = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../..");
+    let template = repository.join(template);
+    let mut args = vec![mode.as_ref(), template.as_os_str()];
+    args.extend(settings.iter().map(std::ffi::OsStr::new));
+    project_script_json_lines("lint_policies.py", args)
 }
 
 /// Create the shipped end-user policy (without `EndOwnSessions` unless `static_rights`) and the
