@@ -29,11 +29,12 @@ NAMED_IAM = {
     "AWS::IAM::InstanceProfile": "InstanceProfileName",
 }
 # What `sam package` or the organisation packaging writes, and the template it comes from.
-PACKAGED = {"packaged.yaml": "template.yaml", "packaged-forwarder.yaml": "forwarder.yaml"}
+PACKAGED = {"packaged.yaml": "template.yaml", "packaged-forwarder.yaml": "forwarder.yaml",
+            "org-template.json": "template.yaml"}
 DEPLOY = re.compile(
     r"\b(sam\s+deploy|aws\s+cloudformation\s+(deploy|create-stack-set|update-stack-set|create-stack|update-stack))\b"
 )
-TEMPLATE = re.compile(r"(?:--template-file|--template-body\s+file://|-t)\s*[= ]?\s*(?:file://)?(\S+)")
+TEMPLATE = re.compile(r"(?:--template-file|--template-body\s+file://|(?<!\S)-t)\s*[= ]?\s*(?:file://)?(\S+)")
 
 
 def named_iam(template):
@@ -73,6 +74,9 @@ def template_of(command):
         name = os.path.basename(match.group(1).strip("\"'`"))
         return PACKAGED.get(name, name)
     if re.search(r"\bsam\s+deploy\b", command):
+        return "template.yaml"
+    if re.search(r"--template-url\b", command):
+        # the only template the project puts at a URL: scripts/package-org's, from template.yaml
         return "template.yaml"
     return None
 

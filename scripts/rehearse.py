@@ -19,7 +19,9 @@ placeholder such as `OwnerTaggerRole.Arn` left in a Deny's Resource would make a
 everything and hide gaps, so any left is a problem), and each IAM policy it renders is compared
 with what the project's own renderer (scripts/lint_policies.py) gives for the same parameters:
 they must be the same document. The translated template's size and counts are checked against
-CloudFormation's limits.
+CloudFormation's limits. The organisation's template (scripts/package_org.py) is checked the same
+way, and for what a service-managed StackSet needs: no transform, each function's code in its
+region's bucket.
 
     scripts/rehearse.py --policies SET   the policies cloud-radar renders for SET, one JSON
                                          object per line ({"name", "document"}), for the judge
@@ -243,16 +245,18 @@ def own_rendering(template_path, params):
     }
 
 
-def check_renderings(template_path, translated):
+def check_renderings(template_path, translated, what=""):
     """Per parameter set: cloud-radar's policies against the project's renderer's, and no
     placeholder left. Returns (problems, lines, {set: {name: document}})."""
     problems, lines, rendered_sets = [], [], {}
+    what = f"{what} " if what else ""
     template = lint_policies.read_template(template_path)
     for label, overrides in PARAMETER_SETS.items():
         params = lint_policies.template_parameters(template, overrides)
         rendered, names = render(translated, params)
         theirs = policies_of(rendered)
         rendered_sets[label] = theirs
+        label = f"{what}{label}"
         for name, document in theirs.items():
             found = PLACEHOLDER.search(json.dumps(document))
             if found:
@@ -283,13 +287,43 @@ def check_limits(translated):
     return problems, lines
 
 
+def check_org(template_path):
+    """The organisation's template (scripts/package-org) as a service-managed StackSet takes it:
+    no transform and no AWS::Serverless resource left, each function's code in the bucket of the
+    region it is deployed to, within the size --template-url takes, and its policies rendered
+    as the project renders them."""
+    import package_org
+
+    keys = {logical: f"functions/{crate}-rehearsal.zip" for logical, crate in package_org.FUNCTIONS.items()}
+    org = package_org.org_template(load(template_path), keys, "rehearsal-code")
+    problems, size = [], len(package_org.template_bytes(org))
+    if "Transform" in org:
+        problems.append(f"org template: a Transform is left ({org['Transform']!r}); a service-managed StackSet refuses it")
+    serverless = sorted(k for k, r in org["Resources"].items() if r.get("Type", "").startswith("AWS::Serverless::"))
+    if serverless:
+        problems.append(f"org template: AWS::Serverless resources are left: {serverless}")
+    for logical, resource in sorted(org["Resources"].items()):
+        if resource.get("Type") == "AWS::Lambda::Function":
+            code = resource["Properties"].get("Code")
+            if code != {"S3Bucket": package_org.CODE_BUCKET, "S3Key": keys.get(logical)}:
+                problems.append(f"org template: {logical}'s code is {code!r}, not in its region's bucket")
+    if size > TEMPLATE_S3_LIMIT:
+        problems.append(f"org template: {size:,} bytes, over --template-url's {TEMPLATE_S3_LIMIT:,}")
+    lines = [f"org template: {size:,} bytes (--template-url, at most {TEMPLATE_S3_LIMIT:,}), no transform, "
+             f"{sum(1 for r in org['Resources'].values() if r.get('Type') == 'AWS::Lambda::Function')} functions' code per region"]
+    renderings, rendered, _ = check_renderings(template_path, org, "org")
+    return problems + renderings, lines + rendered
+
+
 def rehearse(template_path, forwarder_path):
     translated = translate(packaged(load(template_path)))
     problems, rules = check_rules(os.path.basename(template_path), translated["Resources"], "FailureQueue")
     more, forwarded = check_rules(os.path.basename(forwarder_path), load(forwarder_path)["Resources"], "ForwarderDeadLetters")
     limits, sizes = check_limits(translated)
     renderings, rendered, _ = check_renderings(template_path, translated)
-    return problems + more + limits + renderings, rules + forwarded + sizes + rendered, translated
+    org_problems, org_lines = check_org(template_path)
+    return (problems + more + limits + renderings + org_problems,
+            rules + forwarded + sizes + rendered + org_lines, translated)
 
 
 def rendered_shipped(label):

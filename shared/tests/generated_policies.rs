@@ -80,7 +80,7 @@ fn every_deploy_command_the_project_gives_carries_capability_named_iam() {
     let page = tmp.join("deploy-commands.md");
     std::fs::write(
         &page,
-        "# Deploy\n\n`sam deploy` in prose is not a command.\n\n```sh\nsam deploy --guided \\\n  --capabilities CAPABILITY_IAM\naws cloudformation deploy --template-file forwarder.yaml --capabilities CAPABILITY_IAM\naws cloudformation create-stack-set --stack-set-name x --template-body file://packaged.yaml \\\n  --capabilities CAPABILITY_IAM\n```\n",
+        "# Deploy\n\n`sam deploy` in prose is not a command.\n\n```sh\nsam deploy --guided \\\n  --capabilities CAPABILITY_IAM\naws cloudformation deploy --template-file forwarder.yaml --capabilities CAPABILITY_IAM\naws cloudformation create-stack-set --stack-set-name x --template-body file://packaged.yaml \\\n  --capabilities CAPABILITY_IAM\naws cloudformation update-stack-set --stack-set-name x --template-url https://b.s3.amazonaws.com/t.json --capabilities CAPABILITY_IAM\n```\n",
     )
     .unwrap();
     let config = tmp.join("samconfig.toml");
@@ -91,7 +91,11 @@ fn every_deploy_command_the_project_gives_carries_capability_named_iam() {
     .unwrap();
     let (code, text) = script("check_deploys.py", &[&page, &config]);
     assert_eq!(code, 1, "{text}");
-    assert!(text.contains("3 problem(s)"), "{text}");
+    assert!(text.contains("4 problem(s)"), "{text}");
+    assert!(
+        text.contains("deploy-commands.md:11: deploys template.yaml"),
+        "{text}"
+    );
     assert!(
         text.contains("deploy-commands.md:6: deploys template.yaml without CAPABILITY_NAMED_IAM, which it needs for EndUserPolicy (ManagedPolicyName), GuardPolicy (ManagedPolicyName), UsersBoundary (ManagedPolicyName)"),
         "{text}"
@@ -139,6 +143,21 @@ fn every_rule_as_cloudformation_builds_it_is_named_under_the_prefix_and_keeps_it
         text.contains("rule template.yaml OwnerTaggerFunctionRunInstances: 1 target(s)"),
         "{text}"
     );
+    // AND the organisation's template (scripts/package-org) has no transform, takes each
+    // function's code from its region's bucket, fits --template-url, and renders the same
+    // policies for every set
+    assert!(
+        text.contains("no transform, 2 functions' code per region"),
+        "{text}"
+    );
+    for set in ["defaults", "static", "identity-center", "every-option-on"] {
+        assert!(
+            text.contains(&format!(
+                "render org {set}: cloud-radar rendered 8 policies, 8 the same as the project's renderer's"
+            )),
+            "{text}"
+        );
+    }
 
     // AND a rule without a dead-letter queue, or without a name, fails the rehearsal
     let tmp = std::path::Path::new(env!("CARGO_TARGET_TMPDIR"));

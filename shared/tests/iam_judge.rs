@@ -2393,3 +2393,69 @@ fn the_policies_as_cloudformation_renders_them_keep_every_guard_on_the_real_arns
     }
     println!("iam-simulate: {judged} cells on the policies as cloud-radar renders them, 0 wrong");
 }
+
+#[test]
+fn the_organisations_code_buckets_are_read_by_its_accounts_over_tls_and_by_nobody_else() {
+    // GIVEN the policy scripts/package-org puts on each region's code bucket
+    let bucket = "acme-ssm-code-eu-west-1";
+    let [policy] = testkit::project_script_json_lines(
+        "package_org.py",
+        ["--bucket-policy", bucket, "o-abcdefghij"],
+    )
+    .try_into()
+    .expect("one policy");
+    let code = format!("arn:aws:s3:::{bucket}/functions/owner-tagger-0123.zip");
+    // a member account's deployer, whose own policies let it read any object
+    let reader = json!({"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": "s3:*", "Resource": "*"}]});
+    let member = "arn:aws:sts::210987654321:assumed-role/AWSCloudFormationStackSetExecutionRole/s";
+    let member_role = "arn:aws:iam::210987654321:role/AWSCloudFormationStackSetExecutionRole";
+    let cases = [
+        ("s3:GetObject", member, "o-abcdefghij", "true", "Allowed"),
+        // another organisation's account
+        (
+            "s3:GetObject",
+            member,
+            "o-zzzzzzzzzz",
+            "true",
+            "ImplicitlyDenied",
+        ),
+        // without TLS, even from the organisation
+        (
+            "s3:GetObject",
+            member,
+            "o-abcdefghij",
+            "false",
+            "ExplicitlyDenied",
+        ),
+        // the organisation reads; it never writes
+        (
+            "s3:PutObject",
+            member,
+            "o-abcdefghij",
+            "true",
+            "ImplicitlyDenied",
+        ),
+        (
+            "s3:DeleteObject",
+            member,
+            "o-abcdefghij",
+            "true",
+            "ImplicitlyDenied",
+        ),
+    ];
+    let requests: Vec<Value> = cases
+        .iter()
+        .map(|(action, principal, org, tls, _)| {
+            json!({
+                "policies": [reader], "resourcePolicy": policy,
+                "principal": principal, "action": action, "resource": code,
+                "context": {"aws:PrincipalOrgID": org, "aws:SecureTransport": tls,
+                            "aws:PrincipalArn": member_role, "aws:PrincipalAccount": "210987654321"},
+            })
+        })
+        .collect();
+    // WHEN the judge answers THEN only the organisation reads, only over TLS
+    let verdicts = judge(&requests);
+    let expected: Vec<&str> = cases.iter().map(|c| c.4).collect();
+    assert_eq!(verdicts, expected, "{requests:#?}");
+}

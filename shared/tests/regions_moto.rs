@@ -254,3 +254,198 @@ async fn as_deployed_a_grant_reads_its_region_once_and_a_revoke_each_covered_reg
     );
     assert!(calls.values().sum::<u64>() <= 8 + 3, "{calls:?}");
 }
+
+/// `scripts/package-org` against `moto`, with `args`: (exit code, JSON lines, standard error).
+fn package_org(moto: &testkit::Moto, args: &[&str]) -> (i32, Vec<Value>, String) {
+    let repository = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+    let output = std::process::Command::new(repository.join(".venv/bin/python"))
+        .arg(repository.join("scripts/package_org.py"))
+        .args(args)
+        .envs(moto.env())
+        .output()
+        .expect("python runs (scripts/test installs .venv)");
+    let lines = String::from_utf8_lossy(&output.stdout)
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("one JSON object per line"))
+        .collect();
+    let stderr = String::from_utf8_lossy(&output.stderr).into_owned();
+    (output.status.code().unwrap_or(-1), lines, stderr)
+}
+
+#[tokio::test]
+async fn package_org_puts_each_functions_code_in_every_regions_bucket_and_writes_a_plain_template()
+{
+    // GIVEN moto, and the two functions' binaries as cargo lambda lays them out
+    let moto = testkit::Moto::start().expect("moto starts");
+    let tmp = std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join("package-org");
+    for crate_name in ["owner-tagger", "session-policy"] {
+        std::fs::create_dir_all(tmp.join(crate_name)).unwrap();
+        std::fs::write(
+            tmp.join(crate_name).join("bootstrap"),
+            format!("{crate_name} binary"),
+        )
+        .unwrap();
+    }
+    let output = tmp.join("org-template.json");
+    let args = [
+        "--bucket-prefix",
+        "acme-ssm-code",
+        "--regions",
+        &format!("us-east-1,{EU}"),
+        "--org-id",
+        "o-abcdefghij",
+        "--artifacts",
+        tmp.to_str().unwrap(),
+        "--output",
+        output.to_str().unwrap(),
+    ];
+    // WHEN packaged for two regions
+    let (code, lines, stderr) = package_org(&moto, &args);
+    assert_eq!(code, 0, "{stderr}");
+    // THEN each region has its own bucket, in that region, holding both functions' zips
+    let sdk = moto.sdk_config().await;
+    let s3 = |region: &str| {
+        aws_sdk_s3::Client::from_conf(
+            aws_sdk_s3::config::Builder::from(&sdk)
+                .force_path_style(true)
+                .region(aws_config::Region::new(region.to_owned()))
+                .build(),
+        )
+    };
+    let template: Value = serde_json::from_slice(&std::fs::read(&output).unwrap()).unwrap();
+    let mut keys = Vec::new();
+    for (logical, crate_name) in [
+        ("OwnerTaggerFunction", "owner-tagger"),
+        ("SessionPolicyFunction", "session-policy"),
+    ] {
+        let code = &template["Resources"][logical]["Properties"]["Code"];
+        // AND the template takes each function's code from the bucket of the region it is
+        // deployed in, by a key that names the zip's content
+        assert_eq!(
+            code["S3Bucket"],
+            serde_json::json!({"Fn::Sub": "${CodeBucketPrefix}-${AWS::Region}"})
+        );
+        let key = code["S3Key"].as_str().unwrap().to_owned();
+        assert!(
+            key.starts_with(&format!("functions/{crate_name}-")) && key.ends_with(".zip"),
+            "{key}"
+        );
+        keys.push(key);
+    }
+    for region in ["us-east-1", EU] {
+        let bucket = format!("acme-ssm-code-{region}");
+        let client = s3(region);
+        let location = client
+            .get_bucket_location()
+            .bucket(&bucket)
+            .send()
+            .await
+            .unwrap();
+        // us-east-1 is S3's "no constraint"
+        let expected = if region == "us-east-1" { "" } else { region };
+        assert_eq!(
+            location.location_constraint().map_or("", |c| c.as_str()),
+            expected,
+            "{bucket}"
+        );
+        let listed = client
+            .list_objects_v2()
+            .bucket(&bucket)
+            .prefix("functions/")
+            .send()
+            .await
+            .unwrap();
+        let mut held: Vec<String> = listed
+            .contents()
+            .iter()
+            .filter_map(|o| o.key().map(str::to_owned))
+            .collect();
+        held.sort();
+        assert_eq!(held, keys, "{bucket}");
+        // AND public access is blocked, and the policy lets the organisation read over TLS
+        let block = client
+            .get_public_access_block()
+            .bucket(&bucket)
+            .send()
+            .await
+            .unwrap();
+        let block = block.public_access_block_configuration().unwrap();
+        assert_eq!(
+            (
+                block.block_public_acls(),
+                block.ignore_public_acls(),
+                block.block_public_policy(),
+                block.restrict_public_buckets()
+            ),
+            (Some(true), Some(true), Some(true), Some(true))
+        );
+        let policy = client
+            .get_bucket_policy()
+            .bucket(&bucket)
+            .send()
+            .await
+            .unwrap();
+        let policy: Value = serde_json::from_str(policy.policy().unwrap()).unwrap();
+        assert_eq!(
+            policy["Statement"][0]["Condition"]["StringEquals"]["aws:PrincipalOrgID"],
+            "o-abcdefghij"
+        );
+        assert_eq!(policy["Statement"][0]["Action"], "s3:GetObject");
+        assert_eq!(policy["Statement"][1]["Effect"], "Deny");
+    }
+    // AND the template has no transform, is in the home bucket, and its URL is printed
+    assert!(template.get("Transform").is_none());
+    let last = lines.last().unwrap();
+    let url = last["template_url"].as_str().unwrap();
+    let template_key = url.rsplit_once(".amazonaws.com/").unwrap().1;
+    assert!(
+        url.starts_with("https://acme-ssm-code-us-east-1.s3.us-east-1.amazonaws.com/templates/"),
+        "{url}"
+    );
+    let listed = s3("us-east-1")
+        .list_objects_v2()
+        .bucket("acme-ssm-code-us-east-1")
+        .prefix(template_key)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(listed.contents().len(), 1, "{template_key}");
+    assert_eq!(
+        last["bytes"].as_u64(),
+        Some(std::fs::metadata(&output).unwrap().len())
+    );
+    // AND cfn-lint, which CloudFormation's own team writes, passes it
+    let repository = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+    let lint = std::process::Command::new(repository.join(".venv/bin/cfn-lint"))
+        .arg(&output)
+        .args(["--parameters", "UsersRoleName=Okta-ServiceWorkbenchUser"])
+        .output()
+        .unwrap();
+    assert!(
+        lint.status.success(),
+        "{}",
+        String::from_utf8_lossy(&lint.stdout)
+    );
+
+    // WHEN run again with the same code THEN nothing is uploaded again
+    let (code, again, stderr) = package_org(&moto, &args);
+    assert_eq!(code, 0, "{stderr}");
+    let actions: Vec<&str> = again.iter().filter_map(|l| l["action"].as_str()).collect();
+    assert_eq!(actions, ["present"; 5], "{again:?}");
+
+    // AND a bucket prefix S3 cannot take, or a region that is not one, is a usage error that
+    // creates nothing
+    for bad in [
+        ["--bucket-prefix", "Acme_Code"],
+        ["--regions", "us-east-1,mars"],
+    ] {
+        let mut args = args.to_vec();
+        let at = args.iter().position(|a| *a == bad[0]).unwrap();
+        args[at + 1] = bad[1];
+        let (code, lines, stderr) = package_org(&moto, &args);
+        assert_eq!((code, lines.len()), (2, 0), "{stderr}");
+        assert!(stderr.contains(bad[1]), "{stderr}");
+    }
+    let buckets = s3("us-east-1").list_buckets().send().await.unwrap();
+    assert_eq!(buckets.buckets().len(), 2);
+}
