@@ -77,6 +77,10 @@ def resolve(node, template, params):
         names = {logical: f"ssm-session-owner-{logical}-SAMPLE0123" for logical in resources}
         for key, value in {**SAMPLE, **params, **names, **variables}.items():
             text = text.replace("${" + key + "}", str(value))
+        # ${LogicalId.Attribute} is that resource's Fn::GetAtt
+        text = re.sub(r"\$\{([A-Za-z0-9]+)\.([A-Za-z0-9.]+)\}",
+                      lambda m: resolve({"Fn::GetAtt": [m.group(1), m.group(2)]}, template, params)
+                      if m.group(1) in resources else m.group(0), text)
         return text.replace("${!", "${")
     if set(node) == {"Fn::GetAtt"}:
         logical, attribute = node["Fn::GetAtt"] if isinstance(node["Fn::GetAtt"], list) else node["Fn::GetAtt"].split(".", 1)
@@ -87,6 +91,8 @@ def resolve(node, template, params):
             return f"arn:aws:logs:us-east-1:123456789012:log-group:{logical}:*"
         if kind == "AWS::Serverless::Function":
             return f"arn:aws:lambda:us-east-1:123456789012:function:{logical}"
+        if kind == "AWS::S3::Bucket":
+            return f"arn:aws:s3:::{logical.lower()}"
         return f"arn:aws:iam::123456789012:role/{logical}"
     if set(node) == {"Fn::If"}:
         name, then, otherwise = node["Fn::If"]
@@ -127,6 +133,7 @@ EVERY_OPTION_ON = {
     "SessionKmsKeyArn": "arn:aws:kms:us-east-1:123456789012:key/1234abcd-12ab-34cd-56ef-1234567890ab",
     "RunAsEnabled": "true",
     "RunAsDefaultUser": "researcher",
+    "CreateTrail": "true",
 }
 
 

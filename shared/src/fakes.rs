@@ -880,3 +880,42 @@ impl SessionTerminator for FakeAws {
         Ok(ended)
     }
 }
+
+/// CloudTrail's trails as every region sees them.
+#[derive(Debug, Clone, Default)]
+pub struct FakeTrails(pub Vec<crate::domain::trails::Trail>);
+
+impl FakeTrails {
+    /// One logging multi-region trail of every management event: launches are delivered
+    /// everywhere.
+    pub fn logging_everywhere() -> Self {
+        use crate::domain::trails::{BasicSelector, Selectors, Trail};
+        Self(vec![Trail {
+            arn: "arn:aws:cloudtrail:us-east-1:123456789012:trail/org".into(),
+            home_region: "us-east-1".into(),
+            multi_region: true,
+            logging: true,
+            selectors: Selectors::Basic(vec![BasicSelector {
+                include_management_events: true,
+                read_write_type: "All".into(),
+                exclude_sources: Vec::new(),
+            }]),
+        }])
+    }
+}
+
+impl crate::ports::TrailDirectory for FakeTrails {
+    async fn trails(&self) -> Result<Vec<crate::domain::trails::Trail>, Error> {
+        Ok(self.0.clone())
+    }
+}
+
+impl InRegion for FakeTrails {
+    fn region_name(&self) -> Option<String> {
+        None
+    }
+
+    fn in_region(&self, _region: &str) -> Self {
+        self.clone()
+    }
+}

@@ -119,6 +119,13 @@ pub trait InRegion: Sized {
     fn in_region(&self, region: &str) -> Self;
 }
 
+/// CloudTrail's trails as one region sees them (its own, and shadows of multi-region trails).
+pub trait TrailDirectory {
+    fn trails(
+        &self,
+    ) -> impl Future<Output = Result<Vec<crate::domain::trails::Trail>, Error>> + Send;
+}
+
 /// The regions enabled in the account.
 pub trait EnabledRegions {
     fn enabled_regions(&self) -> impl Future<Output = Result<Vec<String>, Error>> + Send;

@@ -345,3 +345,96 @@ async fn bulk_reads_keep_only_the_ownership_tags_and_their_case_variants() {
     let tagged = ec2.live_instances_tagged("AwsUserId", None).await.unwrap();
     assert_eq!(keys_of(tagged), ["AwsUserId", "awsuserid"]);
 }
+
+#[tokio::test]
+async fn the_sweep_counts_the_regions_no_logging_trail_delivers_launches_from() {
+    use aws_sdk_cloudtrail::types::{EventSelector, ReadWriteType};
+    // GIVEN one covered region (us-east-1) and no trail at all
+    let w = CountedMoto::start(ROLE).await;
+    let tagger = OwnerTagger::new(
+        w.session_config(ROLE),
+        w.clients.ec2.clone(),
+        w.clients.iam.clone(),
+    )
+    .with_trails(w.clients.cloudtrail.clone());
+    let regions_without_trail =
+        |outcome: &shared::domain::outcome::Outcome| outcome.counts.regions_without_trail;
+    // WHEN swept THEN the region is counted (RegionsWithoutTrail and its alarm), and the sweep
+    // still does its work
+    let none = tagger.handle(sweep_event()).await.unwrap();
+    assert_eq!(regions_without_trail(&none), Some(1), "{none:?}");
+    assert_ne!(none.status, Status::Ignored);
+
+    // WHEN a multi-region trail is created (moto's bucket) but not started THEN still counted
+    let trails = &w.admin.cloudtrail;
+    let s3 = aws_sdk_s3::Client::from_conf(
+        aws_sdk_s3::config::Builder::from(&w.moto.sdk_config().await)
+            .force_path_style(true)
+            .build(),
+    );
+    s3.create_bucket()
+        .bucket("trail-logs")
+        .send()
+        .await
+        .unwrap();
+    trails
+        .create_trail()
+        .name("org-trail")
+        .s3_bucket_name("trail-logs")
+        .is_multi_region_trail(true)
+        .send()
+        .await
+        .unwrap();
+    let stopped = tagger.handle(sweep_event()).await.unwrap();
+    assert_eq!(regions_without_trail(&stopped), Some(1), "{stopped:?}");
+
+    // WHEN it logs, with CloudTrail's default selectors (management events, reads and writes)
+    // THEN no region is counted
+    trails
+        .start_logging()
+        .name("org-trail")
+        .send()
+        .await
+        .unwrap();
+    w.counter.take();
+    let logging = tagger.handle(sweep_event()).await.unwrap();
+    assert_eq!(regions_without_trail(&logging), Some(0), "{logging:?}");
+    // AND the check took 3 calls: the home region's trails, and the one trail's status and
+    // selectors
+    let calls = w.counter.take();
+    let trail_calls: u64 = calls
+        .iter()
+        .filter(|(op, _)| op.starts_with("cloudtrail:"))
+        .map(|(_, n)| n)
+        .sum();
+    assert_eq!(trail_calls, 3, "{calls:?}");
+
+    // WHEN it is narrowed to reads only THEN launches are not delivered: counted again
+    trails
+        .put_event_selectors()
+        .trail_name("org-trail")
+        .event_selectors(
+            EventSelector::builder()
+                .include_management_events(true)
+                .read_write_type(ReadWriteType::ReadOnly)
+                .build(),
+        )
+        .send()
+        .await
+        .unwrap();
+    let reads_only = tagger.handle(sweep_event()).await.unwrap();
+    assert_eq!(
+        regions_without_trail(&reads_only),
+        Some(1),
+        "{reads_only:?}"
+    );
+
+    // AND a tagger built without CloudTrail makes no such check
+    let without = OwnerTagger::new(
+        w.session_config(ROLE),
+        w.clients.ec2.clone(),
+        w.clients.iam.clone(),
+    );
+    let unchecked = without.handle(sweep_event()).await.unwrap();
+    assert_eq!(regions_without_trail(&unchecked), None);
+}

@@ -7,7 +7,7 @@ use shared::edge::lambda::serve;
 #[tokio::main]
 async fn main() -> Result<(), lambda_runtime::Error> {
     serve("owner-tagger", |config, clients| {
-        OwnerTagger::new(config, clients.ec2, clients.iam)
+        OwnerTagger::new(config, clients.ec2, clients.iam).with_trails(clients.cloudtrail)
     })
     .await
 }

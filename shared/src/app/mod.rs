@@ -11,6 +11,7 @@ pub(crate) mod regions;
 pub mod role_resolver;
 pub mod session_rights;
 pub mod stack;
+pub mod trails;
 pub mod uninstall;
 
 use std::collections::BTreeSet;

@@ -12,6 +12,7 @@ use tracing::{info, warn};
 
 use super::regions::RegionalClients;
 use super::role_resolver::RoleResolver;
+use super::trails::{regions_without_trail, NoTrails};
 use crate::config::{Config, UsersRole};
 use crate::domain::events::{dispatch, CloudTrailDetail, Event, TagChangeDetail};
 use crate::domain::ids::{InstanceId, InstanceState, RoleId, TagTarget, UserId};
@@ -20,14 +21,19 @@ use crate::domain::ownership::{self, OwnerDecision, TagsFrom};
 use crate::domain::reason::{Reason, ReasonCode};
 use crate::domain::trust;
 use crate::error::Error;
-use crate::ports::{DescribedInstance, DescribedVolume, RoleDirectory, TaggerEc2};
+use crate::ports::{
+    DescribedInstance, DescribedVolume, InRegion, RoleDirectory, TaggerEc2, TrailDirectory,
+};
 
 /// Everything the function needs, built once per process.
-pub struct OwnerTagger<E, R> {
+pub struct OwnerTagger<E, R, T = NoTrails> {
     config: Config,
     ec2: RegionalClients<E>,
     iam: R,
     role: RoleResolver,
+    /// CloudTrail, for the sweep's check that a trail delivers launches in every covered
+    /// region (`with_trails`); without it the check is not made.
+    trails: Option<RegionalClients<T>>,
 }
 
 impl<E, R> OwnerTagger<E, R>
@@ -42,9 +48,32 @@ where
             config,
             iam,
             role,
+            trails: None,
         }
     }
 
+    /// The same, whose sweep also checks that a trail delivers launches in every covered region
+    /// (`RegionsWithoutTrail`).
+    pub fn with_trails<T>(self, trails: T) -> OwnerTagger<E, R, T>
+    where
+        T: TrailDirectory + InRegion + Clone + Send + Sync,
+    {
+        OwnerTagger {
+            trails: Some(RegionalClients::new(trails, &self.config)),
+            config: self.config,
+            ec2: self.ec2,
+            iam: self.iam,
+            role: self.role,
+        }
+    }
+}
+
+impl<E, R, T> OwnerTagger<E, R, T>
+where
+    E: TaggerEc2,
+    R: RoleDirectory + Sync,
+    T: TrailDirectory + InRegion + Clone + Send + Sync,
+{
     /// Handle one EventBridge event. `Err` only for failures a later delivery may fix or an
     /// operator must see (AWS errors, a missing role); invalid events are `Ok(ignored)`.
     pub async fn handle(&self, event: Value) -> Result<Outcome, Error> {
@@ -233,10 +262,11 @@ where
     }
 }
 
-impl<E, R> OwnerTagger<E, R>
+impl<E, R, T> OwnerTagger<E, R, T>
 where
     E: TaggerEc2,
     R: RoleDirectory + Sync,
+    T: TrailDirectory + InRegion + Clone + Send + Sync,
 {
     /// The scheduled sweep: every live instance in every covered region, one
     /// `DescribeInstances` page per 1,000 per region. Every region is read before anything is
@@ -286,6 +316,8 @@ where
                 Ok(seen)
             })
             .await?;
+        let region_names: Vec<String> = regions.iter().map(|(r, _)| r.clone()).collect();
+        let regions_without_trail = self.check_trails(event_id, &region_names).await;
         let mut outcome = Outcome::empty(Status::Unchanged);
         let mut parts = Vec::new();
         let (mut live, mut unowned) = (0, 0);
@@ -319,6 +351,7 @@ where
             }
         );
         outcome.counts.trust_policy_findings = trust_policy_findings;
+        outcome.counts.regions_without_trail = regions_without_trail;
         info!(event_id, decision = "sweep", role_id = %role_id, reason = %outcome.reason);
         Ok(outcome)
     }
@@ -342,6 +375,25 @@ where
             Err(why) => {
                 warn!(event_id, role = role_name, reason = %why, metric = "TrustPolicyFindings", decision = "the users' role's trust policy could not be checked");
                 1
+            }
+        }
+    }
+
+    /// How many covered regions no trail delivers launches from (each is tagged only by the
+    /// sweep): one warning per region. Never stops the sweep; trails that cannot be read count
+    /// as one finding and are logged. `None` when the check is not made.
+    async fn check_trails(&self, event_id: Option<&str>, regions: &[String]) -> Option<usize> {
+        let trails = self.trails.as_ref()?;
+        match regions_without_trail(trails, regions).await {
+            Ok(left) => {
+                for region in &left {
+                    warn!(event_id, region = %region, metric = "RegionsWithoutTrail", code = "NoTrailForLaunches", decision = "no logging trail delivers this region's management events (RunInstances) to EventBridge: its launches are tagged only by the sweep");
+                }
+                Some(left.len())
+            }
+            Err(err) => {
+                warn!(event_id, reason = %err, metric = "RegionsWithoutTrail", code = "TrailsUnreadable", decision = "the trails could not be checked");
+                Some(1)
             }
         }
     }

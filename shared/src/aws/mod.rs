@@ -2,6 +2,7 @@
 //! SDK set-up, and the call counter.
 
 mod call_counter;
+mod cloudtrail;
 mod ec2;
 mod iam;
 mod logging;
@@ -77,6 +78,7 @@ macro_rules! in_region {
 
 in_region!(aws_sdk_ec2::Client, aws_sdk_ec2::Config);
 in_region!(aws_sdk_ssm::Client, aws_sdk_ssm::Config);
+in_region!(aws_sdk_cloudtrail::Client, aws_sdk_cloudtrail::Config);
 
 /// The SDK clients, built once per process.
 #[derive(Clone, Debug)]
@@ -84,6 +86,8 @@ pub struct Clients {
     pub ec2: aws_sdk_ec2::Client,
     pub iam: aws_sdk_iam::Client,
     pub ssm: aws_sdk_ssm::Client,
+    /// The owner-tagger's sweep and the doctor ask which trails deliver launches.
+    pub cloudtrail: aws_sdk_cloudtrail::Client,
 }
 
 impl Clients {
@@ -96,15 +100,18 @@ impl Clients {
         let mut ec2 = aws_sdk_ec2::config::Builder::from(sdk);
         let mut iam = aws_sdk_iam::config::Builder::from(sdk);
         let mut ssm = aws_sdk_ssm::config::Builder::from(sdk);
+        let mut cloudtrail = aws_sdk_cloudtrail::config::Builder::from(sdk);
         if let Some(counter) = counter {
             ec2 = ec2.interceptor(counter.clone());
             iam = iam.interceptor(counter.clone());
-            ssm = ssm.interceptor(counter);
+            ssm = ssm.interceptor(counter.clone());
+            cloudtrail = cloudtrail.interceptor(counter);
         }
         Self {
             ec2: aws_sdk_ec2::Client::from_conf(ec2.build()),
             iam: aws_sdk_iam::Client::from_conf(iam.build()),
             ssm: aws_sdk_ssm::Client::from_conf(ssm.build()),
+            cloudtrail: aws_sdk_cloudtrail::Client::from_conf(cloudtrail.build()),
         }
     }
 }

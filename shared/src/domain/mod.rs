@@ -25,4 +25,5 @@ pub mod session_iam;
 pub mod session_name;
 pub mod shard_packing;
 pub mod statements;
+pub mod trails;
 pub mod trust;

@@ -97,6 +97,9 @@ pub struct Counts {
     /// Ways the users' role's trust policy lets a caller choose their session name (the sweep
     /// checks it; an unreadable trust policy counts as one).
     pub trust_policy_findings: usize,
+    /// Covered regions whose launches no logging trail delivers (the sweep checks it when it
+    /// has CloudTrail; trails that cannot be read count as one).
+    pub regions_without_trail: Option<usize>,
     /// Policy characters in use, in percent of those available (when measured).
     pub capacity_used_percent: Option<usize>,
 }

@@ -49,6 +49,9 @@ pub(crate) fn emf_line(function: &str, result: &Result<Outcome, Error>, now_ms: 
                 "Count",
                 json!(c.trust_policy_findings),
             );
+            if let Some(regions) = c.regions_without_trail {
+                add("RegionsWithoutTrail", "Count", json!(regions));
+            }
             if let Some(percent) = c.capacity_used_percent {
                 add("PolicyCapacityUsedPercent", "Percent", json!(percent));
             }

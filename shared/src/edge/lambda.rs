@@ -13,17 +13,20 @@ use crate::aws::{load_sdk_config, Clients};
 use crate::config::Config;
 use crate::domain::outcome::Outcome;
 use crate::error::Error;
-use crate::ports::{PolicyStore, RoleDirectory, SessionsEc2, SessionsSsm, TaggerEc2};
+use crate::ports::{
+    InRegion, PolicyStore, RoleDirectory, SessionsEc2, SessionsSsm, TaggerEc2, TrailDirectory,
+};
 
 /// A function's use case: one event in, its outcome out.
 pub trait Handler {
     fn handle(&self, event: Value) -> impl Future<Output = Result<Outcome, Error>> + Send;
 }
 
-impl<E, R> Handler for OwnerTagger<E, R>
+impl<E, R, C> Handler for OwnerTagger<E, R, C>
 where
     E: TaggerEc2,
     R: RoleDirectory + Sync,
+    C: TrailDirectory + InRegion + Clone + Send + Sync,
 {
     fn handle(&self, event: Value) -> impl Future<Output = Result<Outcome, Error>> + Send {
         OwnerTagger::handle(self, event)

@@ -162,6 +162,7 @@ async fn main() -> ExitCode {
         iam: &clients.iam,
         ssm: &clients.ssm,
         logging: &logging,
+        trails: &clients.cloudtrail,
     };
     match diagnose(&config, &question, services).await {
         Ok(diagnosis) => print(&diagnosis, args.json, diagnosis.verdict == Verdict::Allowed),

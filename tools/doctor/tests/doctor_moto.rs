@@ -165,6 +165,8 @@ async fn the_owner_is_allowed_and_the_doctor_writes_nothing() {
     assert_eq!(output.status.code(), Some(0), "{text}");
     assert!(text.contains("✓ 3. ownership tags"), "{text}");
     assert!(text.contains("? 6. reachability"), "{text}");
+    // (no trail in this account: check 12 says launches wait for the sweep, and the fix)
+    assert!(text.contains("✗ 12. launch events"), "{text}");
     assert!(text.ends_with(
         "verdict: allowed (StartSession on this instance: allowed; TerminateSession and ResumeSession of their own sessions: allowed and allowed)\n"
     ), "{text}");
@@ -688,4 +690,53 @@ async fn with_stack_the_doctor_configures_itself_from_the_deployed_stack() {
     let report: Value = serde_json::from_slice(&output.stdout).unwrap();
     assert_eq!(report["verdict"], "allowed", "{report:#}");
     assert!(detail(&report, "user and role").contains(&format!("their aws:userid is {tim}")));
+}
+
+#[tokio::test]
+async fn the_launch_events_check_passes_only_where_a_logging_trail_delivers_the_regions_launches() {
+    // GIVEN tim's instance in an account without a trail
+    let account = Account::new(false).await;
+    let tim = account.user_id("tim.malone");
+    let instance = account
+        .launch(&[("CreatedBy", "tim.malone"), ("AwsUserId", &tim)])
+        .await;
+    account.grant(&["tim.malone"]).await;
+    // WHEN the doctor is asked THEN check 12 fails, says why, and names the fix
+    let (_, report) = account.diagnose("tim.malone", &instance, &[]);
+    assert_eq!(check(&report, "launch events")["ok"], false, "{report:#}");
+    assert!(detail(&report, "launch events")
+        .contains("no logging trail delivers us-east-1's write management events to EventBridge"));
+    assert!(fix(&report, "launch events").contains("CreateTrail=true"));
+
+    // WHEN a multi-region trail logs management events (CloudTrail's default selectors)
+    let s3 = aws_sdk_s3::Client::from_conf(
+        aws_sdk_s3::config::Builder::from(&account.moto.sdk_config().await)
+            .force_path_style(true)
+            .build(),
+    );
+    s3.create_bucket()
+        .bucket("org-trail-logs")
+        .send()
+        .await
+        .unwrap();
+    let trails = &account.admin.cloudtrail;
+    trails
+        .create_trail()
+        .name("org-trail")
+        .s3_bucket_name("org-trail-logs")
+        .is_multi_region_trail(true)
+        .send()
+        .await
+        .unwrap();
+    trails
+        .start_logging()
+        .name("org-trail")
+        .send()
+        .await
+        .unwrap();
+    // THEN it passes, and the verdict is unchanged
+    let (status, report) = account.diagnose("tim.malone", &instance, &[]);
+    assert_eq!(status, 0, "{report:#}");
+    assert_eq!(check(&report, "launch events")["ok"], true, "{report:#}");
+    assert!(detail(&report, "launch events").contains("launches are tagged within seconds"));
 }

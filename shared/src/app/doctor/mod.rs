@@ -40,7 +40,7 @@ use crate::error::Error;
 use crate::ports::{
     DescribedInstance, EnabledRegions, InRegion, InstanceDirectory, LoggingTargets, ManagedNodes,
     ManagedPolicies, PolicySimulator, RoleDirectory, RoleEvaluationInputs, RolePolicies,
-    RolePolicyDocument, SessionDocumentReader, Simulation,
+    RolePolicyDocument, SessionDocumentReader, Simulation, TrailDirectory,
 };
 
 /// A session id of today's shape (`<session-name>-<26 characters>`); the statements never
@@ -121,6 +121,8 @@ pub enum CheckId {
     Logging,
     /// Whether per-user run-as can work for the role.
     RunAs,
+    /// Whether a logging trail delivers the region's launches to EventBridge.
+    LaunchEvents,
 }
 
 impl CheckId {
@@ -147,6 +149,7 @@ impl CheckId {
             CheckId::Kinds => "session kinds",
             CheckId::Logging => "session logging",
             CheckId::RunAs => "run as",
+            CheckId::LaunchEvents => "launch events",
         }
     }
 }
@@ -436,30 +439,34 @@ pub struct Question<'a> {
 }
 
 /// The services the doctor reads.
-pub struct Services<'a, E, I, S, L> {
+pub struct Services<'a, E, I, S, L, T = super::trails::NoTrails> {
     pub ec2: &'a E,
     pub iam: &'a I,
     pub ssm: &'a S,
     pub logging: &'a L,
+    /// CloudTrail, for the launch-events check.
+    pub trails: &'a T,
 }
 
 /// Diagnose the question. Reads only.
-pub async fn diagnose<E, I, S, L>(
+pub async fn diagnose<E, I, S, L, T>(
     config: &Config,
     question: &Question<'_>,
-    services: Services<'_, E, I, S, L>,
+    services: Services<'_, E, I, S, L, T>,
 ) -> Result<Diagnosis, DoctorError>
 where
     E: InstanceDirectory + InRegion + EnabledRegions + Clone + Send + Sync,
     I: DoctorIam,
     S: ManagedNodes + SessionDocumentReader + InRegion + Clone + Send + Sync,
     L: LoggingTargets + InRegion + Clone + Send + Sync,
+    T: TrailDirectory + InRegion + Clone + Send + Sync,
 {
     let Services {
         ec2,
         iam,
         ssm,
         logging,
+        trails,
     } = services;
     let (user, instance, region) = (question.user, question.instance, question.region);
     let name = SessionName::parse(user).map_err(|e| {
@@ -497,6 +504,11 @@ where
     let shell = kinds::shell_preferences(config, &ssm_here).await?;
     let session_logging = kinds::logging(&logging_here, &subject.region, &shell).await;
     let run_as = kinds::run_as(&shell, subject.facts.trust_policy.as_deref());
+    let launch_events = launch_events(
+        &RegionalClients::new(trails.clone(), config),
+        &subject.region,
+    )
+    .await;
     let described = match described {
         Ok(described) => described,
         Err(why) => {
@@ -509,6 +521,7 @@ where
             ));
             report.push(session_logging);
             report.push(run_as);
+            report.push(launch_events);
             return Ok(report);
         }
     };
@@ -542,6 +555,7 @@ where
     );
     report.push(session_logging);
     report.push(run_as);
+    report.push(launch_events);
 
     let startable = actions.start_session == ActionVerdict::Allowed
         && described.state == InstanceState::Running
@@ -554,6 +568,30 @@ where
         },
         actions,
     ))
+}
+
+/// Check 12: whether a logging trail delivers the region's management events (RunInstances) to
+/// EventBridge, so that a launch there is tagged within seconds rather than by the next sweep.
+async fn launch_events<T>(trails: &RegionalClients<T>, region: &str) -> Check
+where
+    T: TrailDirectory + InRegion + Clone + Send + Sync,
+{
+    match super::trails::regions_without_trail(trails, &[region.to_owned()]).await {
+        Ok(left) if left.is_empty() => Check::pass(
+            CheckId::LaunchEvents,
+            format!("a logging trail delivers {region}'s management events (RunInstances) to EventBridge: launches are tagged within seconds"),
+        ),
+        Ok(_) => Check::fail(
+            CheckId::LaunchEvents,
+            format!("no logging trail delivers {region}'s write management events to EventBridge: a launch there is tagged only by the next tag sweep (TagSweepSchedule), and its user waits until then"),
+            "deploy with CreateTrail=true, or have a multi-region trail log write management events (aws cloudtrail create-trail --is-multi-region-trail, then start-logging)",
+        ),
+        Err(err) => Check::not_run(
+            CheckId::LaunchEvents,
+            format!("the trails could not be read: {err}"),
+            Some("grant cloudtrail:DescribeTrails, GetTrailStatus and GetEventSelectors (the template's DoctorPolicy does)".into()),
+        ),
+    }
 }
 
 /// Check 1: the user and the role.

@@ -89,12 +89,19 @@ fn question<'a>(user: &'a str, instance: &'a str) -> Question<'a> {
     }
 }
 
-fn services(fake: &FakeAws) -> Services<'_, FakeAws, FakeAws, FakeAws, FakeAws> {
+/// A trail that delivers every region's launches.
+static TRAILS: std::sync::LazyLock<crate::fakes::FakeTrails> =
+    std::sync::LazyLock::new(crate::fakes::FakeTrails::logging_everywhere);
+
+fn services(
+    fake: &FakeAws,
+) -> Services<'_, FakeAws, FakeAws, FakeAws, FakeAws, crate::fakes::FakeTrails> {
     Services {
         ec2: fake,
         iam: fake,
         ssm: fake,
         logging: fake,
+        trails: &TRAILS,
     }
 }
 
@@ -118,9 +125,9 @@ async fn with_a_node_online_and_iam_agreeing_every_check_passes() {
     // WHEN the doctor runs
     let found = run(&config(&[]), &fake, "tim").await;
 
-    // THEN all eleven checks pass, IAM confirms, and nothing was written
+    // THEN all twelve checks pass, IAM confirms, and nothing was written
     let marks: Vec<Option<bool>> = found.checks.iter().map(|c| c.ok()).collect();
-    assert_eq!(marks, [Some(true); 11], "{found}");
+    assert_eq!(marks, [Some(true); 12], "{found}");
     assert_eq!(
         found.check(CheckId::Kinds).unwrap().detail,
         "shell: allowed with SSM-SessionManagerRunShell (not saved in us-east-1: Session Manager's default preferences apply); port forwarding: allowed with SsmSessionOwner-PortForwarding, which accepts ports matching ^([1-9][0-9]{0,3}|[1-5][0-9]{4}|6[0-4][0-9]{3}|65[0-4][0-9]{2}|655[0-2][0-9]|6553[0-5])$ (ask about one with --port); SSH: off (SshSessions=false)"
