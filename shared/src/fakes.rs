@@ -889,17 +889,13 @@ impl FakeTrails {
     /// One logging multi-region trail of every management event: launches are delivered
     /// everywhere.
     pub fn logging_everywhere() -> Self {
-        use crate::domain::trails::{BasicSelector, Selectors, Trail};
+        use crate::domain::trails::{Selectors, Trail};
         Self(vec![Trail {
             arn: "arn:aws:cloudtrail:us-east-1:123456789012:trail/org".into(),
             home_region: "us-east-1".into(),
             multi_region: true,
             logging: true,
-            selectors: Selectors::Basic(vec![BasicSelector {
-                include_management_events: true,
-                read_write_type: "All".into(),
-                exclude_sources: Vec::new(),
-            }]),
+            selectors: Selectors::cloudtrail_default(),
         }])
     }
 }

@@ -55,11 +55,7 @@ impl TrailDirectory for aws_sdk_cloudtrail::Client {
             let selectors = if own || trail.has_custom_event_selectors() != Some(false) {
                 selectors(&selected)
             } else {
-                Selectors::Basic(vec![BasicSelector {
-                    include_management_events: true,
-                    read_write_type: "All".into(),
-                    exclude_sources: Vec::new(),
-                }])
+                Selectors::cloudtrail_default()
             };
             trails.push(Trail {
                 arn: arn.to_owned(),

@@ -54,6 +54,16 @@ impl Trail {
 }
 
 impl Selectors {
+    /// What a trail made without selectors of its own takes: every management event, reads and
+    /// writes (CloudTrail's default).
+    pub fn cloudtrail_default() -> Self {
+        Selectors::Basic(vec![BasicSelector {
+            include_management_events: true,
+            read_write_type: "All".into(),
+            exclude_sources: Vec::new(),
+        }])
+    }
+
     pub fn select_ec2_writes(&self) -> bool {
         match self {
             Selectors::Basic(selectors) => selectors.iter().any(|s| {
