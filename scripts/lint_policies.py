@@ -86,7 +86,11 @@ def resolve(node, template, params):
         logical, attribute = node["Fn::GetAtt"] if isinstance(node["Fn::GetAtt"], list) else node["Fn::GetAtt"].split(".", 1)
         kind = resources.get(logical, {}).get("Type", "")
         if kind == "AWS::SQS::Queue":
-            return f"arn:aws:sqs:us-east-1:123456789012:{logical}"
+            # A named queue is called what it says; CloudFormation names the others after the
+            # stack and the logical id.
+            named = resources[logical].get("Properties", {}).get("QueueName")
+            name = resolve(named, template, params) if named else logical
+            return f"arn:aws:sqs:us-east-1:123456789012:{name}"
         if kind == "AWS::Logs::LogGroup":
             return f"arn:aws:logs:us-east-1:123456789012:log-group:{logical}:*"
         if kind == "AWS::Serverless::Function":

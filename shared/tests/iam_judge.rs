@@ -774,6 +774,62 @@ fn only_the_products_functions_and_rules_can_park_an_event_in_the_failure_queue(
 }
 
 #[test]
+fn only_the_forwarders_own_rules_can_park_an_event_in_its_dead_letters() {
+    // GIVEN a forwarder's shipped queue policy (its stack in a region other than home), and
+    // senders whose identity policies allow sqs:*
+    let queue_policy = testkit::shipped_policy_of(
+        "forwarder.yaml",
+        "ForwarderDeadLettersPolicy",
+        &["HomeRegion=eu-west-1"],
+    );
+    let queue = format!("arn:aws:sqs:us-east-1:{ACCOUNT}:ssm-session-owner-forward-dead-letters");
+    let allow_sqs = json!({"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": "sqs:*", "Resource": "*"}]});
+    let rule = |name: &str| format!("arn:aws:events:us-east-1:{ACCOUNT}:rule/{name}");
+    let mut requests = Vec::new();
+    let mut expected = Vec::new();
+    // EventBridge, for each of the forwarder's rules, and for any other rule
+    for (source, verdict) in [
+        (rule("ssm-session-owner-forward-run-instances"), "Allowed"),
+        (rule("ssm-session-owner-forward-tag-changes"), "Allowed"),
+        (rule("ssm-session-owner-forward-terminations"), "Allowed"),
+        (rule("ssm-session-owner-run-instances"), "ExplicitlyDenied"),
+        (rule("planted-rule"), "ExplicitlyDenied"),
+    ] {
+        requests.push(json!({
+            "policies": [], "resourcePolicy": queue_policy,
+            "principal": "events.amazonaws.com", "action": "sqs:SendMessage", "resource": queue,
+            "context": {"aws:SourceArn": source, "aws:SourceAccount": ACCOUNT},
+        }));
+        expected.push(verdict);
+    }
+    // anybody in the account: the users' role, an administrator
+    for principal in ["Okta-ServiceWorkbenchUser", "Admin"] {
+        let role = format!("arn:aws:iam::{ACCOUNT}:role/{principal}");
+        requests.push(json!({
+            "policies": [allow_sqs], "resourcePolicy": queue_policy,
+            "principal": format!("arn:aws:sts::{ACCOUNT}:assumed-role/{principal}/session"),
+            "action": "sqs:SendMessage", "resource": queue,
+            "context": {"aws:PrincipalArn": role, "aws:userid": user_id("tim")},
+        }));
+        expected.push("ExplicitlyDenied");
+    }
+    // WHEN the judge answers THEN only the forwarder's rules get through
+    let verdicts = judge(&requests);
+    let wrong: Vec<String> = requests
+        .iter()
+        .zip(verdicts.iter().zip(&expected))
+        .filter(|(_, (verdict, expected))| verdict != *expected)
+        .map(|(request, (verdict, expected))| {
+            format!(
+                "{} with {}: expected {expected}, judge says {verdict}",
+                request["principal"], request["context"]
+            )
+        })
+        .collect();
+    assert!(wrong.is_empty(), "{}", wrong.join("\n"));
+}
+
+#[test]
 fn the_shard_guard_in_the_template_is_the_one_the_code_that_names_the_shards_builds() {
     // GIVEN the shipped guards, with the default prefix and another one
     for prefix in ["ssm-session-owner-", "team_a."] {

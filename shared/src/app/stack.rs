@@ -11,10 +11,10 @@ use crate::ports::{FunctionEnvironment, StackOutputs};
 
 /// The output naming the function whose environment is the deployed configuration.
 pub const CONFIGURED_FUNCTION_OUTPUT: &str = "SessionPolicyFunctionArn";
-/// The outputs that name the product's functions, for redrive.
-pub const FUNCTION_OUTPUTS: [&str; 2] = ["OwnerTaggerFunctionArn", "SessionPolicyFunctionArn"];
 /// The output naming the failure queue, for redrive.
 pub const FAILURE_QUEUE_OUTPUT: &str = "FailureQueueUrl";
+/// The output naming each forwarder region's dead-letter queue, for redrive.
+pub const FORWARDER_DEAD_LETTERS_OUTPUT: &str = "ForwarderDeadLettersName";
 
 /// What a deployed stack says about itself.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -20,9 +20,53 @@ const HIDE_FOR_SECONDS: i32 = 900;
 pub struct SqsQueue {
     pub client: aws_sdk_sqs::Client,
     pub url: String,
+    /// How the listing names it.
+    pub name: String,
 }
 
 impl SqsQueue {
+    /// The home region's `FailureQueue`.
+    pub fn failure_queue(client: aws_sdk_sqs::Client, url: String) -> Self {
+        Self {
+            client,
+            url,
+            name: "FailureQueue".into(),
+        }
+    }
+
+    /// The forwarder's dead-letter queue `queue_name` in `region`; `None` when the region has
+    /// no such queue (no forwarder there, or one with another `RuleNamePrefix`).
+    pub async fn forwarder(
+        sdk: &aws_config::SdkConfig,
+        region: &str,
+        queue_name: &str,
+    ) -> Result<Option<Self>, Error> {
+        let config = aws_sdk_sqs::config::Builder::from(sdk)
+            .region(aws_config::Region::new(region.to_owned()))
+            .build();
+        let client = aws_sdk_sqs::Client::from_conf(config);
+        let answer = client.get_queue_url().queue_name(queue_name).send().await;
+        let url = match answer {
+            Ok(output) => output
+                .queue_url()
+                .ok_or_else(|| Error::unreadable("sqs:GetQueueUrl", "QueueUrl"))?
+                .to_owned(),
+            Err(err)
+                if err
+                    .as_service_error()
+                    .is_some_and(|e| e.is_queue_does_not_exist()) =>
+            {
+                return Ok(None)
+            }
+            Err(err) => return Err(from_sdk("sqs:GetQueueUrl", err)),
+        };
+        Ok(Some(Self {
+            client,
+            url,
+            name: format!("forwarder {region}"),
+        }))
+    }
+
     /// Messages waiting (visible), as SQS approximates it.
     pub async fn waiting(&self) -> Result<u64, Error> {
         const OPERATION: &str = "sqs:GetQueueAttributes";
@@ -43,6 +87,10 @@ impl SqsQueue {
 }
 
 impl ParkedQueue for SqsQueue {
+    fn name(&self) -> &str {
+        &self.name
+    }
+
     async fn receive(&self) -> Result<Vec<Message>, Error> {
         const OPERATION: &str = "sqs:ReceiveMessage";
         let output = self

@@ -1,4 +1,4 @@
-//! Redrive against moto in server mode: the queue is moto's SQS. moto's Lambda runs functions
+//! Redrive against moto in server mode: the queues are moto's SQS. moto's Lambda runs functions
 //! only in Docker, so a real invocation stops at moto's "function not found"; the success path
 //! uses an in-test invoker behind the tool's `Invoker` port, with the real SQS adapter.
 
@@ -6,16 +6,19 @@ use std::process::{Command, Output};
 use std::sync::Mutex;
 
 use redrive::aws::SqsQueue;
-use redrive::parked::{Filter, ProductFunctions, Source};
+use redrive::parked::{Filter, Product, Source};
 use redrive::run::{redrive, Fate, Invoked, Invoker};
 use shared::Error;
 use testkit::Moto;
 
 const FUNCTION: &str =
     "arn:aws:lambda:us-east-1:123456789012:function:stack-SessionPolicyFunction-X";
+const OWNER_TAGGER: &str =
+    "arn:aws:lambda:us-east-1:123456789012:function:stack-OwnerTaggerFunction-Y";
+const FORWARDER_QUEUE: &str = "ssm-session-owner-forward-dead-letters";
 
-fn product() -> ProductFunctions {
-    ProductFunctions::parse(&[FUNCTION.to_owned()]).unwrap()
+fn product() -> Product {
+    Product::new(OWNER_TAGGER, FUNCTION, "CreatedBy", "AwsUserId").unwrap()
 }
 
 fn record(event_id: &str) -> String {
@@ -49,11 +52,11 @@ async fn empty_queue(moto: &Moto) -> SqsQueue {
         .queue_url()
         .unwrap()
         .to_owned();
-    SqsQueue { client, url }
+    SqsQueue::failure_queue(client, url)
 }
 
 async fn parked_queue(moto: &Moto) -> SqsQueue {
-    let SqsQueue { client, url } = empty_queue(moto).await;
+    let SqsQueue { client, url, .. } = empty_queue(moto).await;
     for id in ["ev-1", "ev-2"] {
         client
             .send_message()
@@ -63,12 +66,13 @@ async fn parked_queue(moto: &Moto) -> SqsQueue {
             .await
             .unwrap();
     }
-    SqsQueue { client, url }
+    SqsQueue::failure_queue(client, url)
 }
 
 fn run_tool(moto: &Moto, url: &str, args: &[&str]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_redrive"))
-        .args(["--queue-url", url, "--product-function", FUNCTION])
+        .args(["--queue-url", url, "--owner-tagger", OWNER_TAGGER])
+        .args(["--session-policy", FUNCTION])
         .args(args)
         .env_clear()
         .envs(moto.env())
@@ -117,6 +121,7 @@ async fn an_event_whose_function_cannot_be_invoked_stays_parked() {
     assert_eq!(lines.len(), 2);
     for line in &lines {
         assert_eq!(line["result"], "not-invoked", "{line}");
+        assert_eq!(line["function"], "stack-SessionPolicyFunction-X");
         assert!(line["error"]
             .as_str()
             .unwrap()
@@ -153,9 +158,15 @@ async fn a_redriven_event_leaves_the_queue_only_once_it_succeeded() {
     let queue = parked_queue(&moto).await;
     let invoker = FirstSucceeds::default();
 
-    let lines = redrive(&queue, &invoker, &product(), &Filter::default(), true)
-        .await
-        .unwrap();
+    let lines = redrive(
+        std::slice::from_ref(&queue),
+        &invoker,
+        &product(),
+        &Filter::default(),
+        true,
+    )
+    .await
+    .unwrap();
 
     assert_eq!(lines[0].fate, Fate::Redriven);
     assert!(matches!(lines[1].fate, Fate::FailedAgain { .. }));
@@ -164,9 +175,15 @@ async fn a_redriven_event_leaves_the_queue_only_once_it_succeeded() {
     assert_eq!(first["detail"]["instance-id"], "i-0a1b2c3d4e5f60006");
     // One message left in moto's queue: the one that failed again, visible.
     assert_eq!(queue.waiting().await.unwrap(), 1);
-    let left = redrive(&queue, &invoker, &product(), &Filter::default(), false)
-        .await
-        .unwrap();
+    let left = redrive(
+        std::slice::from_ref(&queue),
+        &invoker,
+        &product(),
+        &Filter::default(),
+        false,
+    )
+    .await
+    .unwrap();
     assert_eq!(left.len(), 1);
     assert_eq!(left[0].message_id, lines[1].message_id);
 }
@@ -204,9 +221,15 @@ async fn a_forged_message_in_the_queue_is_refused_and_a_real_parked_event_is_sti
     // AND the real parked events still go back to their function (in-test invoker), the forged
     // one is never invoked
     let invoker = FirstSucceeds::default();
-    let lines = redrive(&queue, &invoker, &product(), &Filter::default(), true)
-        .await
-        .unwrap();
+    let lines = redrive(
+        std::slice::from_ref(&queue),
+        &invoker,
+        &product(),
+        &Filter::default(),
+        true,
+    )
+    .await
+    .unwrap();
     assert_eq!(lines.iter().filter(|l| l.fate == Fate::Redriven).count(), 1);
     assert_eq!(
         lines
@@ -220,13 +243,15 @@ async fn a_forged_message_in_the_queue_is_refused_and_a_real_parked_event_is_sti
 }
 
 #[test]
-fn a_product_function_that_is_not_a_function_arn_is_a_usage_error() {
+fn a_function_that_is_not_a_function_arn_is_a_usage_error() {
     let output = Command::new(env!("CARGO_BIN_EXE_redrive"))
         .args([
             "--queue-url",
             "http://127.0.0.1:1/q",
-            "--product-function",
+            "--owner-tagger",
             "not-an-arn",
+            "--session-policy",
+            FUNCTION,
         ])
         .env_clear()
         .output()
@@ -234,7 +259,7 @@ fn a_product_function_that_is_not_a_function_arn_is_a_usage_error() {
     assert_eq!(output.status.code(), Some(2));
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(
-        stderr.contains("--product-function: \"not-an-arn\" is not a Lambda function ARN"),
+        stderr.contains("the product's functions: \"not-an-arn\" is not a Lambda function ARN"),
         "{stderr}"
     );
 }
@@ -251,7 +276,7 @@ async fn an_eventbridge_dead_letter_in_moto_is_listed_and_redriven_to_its_functi
     // message attributes
     use aws_sdk_sqs::types::MessageAttributeValue;
     let moto = Moto::start().unwrap();
-    let SqsQueue { client, url } = empty_queue(&moto).await;
+    let SqsQueue { client, url, .. } = empty_queue(&moto).await;
     let event = serde_json::json!({
         "version": "0", "id": "dead-letter-1", "source": "aws.ec2",
         "detail-type": "EC2 Instance State-change Notification", "region": "eu-west-1",
@@ -281,13 +306,19 @@ async fn an_eventbridge_dead_letter_in_moto_is_listed_and_redriven_to_its_functi
         .send()
         .await
         .unwrap();
-    let queue = SqsQueue { client, url };
+    let queue = SqsQueue::failure_queue(client, url);
 
     // WHEN the dry run lists it THEN it is an EventBridge dead letter of the product's function
     let invoker = FirstSucceeds::default();
-    let listed = redrive(&queue, &invoker, &product(), &Filter::default(), false)
-        .await
-        .unwrap();
+    let listed = redrive(
+        std::slice::from_ref(&queue),
+        &invoker,
+        &product(),
+        &Filter::default(),
+        false,
+    )
+    .await
+    .unwrap();
     assert_eq!(listed.len(), 1);
     let parked = listed[0].parked.as_ref().expect("a readable dead letter");
     assert_eq!(parked.source, Source::EventBridgeDeadLetter);
@@ -296,21 +327,178 @@ async fn an_eventbridge_dead_letter_in_moto_is_listed_and_redriven_to_its_functi
     assert_eq!(queue.waiting().await.unwrap(), 1);
 
     // AND redriven, the event itself goes to the function and leaves the queue
-    let lines = redrive(&queue, &invoker, &product(), &Filter::default(), true)
-        .await
-        .unwrap();
+    let lines = redrive(
+        std::slice::from_ref(&queue),
+        &invoker,
+        &product(),
+        &Filter::default(),
+        true,
+    )
+    .await
+    .unwrap();
     assert_eq!(lines[0].fate, Fate::Redriven);
     assert_eq!(invoker.sent.lock().unwrap()[0], event);
     assert_eq!(queue.waiting().await.unwrap(), 0);
 }
 
+/// A forwarder's dead letter as EventBridge parks it: the event, with the home bus as its
+/// target and the forwarder's rule in the attributes.
+async fn park_forwarded(queue: &SqsQueue, event: &serde_json::Value, bus: &str, rule: &str) {
+    use aws_sdk_sqs::types::MessageAttributeValue;
+    let attribute = |value: &str| {
+        MessageAttributeValue::builder()
+            .data_type("String")
+            .string_value(value)
+            .build()
+            .unwrap()
+    };
+    queue
+        .client
+        .send_message()
+        .queue_url(&queue.url)
+        .message_body(event.to_string())
+        .message_attributes("TARGET_ARN", attribute(bus))
+        .message_attributes(
+            "RULE_ARN",
+            attribute(&format!(
+                "arn:aws:events:eu-west-1:123456789012:rule/ssm-session-owner-{rule}"
+            )),
+        )
+        .message_attributes("ERROR_CODE", attribute("THROTTLING"))
+        .send()
+        .await
+        .unwrap();
+}
+
+/// moto's forwarder queue in eu-west-1, as forwarder.yaml names it.
+async fn forwarder_queue(moto: &Moto) -> SqsQueue {
+    let sdk = moto.sdk_config().await;
+    let config = aws_sdk_sqs::config::Builder::from(&sdk)
+        .region(aws_config::Region::new("eu-west-1"))
+        .build();
+    aws_sdk_sqs::Client::from_conf(config)
+        .create_queue()
+        .queue_name(FORWARDER_QUEUE)
+        .send()
+        .await
+        .unwrap();
+    SqsQueue::forwarder(&sdk, "eu-west-1", FORWARDER_QUEUE)
+        .await
+        .unwrap()
+        .expect("the queue just created")
+}
+
+/// A sample event of `events/`, as the eu-west-1 forwarder would have forwarded it.
+fn sample(name: &str) -> serde_json::Value {
+    let path = format!("{}/../../events/{name}", env!("CARGO_MANIFEST_DIR"));
+    let mut event: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
+    event["region"] = "eu-west-1".into();
+    event
+}
+
+const HOME_BUS: &str = "arn:aws:events:us-east-1:123456789012:event-bus/default";
+
 #[tokio::test]
-async fn with_stack_it_reads_the_queue_and_the_functions_from_the_stacks_outputs() {
-    // GIVEN a stack shaped like the product's in moto, and an on-failure record of its
-    // session-policy function parked in its queue
+async fn a_forwarders_dead_letters_in_moto_go_to_the_home_functions_and_a_forged_one_stays() {
+    // GIVEN moto's forwarder queue in eu-west-1 holding a launch and a tag change of both
+    // ownership keys it could not forward, and a forged message for another account's bus
+    let moto = Moto::start().unwrap();
+    let queue = forwarder_queue(&moto).await;
+    assert_eq!(queue.name, "forwarder eu-west-1");
+    let launch = sample("run-instances-created-by.json");
+    let mut both_keys = sample("tag-change-created-by-added.json");
+    both_keys["detail"]["changed-tag-keys"] = serde_json::json!(["CreatedBy", "AwsUserId"]);
+    park_forwarded(&queue, &launch, HOME_BUS, "forward-run-instances").await;
+    park_forwarded(&queue, &both_keys, HOME_BUS, "forward-tag-changes").await;
+    let forged_bus = HOME_BUS.replace("123456789012", "999999999999");
+    park_forwarded(&queue, &launch, &forged_bus, "forward-run-instances").await;
+
+    // WHEN an operator redrives everything (an in-test invoker that always succeeds)
+    let invoker = Recorder::default();
+    let lines = redrive(
+        std::slice::from_ref(&queue),
+        &invoker,
+        &product(),
+        &Filter::default(),
+        true,
+    )
+    .await
+    .unwrap();
+
+    // THEN the launch went to the owner-tagger, the tag change to both functions, each as
+    // it was parked, and both left the queue
+    let sent = invoker.sent.lock().unwrap().clone();
+    assert_eq!(
+        sent,
+        vec![
+            (OWNER_TAGGER.to_owned(), launch.clone()),
+            (OWNER_TAGGER.to_owned(), both_keys.clone()),
+            (FUNCTION.to_owned(), both_keys.clone()),
+        ]
+    );
+    let redriven: Vec<&Vec<String>> = lines
+        .iter()
+        .filter(|l| l.fate == Fate::Redriven)
+        .map(|l| &l.functions)
+        .collect();
+    assert_eq!(redriven.len(), 2, "{lines:?}");
+    assert_eq!(
+        lines
+            .iter()
+            .find(|l| l.parked.as_ref().unwrap().event_id == both_keys["id"])
+            .unwrap()
+            .functions,
+        [
+            "stack-OwnerTaggerFunction-Y",
+            "stack-SessionPolicyFunction-X"
+        ]
+    );
+    assert_eq!(
+        lines[0].parked.as_ref().unwrap().source,
+        Source::ForwarderDeadLetter
+    );
+    // AND the forged one is refused and kept, visible
+    let refused: Vec<&Fate> = lines
+        .iter()
+        .map(|l| &l.fate)
+        .filter(|f| matches!(f, Fate::Refused { .. }))
+        .collect();
+    assert_eq!(refused.len(), 1);
+    assert_eq!(queue.waiting().await.unwrap(), 1);
+    // AND a region without the queue is "no forwarder there", not an error
+    let sdk = moto.sdk_config().await;
+    assert!(SqsQueue::forwarder(&sdk, "ap-southeast-2", FORWARDER_QUEUE)
+        .await
+        .unwrap()
+        .is_none());
+}
+
+/// Succeeds for every event; records where each went.
+#[derive(Default)]
+struct Recorder {
+    sent: Mutex<Vec<(String, serde_json::Value)>>,
+}
+
+impl Invoker for Recorder {
+    async fn invoke(&self, arn: &str, event: &serde_json::Value) -> Result<Invoked, Error> {
+        self.sent
+            .lock()
+            .unwrap()
+            .push((arn.to_owned(), event.clone()));
+        Ok(Invoked::Succeeded)
+    }
+}
+
+#[tokio::test]
+async fn with_stack_it_reads_the_home_queue_and_every_covered_regions_forwarder_queue() {
+    // GIVEN a stack shaped like the product's in moto covering us-east-1 and eu-west-1, an
+    // on-failure record of its session-policy function parked in its queue, and a launch in
+    // the eu-west-1 forwarder's dead letters
     let moto = Moto::start().unwrap();
     let sdk = moto.sdk_config().await;
-    testkit::create_product_stack(&sdk, "ssm-session-owner", &Default::default()).await;
+    let environment = [("REGIONS".to_owned(), "us-east-1,eu-west-1".to_owned())].into();
+    testkit::create_product_stack(&sdk, "ssm-session-owner", &environment).await;
     let outputs = aws_sdk_cloudformation::Client::new(&sdk)
         .describe_stacks()
         .stack_name("ssm-session-owner")
@@ -336,32 +524,60 @@ async fn with_stack_it_reads_the_queue_and_the_functions_from_the_stacks_outputs
         .send()
         .await
         .unwrap();
+    let forwarder = forwarder_queue(&moto).await;
+    let launch = sample("run-instances-created-by.json");
+    park_forwarded(&forwarder, &launch, HOME_BUS, "forward-run-instances").await;
 
-    // WHEN redrive lists it with --stack and no queue or function of its own
-    let output = Command::new(env!("CARGO_BIN_EXE_redrive"))
-        .args(["--stack", "ssm-session-owner", "--json"])
-        .env_clear()
-        .envs(moto.env())
-        .output()
-        .unwrap();
+    // WHEN redrive lists them with --stack and no queue or function of its own
+    let run = |extra: &[&str]| {
+        Command::new(env!("CARGO_BIN_EXE_redrive"))
+            .args(["--stack", "ssm-session-owner", "--json"])
+            .args(extra)
+            .env_clear()
+            .envs(moto.env())
+            .output()
+            .unwrap()
+    };
+    let output = run(&[]);
 
-    // THEN it found the queue and admits the stack's function (a dry run: listed, kept)
+    // THEN it found both queues and routes each event to the stack's function (a dry run:
+    // listed, kept)
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert_eq!(output.status.code(), Some(0), "{stderr}");
     assert!(
-        stderr.contains("redrive: configured from stack ssm-session-owner"),
+        stderr.contains("redrive: configured from stack ssm-session-owner")
+            && stderr.contains("forwarders' ssm-session-owner-forward-dead-letters in eu-west-1"),
         "{stderr}"
     );
-    let line: serde_json::Value =
-        serde_json::from_str(String::from_utf8_lossy(&output.stdout).trim()).unwrap();
-    assert_eq!(line["event_id"], "ev-stack");
-    assert_eq!(line["result"], "listed");
-    // AND --stack with a queue of its own is a usage error
-    let output = Command::new(env!("CARGO_BIN_EXE_redrive"))
-        .args(["--stack", "ssm-session-owner", "--queue-url", "https://x"])
-        .env_clear()
-        .envs(moto.env())
-        .output()
+    let lines: Vec<serde_json::Value> = String::from_utf8_lossy(&output.stdout)
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(lines.len(), 2, "{lines:?}");
+    assert_eq!(lines[0]["queue"], "FailureQueue");
+    assert_eq!(lines[0]["event_id"], "ev-stack");
+    assert_eq!(lines[0]["result"], "listed");
+    assert_eq!(lines[1]["queue"], "forwarder eu-west-1");
+    assert_eq!(lines[1]["event_id"], launch["id"]);
+    assert_eq!(lines[1]["source"], "ForwarderDeadLetter");
+    let owner_tagger = outputs["OwnerTaggerFunctionArn"]
+        .rsplit(':')
+        .next()
         .unwrap();
+    assert_eq!(lines[1]["functions"], serde_json::json!([owner_tagger]));
+    assert_eq!(lines[1]["result"], "listed");
+    assert_eq!(forwarder.waiting().await.unwrap(), 1);
+
+    // AND a covered region without a forwarder's queue is said, and exits 1
+    let output = run(&["--forwarder-region", "eu-west-1,ap-southeast-2"]);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr.contains("redrive: ap-southeast-2 has no queue ssm-session-owner-forward-dead-letters: no forwarder stack there"),
+        "{stderr}"
+    );
+
+    // AND --stack with a queue of its own is a usage error
+    let output = run(&["--queue-url", "https://x"]);
     assert_eq!(output.status.code(), Some(2));
 }

@@ -174,11 +174,17 @@ pub fn shipped_policy(resource: &str) -> serde_json::Value {
 /// A policy resource of `template.yaml` with `settings` over the default parameters:
 /// `NAME=VALUE` pairs, or `["every-option-on"]` for the largest end-user policy.
 pub fn shipped_policy_with(resource: &str, settings: &[&str]) -> serde_json::Value {
-    let name = format!("template.yaml {resource}");
-    dump("--dump", "template.yaml", settings)
+    shipped_policy_of("template.yaml", resource, settings)
+}
+
+/// A policy resource of `template` (`template.yaml` or `forwarder.yaml`) with `settings` over
+/// the default parameters (a forwarder's policies exist only with a `HomeRegion=` elsewhere).
+pub fn shipped_policy_of(template: &str, resource: &str, settings: &[&str]) -> serde_json::Value {
+    let name = format!("{template} {resource}");
+    dump("--dump", template, settings)
         .into_iter()
         .find(|p| p["name"] == name.as_str())
-        .unwrap_or_else(|| panic!("the template ships no {resource} with {settings:?}"))["document"]
+        .unwrap_or_else(|| panic!("{template} ships no {resource} with {settings:?}"))["document"]
         .clone()
 }
 
@@ -923,6 +929,7 @@ pub async fn create_product_stack(
             "OwnerTaggerFunctionArn": {"Value": {"Fn::GetAtt": ["OwnerTaggerFunction", "Arn"]}},
             "SessionPolicyFunctionArn": {"Value": {"Fn::GetAtt": ["SessionPolicyFunction", "Arn"]}},
             "FailureQueueUrl": {"Value": {"Ref": "FailureQueue"}},
+            "ForwarderDeadLettersName": {"Value": "ssm-session-owner-forward-dead-letters"},
         },
     });
     aws_sdk_cloudformation::Client::new(sdk)
