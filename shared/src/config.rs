@@ -4,6 +4,7 @@ use std::fmt;
 use std::time::Duration;
 
 use crate::domain::ids::{Partition, RoleId};
+use crate::domain::ownership::OwnershipRules;
 use crate::domain::session_iam::{SessionKinds, ShellSource};
 
 /// Connect timeout for every AWS call.
@@ -58,67 +59,7 @@ pub(crate) const SSH_OS_USERS: &str = "SSH_OS_USERS";
 /// IAM's managed policies per role at the most, with a quota raise (10 by default).
 const ROLE_MANAGED_POLICY_MAX: usize = 25;
 
-/// Where users' rights to terminate and resume their own sessions come from.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum SessionRights {
-    /// One exact statement per user with a live instance, kept on the role by this product.
-    PerUser,
-    /// One static statement in the end-user policy; the product keeps no per-user state.
-    Static,
-}
-
-/// Whether a change to the role's policies is made, or only planned and reported.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum WriteMode {
-    Apply,
-    DryRun,
-}
-
-/// Where the per-user statements live.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum StoreKind {
-    /// Customer-managed policies `<prefix>shard-NN`, attached to the users' role.
-    Managed,
-    /// One inline role policy per user (about 40 users per role).
-    Inline,
-}
-
-/// The role the users sign in through, as configured: by name (`SESSION_ROLE_NAME`), or as the
-/// IAM Identity Center role of a permission set (`PERMISSION_SET_NAME`), whose name is only
-/// known once it is resolved (`app::role_resolver`).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum UsersRole {
-    /// A SAML (or other) federated role, by name.
-    Named(String),
-    /// The `AWSReservedSSO_<set>_<suffix>` role of this permission set.
-    PermissionSet(String),
-}
-
-impl UsersRole {
-    /// The permission set, for an Identity Center role.
-    pub fn permission_set(&self) -> Option<&str> {
-        match self {
-            UsersRole::PermissionSet(set) => Some(set),
-            UsersRole::Named(_) => None,
-        }
-    }
-
-    /// Whether only IAM Identity Center may change the role (IAM: `UnmodifiableEntity`).
-    pub fn is_identity_center(&self) -> bool {
-        matches!(self, UsersRole::PermissionSet(_))
-    }
-}
-
-impl fmt::Display for UsersRole {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            UsersRole::Named(name) => f.write_str(name),
-            UsersRole::PermissionSet(set) => {
-                write!(f, "the IAM Identity Center role of permission set {set}")
-            }
-        }
-    }
-}
+pub use crate::domain::settings::{SessionRights, StoreKind, UsersRole, WriteMode};
 
 /// Settings shared by every function.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -127,12 +68,9 @@ pub struct Config {
     pub users_role: UsersRole,
     /// Its unique id (`AROA…`); resolved with one GetRole per process when not given.
     pub session_role_id: Option<RoleId>,
-    /// Tag the portal writes with the username (`CreatedBy`).
-    pub owner_tag_key: String,
-    /// Tag this product writes with `<role-id>:<username>` (`AwsUserId`).
-    pub user_id_tag_key: String,
-    /// When non-empty, only launches by these principals are tagged.
-    pub trusted_launcher_arns: Vec<String>,
+    /// The tag keys and the trusted launchers (`OWNER_TAG_KEY`, `USER_ID_TAG_KEY`,
+    /// `TRUSTED_LAUNCHER_ARNS`).
+    pub ownership: OwnershipRules,
     /// Every policy the product creates starts with this; it never touches any other.
     pub policy_name_prefix: String,
     /// The end-user policy's name (`EndUserPolicyName` in the template), for the doctor.
@@ -175,70 +113,16 @@ impl Config {
         Self::from_lookup(|name| std::env::var(name).ok())
     }
 
-    /// Build from any variable source; `from_env` uses the process environment.
+    /// Build from any variable source; `from_env` uses the process environment. One parser
+    /// per group of settings, each naming the variable it rejects.
     pub fn from_lookup(get: impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
         let value = |name: &str| {
             get(name)
                 .map(|v| v.trim().to_owned())
                 .filter(|v| !v.is_empty())
         };
-
-        let users_role = match (value(SESSION_ROLE_NAME), value(PERMISSION_SET_NAME)) {
-            (Some(_), Some(_)) => {
-                return Err(bad(
-                    PERMISSION_SET_NAME,
-                    format!("names the users' role instead of {SESSION_ROLE_NAME}: set one of them"),
-                ))
-            }
-            (None, Some(set)) => {
-                validate_permission_set(&set).map_err(|p| bad(PERMISSION_SET_NAME, p))?;
-                UsersRole::PermissionSet(set)
-            }
-            (Some(name), None) => {
-                validate_role_name(&name).map_err(|p| bad(SESSION_ROLE_NAME, p))?;
-                UsersRole::Named(name)
-            }
-            (None, None) => {
-                return Err(bad(
-                    SESSION_ROLE_NAME,
-                    "is required: the name of the users' federated IAM role (or set PERMISSION_SET_NAME)",
-                ))
-            }
-        };
-        let session_role_id = value(SESSION_ROLE_ID)
-            .map(|id| RoleId::parse(&id).map_err(|p| bad(SESSION_ROLE_ID, p)))
-            .transpose()?;
-
-        let owner_tag_key = value(OWNER_TAG_KEY).unwrap_or_else(|| "CreatedBy".into());
-        validate_tag_key(&owner_tag_key).map_err(|p| bad(OWNER_TAG_KEY, p))?;
-        let user_id_tag_key = value(USER_ID_TAG_KEY).unwrap_or_else(|| "AwsUserId".into());
-        validate_tag_key(&user_id_tag_key).map_err(|p| bad(USER_ID_TAG_KEY, p))?;
-        if owner_tag_key == user_id_tag_key {
-            return Err(bad(
-                USER_ID_TAG_KEY,
-                format!("must differ from {OWNER_TAG_KEY} (both are {owner_tag_key:?})"),
-            ));
-        }
-
-        let trusted_launcher_arns = match value(TRUSTED_LAUNCHER_ARNS) {
-            None => Vec::new(),
-            Some(list) => list
-                .split(',')
-                .map(str::trim)
-                .filter(|arn| !arn.is_empty())
-                .map(|arn| {
-                    if arn.starts_with("arn:") && !arn.contains('*') && !arn.contains('?') {
-                        Ok(arn.to_owned())
-                    } else {
-                        Err(bad(
-                            TRUSTED_LAUNCHER_ARNS,
-                            format!("{arn:?} is not an ARN (comma-separated, no wildcards)"),
-                        ))
-                    }
-                })
-                .collect::<Result<_, _>>()?,
-        };
-
+        let (users_role, session_role_id) = users_role(&value)?;
+        let ownership = ownership_rules(&value)?;
         let policy_name_prefix =
             value(POLICY_NAME_PREFIX).unwrap_or_else(|| "ssm-session-owner-".into());
         validate_policy_prefix(&policy_name_prefix).map_err(|p| bad(POLICY_NAME_PREFIX, p))?;
@@ -252,91 +136,42 @@ impl Config {
                 true => WriteMode::DryRun,
                 false => WriteMode::Apply,
             };
-
-        let policy_store = match value(POLICY_STORE).as_deref() {
-            None | Some("managed") => StoreKind::Managed,
-            Some("inline") => StoreKind::Inline,
-            Some(other) => {
-                return Err(bad(
-                    POLICY_STORE,
-                    format!("{other:?} is not managed or inline"),
-                ))
-            }
-        };
-        let session_rights = match value(SESSION_RIGHTS).as_deref() {
-            None | Some("per-user") => SessionRights::PerUser,
-            Some("static") => SessionRights::Static,
-            Some(other) => {
-                return Err(bad(
-                    SESSION_RIGHTS,
-                    format!("{other:?} is not per-user or static"),
-                ))
-            }
-        };
-        let regions = match value(REGIONS) {
-            None => Vec::new(),
-            Some(list) => list
-                .split(',')
-                .map(str::trim)
-                .filter(|r| !r.is_empty())
-                .map(|r| {
-                    if is_region_name(r) {
-                        Ok(r.to_owned())
-                    } else {
-                        Err(bad(REGIONS, format!("{r:?} is not a region name (comma-separated, e.g. us-east-1,eu-west-1)")))
-                    }
-                })
-                .collect::<Result<_, _>>()?,
-        };
+        let policy_store = choice(
+            &value,
+            POLICY_STORE,
+            &[
+                ("managed", StoreKind::Managed),
+                ("inline", StoreKind::Inline),
+            ],
+        )?;
+        let session_rights = choice(
+            &value,
+            SESSION_RIGHTS,
+            &[
+                ("per-user", SessionRights::PerUser),
+                ("static", SessionRights::Static),
+            ],
+        )?;
+        let regions = list(
+            &value,
+            REGIONS,
+            is_region_name,
+            "a region name (comma-separated, e.g. us-east-1,eu-west-1)",
+        )?;
         let partition = value("AWS_REGION")
             .or_else(|| value("AWS_DEFAULT_REGION"))
             .map(|region| Partition::of_region(&region))
             .unwrap_or_default();
-        let role_managed_policy_limit = number(
-            value(ROLE_MANAGED_POLICY_LIMIT),
-            10,
-            1..=ROLE_MANAGED_POLICY_MAX,
-        )
-        .map_err(|p| bad(ROLE_MANAGED_POLICY_LIMIT, p))?;
-        let max_policy_shards = number(
-            value(MAX_POLICY_SHARDS),
-            role_managed_policy_limit,
-            1..=ROLE_MANAGED_POLICY_MAX,
-        )
-        .map_err(|p| bad(MAX_POLICY_SHARDS, p))?;
-
+        let (role_managed_policy_limit, max_policy_shards) = shard_limits(&value)?;
         let fleet_reads_at_once = number(value(FLEET_READS_AT_ONCE), 4, 1..=24)
             .map_err(|p| bad(FLEET_READS_AT_ONCE, p))?;
         let single_writer = flag(value(SINGLE_WRITER), false).map_err(|p| bad(SINGLE_WRITER, p))?;
-
-        let attempt = number(
-            value(SDK_ATTEMPT_TIMEOUT_SECONDS),
-            ATTEMPT_TIMEOUT.as_secs() as usize,
-            1..=900,
-        )
-        .map_err(|p| bad(SDK_ATTEMPT_TIMEOUT_SECONDS, p))?;
-        let operation = number(
-            value(SDK_OPERATION_TIMEOUT_SECONDS),
-            OPERATION_TIMEOUT.as_secs() as usize,
-            1..=900,
-        )
-        .map_err(|p| bad(SDK_OPERATION_TIMEOUT_SECONDS, p))?;
-        if operation < attempt {
-            return Err(bad(
-                SDK_OPERATION_TIMEOUT_SECONDS,
-                format!("{operation} is shorter than {SDK_ATTEMPT_TIMEOUT_SECONDS} ({attempt})"),
-            ));
-        }
-
-        let session_kinds = session_kinds(&value)?;
-
+        let (sdk_attempt_timeout, sdk_operation_timeout) = sdk_timeouts(&value)?;
         Ok(Self {
-            session_kinds,
+            session_kinds: session_kinds(&value)?,
             users_role,
             session_role_id,
-            owner_tag_key,
-            user_id_tag_key,
-            trusted_launcher_arns,
+            ownership,
             policy_name_prefix,
             end_user_policy_name,
             end_sessions_on_terminate,
@@ -349,26 +184,170 @@ impl Config {
             fleet_reads_at_once,
             single_writer,
             role_managed_policy_limit,
-            sdk_attempt_timeout: Duration::from_secs(attempt as u64),
-            sdk_operation_timeout: Duration::from_secs(operation as u64),
+            sdk_attempt_timeout,
+            sdk_operation_timeout,
         })
     }
 }
 
-/// The session kinds, from the variables named as the template's parameters.
-fn session_kinds(value: &dyn Fn(&str) -> Option<String>) -> Result<SessionKinds, ConfigError> {
-    let defaults = SessionKinds::default();
-    let shell = match value(SHELL_SESSIONS).as_deref() {
-        None | Some("account") => ShellSource::Account,
-        Some("product") => ShellSource::Product,
-        Some("off") => ShellSource::Off,
-        Some(other) => {
+/// A variable source, trimmed; empty is unset.
+type Lookup<'a> = &'a dyn Fn(&str) -> Option<String>;
+
+/// The users' role: by name, or by permission set (exactly one), and its id when given.
+fn users_role(value: Lookup) -> Result<(UsersRole, Option<RoleId>), ConfigError> {
+    let users_role = match (value(SESSION_ROLE_NAME), value(PERMISSION_SET_NAME)) {
+        (Some(_), Some(_)) => {
             return Err(bad(
-                SHELL_SESSIONS,
-                format!("{other:?} is not account, product or off"),
+                PERMISSION_SET_NAME,
+                format!("names the users' role instead of {SESSION_ROLE_NAME}: set one of them"),
             ))
         }
+        (None, Some(set)) => {
+            validate_permission_set(&set).map_err(|p| bad(PERMISSION_SET_NAME, p))?;
+            UsersRole::PermissionSet(set)
+        }
+        (Some(name), None) => {
+            validate_role_name(&name).map_err(|p| bad(SESSION_ROLE_NAME, p))?;
+            UsersRole::Named(name)
+        }
+        (None, None) => return Err(bad(
+            SESSION_ROLE_NAME,
+            "is required: the name of the users' federated IAM role (or set PERMISSION_SET_NAME)",
+        )),
     };
+    let session_role_id = value(SESSION_ROLE_ID)
+        .map(|id| RoleId::parse(&id).map_err(|p| bad(SESSION_ROLE_ID, p)))
+        .transpose()?;
+    Ok((users_role, session_role_id))
+}
+
+/// The two tag keys (distinct) and the trusted launchers.
+fn ownership_rules(value: Lookup) -> Result<OwnershipRules, ConfigError> {
+    let owner_tag_key = value(OWNER_TAG_KEY).unwrap_or_else(|| "CreatedBy".into());
+    validate_tag_key(&owner_tag_key).map_err(|p| bad(OWNER_TAG_KEY, p))?;
+    let user_id_tag_key = value(USER_ID_TAG_KEY).unwrap_or_else(|| "AwsUserId".into());
+    validate_tag_key(&user_id_tag_key).map_err(|p| bad(USER_ID_TAG_KEY, p))?;
+    if owner_tag_key == user_id_tag_key {
+        return Err(bad(
+            USER_ID_TAG_KEY,
+            format!("must differ from {OWNER_TAG_KEY} (both are {owner_tag_key:?})"),
+        ));
+    }
+    let trusted_launcher_arns = list(
+        value,
+        TRUSTED_LAUNCHER_ARNS,
+        |arn| arn.starts_with("arn:") && !arn.contains('*') && !arn.contains('?'),
+        "an ARN (comma-separated, no wildcards)",
+    )?;
+    Ok(OwnershipRules {
+        owner_tag_key,
+        user_id_tag_key,
+        trusted_launcher_arns,
+    })
+}
+
+/// IAM's managed policies per role, and the shards the store may use (at most that).
+fn shard_limits(value: Lookup) -> Result<(usize, usize), ConfigError> {
+    let role_managed_policy_limit = number(
+        value(ROLE_MANAGED_POLICY_LIMIT),
+        10,
+        1..=ROLE_MANAGED_POLICY_MAX,
+    )
+    .map_err(|p| bad(ROLE_MANAGED_POLICY_LIMIT, p))?;
+    let max_policy_shards = number(
+        value(MAX_POLICY_SHARDS),
+        role_managed_policy_limit,
+        1..=ROLE_MANAGED_POLICY_MAX,
+    )
+    .map_err(|p| bad(MAX_POLICY_SHARDS, p))?;
+    Ok((role_managed_policy_limit, max_policy_shards))
+}
+
+/// The SDK's attempt and operation timeouts; an operation is never shorter than an attempt.
+fn sdk_timeouts(value: Lookup) -> Result<(Duration, Duration), ConfigError> {
+    let attempt = number(
+        value(SDK_ATTEMPT_TIMEOUT_SECONDS),
+        ATTEMPT_TIMEOUT.as_secs() as usize,
+        1..=900,
+    )
+    .map_err(|p| bad(SDK_ATTEMPT_TIMEOUT_SECONDS, p))?;
+    let operation = number(
+        value(SDK_OPERATION_TIMEOUT_SECONDS),
+        OPERATION_TIMEOUT.as_secs() as usize,
+        1..=900,
+    )
+    .map_err(|p| bad(SDK_OPERATION_TIMEOUT_SECONDS, p))?;
+    if operation < attempt {
+        return Err(bad(
+            SDK_OPERATION_TIMEOUT_SECONDS,
+            format!("{operation} is shorter than {SDK_ATTEMPT_TIMEOUT_SECONDS} ({attempt})"),
+        ));
+    }
+    Ok((
+        Duration::from_secs(attempt as u64),
+        Duration::from_secs(operation as u64),
+    ))
+}
+
+/// One of `choices` by its spelling; unset is the first.
+fn choice<T: Copy>(
+    value: Lookup,
+    variable: &'static str,
+    choices: &[(&str, T)],
+) -> Result<T, ConfigError> {
+    let Some(given) = value(variable) else {
+        return Ok(choices[0].1);
+    };
+    if let Some((_, chosen)) = choices.iter().find(|(spelling, _)| *spelling == given) {
+        return Ok(*chosen);
+    }
+    let names: Vec<&str> = choices.iter().map(|(spelling, _)| *spelling).collect();
+    let (last, rest) = names.split_last().unwrap_or((&"", &[]));
+    let expected = if rest.is_empty() {
+        (*last).to_owned()
+    } else {
+        format!("{} or {last}", rest.join(", "))
+    };
+    Err(bad(variable, format!("{given:?} is not {expected}")))
+}
+
+/// A comma-separated list (blanks dropped); each item must pass `valid`, else it "is not
+/// {what}". Unset is empty.
+fn list(
+    value: Lookup,
+    variable: &'static str,
+    valid: impl Fn(&str) -> bool,
+    what: &str,
+) -> Result<Vec<String>, ConfigError> {
+    let Some(items) = value(variable) else {
+        return Ok(Vec::new());
+    };
+    items
+        .split(',')
+        .map(str::trim)
+        .filter(|item| !item.is_empty())
+        .map(|item| {
+            if valid(item) {
+                Ok(item.to_owned())
+            } else {
+                Err(bad(variable, format!("{item:?} is not {what}")))
+            }
+        })
+        .collect()
+}
+
+/// The session kinds, from the variables named as the template's parameters.
+fn session_kinds(value: Lookup) -> Result<SessionKinds, ConfigError> {
+    let defaults = SessionKinds::default();
+    let shell = choice(
+        value,
+        SHELL_SESSIONS,
+        &[
+            ("account", ShellSource::Account),
+            ("product", ShellSource::Product),
+            ("off", ShellSource::Off),
+        ],
+    )?;
     let port_forwarding = flag(value(PORT_FORWARDING), defaults.port_forwarding)
         .map_err(|p| bad(PORT_FORWARDING, p))?;
     let ssh = flag(value(SSH_SESSIONS), defaults.ssh).map_err(|p| bad(SSH_SESSIONS, p))?;
@@ -388,14 +367,10 @@ fn session_kinds(value: &dyn Fn(&str) -> Option<String>) -> Result<SessionKinds,
             format!("{document_prefix:?} is not 1-64 of letters, digits, _ . - (not starting with aws, amazon or amzn)"),
         ));
     }
-    let ssh_os_users = match value(SSH_OS_USERS) {
-        None => defaults.ssh_os_users,
-        Some(list) => list
-            .split(',')
-            .map(str::trim)
-            .filter(|u| !u.is_empty())
-            .map(str::to_owned)
-            .collect(),
+    let ssh_os_users = if value(SSH_OS_USERS).is_some() {
+        list(value, SSH_OS_USERS, |_| true, "an OS user")?
+    } else {
+        defaults.ssh_os_users
     };
     if shell == ShellSource::Off && !port_forwarding && !ssh {
         return Err(bad(
@@ -520,9 +495,11 @@ mod tests {
             Config {
                 users_role: UsersRole::Named("Okta-ServiceWorkbenchUser".into()),
                 session_role_id: None,
-                owner_tag_key: "CreatedBy".into(),
-                user_id_tag_key: "AwsUserId".into(),
-                trusted_launcher_arns: vec![],
+                ownership: OwnershipRules {
+                    owner_tag_key: "CreatedBy".into(),
+                    user_id_tag_key: "AwsUserId".into(),
+                    trusted_launcher_arns: vec![],
+                },
                 policy_name_prefix: "ssm-session-owner-".into(),
                 end_user_policy_name: "SsmSessionOwnerEndUser".into(),
                 end_sessions_on_terminate: true,
@@ -601,10 +578,10 @@ mod tests {
             config.session_role_id.as_ref().map(RoleId::as_str),
             Some("AROAEXAMPLE123")
         );
-        assert_eq!(config.owner_tag_key, "Owner");
-        assert_eq!(config.user_id_tag_key, "SessionOwner");
+        assert_eq!(config.ownership.owner_tag_key, "Owner");
+        assert_eq!(config.ownership.user_id_tag_key, "SessionOwner");
         assert_eq!(
-            config.trusted_launcher_arns,
+            config.ownership.trusted_launcher_arns,
             vec!["arn:aws:iam::1:role/Portal", "arn:aws:iam::1:role/Other"]
         );
     }

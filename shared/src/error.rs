@@ -78,6 +78,40 @@ impl Error {
         }
     }
 
+    /// Whether AWS refused the caller (rather than failing).
+    pub fn is_access_denied(&self) -> bool {
+        matches!(
+            self.aws_code(),
+            Some("AccessDenied" | "AccessDeniedException" | "UnauthorizedOperation")
+        )
+    }
+
+    /// Whether the endpoint does not implement the API: it answered with something that is not
+    /// an AWS answer (an unparseable body, or a bare HTTP status with no error code), as moto
+    /// does for `DescribeInstanceInformation` and `SimulatePrincipalPolicy`.
+    pub fn is_unavailable_here(&self) -> bool {
+        matches!(self, Error::Aws { code, message, .. }
+            if code == "ResponseError" || (code.starts_with("HTTP ") && message.is_empty()))
+    }
+
+    /// Why a read failed, in words for a report: an endpoint that does not implement the API
+    /// is said plainly rather than as a parser error.
+    pub fn in_words(&self) -> String {
+        match self {
+            Error::Aws {
+                operation, code, ..
+            } if self.is_unavailable_here() => {
+                let answer = if code == "ResponseError" {
+                    "an answer that is not AWS's"
+                } else {
+                    code.as_str()
+                };
+                format!("{operation} is not available on this endpoint, which gave {answer}")
+            }
+            other => other.to_string(),
+        }
+    }
+
     /// An answer that lacks `missing`.
     pub fn unreadable(operation: &'static str, missing: impl Into<String>) -> Self {
         Error::UnreadableAnswer {

@@ -6,6 +6,11 @@
 //! handle to seed and inspect while the code under test holds others. Every call is counted per
 //! `service:Operation`, like the SDK call counter, and any operation can be made to fail.
 
+#![allow(
+    clippy::expect_used,
+    reason = "in-memory fakes for tests: a bad fixture panics the test"
+)]
+
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::{Arc, Mutex, MutexGuard};
 

@@ -1,37 +1,28 @@
-//! Where the sample payloads live, for tests and tools. Both folders are in this repository:
+//! The sample payloads the unit tests read, compiled in with `include_str!`: this repository's
 //! `events/` (the samples, the single source for tests, `replay`, the demo and
 //! `cargo lambda invoke`) and `tests/fixtures/real-events/` (public AWS events, with their
-//! provenance in `SOURCES.md`).
+//! provenance in `SOURCES.md`). Test-only: the library ships none of it; integration tests and
+//! tools find the folders through `testkit::events`.
 
-use std::path::PathBuf;
-
-fn repository() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..")
+/// `events/<name>`, compiled in.
+macro_rules! sample_event {
+    ($name:literal) => {
+        include_str!(concat!(env!("CARGO_MANIFEST_DIR"), "/../events/", $name))
+    };
 }
 
-/// This repository's `events/` folder.
-pub fn events_dir() -> PathBuf {
-    repository().join("events")
+/// `tests/fixtures/real-events/<name>`, compiled in.
+macro_rules! real_event {
+    ($name:literal) => {
+        include_str!(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/../tests/fixtures/real-events/",
+            $name
+        ))
+    };
 }
 
-/// The real-event corpus inside this repository.
-pub fn real_events_dir() -> PathBuf {
-    repository().join("tests/fixtures/real-events")
-}
-
-#[cfg(test)]
-pub(crate) fn sample_event(name: &str) -> String {
-    let path = events_dir().join(name);
-    std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
-}
-
-#[cfg(test)]
-pub(crate) fn real_event(name: &str) -> String {
-    let path = real_events_dir().join(name);
-    std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
-}
-
-#[cfg(test)]
+/// A CloudTrail event's `detail`.
 pub(crate) fn detail_of(json: &str) -> crate::domain::events::CloudTrailDetail {
     let envelope =
         crate::domain::events::parse_envelope(serde_json::from_str(json).unwrap()).unwrap();

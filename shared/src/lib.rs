@@ -16,6 +16,9 @@
 //! - [`edge`]: the Lambda finish step and the metric line.
 //! - [`config`] and [`error`] are leaves every layer may use.
 
+#[cfg(test)]
+#[macro_use]
+mod fixtures;
 pub mod app;
 pub mod aws;
 pub mod config;
@@ -24,7 +27,6 @@ pub mod edge;
 pub mod error;
 #[cfg(any(test, feature = "fakes"))]
 pub mod fakes;
-pub mod fixtures;
 pub mod ports;
 
 pub use config::Config;

@@ -474,3 +474,28 @@ pub trait LoggingTargets {
     /// None when the key does not exist.
     fn kms_key(&self, key: &str) -> impl Future<Output = Result<Option<KeyFacts>, Error>> + Send;
 }
+
+/// What the doctor needs from IAM: the role, its policies, the shards, the simulator.
+pub trait DoctorIam:
+    RoleDirectory
+    + RoleEvaluationInputs
+    + RolePolicies
+    + ManagedPolicies
+    + PolicySimulator
+    + Clone
+    + Send
+    + Sync
+{
+}
+
+impl<T> DoctorIam for T where
+    T: RoleDirectory
+        + RoleEvaluationInputs
+        + RolePolicies
+        + ManagedPolicies
+        + PolicySimulator
+        + Clone
+        + Send
+        + Sync
+{
+}

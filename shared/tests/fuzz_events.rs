@@ -8,6 +8,13 @@
 //! Bounded in CI by the default case counts below; a longer run:
 //! `PROPTEST_CASES=20000 cargo test --release -p shared --test fuzz_events`.
 
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::too_many_lines,
+    reason = "a test fails by panicking, and reads as one scenario"
+)]
+
 use proptest::prelude::*;
 use serde_json::Value;
 use shared::app::inline_store::InlineStore;
@@ -16,8 +23,8 @@ use shared::app::session_rights::SessionPolicies;
 use shared::domain::ids::{InstanceState, RoleId};
 use shared::domain::session_name::SessionName;
 use shared::fakes::FakeAws;
-use shared::fixtures::real_events_dir;
 use shared::{Config, Error};
+use testkit::real_events_dir;
 
 const ROLE_ID: &str = "AROAEXAMPLEROLEID1234";
 

@@ -5,6 +5,13 @@
 //! A test rather than a binary so it builds with the rest of the test suite: a separate binary
 //! resolves the SDK's features differently and would rebuild the SDK in CI.
 
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::too_many_lines,
+    reason = "a test fails by panicking, and reads as one scenario"
+)]
+
 use shared::domain::session_name::SessionName;
 use shared::domain::shard_packing::{plan_shards, shard_document, SHARD_LIMIT};
 use shared::domain::statements::{inline_document, Scope};

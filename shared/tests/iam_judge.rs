@@ -9,6 +9,13 @@
 //! that collide across suffix lengths). A caller may terminate or resume a session exactly when
 //! the session is their own (and, in per-user mode, they hold a statement).
 
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::too_many_lines,
+    reason = "a test fails by panicking, and reads as one scenario"
+)]
+
 use std::collections::{BTreeMap, BTreeSet};
 use std::io::Write;
 use std::path::PathBuf;

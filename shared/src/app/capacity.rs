@@ -62,6 +62,29 @@ pub struct Drift {
     pub stale: Vec<String>,
 }
 
+/// The role's inline policies, and the users the product's per-user ones grant.
+async fn inline_lines<P: RolePolicies + Sync>(
+    config: &Config,
+    role: &ResolvedRole,
+    iam: &P,
+) -> Result<(Vec<InlineLine>, BTreeSet<SessionName>), Error> {
+    let mut granted = BTreeSet::new();
+    let mut lines = Vec::new();
+    for name in iam.list_role_policies(&role.name).await? {
+        let Some(document) = iam.get_role_policy(&role.name, &name).await? else {
+            continue;
+        };
+        let ours = user_of_policy_name(&config.policy_name_prefix, &name);
+        lines.push(InlineLine {
+            chars: policy_size(&document),
+            ours: ours.is_some(),
+            name,
+        });
+        granted.extend(ours);
+    }
+    Ok((lines, granted))
+}
+
 /// Read EC2 and IAM and build the report for the users' role as resolved (by name, or the
 /// Identity Center role of a permission set). Reads only; writes nothing.
 pub async fn capacity_report<E, P>(
@@ -81,23 +104,8 @@ where
         SessionRights::PerUser => live_users(config, role, ec2).await?,
     };
 
-    let mut granted: BTreeSet<SessionName> = BTreeSet::new();
-    let mut inline_policies = Vec::new();
-    let mut inline_chars = 0;
-    for name in iam.list_role_policies(&role.name).await? {
-        let Some(document) = iam.get_role_policy(&role.name, &name).await? else {
-            continue;
-        };
-        let ours = user_of_policy_name(&config.policy_name_prefix, &name);
-        let chars = policy_size(&document);
-        inline_chars += chars;
-        inline_policies.push(InlineLine {
-            name,
-            ours: ours.is_some(),
-            chars,
-        });
-        granted.extend(ours);
-    }
+    let (inline_policies, mut granted) = inline_lines(config, role, iam).await?;
+    let inline_chars = inline_policies.iter().map(|p| p.chars).sum();
 
     let store = ManagedStore::new(
         iam.clone(),
@@ -171,9 +179,11 @@ where
     E: LiveInstances + InRegion + EnabledRegions + Clone + Send + Sync,
 {
     let regions = RegionalClients::new(ec2.clone(), config);
-    Ok(LiveUsers::read(&regions, &config.user_id_tag_key, &role.id)
-        .await?
-        .users)
+    Ok(
+        LiveUsers::read(&regions, &config.ownership.user_id_tag_key, &role.id)
+            .await?
+            .users,
+    )
 }
 
 impl std::fmt::Display for CapacityReport {

@@ -251,6 +251,10 @@ impl<P: ManagedPolicies + RolePolicies + Sync> ManagedStore<P> {
 }
 
 impl<P: ManagedPolicies + RolePolicies + Sync> PolicyStore for ManagedStore<P> {
+    #[expect(
+        clippy::too_many_lines,
+        reason = "one converge: read, plan, apply with verify-after-write, report; sharing the apply loop with the inline store (issue 31 item 5) is left to do"
+    )]
     async fn converge(
         &self,
         role: &ResolvedRole,

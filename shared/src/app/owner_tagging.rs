@@ -109,6 +109,10 @@ where
     }
 
     /// A launch: tag every instance it created with its owner's user id.
+    #[expect(
+        clippy::too_many_lines,
+        reason = "one launch, in order: screen, resolve the owner, tag instances and volumes, report each skip with its reason code"
+    )]
     async fn on_launch(
         &self,
         ec2: &E,
@@ -133,7 +137,7 @@ where
             UsersRole::Named(name) => name.clone(),
             UsersRole::PermissionSet(_) => self.role.resolved(&self.iam).await?.name,
         };
-        let launch = match ownership::screen(detail, &self.config, &role_name) {
+        let launch = match ownership::screen(detail, &self.config.ownership, &role_name) {
             Ok(launch) => launch,
             Err(reason) => return Ok(ignored(event_id, reason)),
         };
@@ -146,7 +150,13 @@ where
             .map(|i| {
                 (
                     i.instance_id.clone(),
-                    ownership::decide(&i.tags, launcher, role, &self.config, TagsFrom::Event),
+                    ownership::decide(
+                        &i.tags,
+                        launcher,
+                        role,
+                        &self.config.ownership,
+                        TagsFrom::Event,
+                    ),
                 )
             })
             .collect();
@@ -178,11 +188,15 @@ where
                     }
                     Some(i) => match &decisions[&id] {
                         OwnerDecision::Tag { value } => {
-                            ownership::confirm_in_ec2(value, &i.tags, &self.config)
+                            ownership::confirm_in_ec2(value, &i.tags, &self.config.ownership)
                         }
-                        _ => {
-                            ownership::decide(&i.tags, launcher, role, &self.config, TagsFrom::Ec2)
-                        }
+                        _ => ownership::decide(
+                            &i.tags,
+                            launcher,
+                            role,
+                            &self.config.ownership,
+                            TagsFrom::Ec2,
+                        ),
                     },
                     None => {
                         missing.push(id.to_string());
@@ -257,7 +271,7 @@ where
             outcome.code = outcome.skipped.first().map(|s| s.reason.code);
             Status::Ignored
         };
-        outcome.reason = summary(&outcome, &self.config.user_id_tag_key);
+        outcome.reason = summary(&outcome, &self.config.ownership.user_id_tag_key);
         Ok(outcome)
     }
 }
@@ -278,8 +292,8 @@ where
         let role_id = &role.id;
         let trust_policy_findings = self.check_trust(event_id, &role.name).await;
         let keys = [
-            self.config.owner_tag_key.as_str(),
-            self.config.user_id_tag_key.as_str(),
+            self.config.ownership.owner_tag_key.as_str(),
+            self.config.ownership.user_id_tag_key.as_str(),
         ];
         let (keys, config) = (&keys[..], &self.config);
         // Each page is reduced as it arrives: an instance whose ownership tags are already right
@@ -293,7 +307,7 @@ where
                 let mut owners = BTreeMap::new();
                 ec2.each_live_instance(keys, &mut |instance| {
                     seen.live += 1;
-                    let plan = ownership::sweep(&instance.tags, role_id, config);
+                    let plan = ownership::sweep(&instance.tags, role_id, &config.ownership);
                     if let Some(owner) = owner_after(&instance, &plan, role_id, config) {
                         owners.insert(instance.instance_id.clone(), owner);
                     }
@@ -406,7 +420,7 @@ where
         resources: Vec<String>,
         detail: TagChangeDetail,
     ) -> Result<Outcome, Error> {
-        let key = &self.config.owner_tag_key;
+        let key = &self.config.ownership.owner_tag_key;
         if let Err(reason) = detail.changed_on_instance(key, ReasonCode::OwnerTagUnchanged) {
             return Ok(ignored(event_id, reason));
         }
@@ -446,7 +460,7 @@ where
         let owners: BTreeMap<InstanceId, UserId> = found
             .iter()
             .filter_map(|i| {
-                let plan = ownership::sweep(&i.tags, &role_id, &self.config);
+                let plan = ownership::sweep(&i.tags, &role_id, &self.config.ownership);
                 owner_after(i, &plan, &role_id, &self.config).map(|o| (i.instance_id.clone(), o))
             })
             .collect();
@@ -471,7 +485,7 @@ where
         let (mut stale, mut unowned) = (0, 0);
         for instance in instances {
             let id = &instance.instance_id;
-            let plan = ownership::sweep(&instance.tags, role_id, &self.config);
+            let plan = ownership::sweep(&instance.tags, role_id, &self.config.ownership);
             for (key, value) in &plan.remove {
                 let code_points = ownership::code_points(key);
                 warn!(event_id, instance_id = %id, key = %key, code_points = code_points.as_deref(), value = %value, metric = "OwnershipTagTampered", decision = "removed case variant of an ownership tag");
@@ -547,7 +561,7 @@ where
     }
 
     fn user_id_key(&self) -> &str {
-        &self.config.user_id_tag_key
+        &self.config.ownership.user_id_tag_key
     }
 
     /// The volumes attached to the instances in `owners`, planned against their owners: one
@@ -581,7 +595,7 @@ fn owner_after(
     plan.write.clone().or_else(|| {
         instance
             .tags
-            .get(&config.user_id_tag_key)
+            .get(&config.ownership.user_id_tag_key)
             .and_then(|value| UserId::parse_for(value, role_id).ok())
     })
 }
@@ -616,7 +630,7 @@ impl VolumeWork {
             .iter()
             .filter_map(|i| owners.get(i))
             .collect();
-        let plan = ownership::volume_plan(&volume.tags, &attached, role_id, config);
+        let plan = ownership::volume_plan(&volume.tags, &attached, role_id, &config.ownership);
         let target = TagTarget::Volume(volume.volume_id.clone());
         for (key, value) in plan.remove {
             self.removals

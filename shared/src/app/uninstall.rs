@@ -62,7 +62,7 @@ where
         .converge(role, &Scope::All, &BTreeSet::new(), mode)
         .await?;
     let regions = RegionalClients::new(ec2.clone(), config);
-    let key = config.user_id_tag_key.as_str();
+    let key = config.ownership.user_id_tag_key.as_str();
     let tagged = regions
         .read_fleet(|ec2| async move {
             let mut targets = Vec::new();

@@ -13,7 +13,6 @@ use crate::domain::reason::ReasonCode;
 use crate::domain::session_name::SessionName;
 use crate::domain::statements::Scope;
 use crate::fakes::FakeAws;
-use crate::fixtures::sample_event;
 use crate::ports::PolicyStore;
 use crate::Status;
 
@@ -56,7 +55,7 @@ fn role_holds(fake: &FakeAws, user: &str) -> bool {
 
 /// The tag-change event for ada's user-id tag on `instance` in eu-west-1.
 fn ada_tagged_in_eu_west_1(instance: &str) -> serde_json::Value {
-    let mut tagged = event("tag-change-user-id-added.json");
+    let mut tagged = event(sample_event!("tag-change-user-id-added.json"));
     tagged["region"] = serde_json::json!("eu-west-1");
     tagged["resources"] = serde_json::json!([format!(
         "arn:aws:ec2:eu-west-1:123456789012:instance/{instance}"
@@ -72,7 +71,7 @@ fn terminate_in_eu_west_1(fake: &FakeAws, instance: &str) -> serde_json::Value {
         .get_mut(&crate::domain::ids::InstanceId::parse(instance).unwrap())
         .unwrap()
         .state = InstanceState::Terminated;
-    let mut terminated = event("state-change-terminated.json");
+    let mut terminated = event(sample_event!("state-change-terminated.json"));
     terminated["region"] = serde_json::json!("eu-west-1");
     terminated["detail"]["instance-id"] = serde_json::json!(instance);
     terminated
@@ -85,8 +84,8 @@ fn users(names: &[&str]) -> BTreeSet<SessionName> {
         .collect()
 }
 
-fn event(name: &str) -> serde_json::Value {
-    serde_json::from_str(&sample_event(name)).unwrap()
+fn event(json: &str) -> serde_json::Value {
+    serde_json::from_str(json).unwrap()
 }
 
 /// The session-policy use case on the fake, with `config` and `store`.
@@ -112,7 +111,7 @@ async fn a_portal_launch_tags_both_instances_in_one_call() {
     let tagger = OwnerTagger::new(config(), fake.clone(), fake.clone());
     // WHEN the launch event is handled
     let outcome = tagger
-        .handle(event("run-instances-created-by.json"))
+        .handle(event(sample_event!("run-instances-created-by.json")))
         .await
         .unwrap();
     // THEN both carry AwsUserId, written with one CreateTags and a single GetRole
@@ -135,7 +134,7 @@ async fn a_hostile_owner_is_ignored_with_its_code_and_nothing_is_written() {
     );
     let tagger = OwnerTagger::new(config(), fake.clone(), fake.clone());
     let outcome = tagger
-        .handle(event("run-instances-hostile-username.json"))
+        .handle(event(sample_event!("run-instances-hostile-username.json")))
         .await
         .unwrap();
     assert_eq!(outcome.status, Status::Ignored);
@@ -267,7 +266,7 @@ async fn a_termination_revokes_the_last_instance_and_ends_its_sessions() {
     let policies = policies_on(config(), &fake, store);
     // WHEN its termination event is handled
     let outcome = policies
-        .handle(event("state-change-terminated.json"))
+        .handle(event(sample_event!("state-change-terminated.json")))
         .await
         .unwrap();
     // THEN her statement is gone and the session was ended
@@ -323,11 +322,11 @@ async fn switching_to_static_rights_removes_what_per_user_mode_left_and_grants_n
 
     // WHEN a grant arrives, and then the reconcile runs
     let grant = policies
-        .handle(event("tag-change-user-id-added.json"))
+        .handle(event(sample_event!("tag-change-user-id-added.json")))
         .await
         .unwrap();
     let reconcile = policies
-        .handle(event("scheduled-reconcile.json"))
+        .handle(event(sample_event!("scheduled-reconcile.json")))
         .await
         .unwrap();
 
@@ -343,7 +342,7 @@ async fn switching_to_static_rights_removes_what_per_user_mode_left_and_grants_n
     // and a second reconcile has nothing left to do
     fake.take_calls();
     let again = policies
-        .handle(event("scheduled-reconcile.json"))
+        .handle(event(sample_event!("scheduled-reconcile.json")))
         .await
         .unwrap();
     assert_eq!(again.status, Status::Unchanged);
@@ -367,7 +366,7 @@ async fn in_static_mode_a_termination_only_ends_the_sessions_left_open() {
     let store = super::AnyStore::from_config(fake.clone(), &config);
     let policies = policies_on(config, &fake, store);
     let outcome = policies
-        .handle(event("state-change-terminated.json"))
+        .handle(event(sample_event!("state-change-terminated.json")))
         .await
         .unwrap();
     assert_eq!(outcome.status, Status::Changed);
@@ -408,7 +407,7 @@ async fn grant_and_revoke_calls(shards: usize, single_writer: bool) -> (u64, u64
     let value = |n: &str| format!("{ROLE_ID}:{n}");
     let tag_event = |instance: &str, name: &str| {
         serde_json::from_str::<serde_json::Value>(
-            &sample_event("tag-change-user-id-added.json")
+            &sample_event!("tag-change-user-id-added.json")
                 .replace("i-0a1b2c3d4e5f60001", instance)
                 .replace("AROAEXAMPLEROLEID1234:tim.malone", &value(name)),
         )
@@ -416,7 +415,7 @@ async fn grant_and_revoke_calls(shards: usize, single_writer: bool) -> (u64, u64
     };
     let terminated = |instance: &str| {
         serde_json::from_str::<serde_json::Value>(
-            &sample_event("state-change-terminated.json").replace("i-0a1b2c3d4e5f60006", instance),
+            &sample_event!("state-change-terminated.json").replace("i-0a1b2c3d4e5f60006", instance),
         )
         .unwrap()
     };
@@ -516,7 +515,7 @@ async fn an_unreadable_region_is_a_retryable_error_and_revokes_nobody() {
 
     // WHEN the reconcile runs
     let err = policies
-        .handle(event("scheduled-reconcile.json"))
+        .handle(event(sample_event!("scheduled-reconcile.json")))
         .await
         .unwrap_err();
 
@@ -553,7 +552,7 @@ async fn a_name_session_manager_will_not_tag_is_granted_and_said() {
     let grant = policies
         .handle(
             serde_json::from_str(
-                &sample_event("tag-change-user-id-added.json")
+                &sample_event!("tag-change-user-id-added.json")
                     .replace("AROAEXAMPLEROLEID1234:tim.malone", &value),
             )
             .unwrap(),
@@ -696,7 +695,7 @@ async fn the_reconcile_reads_whole_fleets_a_few_regions_at_a_time_and_keeps_only
 
     // WHEN the reconcile runs
     let done = policies
-        .handle(event("scheduled-reconcile.json"))
+        .handle(event(sample_event!("scheduled-reconcile.json")))
         .await
         .unwrap();
 

@@ -113,6 +113,10 @@ impl RoleEvaluationInputs for aws_sdk_iam::Client {
 /// covered with `aws-smithy-mocks` (`tools/doctor/tests/doctor_mocked.rs`).
 impl PolicySimulator for aws_sdk_iam::Client {
     #[instrument(skip(self, simulation), fields(actions = ?simulation.actions, resource = %simulation.request.resource))]
+    #[expect(
+        clippy::too_many_lines,
+        reason = "the simulator's request and every field of its answer, read strictly"
+    )]
     async fn simulate(&self, simulation: &Simulation) -> Result<Vec<Simulated>, Error> {
         use aws_sdk_iam::types::{ContextEntry, ContextKeyTypeEnum, PolicyEvaluationDecisionType};
         const SIMULATE: &str = "iam:SimulatePrincipalPolicy";

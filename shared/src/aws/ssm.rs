@@ -3,7 +3,7 @@
 //!
 //! moto has no Session Manager APIs (`DescribeSessions`, `TerminateSession`) and no
 //! `DescribeInstanceInformation`, so this adapter is covered with `aws-smithy-mocks`
-//! (`shared/tests/session_ending_mocked.rs`, `tools/doctor/tests/doctor_mocked.rs`).
+//! (`shared/tests/moto/session_ending.rs`, `tools/doctor/tests/doctor_mocked.rs`).
 
 use aws_sdk_ssm::types::{SessionFilter, SessionFilterKey, SessionState};
 use tracing::instrument;

@@ -1,9 +1,9 @@
 //! Capacity, pure: a grant that does not fit, and the one measure of headroom every report
 //! and log line uses.
 
-use crate::config::StoreKind;
 use crate::domain::ids::RoleId;
 use crate::domain::session_name::SessionName;
+use crate::domain::settings::StoreKind;
 use crate::domain::shard_packing::typical_user_cost;
 use crate::domain::statements::inline_size;
 

@@ -321,18 +321,30 @@ mod tests {
 
     #[test]
     fn state_tag_and_schedule_events_route_to_the_session_policy_function() {
-        for (file, expected) in [
-            ("state-change-terminated-docs.json", Route::StateChange),
-            ("state-change-running.json", Route::StateChange),
-            ("tag-change-instance-single-key.json", Route::TagChange),
-            ("tag-change-subnet-non-instance.json", Route::TagChange),
+        for (file, json, expected) in [
+            (
+                "state-change-terminated-docs.json",
+                real_event!("state-change-terminated-docs.json"),
+                Route::StateChange,
+            ),
+            (
+                "state-change-running.json",
+                real_event!("state-change-running.json"),
+                Route::StateChange,
+            ),
+            (
+                "tag-change-instance-single-key.json",
+                real_event!("tag-change-instance-single-key.json"),
+                Route::TagChange,
+            ),
+            (
+                "tag-change-subnet-non-instance.json",
+                real_event!("tag-change-subnet-non-instance.json"),
+                Route::TagChange,
+            ),
         ] {
-            assert_eq!(
-                route(&envelope(&crate::fixtures::real_event(file))),
-                Ok(expected),
-                "{file}"
-            );
-            let event = envelope(&crate::fixtures::real_event(file));
+            assert_eq!(route(&envelope(json)), Ok(expected), "{file}");
+            let event = envelope(json);
             assert_eq!(
                 expected.functions(&event.detail, "CreatedBy", "AwsUserId"),
                 ["session-policy"],
@@ -343,8 +355,8 @@ mod tests {
 
     #[test]
     fn other_api_calls_are_unrouted_with_the_reason() {
-        let event = envelope(&crate::fixtures::real_event(
-            "negative-cloudtrail-controltower-sso-assumed-role.json",
+        let event = envelope(real_event!(
+            "negative-cloudtrail-controltower-sso-assumed-role.json"
         ));
         assert_eq!(
             route(&event),

@@ -23,6 +23,7 @@ pub mod reason;
 pub mod session_documents;
 pub mod session_iam;
 pub mod session_name;
+pub mod settings;
 pub mod shard_packing;
 pub mod statements;
 pub mod trails;

@@ -11,12 +11,24 @@ use std::collections::BTreeMap;
 
 use chrono::{DateTime, Duration, Utc};
 
-use crate::config::Config;
 use crate::domain::events::{tag_map, CloudTrailDetail};
 use crate::domain::ids::{InstanceId, ResolvedRole, RoleId, UserId};
 use crate::domain::outcome::Skipped;
 use crate::domain::reason::{Reason, ReasonCode};
 use crate::domain::session_name::SessionName;
+
+/// The ownership rules of a deployment: the two tag keys, and who may launch for somebody else.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OwnershipRules {
+    /// The portal's owner tag (`OWNER_TAG_KEY`, template `OwnerTagKey`): a username.
+    pub owner_tag_key: String,
+    /// The product's user-id tag (`USER_ID_TAG_KEY`, template `UserIdTagKey`):
+    /// `<role-id>:<username>`.
+    pub user_id_tag_key: String,
+    /// When non-empty, only these principals' launches may name an owner other than themselves
+    /// (`TRUSTED_LAUNCHER_ARNS`).
+    pub trusted_launcher_arns: Vec<String>,
+}
 
 /// How long after a launch EC2 may still not show the instance (eventual consistency). Within
 /// this window a missing instance is retried; after it, the instance is taken to be gone.
@@ -76,9 +88,13 @@ pub(crate) enum OwnerDecision {
 
 /// Keep launches that created instances; return the reason for everything else. A launch by a
 /// session of `users_role_name` is recognised as a user's own.
+#[expect(
+    clippy::too_many_lines,
+    reason = "the launch screen: every reason a launch is not tagged, in the order they are decided"
+)]
 pub(crate) fn screen(
     detail: &CloudTrailDetail,
-    config: &Config,
+    rules: &OwnershipRules,
     users_role_name: &str,
 ) -> Result<Launch, Reason> {
     let other = |text: String| Reason::new(ReasonCode::OtherEvent, text);
@@ -124,11 +140,11 @@ pub(crate) fn screen(
         .session_context
         .and_then(|c| c.session_issuer)
         .unwrap_or_default();
-    if !config.trusted_launcher_arns.is_empty() {
+    if !rules.trusted_launcher_arns.is_empty() {
         let trusted = [identity.arn.as_deref(), issuer.arn.as_deref()]
             .into_iter()
             .flatten()
-            .any(|arn| config.trusted_launcher_arns.iter().any(|t| t == arn));
+            .any(|arn| rules.trusted_launcher_arns.iter().any(|t| t == arn));
         if !trusted {
             return Err(Reason::new(
                 ReasonCode::UntrustedLauncher,
@@ -206,7 +222,7 @@ pub(crate) fn decide(
     tags: &BTreeMap<String, String>,
     launcher: Option<&UsersRoleSession>,
     role: &ResolvedRole,
-    config: &Config,
+    rules: &OwnershipRules,
     tags_from: TagsFrom,
 ) -> OwnerDecision {
     let role_id = &role.id;
@@ -223,7 +239,7 @@ pub(crate) fn decide(
             }
         }
         Some(session) => &session.session_name,
-        None => match tags.get(&config.owner_tag_key) {
+        None => match tags.get(&rules.owner_tag_key) {
             Some(owner) => owner,
             None if tags_from == TagsFrom::Ec2 => {
                 return OwnerDecision::Skip {
@@ -231,7 +247,7 @@ pub(crate) fn decide(
                         ReasonCode::NoOwnerTag,
                         format!(
                             "no {} tag, and not launched by a session of {}",
-                            config.owner_tag_key, role.name
+                            rules.owner_tag_key, role.name
                         ),
                     ),
                 }
@@ -245,7 +261,7 @@ pub(crate) fn decide(
             let source = if launcher.is_some() {
                 "launching session name".to_owned()
             } else {
-                format!("{} tag", config.owner_tag_key)
+                format!("{} tag", rules.owner_tag_key)
             };
             return OwnerDecision::Skip {
                 reason: Reason::new(
@@ -256,7 +272,7 @@ pub(crate) fn decide(
         }
     };
     let value = UserId::new(role_id.clone(), username);
-    if tags.get(&config.user_id_tag_key).map(String::as_str) == Some(value.to_string().as_str()) {
+    if tags.get(&rules.user_id_tag_key).map(String::as_str) == Some(value.to_string().as_str()) {
         OwnerDecision::AlreadyTagged { value }
     } else {
         OwnerDecision::Tag { value }
@@ -270,13 +286,13 @@ pub(crate) fn decide(
 pub(crate) fn confirm_in_ec2(
     value: &UserId,
     tags: &BTreeMap<String, String>,
-    config: &Config,
+    rules: &OwnershipRules,
 ) -> OwnerDecision {
     let wanted = value.to_string();
     let other = tags
         .iter()
-        .find(|(k, v)| k.eq_ignore_ascii_case(&config.user_id_tag_key) && **v != wanted);
-    match (other, tags.get(&config.user_id_tag_key)) {
+        .find(|(k, v)| k.eq_ignore_ascii_case(&rules.user_id_tag_key) && **v != wanted);
+    match (other, tags.get(&rules.user_id_tag_key)) {
         (Some((key, current)), _) => OwnerDecision::Skip {
             reason: Reason::new(
                 ReasonCode::OwnedByAnother,
@@ -372,20 +388,20 @@ pub(crate) fn code_points(key: &str) -> Option<String> {
 pub(crate) fn sweep(
     tags: &BTreeMap<String, String>,
     role_id: &RoleId,
-    config: &Config,
+    rules: &OwnershipRules,
 ) -> SweepPlan {
     let mut plan = SweepPlan {
         remove: tags
             .iter()
             .filter(|(key, _)| {
-                is_case_variant(key, &config.owner_tag_key)
-                    || is_case_variant(key, &config.user_id_tag_key)
+                is_case_variant(key, &rules.owner_tag_key)
+                    || is_case_variant(key, &rules.user_id_tag_key)
             })
             .map(|(k, v)| (k.clone(), v.clone()))
             .collect(),
         ..SweepPlan::default()
     };
-    let current = tags.get(&config.user_id_tag_key);
+    let current = tags.get(&rules.user_id_tag_key);
     if let Some(value) = current {
         if UserId::parse_for(value, role_id).is_ok() {
             return plan;
@@ -396,17 +412,17 @@ pub(crate) fn sweep(
             return plan;
         }
     }
-    if !config.trusted_launcher_arns.is_empty() {
+    if !rules.trusted_launcher_arns.is_empty() {
         plan.skip = Some(Reason::new(
             ReasonCode::UntrustedLauncher,
             "TRUSTED_LAUNCHER_ARNS is set: only a launch event may assign a first owner",
         ));
         return plan;
     }
-    plan.skip = match tags.get(&config.owner_tag_key) {
+    plan.skip = match tags.get(&rules.owner_tag_key) {
         None => Some(Reason::new(
             ReasonCode::NoOwnerTag,
-            format!("no {} tag", config.owner_tag_key),
+            format!("no {} tag", rules.owner_tag_key),
         )),
         Some(owner) => match SessionName::parse(owner) {
             Ok(name) => {
@@ -415,7 +431,7 @@ pub(crate) fn sweep(
             }
             Err(err) => Some(Reason::new(
                 ReasonCode::InvalidUsername,
-                format!("{} tag {owner:?} rejected: {err}", config.owner_tag_key),
+                format!("{} tag {owner:?} rejected: {err}", rules.owner_tag_key),
             )),
         },
     };
@@ -449,9 +465,9 @@ pub(crate) fn volume_plan(
     tags: &BTreeMap<String, String>,
     owners: &[&UserId],
     role_id: &RoleId,
-    config: &Config,
+    rules: &OwnershipRules,
 ) -> VolumePlan {
-    let key = &config.user_id_tag_key;
+    let key = &rules.user_id_tag_key;
     let mut plan = VolumePlan {
         remove: tags
             .iter()
@@ -499,7 +515,7 @@ fn stale_name(value: &str) -> Option<SessionName> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::fixtures::{detail_of, real_event, sample_event};
+    use crate::fixtures::detail_of;
 
     const ROLE_ID: &str = "AROAEXAMPLEROLEID1234";
 
@@ -518,11 +534,12 @@ mod tests {
         UserId::new(role(), SessionName::parse(name).unwrap())
     }
 
-    fn config() -> Config {
-        Config::from_lookup(|k| {
-            (k == "SESSION_ROLE_NAME").then(|| "Okta-ServiceWorkbenchUser".to_owned())
-        })
-        .unwrap()
+    fn config() -> OwnershipRules {
+        OwnershipRules {
+            owner_tag_key: "CreatedBy".into(),
+            user_id_tag_key: "AwsUserId".into(),
+            trusted_launcher_arns: vec![],
+        }
     }
 
     fn tags(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
@@ -577,7 +594,7 @@ mod tests {
     #[test]
     fn every_instance_of_the_call_is_screened_with_its_event_tags() {
         // GIVEN a portal launch of two instances with CreatedBy in the tag specification
-        let detail = detail_of(&sample_event("run-instances-created-by.json"));
+        let detail = detail_of(sample_event!("run-instances-created-by.json"));
         // WHEN it is screened
         let launch = screen(&detail, &config(), "Okta-ServiceWorkbenchUser").unwrap();
         // THEN both instances are kept with the tag, and the launcher is not a user session
@@ -601,23 +618,27 @@ mod tests {
         let cases = [
             (
                 "runinstances-failed-unauthorized-operation.json",
+                real_event!("runinstances-failed-unauthorized-operation.json"),
                 "failed call (Client.UnauthorizedOperation): nothing was launched",
             ),
             (
                 "runinstances-dryrun-eks-nodegroup-launch-template.json",
+                real_event!("runinstances-dryrun-eks-nodegroup-launch-template.json"),
                 "dry run (Client.DryRunOperation): nothing was launched",
             ),
             (
                 "runinstances-dryrun-invokedby-aws-internal.json",
+                real_event!("runinstances-dryrun-invokedby-aws-internal.json"),
                 "dry run (Client.DryRunOperation): nothing was launched",
             ),
             (
                 "negative-cloudtrail-controltower-sso-assumed-role.json",
+                real_event!("negative-cloudtrail-controltower-sso-assumed-role.json"),
                 "not a RunInstances call (eventName \"CreateManagedAccount\")",
             ),
         ];
-        for (file, reason) in cases {
-            let detail = detail_of(&real_event(file));
+        for (file, json, reason) in cases {
+            let detail = detail_of(json);
             let err = screen(&detail, &config(), "Okta-ServiceWorkbenchUser").unwrap_err();
             assert_eq!(err.text, reason, "{file}");
             // The metric code is set where the decision is made, not parsed from the text.
@@ -632,8 +653,8 @@ mod tests {
 
     #[test]
     fn all_instances_of_a_multi_instance_launch_are_kept() {
-        let detail = detail_of(&real_event(
-            "runinstances-root-invokedby-autoscaling-two-instances.json",
+        let detail = detail_of(real_event!(
+            "runinstances-root-invokedby-autoscaling-two-instances.json"
         ));
         let launch = screen(&detail, &config(), "Okta-ServiceWorkbenchUser").unwrap();
         let ids: Vec<_> = launch
@@ -646,7 +667,7 @@ mod tests {
 
     #[test]
     fn a_session_of_the_users_role_is_recognised_from_the_issuer() {
-        let detail = detail_of(&sample_event("run-instances-users-role-session.json"));
+        let detail = detail_of(sample_event!("run-instances-users-role-session.json"));
         let launch = screen(&detail, &config(), "Okta-ServiceWorkbenchUser").unwrap();
         assert_eq!(
             launch.users_role_session,
@@ -662,13 +683,13 @@ mod tests {
         let mut config = config();
         config.trusted_launcher_arns =
             vec!["arn:aws:iam::123456789012:role/ServiceWorkbench-Portal".into()];
-        let detail = detail_of(&sample_event("run-instances-created-by.json"));
+        let detail = detail_of(sample_event!("run-instances-created-by.json"));
         assert!(
             screen(&detail, &config, "Okta-ServiceWorkbenchUser").is_ok(),
             "the portal role is trusted"
         );
-        let detail = detail_of(&real_event(
-            "runinstances-sso-role-two-instances-tagspec.json",
+        let detail = detail_of(real_event!(
+            "runinstances-sso-role-two-instances-tagspec.json"
         ));
         assert_eq!(
             screen(&detail, &config, "Okta-ServiceWorkbenchUser").unwrap_err().text,
@@ -853,7 +874,7 @@ mod tests {
         assert!(within_consistency_window(None, now));
     }
 
-    fn sweep_of(pairs: &[(&str, &str)], config: &Config) -> SweepPlan {
+    fn sweep_of(pairs: &[(&str, &str)], config: &OwnershipRules) -> SweepPlan {
         sweep(&tags(pairs), &role(), config)
     }
 

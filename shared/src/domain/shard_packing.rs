@@ -43,6 +43,7 @@ fn quoted(role_id: &RoleId, user: &SessionName) -> String {
 }
 
 /// Characters a user with a 10-character name adds to a shard: the unit of "headroom in users".
+#[allow(clippy::expect_used, reason = "a literal name that parses")]
 pub(crate) fn typical_user_cost(role_id: &RoleId) -> usize {
     user_cost(
         role_id,

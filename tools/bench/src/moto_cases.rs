@@ -13,6 +13,10 @@ use testkit::{create_role, rewrite, run_instances, sibling_binary, Moto, DEMO_RO
 use crate::measure::{deployed_and_passed_through, measure, measure_async, row, write};
 
 /// The per-event and reconcile benchmark against moto.
+#[expect(
+    clippy::too_many_lines,
+    reason = "the benchmark's cases in the order the report prints them"
+)]
 pub async fn run(users: usize, per_user: usize) -> Result<(), String> {
     let replay = sibling_binary("replay")?;
     let moto = Moto::start().map_err(|e| e.to_string())?;
@@ -32,8 +36,7 @@ pub async fn run(users: usize, per_user: usize) -> Result<(), String> {
         all
     };
     let sample = |name: &str| {
-        std::fs::read_to_string(shared::fixtures::events_dir().join(name))
-            .map_err(|e| e.to_string())
+        std::fs::read_to_string(testkit::events_dir().join(name)).map_err(|e| e.to_string())
     };
 
     println!(
@@ -235,6 +238,10 @@ pub async fn run(users: usize, per_user: usize) -> Result<(), String> {
 /// instance is terminated), then replay in one process: a grant (the process's cold start), the
 /// terminated user's revoke, and a grant into the freed place. Returns replay's three lines.
 /// `every_region`: cover every region moto lists (the default), not only the instances' own.
+#[expect(
+    clippy::too_many_lines,
+    reason = "grants and revokes measured in one run, each with its call counts"
+)]
 async fn grants_and_revokes(
     moto: &Moto,
     admin: &Clients,
@@ -299,8 +306,7 @@ async fn grants_and_revokes(
     let first = run_instances(&admin.ec2, 1, &[("AwsUserId", &value("newbie01"))]).await;
     let second = run_instances(&admin.ec2, 1, &[("AwsUserId", &value("newbie02"))]).await;
     let sample = |name: &str| {
-        std::fs::read_to_string(shared::fixtures::events_dir().join(name))
-            .map_err(|e| e.to_string())
+        std::fs::read_to_string(testkit::events_dir().join(name)).map_err(|e| e.to_string())
     };
     let tag = |instance: &str, name: &str| -> Result<Value, String> {
         Ok(rewrite(

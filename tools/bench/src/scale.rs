@@ -147,6 +147,10 @@ fn growth(rows: &[Row]) {
 }
 
 #[allow(clippy::too_many_arguments)]
+#[expect(
+    clippy::too_many_lines,
+    reason = "one scale point: seed, sweep, reconcile, measure"
+)]
 async fn size(
     moto: &Moto,
     admin: &Clients,
@@ -183,8 +187,7 @@ async fn size(
         ("POLICY_NAME_PREFIX".to_owned(), format!("scale{index}-")),
     ]);
     let sample = |name: &str| {
-        std::fs::read_to_string(shared::fixtures::events_dir().join(name))
-            .map_err(|e| e.to_string())
+        std::fs::read_to_string(testkit::events_dir().join(name)).map_err(|e| e.to_string())
     };
     let reconcile = write(
         dir,

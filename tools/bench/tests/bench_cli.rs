@@ -1,3 +1,9 @@
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::too_many_lines,
+    reason = "a test fails by panicking, and reads as one scenario"
+)]
 #[test]
 fn it_answers_help_and_version_and_exits_2_on_a_bad_option() {
     testkit::assert_behaves_like_a_cli(env!("CARGO_BIN_EXE_bench"), "bench");

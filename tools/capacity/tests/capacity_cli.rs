@@ -1,5 +1,12 @@
 //! The `capacity` binary against moto in server mode.
 
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::too_many_lines,
+    reason = "a test fails by panicking, and reads as one scenario"
+)]
+
 use std::collections::BTreeSet;
 use std::process::{Command, Output};
 

@@ -37,6 +37,10 @@ async fn main() -> ExitCode {
     }
 }
 
+#[expect(
+    clippy::too_many_lines,
+    reason = "the demo's steps in the order it narrates them"
+)]
 async fn run() -> Result<(), String> {
     let replay = sibling_binary("replay")?;
     let moto = Moto::start().map_err(|e| e.to_string())?;

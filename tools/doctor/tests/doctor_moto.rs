@@ -4,6 +4,13 @@
 //! so here those two checks report that they could not run and the verdicts are the product's
 //! own evaluation; `doctor_mocked.rs` covers both with aws-smithy-mocks.
 
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::too_many_lines,
+    reason = "a test fails by panicking, and reads as one scenario"
+)]
+
 use std::collections::BTreeSet;
 use std::process::{Command, Output};
 

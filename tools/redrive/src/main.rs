@@ -138,25 +138,10 @@ async fn main() -> ExitCode {
                 return ExitCode::from(2);
             }
         },
-        None => {
-            let product = Product::new(
-                args.owner_tagger.as_deref().unwrap_or_default(),
-                args.session_policy.as_deref().unwrap_or_default(),
-                &args.owner_tag_key,
-                &args.user_id_tag_key,
-            );
-            match product {
-                Ok(product) => Setup {
-                    queue_url: args.queue_url.clone().unwrap_or_default(),
-                    product,
-                    forwarder_regions: args.forwarder_regions.clone(),
-                    forwarder_queue_name: args.forwarder_queue_name.clone(),
-                },
-                Err(why) => {
-                    return usage_error("redrive", format!("the product's functions: {why}"))
-                }
-            }
-        }
+        None => match setup_from_args(&args) {
+            Ok(setup) => setup,
+            Err(why) => return usage_error("redrive", why),
+        },
     };
     if !setup.queue_url.starts_with("https://") && !setup.queue_url.starts_with("http://") {
         return usage_error(
@@ -174,24 +159,13 @@ async fn main() -> ExitCode {
             format!("--forwarder-region {bad:?} is not a region name"),
         );
     }
-    let mut queues = vec![SqsQueue::failure_queue(
-        aws_sdk_sqs::Client::new(&sdk),
-        setup.queue_url.clone(),
-    )];
-    let mut missing = Vec::new();
-    for region in &setup.forwarder_regions {
-        match SqsQueue::forwarder(&sdk, region, &setup.forwarder_queue_name).await {
-            Ok(Some(queue)) => queues.push(queue),
-            Ok(None) => missing.push(region.clone()),
-            Err(err) => {
-                eprintln!(
-                    "redrive: cannot find the forwarder's queue in {region}: {err} ({})",
-                    err.kind()
-                );
-                return ExitCode::from(2);
-            }
+    let (queues, missing) = match open_queues(&sdk, &setup).await {
+        Ok(found) => found,
+        Err(why) => {
+            eprintln!("redrive: {why}");
+            return ExitCode::from(2);
         }
-    }
+    };
     let lambda = aws_sdk_lambda::Client::new(&sdk);
     let filter = Filter {
         functions: args.functions.clone(),
@@ -216,6 +190,48 @@ async fn main() -> ExitCode {
     } else {
         ExitCode::SUCCESS
     }
+}
+
+/// Everything from the command line (or its environment variables).
+fn setup_from_args(args: &Args) -> Result<Setup, String> {
+    let product = Product::new(
+        args.owner_tagger.as_deref().unwrap_or_default(),
+        args.session_policy.as_deref().unwrap_or_default(),
+        &args.owner_tag_key,
+        &args.user_id_tag_key,
+    )
+    .map_err(|why| format!("the product's functions: {why}"))?;
+    Ok(Setup {
+        queue_url: args.queue_url.clone().unwrap_or_default(),
+        product,
+        forwarder_regions: args.forwarder_regions.clone(),
+        forwarder_queue_name: args.forwarder_queue_name.clone(),
+    })
+}
+
+/// The home queue, then each forwarder region's; the regions that have none.
+async fn open_queues(
+    sdk: &aws_config::SdkConfig,
+    setup: &Setup,
+) -> Result<(Vec<SqsQueue>, Vec<String>), String> {
+    let mut queues = vec![SqsQueue::failure_queue(
+        aws_sdk_sqs::Client::new(sdk),
+        setup.queue_url.clone(),
+    )];
+    let mut missing = Vec::new();
+    for region in &setup.forwarder_regions {
+        match SqsQueue::forwarder(sdk, region, &setup.forwarder_queue_name).await {
+            Ok(Some(queue)) => queues.push(queue),
+            Ok(None) => missing.push(region.clone()),
+            Err(err) => {
+                return Err(format!(
+                    "cannot find the forwarder's queue in {region}: {err} ({})",
+                    err.kind()
+                ))
+            }
+        }
+    }
+    Ok((queues, missing))
 }
 
 /// Everything from a deployed stack: its outputs, and its session-policy function's

@@ -81,94 +81,99 @@ pub fn read(message: &Message) -> Result<Parked, String> {
         .sent_at_ms
         .map(|ms| format!("{ms} ms since the epoch (sent to the queue)"))
         .unwrap_or_default();
-    let rule = message.attributes.get("RULE_ARN").cloned();
-    let (source, target, error_type, error_message, failed_at, event) = if body
-        .get("requestContext")
-        .is_some()
-    {
-        let arn = text(&body, &["requestContext", "functionArn"])
-            .ok_or("a Lambda destination record without requestContext.functionArn")?;
-        let event = body
-            .get("requestPayload")
-            .filter(|p| p.is_object())
-            .cloned()
-            .ok_or("a Lambda destination record without its requestPayload")?;
-        // Lambda writes one of these two for an on-failure destination; a success record,
-        // or a hand-made one, says something else or nothing.
-        let condition = text(&body, &["requestContext", "condition"]);
-        if !matches!(
-            condition.as_deref(),
-            Some("RetriesExhausted" | "EventAgeExceeded")
-        ) {
-            return Err(format!(
-                    "a Lambda destination record whose requestContext.condition is {condition:?}, not RetriesExhausted or EventAgeExceeded (not an on-failure record)"
-                ));
-        }
-        let error_type = text(&body, &["responsePayload", "errorType"])
-            .or_else(|| text(&body, &["responseContext", "functionError"]))
-            .or_else(|| text(&body, &["requestContext", "condition"]))
-            .unwrap_or_else(|| "unknown".into());
-        let error_message = text(&body, &["responsePayload", "errorMessage"]).unwrap_or_default();
-        let failed_at = text(&body, &["timestamp"]).unwrap_or(sent);
-        (
-            Source::LambdaOnFailure,
-            arn,
-            error_type,
-            error_message,
-            failed_at,
-            event,
-        )
+    let read = if body.get("requestContext").is_some() {
+        destination_record(&body, sent)?
     } else if let Some(target) = message.attributes.get("TARGET_ARN") {
-        if !body.is_object() {
-            return Err("an EventBridge dead letter whose body is not an event".into());
-        }
-        let error_type = message
-            .attributes
-            .get("ERROR_CODE")
-            .cloned()
-            .unwrap_or_else(|| "unknown".into());
-        let error_message = message
-            .attributes
-            .get("ERROR_MESSAGE")
-            .cloned()
-            .unwrap_or_default();
-        let source = if is_event_bus_arn(target) {
-            if rule.is_none() {
-                return Err("a forwarder's dead letter without RULE_ARN".into());
-            }
-            Source::ForwarderDeadLetter
-        } else {
-            Source::EventBridgeDeadLetter
-        };
-        (
-            source,
-            target.clone(),
-            error_type,
-            error_message,
-            sent,
-            body,
-        )
+        dead_letter(message, target, body, sent)?
     } else {
         return Err(
             "neither a Lambda destination record nor an EventBridge dead letter (no TARGET_ARN)"
                 .into(),
         );
     };
-    let target = match source {
-        Source::ForwarderDeadLetter => target,
-        _ => unqualified(&target)?,
+    let target = match read.source {
+        Source::ForwarderDeadLetter => read.target,
+        _ => unqualified(&read.target)?,
     };
     Ok(Parked {
         message_id: message.id.clone(),
-        source,
+        source: read.source,
         target,
-        rule,
-        error_type,
-        error_message,
-        failed_at,
-        detail_type: text(&event, &["detail-type"]).unwrap_or_default(),
-        event_id: text(&event, &["id"]).unwrap_or_default(),
+        rule: message.attributes.get("RULE_ARN").cloned(),
+        error_type: read.error_type,
+        error_message: read.error_message,
+        failed_at: read.failed_at,
+        detail_type: text(&read.event, &["detail-type"]).unwrap_or_default(),
+        event_id: text(&read.event, &["id"]).unwrap_or_default(),
+        event: read.event,
+    })
+}
+
+/// What each shape of message says, before the target is checked.
+struct Read {
+    source: Source,
+    target: String,
+    error_type: String,
+    error_message: String,
+    failed_at: String,
+    event: Value,
+}
+
+/// Lambda's on-failure destination record.
+fn destination_record(body: &Value, sent: String) -> Result<Read, String> {
+    let target = text(body, &["requestContext", "functionArn"])
+        .ok_or("a Lambda destination record without requestContext.functionArn")?;
+    let event = body
+        .get("requestPayload")
+        .filter(|p| p.is_object())
+        .cloned()
+        .ok_or("a Lambda destination record without its requestPayload")?;
+    // Lambda writes one of these two for an on-failure destination; a success record, or a
+    // hand-made one, says something else or nothing.
+    let condition = text(body, &["requestContext", "condition"]);
+    if !matches!(
+        condition.as_deref(),
+        Some("RetriesExhausted" | "EventAgeExceeded")
+    ) {
+        return Err(format!(
+            "a Lambda destination record whose requestContext.condition is {condition:?}, not RetriesExhausted or EventAgeExceeded (not an on-failure record)"
+        ));
+    }
+    Ok(Read {
+        source: Source::LambdaOnFailure,
+        target,
+        error_type: text(body, &["responsePayload", "errorType"])
+            .or_else(|| text(body, &["responseContext", "functionError"]))
+            .or(condition)
+            .unwrap_or_else(|| "unknown".into()),
+        error_message: text(body, &["responsePayload", "errorMessage"]).unwrap_or_default(),
+        failed_at: text(body, &["timestamp"]).unwrap_or(sent),
         event,
+    })
+}
+
+/// EventBridge's dead letter: the event, with where it was going in the attributes; a
+/// forwarder's when it was going to a bus.
+fn dead_letter(message: &Message, target: &str, body: Value, sent: String) -> Result<Read, String> {
+    if !body.is_object() {
+        return Err("an EventBridge dead letter whose body is not an event".into());
+    }
+    let source = if is_event_bus_arn(target) {
+        if !message.attributes.contains_key("RULE_ARN") {
+            return Err("a forwarder's dead letter without RULE_ARN".into());
+        }
+        Source::ForwarderDeadLetter
+    } else {
+        Source::EventBridgeDeadLetter
+    };
+    let attribute = |name: &str| message.attributes.get(name).cloned();
+    Ok(Read {
+        source,
+        target: target.to_owned(),
+        error_type: attribute("ERROR_CODE").unwrap_or_else(|| "unknown".into()),
+        error_message: attribute("ERROR_MESSAGE").unwrap_or_default(),
+        failed_at: sent,
+        event: body,
     })
 }
 

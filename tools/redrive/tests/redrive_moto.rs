@@ -2,6 +2,13 @@
 //! only in Docker, so a real invocation stops at moto's "function not found"; the success path
 //! uses an in-test invoker behind the tool's `Invoker` port, with the real SQS adapter.
 
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::too_many_lines,
+    reason = "a test fails by panicking, and reads as one scenario"
+)]
+
 use std::process::{Command, Output};
 use std::sync::Mutex;
 

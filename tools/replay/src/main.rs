@@ -168,8 +168,8 @@ async fn replay_one(
     let mut lines = Vec::new();
     for function in route.functions(
         &envelope.detail,
-        &config.owner_tag_key,
-        &config.user_id_tag_key,
+        &config.ownership.owner_tag_key,
+        &config.ownership.user_id_tag_key,
     ) {
         if only.is_some_and(|name| name != function) {
             continue;

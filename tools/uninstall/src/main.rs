@@ -74,7 +74,7 @@ async fn main() -> ExitCode {
             let ids: Vec<String> = targets.iter().map(|t| t.to_string()).collect();
             println!(
                 "ec2 {region}: {verb} {} from {} resource(s): {}",
-                config.user_id_tag_key,
+                config.ownership.user_id_tag_key,
                 ids.len(),
                 ids.join(", ")
             );

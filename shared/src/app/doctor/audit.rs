@@ -24,7 +24,7 @@ use std::fmt;
 
 use serde::Serialize;
 
-use super::{role_facts, DoctorIam};
+use super::context::role_facts;
 use crate::config::Config;
 use crate::domain::evaluation::{evaluate, NamedPolicy, Request};
 use crate::domain::ids::UserId;
@@ -36,6 +36,7 @@ use crate::domain::session_name::SessionName;
 use crate::domain::shard_packing::shard_arn;
 use crate::domain::trust::name_choosers;
 use crate::error::Error;
+use crate::ports::DoctorIam;
 use crate::ports::{RolePolicyDocument, Simulation};
 
 /// The synthetic caller, and the owner of the instances and sessions asked about.
@@ -152,7 +153,7 @@ pub async fn audit<I: DoctorIam>(config: &Config, region: &str, iam: &I) -> Resu
                 .collect(),
             format!(
                 "the product's own evaluation (IAM's policy simulator did not answer: {})",
-                super::checks::failure(&err)
+                err.in_words()
             ),
         ),
     };
@@ -210,6 +211,10 @@ fn unreadable_trust(role: &str, why: &str) -> Finding {
 }
 
 /// Every question, in the order reported.
+#[expect(
+    clippy::too_many_lines,
+    reason = "the audit's questions, one block per kind of question, in the order reported"
+)]
 fn questions(
     config: &Config,
     role_arn: &str,
@@ -224,7 +229,10 @@ fn questions(
             let mut request = Request::new(action, &instance).with(USER_ID_KEY, caller);
             if let Some(tag) = tag {
                 for prefix in RESOURCE_TAG_PREFIXES {
-                    request = request.with(format!("{prefix}/{}", config.user_id_tag_key), tag);
+                    request = request.with(
+                        format!("{prefix}/{}", config.ownership.user_id_tag_key),
+                        tag,
+                    );
                 }
             }
             questions.push(Question {
@@ -243,7 +251,10 @@ fn questions(
         });
     }
     for action in TAG_WRITES {
-        for key in [&config.user_id_tag_key, &config.owner_tag_key] {
+        for key in [
+            &config.ownership.user_id_tag_key,
+            &config.ownership.owner_tag_key,
+        ] {
             let resource = if action.starts_with("ec2:") {
                 instance.clone()
             } else {
@@ -273,7 +284,7 @@ fn questions(
                 .with(session_iam::DOCUMENT_ACCESS_CHECK_KEY, "true"),
         });
     }
-    let own_tags = BTreeMap::from([(config.user_id_tag_key.clone(), caller.to_owned())]);
+    let own_tags = BTreeMap::from([(config.ownership.user_id_tag_key.clone(), caller.to_owned())]);
     questions.push(Question {
         path: "session documents",
         what: "ssm:StartSession with no document name on their own instance".into(),

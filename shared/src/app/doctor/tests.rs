@@ -4,12 +4,20 @@
 
 use std::collections::BTreeSet;
 
-use super::checks::{confirmation, reachability};
+use super::checks::reachability::reachability;
+use super::checks::simulator::confirmation;
+use super::context::OwnAnswers;
 use super::*;
+use crate::app::managed_store::ManagedStore;
 use crate::config::WriteMode;
+use crate::domain::evaluation::Decision;
+use crate::domain::ids::InstanceId;
 use crate::domain::ids::{ResolvedRole, RoleId};
+use crate::domain::session_iam::{RESUME_SESSION, START_SESSION, TERMINATE_SESSION};
+use crate::domain::session_name::SessionName;
 use crate::domain::statements::Scope;
 use crate::fakes::FakeAws;
+use crate::ports::RolePolicies;
 use crate::ports::{ManagedNode, ManagedPolicies, PolicyStore, Simulated};
 
 const ROLE: &str = "Okta-ServiceWorkbenchUser";
@@ -128,6 +136,11 @@ async fn with_a_node_online_and_iam_agreeing_every_check_passes() {
     // THEN all twelve checks pass, IAM confirms, and nothing was written
     let marks: Vec<Option<bool>> = found.checks.iter().map(|c| c.ok()).collect();
     assert_eq!(marks, [Some(true); 12], "{found}");
+    // in CheckId::ALL's order, so each check's number is its position there
+    let ids: Vec<CheckId> = found.checks.iter().map(|c| c.id).collect();
+    assert_eq!(ids, CheckId::ALL);
+    assert_eq!(CheckId::Trust.number(), 8);
+    assert!(found.to_string().contains("✓ 8. trust policy"), "{found}");
     assert_eq!(
         found.check(CheckId::Kinds).unwrap().detail,
         "shell: allowed with SSM-SessionManagerRunShell (not saved in us-east-1: Session Manager's default preferences apply); port forwarding: allowed with SsmSessionOwner-PortForwarding, which accepts ports matching ^([1-9][0-9]{0,3}|[1-5][0-9]{4}|6[0-4][0-9]{3}|65[0-4][0-9]{2}|655[0-2][0-9]|6553[0-5])$ (ask about one with --port); SSH: off (SshSessions=false)"
@@ -518,7 +531,7 @@ fn an_endpoint_without_the_api_is_said_plainly() {
         "not checked: ssm:DescribeInstanceInformation is not available on this endpoint, which gave an answer that is not AWS's"
     );
     assert_eq!(
-        checks::failure(&bare),
+        bare.in_words(),
         "iam:SimulatePrincipalPolicy is not available on this endpoint, which gave HTTP 500"
     );
     // a real AWS error keeps its code and message
@@ -528,7 +541,7 @@ fn an_endpoint_without_the_api_is_said_plainly() {
         message: "Rate exceeded".into(),
         retryable: true,
     };
-    assert_eq!(checks::failure(&throttled), throttled.to_string());
+    assert_eq!(throttled.in_words(), throttled.to_string());
 }
 
 /// The account with every session kind on as the template ships it (its real end-user policy,

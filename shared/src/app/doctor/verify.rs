@@ -9,7 +9,7 @@ use std::fmt;
 
 use serde::Serialize;
 
-use super::role_facts;
+use super::context::role_facts;
 use crate::config::{Config, SessionRights};
 use crate::domain::evaluation::{Decision, Request};
 use crate::domain::ids::UserId;
@@ -60,7 +60,10 @@ pub struct Matrix {
 /// The spellings of both ownership keys to try writing: as configured, lower and upper case.
 fn spellings(config: &Config) -> Vec<String> {
     let mut keys = Vec::new();
-    for key in [&config.user_id_tag_key, &config.owner_tag_key] {
+    for key in [
+        &config.ownership.user_id_tag_key,
+        &config.ownership.owner_tag_key,
+    ] {
         for spelling in [key.clone(), key.to_lowercase(), key.to_uppercase()] {
             if !keys.contains(&spelling) {
                 keys.push(spelling);
@@ -71,6 +74,10 @@ fn spellings(config: &Config) -> Vec<String> {
 }
 
 /// Ask IAM's simulator every question of the matrix. Reads only.
+#[expect(
+    clippy::too_many_lines,
+    reason = "the verify matrix's rows are listed inline, one per judged case"
+)]
 pub async fn verify<I>(config: &Config, region: &str, iam: &I) -> Result<Matrix, Error>
 where
     I: RoleDirectory + RoleEvaluationInputs + PolicySimulator + Sync,
@@ -102,7 +109,7 @@ where
                 request: Request::new(START_SESSION, instance(index))
                     .with(USER_ID_KEY, uid(caller))
                     .with(
-                        format!("ssm:resourceTag/{}", config.user_id_tag_key),
+                        format!("ssm:resourceTag/{}", config.ownership.user_id_tag_key),
                         uid(owner),
                     ),
                 caller,

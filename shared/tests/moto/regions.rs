@@ -2,6 +2,7 @@
 //! moto, which serves every region on one endpoint: launches, late tags, the sweep, grants and
 //! revokes for one user spread over two regions.
 
+use crate::common::ROLE;
 use serde_json::Value;
 use shared::app::owner_tagging::OwnerTagger;
 use shared::app::session_rights::SessionPolicies;
@@ -10,7 +11,6 @@ use shared::ports::InRegion;
 use shared::{Config, Status};
 use testkit::{granted_users, rewrite, run_instances, sample_event, tags_of, CountedMoto};
 
-const ROLE: &str = "Okta-ServiceWorkbenchUser";
 const WEST: &str = "us-west-2";
 const EU: &str = "eu-west-1";
 

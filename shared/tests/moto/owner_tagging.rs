@@ -3,6 +3,7 @@
 
 use std::collections::BTreeMap;
 
+use crate::common::{world, World, ROLE};
 use chrono::{DateTime, Duration, Utc};
 use serde_json::Value;
 use shared::app::owner_tagging::OwnerTagger;
@@ -13,21 +14,7 @@ use shared::domain::reason::ReasonCode;
 use shared::{Config, Error, Status};
 use testkit::{create_volume, rewrite, run_instances, sample_event, tags_of, volumes_of, Moto};
 
-const ROLE: &str = "Okta-ServiceWorkbenchUser";
 const SAMPLE_ROLE_ID: &str = "AROAEXAMPLEROLEID1234";
-
-struct World(testkit::CountedMoto);
-
-impl std::ops::Deref for World {
-    type Target = testkit::CountedMoto;
-    fn deref(&self) -> &Self::Target {
-        &self.0
-    }
-}
-
-async fn world() -> World {
-    World(testkit::CountedMoto::start(ROLE).await)
-}
 
 fn config(vars: &[(&str, &str)]) -> Config {
     let mut all = vec![("SESSION_ROLE_NAME", ROLE)];

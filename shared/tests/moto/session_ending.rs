@@ -15,9 +15,9 @@ use aws_smithy_types::body::SdkBody;
 use shared::app::inline_store::InlineStore;
 use shared::app::session_rights::SessionPolicies;
 use shared::aws::Clients;
-use shared::fixtures::events_dir;
 use shared::ports::SessionTerminator;
 use shared::{Config, Status};
+use testkit::events_dir;
 use testkit::{create_role, rewrite, run_instances, Moto};
 
 const INSTANCE: &str = "i-0a1b2c3d4e5f60006";

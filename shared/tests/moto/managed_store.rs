@@ -8,6 +8,7 @@ use std::sync::Arc;
 
 use serde_json::Value;
 
+use crate::common::{world, World, ROLE};
 use shared::app::inline_store::InlineStore;
 use shared::app::managed_store::ManagedStore;
 use shared::app::session_rights::SessionPolicies;
@@ -20,7 +21,6 @@ use shared::ports::PolicyStore;
 use shared::{Error, Status};
 use testkit::{rewrite, sample_event, user};
 
-const ROLE: &str = "Okta-ServiceWorkbenchUser";
 const PREFIX: &str = "ssm-session-owner-";
 const PATH: &str = "/ssm-session-owner/";
 
@@ -30,19 +30,6 @@ type Policies = SessionPolicies<
     aws_sdk_ssm::Client,
     ManagedStore<aws_sdk_iam::Client>,
 >;
-
-struct World(testkit::CountedMoto);
-
-impl std::ops::Deref for World {
-    type Target = testkit::CountedMoto;
-    fn deref(&self) -> &Self::Target {
-        &self.0
-    }
-}
-
-async fn world() -> World {
-    World(testkit::CountedMoto::start(ROLE).await)
-}
 
 /// A shard as read back from moto.
 #[derive(Debug, Clone, PartialEq)]
@@ -58,7 +45,7 @@ impl World {
         ManagedStore::new(self.clients.iam.clone(), PREFIX, max_shards, role_limit)
     }
 
-    fn policies(&self, max_shards: usize, role_limit: usize) -> Policies {
+    fn managed_policies(&self, max_shards: usize, role_limit: usize) -> Policies {
         let config = self.session_config(ROLE);
         SessionPolicies::new(
             config,
@@ -186,7 +173,7 @@ async fn five_hundred_forty_users_fit_a_few_shards_within_the_limits_and_stay_is
     for name in &names {
         w.launch_for(name).await;
     }
-    let policies = w.policies(25, 25);
+    let policies = w.managed_policies(25, 25);
 
     // WHEN the reconcile runs
     let outcome = policies.handle(reconcile()).await.unwrap();
@@ -323,7 +310,7 @@ async fn when_every_shard_is_full_a_grant_fails_with_the_numbers_and_nobody_lose
     for i in 0..80 {
         w.launch_for(&long_name(i)).await;
     }
-    let policies = w.policies(1, 10);
+    let policies = w.managed_policies(1, 10);
     let outcome = policies.handle(reconcile()).await.unwrap();
     let fitted = w.granted().await.len();
     assert!(fitted < 80, "{fitted}");
@@ -360,7 +347,7 @@ async fn a_shard_at_five_versions_is_pruned_before_the_next_write() {
     // GIVEN a shard that already has IAM's maximum of 5 versions
     let w = world().await;
     let first = w.launch_for("ada").await;
-    let policies = w.policies(10, 10);
+    let policies = w.managed_policies(10, 10);
     policies.handle(w.tag_event(&first, "ada")).await.unwrap();
     let arn = format!("arn:aws:iam::123456789012:policy{PATH}{PREFIX}shard-01");
     let doc = w
@@ -432,7 +419,11 @@ async fn a_role_with_inline_statements_moves_to_shards_on_the_next_reconcile() {
     assert_eq!(w.inline_names().await.len(), 4);
 
     // WHEN the managed store reconciles
-    let outcome = w.policies(10, 10).handle(reconcile()).await.unwrap();
+    let outcome = w
+        .managed_policies(10, 10)
+        .handle(reconcile())
+        .await
+        .unwrap();
 
     // THEN the shard holds all three, and was attached before any inline statement went
     assert_eq!(
@@ -475,7 +466,11 @@ async fn managed_policies_attached_by_others_reduce_the_shards_available() {
     }
 
     // WHEN the reconcile may use up to 10 shards
-    let outcome = w.policies(10, 10).handle(reconcile()).await.unwrap();
+    let outcome = w
+        .managed_policies(10, 10)
+        .handle(reconcile())
+        .await
+        .unwrap();
 
     // THEN it uses only the one slot left, and says who did not fit
     assert_eq!(w.shards().await.len(), 1);
@@ -487,7 +482,7 @@ async fn managed_policies_attached_by_others_reduce_the_shards_available() {
 async fn a_grant_and_its_replay_cost_reads_only_the_second_time() {
     let w = world().await;
     let instance = w.launch_for("tim.malone").await;
-    let policies = w.policies(10, 10);
+    let policies = w.managed_policies(10, 10);
     policies
         .handle(w.tag_event(&instance, "tim.malone"))
         .await
@@ -514,7 +509,7 @@ async fn a_grant_and_its_replay_cost_reads_only_the_second_time() {
 async fn fifty_concurrent_grants_and_revokes_end_where_ec2_says_with_shards() {
     // GIVEN 10 users with 3 instances each; one handler, as reserved concurrency 1 gives
     let w = Arc::new(world().await);
-    let policies = Arc::new(w.policies(10, 10));
+    let policies = Arc::new(w.managed_policies(10, 10));
     let names: Vec<String> = (0..10).map(|i| format!("user{i}.lab")).collect();
     let mut instances = Vec::new();
     for name in &names {

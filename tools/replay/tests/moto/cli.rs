@@ -7,11 +7,11 @@ use std::process::{Command, Output, Stdio};
 
 use serde_json::Value;
 use shared::aws::Clients;
-use shared::fixtures::{events_dir, real_events_dir};
 use testkit::{
     create_role, granted_users, role_policy_names, seed_samples, tags_of, write_samples, Moto,
     DEMO_ROLE,
 };
+use testkit::{events_dir, real_events_dir};
 
 fn replay(moto: &Moto, role: &str, args: &[PathBuf], stdin: Option<&str>) -> Output {
     replay_with(moto, role, &[], args, stdin)

@@ -3,11 +3,12 @@
 //!
 //! moto does not implement the SSM session APIs (DescribeSessions/TerminateSession answer HTTP
 //! 500), so these tests run with END_SESSIONS_ON_TERMINATE=false; the SSM adapter and the
-//! session ending on termination are covered with aws-smithy-mocks in `session_ending_mocked.rs`.
+//! session ending on termination are covered with aws-smithy-mocks in `session_ending.rs`.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 
+use crate::common::{world, World, ROLE};
 use shared::app::inline_store::InlineStore;
 use shared::app::session_rights::SessionPolicies;
 use shared::config::WriteMode;
@@ -15,7 +16,6 @@ use shared::domain::statements::{inline_document, inline_policy_name};
 use shared::{Error, Status};
 use testkit::{rewrite, sample_event, user};
 
-const ROLE: &str = "Okta-ServiceWorkbenchUser";
 const PREFIX: &str = "ssm-session-owner-";
 
 type Policies = SessionPolicies<
@@ -24,19 +24,6 @@ type Policies = SessionPolicies<
     aws_sdk_ssm::Client,
     InlineStore<aws_sdk_iam::Client>,
 >;
-
-struct World(testkit::CountedMoto);
-
-impl std::ops::Deref for World {
-    type Target = testkit::CountedMoto;
-    fn deref(&self) -> &Self::Target {
-        &self.0
-    }
-}
-
-async fn world() -> World {
-    World(testkit::CountedMoto::start(ROLE).await)
-}
 
 impl World {
     fn policies(&self) -> Policies {

@@ -3,6 +3,7 @@
 
 use std::collections::BTreeMap;
 
+use crate::common::ROLE;
 use serde_json::Value;
 use shared::app::owner_tagging::OwnerTagger;
 use shared::domain::outcome::SkipSubject;
@@ -11,8 +12,6 @@ use shared::{Config, Status};
 use testkit::{
     create_volume, rewrite, run_instances, sample_event, tags_of, volumes_of, CountedMoto,
 };
-
-const ROLE: &str = "Okta-ServiceWorkbenchUser";
 
 fn sweep_event() -> Value {
     rewrite(&sample_event("scheduled-tag-sweep.json"), &[])
