@@ -190,6 +190,33 @@ impl Config {
     }
 }
 
+#[cfg(any(test, feature = "fakes"))]
+impl Config {
+    /// The users' role of the tests, the samples and the demo.
+    pub const TEST_ROLE: &'static str = "Okta-ServiceWorkbenchUser";
+
+    /// For tests: `vars` over the defaults, with the users' role [`Config::TEST_ROLE`] unless
+    /// `vars` names one (`SESSION_ROLE_NAME` or `PERMISSION_SET_NAME`).
+    #[allow(
+        clippy::expect_used,
+        reason = "a test's configuration is valid, or the test is wrong"
+    )]
+    pub fn for_tests(vars: &[(&str, &str)]) -> Self {
+        let names_a_role = vars
+            .iter()
+            .any(|(name, _)| *name == SESSION_ROLE_NAME || *name == PERMISSION_SET_NAME);
+        Self::from_lookup(|key| {
+            vars.iter()
+                .find(|(name, _)| *name == key)
+                .map(|(_, value)| (*value).to_owned())
+                .or_else(|| {
+                    (key == SESSION_ROLE_NAME && !names_a_role).then(|| Self::TEST_ROLE.to_owned())
+                })
+        })
+        .expect("a valid test configuration")
+    }
+}
+
 /// A variable source, trimmed; empty is unset.
 type Lookup<'a> = &'a dyn Fn(&str) -> Option<String>;
 

@@ -5,7 +5,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::future::Future;
 
 use crate::config::WriteMode;
-use crate::domain::capacity::Refused;
+use crate::domain::capacity::{Capacity, Refused};
 use crate::domain::evaluation::{Decision, NamedPolicy, Request};
 use crate::domain::ids::{
     InstanceId, InstanceState, ResolvedRole, RoleId, RoleIdentity, TagTarget, VolumeId,
@@ -281,7 +281,7 @@ pub struct StoreReport {
     /// Grants that did not fit.
     pub refused: Vec<Refused>,
     /// Characters in use and available, when the store had to measure them.
-    pub capacity: Option<(usize, usize)>,
+    pub capacity: Option<Capacity>,
 }
 
 impl StoreReport {

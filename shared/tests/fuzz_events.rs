@@ -42,12 +42,7 @@ fn policy_writes(fake: &FakeAws) -> u64 {
 }
 
 fn config() -> Config {
-    Config::from_lookup(|k| match k {
-        "SESSION_ROLE_NAME" => Some("Okta-ServiceWorkbenchUser".into()),
-        "SESSION_ROLE_ID" => Some(ROLE_ID.into()),
-        _ => None,
-    })
-    .unwrap()
+    Config::for_tests(&[("SESSION_ROLE_ID", ROLE_ID)])
 }
 
 fn runtime() -> tokio::runtime::Runtime {

@@ -107,12 +107,7 @@ where
     let (inline_policies, mut granted) = inline_lines(config, role, iam).await?;
     let inline_chars = inline_policies.iter().map(|p| p.chars).sum();
 
-    let store = ManagedStore::new(
-        iam.clone(),
-        &config.policy_name_prefix,
-        config.max_policy_shards,
-        config.role_managed_policy_limit,
-    );
+    let store = ManagedStore::from_config(iam.clone(), config);
     let inventory = store.inventory(role, Attachments::Fresh).await?;
     let mut shards = Vec::new();
     for entry in &inventory.shards {

@@ -6,7 +6,7 @@ use std::collections::BTreeSet;
 use tracing::info;
 
 use crate::config::{StoreKind, WriteMode};
-use crate::domain::capacity::headroom_users;
+use crate::domain::capacity::{headroom_users, Capacity};
 use crate::domain::ids::ResolvedRole;
 use crate::domain::inline_plan::{plan_inline, Action, InlineState};
 use crate::domain::session_name::SessionName;
@@ -117,7 +117,10 @@ impl<P: RolePolicies + Sync> PolicyStore for InlineStore<P> {
         );
         let report = StoreReport {
             refused: plan.refused,
-            capacity: Some((plan.used_after, self.budget)),
+            capacity: Some(Capacity {
+                used: plan.used_after,
+                available: self.budget,
+            }),
             ..StoreReport::default()
         };
         self.apply(role, plan.actions, mode, report).await
@@ -132,22 +135,16 @@ impl<P: RolePolicies + Sync> InlineStore<P> {
         mode: WriteMode,
         mut report: StoreReport,
     ) -> Result<StoreReport, Error> {
-        for action in actions {
-            let described = action.describe();
-            if mode == WriteMode::DryRun {
-                info!(decision = "planned", action = %described);
-                report.planned.push(described);
-                continue;
-            }
-            match &action {
+        let steps = actions.into_iter().map(|a| (a.describe(), a)).collect();
+        super::apply_steps(steps, mode, &mut report, |action| async move {
+            match action {
                 Action::Put { name, document, .. } => {
-                    self.iam.put_role_policy(&role.name, name, document).await?
+                    self.iam.put_role_policy(&role.name, &name, &document).await
                 }
-                Action::Delete { name } => self.iam.delete_role_policy(&role.name, name).await?,
+                Action::Delete { name } => self.iam.delete_role_policy(&role.name, &name).await,
             }
-            info!(decision = "applied", action = %described);
-            report.applied.push(described);
-        }
+        })
+        .await?;
         Ok(report)
     }
 }

@@ -15,11 +15,11 @@ use std::sync::{Mutex, MutexGuard};
 use tracing::info;
 
 use crate::config::{StoreKind, WriteMode};
-use crate::domain::capacity::headroom_users;
+use crate::domain::capacity::{headroom_users, Capacity};
 use crate::domain::ids::{ResolvedRole, RoleId};
 use crate::domain::session_name::SessionName;
 use crate::domain::shard_packing::{
-    plan_shards, read_shard, shard_document, shard_index, shard_name, shard_path, Shard,
+    plan_shards, read_shard, shard_document, shard_index, shard_name, shard_path, Shard, ShardPlan,
 };
 use crate::domain::statements::{user_of_policy_name, Scope};
 use crate::error::Error;
@@ -79,6 +79,17 @@ pub(crate) struct ShardInventory {
 }
 
 impl<P: ManagedPolicies + RolePolicies + Sync> ManagedStore<P> {
+    /// The store as `config` sets it: the prefix, the shards it may use, IAM's managed policies
+    /// per role.
+    pub fn from_config(iam: P, config: &crate::Config) -> Self {
+        Self::new(
+            iam,
+            &config.policy_name_prefix,
+            config.max_policy_shards,
+            config.role_managed_policy_limit,
+        )
+    }
+
     pub fn new(iam: P, prefix: impl Into<String>, max_shards: usize, role_limit: usize) -> Self {
         Self {
             iam,
@@ -87,6 +98,47 @@ impl<P: ManagedPolicies + RolePolicies + Sync> ManagedStore<P> {
             role_limit,
             cache: Mutex::new(Cache::default()),
         }
+    }
+
+    /// The shard writes `plan` needs, then the attachments it lacks, each described.
+    fn shard_steps(
+        &self,
+        inventory: &ShardInventory,
+        plan: &ShardPlan,
+        role_id: &RoleId,
+    ) -> Vec<(String, ShardStep)> {
+        let mut steps: Vec<(String, ShardStep)> = Vec::new();
+        for (index, users) in &plan.writes {
+            let name = shard_name(&self.prefix, *index);
+            let existing = inventory.shards.iter().find(|e| e.shard.index == *index);
+            let document = shard_document(role_id, users);
+            match (existing, users.is_empty()) {
+                (Some(entry), true) => steps.push((
+                    format!("delete {name}"),
+                    ShardStep::Delete(entry.policy.arn.clone()),
+                )),
+                (Some(entry), false) => steps.push((
+                    format!("update {name} ({} users)", users.len()),
+                    ShardStep::Update(entry.policy.clone(), document),
+                )),
+                (None, false) => steps.push((
+                    format!("create {name} ({} users)", users.len()),
+                    ShardStep::Create(name.clone(), document),
+                )),
+                (None, true) => {}
+            }
+        }
+        for entry in &inventory.shards {
+            let index = entry.shard.index;
+            let emptied = plan.writes.get(&index).is_some_and(|u| u.is_empty());
+            if !entry.attached && !emptied {
+                steps.push((
+                    format!("attach {}", shard_name(&self.prefix, index)),
+                    ShardStep::Attach(entry.policy.arn.clone()),
+                ));
+            }
+        }
+        steps
     }
 
     fn cache(&self) -> MutexGuard<'_, Cache> {
@@ -251,10 +303,6 @@ impl<P: ManagedPolicies + RolePolicies + Sync> ManagedStore<P> {
 }
 
 impl<P: ManagedPolicies + RolePolicies + Sync> PolicyStore for ManagedStore<P> {
-    #[expect(
-        clippy::too_many_lines,
-        reason = "one converge: read, plan, apply with verify-after-write, report; sharing the apply loop with the inline store (issue 31 item 5) is left to do"
-    )]
     async fn converge(
         &self,
         role: &ResolvedRole,
@@ -282,41 +330,14 @@ impl<P: ManagedPolicies + RolePolicies + Sync> PolicyStore for ManagedStore<P> {
         );
         let mut report = StoreReport {
             refused: plan.refused.clone(),
-            capacity: Some((plan.used_after, plan.capacity)),
+            capacity: Some(Capacity {
+                used: plan.used_after,
+                available: plan.capacity,
+            }),
             ..StoreReport::default()
         };
         let path = shard_path(&self.prefix);
-        let mut steps: Vec<(String, ShardStep)> = Vec::new();
-        for (index, users) in &plan.writes {
-            let name = shard_name(&self.prefix, *index);
-            let existing = inventory.shards.iter().find(|e| e.shard.index == *index);
-            let document = shard_document(role_id, users);
-            match (existing, users.is_empty()) {
-                (Some(entry), true) => steps.push((
-                    format!("delete {name}"),
-                    ShardStep::Delete(entry.policy.arn.clone()),
-                )),
-                (Some(entry), false) => steps.push((
-                    format!("update {name} ({} users)", users.len()),
-                    ShardStep::Update(entry.policy.clone(), document),
-                )),
-                (None, false) => steps.push((
-                    format!("create {name} ({} users)", users.len()),
-                    ShardStep::Create(name.clone(), document),
-                )),
-                (None, true) => {}
-            }
-        }
-        for entry in &inventory.shards {
-            let index = entry.shard.index;
-            let emptied = plan.writes.get(&index).is_some_and(|u| u.is_empty());
-            if !entry.attached && !emptied {
-                steps.push((
-                    format!("attach {}", shard_name(&self.prefix, index)),
-                    ShardStep::Attach(entry.policy.arn.clone()),
-                ));
-            }
-        }
+        let mut steps = self.shard_steps(&inventory, &plan, role_id);
         // Old inline statements go only after the shards hold their users.
         for name in self.inline_leftovers(&role.name, scope).await? {
             steps.push((
@@ -324,27 +345,21 @@ impl<P: ManagedPolicies + RolePolicies + Sync> PolicyStore for ManagedStore<P> {
                 ShardStep::DeleteInline(name),
             ));
         }
-        for (described, step) in steps {
-            if mode == WriteMode::DryRun {
-                info!(decision = "planned", action = %described);
-                report.planned.push(described);
-                continue;
-            }
+        let path = &path;
+        super::apply_steps(steps, mode, &mut report, |step| async move {
             match step {
                 ShardStep::Create(name, document) => {
-                    self.create_shard(&role.name, &name, &path, &document)
-                        .await?
+                    self.create_shard(&role.name, &name, path, &document).await
                 }
-                ShardStep::Update(policy, document) => self.write_shard(&policy, &document).await?,
-                ShardStep::Delete(arn) => self.delete_shard(&role.name, &arn).await?,
-                ShardStep::Attach(arn) => self.attach(&role.name, &arn).await?,
+                ShardStep::Update(policy, document) => self.write_shard(&policy, &document).await,
+                ShardStep::Delete(arn) => self.delete_shard(&role.name, &arn).await,
+                ShardStep::Attach(arn) => self.attach(&role.name, &arn).await,
                 ShardStep::DeleteInline(name) => {
-                    self.iam.delete_role_policy(&role.name, &name).await?
+                    self.iam.delete_role_policy(&role.name, &name).await
                 }
             }
-            info!(decision = "applied", action = %described);
-            report.applied.push(described);
-        }
+        })
+        .await?;
         Ok(report)
     }
 }

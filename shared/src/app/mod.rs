@@ -37,12 +37,7 @@ impl<P: ManagedPolicies + RolePolicies + Sync + Clone> AnyStore<P> {
             // Static mode only ever removes what per-user mode left; the managed store removes
             // both its shards and the inline store's policies.
             (SessionRights::Static, _) | (SessionRights::PerUser, StoreKind::Managed) => {
-                AnyStore::Managed(ManagedStore::new(
-                    iam,
-                    &config.policy_name_prefix,
-                    config.max_policy_shards,
-                    config.role_managed_policy_limit,
-                ))
+                AnyStore::Managed(ManagedStore::from_config(iam, config))
             }
             (SessionRights::PerUser, StoreKind::Inline) => {
                 AnyStore::Inline(InlineStore::new(iam, &config.policy_name_prefix))
@@ -68,3 +63,28 @@ impl<P: ManagedPolicies + RolePolicies + Sync> PolicyStore for AnyStore<P> {
 
 #[cfg(test)]
 mod use_case_tests;
+
+/// Each store's writes, in order: a dry run only records each as planned; otherwise each is
+/// applied (the first failure stops the run, its error returned) and recorded as applied.
+pub(crate) async fn apply_steps<S, F, Fut>(
+    steps: Vec<(String, S)>,
+    mode: WriteMode,
+    report: &mut StoreReport,
+    mut apply: F,
+) -> Result<(), Error>
+where
+    F: FnMut(S) -> Fut,
+    Fut: std::future::Future<Output = Result<(), Error>>,
+{
+    for (described, step) in steps {
+        if mode == WriteMode::DryRun {
+            tracing::info!(decision = "planned", action = %described);
+            report.planned.push(described);
+            continue;
+        }
+        apply(step).await?;
+        tracing::info!(decision = "applied", action = %described);
+        report.applied.push(described);
+    }
+    Ok(())
+}

@@ -24,6 +24,7 @@ use super::owner_tagging::ignored;
 use super::regions::RegionalClients;
 use super::role_resolver::RoleResolver;
 use crate::config::{Config, SessionRights, WriteMode};
+use crate::domain::capacity::Capacity;
 use crate::domain::events::{dispatch, Event, StateChangeDetail, TagChangeDetail};
 use crate::domain::ids::{InstanceId, ResolvedRole, RoleId, UserId};
 use crate::domain::outcome::{Counts, Outcome, Skipped, Status};
@@ -348,7 +349,7 @@ where
         let counts = Counts {
             grants: if live_count > 0 { wrote } else { 0 },
             revokes: if live_count > 0 { 0 } else { wrote },
-            capacity_used_percent: capacity.map(percent),
+            capacity_used_percent: capacity.map(Capacity::used_percent),
             ..Counts::default()
         };
         Ok(Outcome {
@@ -456,11 +457,6 @@ impl LiveUsers {
     }
 }
 
-/// Characters in use, in percent of those available.
-fn percent((used, available): (usize, usize)) -> usize {
-    (used * 100).checked_div(available).unwrap_or(100)
-}
-
 fn reconcile_outcome(
     instances: usize,
     users: usize,
@@ -477,7 +473,7 @@ fn reconcile_outcome(
     }
     let capacity = report
         .capacity
-        .map(|(used, budget)| format!("; {used} of {budget} policy characters in use"))
+        .map(|c| format!("; {} of {} policy characters in use", c.used, c.available))
         .unwrap_or_default();
     let (status, what) = if mode == WriteMode::DryRun {
         (
@@ -503,7 +499,7 @@ fn reconcile_outcome(
     let counts = Counts {
         drift_repaired: report.applied.len(),
         grants_refused: report.refused.len(),
-        capacity_used_percent: report.capacity.map(percent),
+        capacity_used_percent: report.capacity.map(Capacity::used_percent),
         ..Counts::default()
     };
     Outcome {

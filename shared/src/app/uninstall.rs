@@ -52,12 +52,7 @@ where
     P: ManagedPolicies + RolePolicies + Sync + Clone,
 {
     // Nobody desired: the managed store removes its shards and the inline store's policies.
-    let store = ManagedStore::new(
-        iam,
-        &config.policy_name_prefix,
-        config.max_policy_shards,
-        config.role_managed_policy_limit,
-    );
+    let store = ManagedStore::from_config(iam, config);
     let report = store
         .converge(role, &Scope::All, &BTreeSet::new(), mode)
         .await?;

@@ -16,7 +16,7 @@ use crate::fakes::FakeAws;
 use crate::ports::PolicyStore;
 use crate::Status;
 
-const ROLE: &str = "Okta-ServiceWorkbenchUser";
+const ROLE: &str = Config::TEST_ROLE;
 const ROLE_ID: &str = "AROAEXAMPLEROLEID1234";
 const PREFIX: &str = "ssm-session-owner-";
 
@@ -36,12 +36,7 @@ fn fake() -> FakeAws {
 }
 
 fn config() -> Config {
-    Config::from_lookup(|k| match k {
-        "SESSION_ROLE_NAME" => Some(ROLE.into()),
-        "END_SESSIONS_ON_TERMINATE" => Some("true".into()),
-        _ => None,
-    })
-    .unwrap()
+    Config::for_tests(&[("END_SESSIONS_ON_TERMINATE", "true")])
 }
 
 /// Whether any managed policy in the fake names `user`'s id.

@@ -10,6 +10,20 @@ use crate::domain::statements::inline_size;
 /// The length of a typical username: the unit of "headroom in users".
 pub(crate) const TYPICAL_NAME_LEN: usize = 10;
 
+/// A store's policy characters: in use, and available.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Capacity {
+    pub used: usize,
+    pub available: usize,
+}
+
+impl Capacity {
+    /// Characters in use, in percent of those available (100 when none are).
+    pub fn used_percent(self) -> usize {
+        (self.used * 100).checked_div(self.available).unwrap_or(100)
+    }
+}
+
 /// A grant that does not fit.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Refused {

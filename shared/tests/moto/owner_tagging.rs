@@ -19,12 +19,7 @@ const SAMPLE_ROLE_ID: &str = "AROAEXAMPLEROLEID1234";
 fn config(vars: &[(&str, &str)]) -> Config {
     let mut all = vec![("SESSION_ROLE_NAME", ROLE)];
     all.extend_from_slice(vars);
-    Config::from_lookup(|k| {
-        all.iter()
-            .find(|(n, _)| *n == k)
-            .map(|(_, v)| v.to_string())
-    })
-    .unwrap()
+    Config::for_tests(&all)
 }
 
 fn time_of(event: &Value) -> DateTime<Utc> {

@@ -20,16 +20,17 @@ fn config(w: &CountedMoto) -> Config {
 
 /// `single_writer`: as the template deploys the session-policy function.
 fn config_with(w: &CountedMoto, single_writer: bool) -> Config {
-    let role_id = w.role_id.to_string();
-    Config::from_lookup(|k| match k {
-        "SESSION_ROLE_NAME" => Some(ROLE.into()),
-        "SESSION_ROLE_ID" => Some(role_id.clone()),
-        "END_SESSIONS_ON_TERMINATE" => Some("false".into()),
-        "REGIONS" => Some(format!("us-east-1,{WEST},{EU}")),
-        "SINGLE_WRITER" => Some(single_writer.to_string()),
-        _ => None,
-    })
-    .unwrap()
+    let (role_id, regions) = (w.role_id.to_string(), format!("us-east-1,{WEST},{EU}"));
+    Config::for_tests(&[
+        ("SESSION_ROLE_NAME", ROLE),
+        ("SESSION_ROLE_ID", &role_id),
+        ("END_SESSIONS_ON_TERMINATE", "false"),
+        ("REGIONS", &regions),
+        (
+            "SINGLE_WRITER",
+            if single_writer { "true" } else { "false" },
+        ),
+    ])
 }
 
 /// A sample event, as forwarded from `region` (forwarded events keep their region).

@@ -8,6 +8,8 @@
 
 use std::process::ExitCode;
 
+use shared::edge::cli::{print_report, stopped_by};
+
 use clap::Parser;
 
 use shared::app::capacity::capacity_report;
@@ -52,26 +54,9 @@ async fn main() -> ExitCode {
     };
     match report.await {
         Ok(report) => {
-            if json {
-                match serde_json::to_string_pretty(&report) {
-                    Ok(text) => println!("{text}"),
-                    Err(err) => {
-                        eprintln!("capacity: {err}");
-                        return ExitCode::from(2);
-                    }
-                }
-            } else {
-                print!("{report}");
-            }
-            if report.drift.missing.is_empty() && report.drift.stale.is_empty() {
-                ExitCode::SUCCESS
-            } else {
-                ExitCode::FAILURE
-            }
+            let in_step = report.drift.missing.is_empty() && report.drift.stale.is_empty();
+            print_report("capacity", &report, json, in_step)
         }
-        Err(err) => {
-            eprintln!("capacity: {err} ({})", err.kind());
-            ExitCode::from(2)
-        }
+        Err(err) => stopped_by("capacity", &err),
     }
 }

@@ -32,18 +32,13 @@ use shared::error::Error;
 use shared::ports::{ManagedNode, ManagedNodes, PolicySimulator, Simulation};
 use shared::Config;
 
-const ROLE: &str = "Okta-ServiceWorkbenchUser";
+const ROLE: &str = Config::TEST_ROLE;
 const ROLE_ID: &str = "AROARZPUZDIKBSV3HPLXQ";
 const ROLE_ARN: &str = "arn:aws:iam::123456789012:role/Okta-ServiceWorkbenchUser";
 const INSTANCE: &str = "i-0a1b2c3d4e5f60001";
 
 fn config(rights: &str) -> Config {
-    Config::from_lookup(|k| match k {
-        "SESSION_ROLE_NAME" => Some(ROLE.into()),
-        "SESSION_RIGHTS" => Some(rights.into()),
-        _ => None,
-    })
-    .unwrap()
+    Config::for_tests(&[("SESSION_ROLE_NAME", ROLE), ("SESSION_RIGHTS", rights)])
 }
 
 fn iam_error(status: u16, code: &str) -> HttpResponse {

@@ -126,6 +126,13 @@ async fn the_owner_is_allowed_and_the_doctor_writes_nothing() {
 
     // THEN every check the product can make passes and the verdict is allowed (exit 0)
     assert_eq!(status, 0, "{report:#}");
+    // AND the subcommand spelling answers exactly as the older one
+    let output = account.doctor(&["check", "tim.malone", &instance, "--json"], &[]);
+    assert_eq!(output.status.code(), Some(0));
+    assert_eq!(
+        serde_json::from_slice::<Value>(&output.stdout).unwrap(),
+        report
+    );
     assert_eq!(report["verdict"], "allowed");
     assert_eq!(report["user"], "tim.malone");
     assert_eq!(report["instance"], instance.as_str());
@@ -354,13 +361,19 @@ async fn static_mode_needs_the_static_statement() {
 }
 
 impl Account {
-    /// `doctor --audit --json`: the exit status and the report.
+    /// `doctor audit --json`, checked to answer as the older `doctor --audit --json`: the exit
+    /// status and the report.
     fn audit(&self) -> (i32, Value) {
-        let output = self.doctor(&["--audit", "--json"], &[]);
-        let stderr = String::from_utf8_lossy(&output.stderr);
-        let report = serde_json::from_slice(&output.stdout)
-            .unwrap_or_else(|e| panic!("{e}: stdout {:?}, stderr {stderr}", output.stdout));
-        (output.status.code().unwrap(), report)
+        let read = |args: &[&str]| {
+            let output = self.doctor(args, &[]);
+            let stderr = String::from_utf8_lossy(&output.stderr);
+            let report: Value = serde_json::from_slice(&output.stdout)
+                .unwrap_or_else(|e| panic!("{e}: stdout {:?}, stderr {stderr}", output.stdout));
+            (output.status.code().unwrap(), report)
+        };
+        let answer = read(&["audit", "--json"]);
+        assert_eq!(read(&["--audit", "--json"]), answer);
+        answer
     }
 
     /// An inline policy of one statement, or of a list of them.

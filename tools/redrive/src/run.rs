@@ -343,6 +343,19 @@ mod tests {
         Product::new(OWNER_TAGGER, SESSION_POLICY, "CreatedBy", "AwsUserId").unwrap()
     }
 
+    /// Every message of `queue`, through `invoker`; with `apply`, redriven.
+    async fn everything(queue: &FakeQueue, invoker: &FakeInvoker, apply: bool) -> Vec<Line> {
+        redrive(
+            std::slice::from_ref(queue),
+            invoker,
+            &product(),
+            &Filter::default(),
+            apply,
+        )
+        .await
+        .unwrap()
+    }
+
     fn parked_queue() -> FakeQueue {
         let mut bodies: Vec<String> = (0..12)
             .map(|_| destination_record("stack-ok-OwnerTagger", "Retryable"))
@@ -359,15 +372,7 @@ mod tests {
     async fn a_dry_run_lists_everything_and_leaves_every_message_visible() {
         let queue = parked_queue();
         let invoker = FakeInvoker::default();
-        let lines = redrive(
-            std::slice::from_ref(&queue),
-            &invoker,
-            &product(),
-            &Filter::default(),
-            false,
-        )
-        .await
-        .unwrap();
+        let lines = everything(&queue, &invoker, false).await;
         assert_eq!(lines.len(), 14);
         assert_eq!(lines.iter().filter(|l| l.fate == Fate::Listed).count(), 13);
         assert!(matches!(lines[13].fate, Fate::Unreadable { .. }));
@@ -380,15 +385,7 @@ mod tests {
     async fn with_yes_a_message_goes_only_after_its_event_succeeded_again() {
         let queue = parked_queue();
         let invoker = FakeInvoker::default();
-        let lines = redrive(
-            std::slice::from_ref(&queue),
-            &invoker,
-            &product(),
-            &Filter::default(),
-            true,
-        )
-        .await
-        .unwrap();
+        let lines = everything(&queue, &invoker, true).await;
         assert_eq!(
             lines.iter().filter(|l| l.fate == Fate::Redriven).count(),
             12
@@ -441,15 +438,7 @@ mod tests {
         ]);
         let invoker = FakeInvoker::default();
         // WHEN an operator redrives everything
-        let lines = redrive(
-            std::slice::from_ref(&queue),
-            &invoker,
-            &product(),
-            &Filter::default(),
-            true,
-        )
-        .await
-        .unwrap();
+        let lines = everything(&queue, &invoker, true).await;
         // THEN the real one is redriven, the forged one is refused with the reason and kept
         assert_eq!(lines[0].fate, Fate::Redriven);
         let Fate::Refused { reason } = &lines[1].fate else {

@@ -14,7 +14,7 @@ use std::sync::Mutex;
 
 use redrive::aws::SqsQueue;
 use redrive::parked::{Filter, Product, Source};
-use redrive::run::{redrive, Fate, Invoked, Invoker};
+use redrive::run::{redrive, Fate, Invoked, Invoker, Line};
 use shared::Error;
 use testkit::Moto;
 
@@ -26,6 +26,19 @@ const FORWARDER_QUEUE: &str = "ssm-session-owner-forward-dead-letters";
 
 fn product() -> Product {
     Product::new(OWNER_TAGGER, FUNCTION, "CreatedBy", "AwsUserId").unwrap()
+}
+
+/// Every message of `queue`, through `invoker`; with `apply`, redriven.
+async fn redrive_one<I: Invoker + Sync>(queue: &SqsQueue, invoker: &I, apply: bool) -> Vec<Line> {
+    redrive(
+        std::slice::from_ref(queue),
+        invoker,
+        &product(),
+        &Filter::default(),
+        apply,
+    )
+    .await
+    .unwrap()
 }
 
 fn record(event_id: &str) -> String {
@@ -165,15 +178,7 @@ async fn a_redriven_event_leaves_the_queue_only_once_it_succeeded() {
     let queue = parked_queue(&moto).await;
     let invoker = FirstSucceeds::default();
 
-    let lines = redrive(
-        std::slice::from_ref(&queue),
-        &invoker,
-        &product(),
-        &Filter::default(),
-        true,
-    )
-    .await
-    .unwrap();
+    let lines = redrive_one(&queue, &invoker, true).await;
 
     assert_eq!(lines[0].fate, Fate::Redriven);
     assert!(matches!(lines[1].fate, Fate::FailedAgain { .. }));
@@ -182,15 +187,7 @@ async fn a_redriven_event_leaves_the_queue_only_once_it_succeeded() {
     assert_eq!(first["detail"]["instance-id"], "i-0a1b2c3d4e5f60006");
     // One message left in moto's queue: the one that failed again, visible.
     assert_eq!(queue.waiting().await.unwrap(), 1);
-    let left = redrive(
-        std::slice::from_ref(&queue),
-        &invoker,
-        &product(),
-        &Filter::default(),
-        false,
-    )
-    .await
-    .unwrap();
+    let left = redrive_one(&queue, &invoker, false).await;
     assert_eq!(left.len(), 1);
     assert_eq!(left[0].message_id, lines[1].message_id);
 }
@@ -228,15 +225,7 @@ async fn a_forged_message_in_the_queue_is_refused_and_a_real_parked_event_is_sti
     // AND the real parked events still go back to their function (in-test invoker), the forged
     // one is never invoked
     let invoker = FirstSucceeds::default();
-    let lines = redrive(
-        std::slice::from_ref(&queue),
-        &invoker,
-        &product(),
-        &Filter::default(),
-        true,
-    )
-    .await
-    .unwrap();
+    let lines = redrive_one(&queue, &invoker, true).await;
     assert_eq!(lines.iter().filter(|l| l.fate == Fate::Redriven).count(), 1);
     assert_eq!(
         lines
@@ -317,15 +306,7 @@ async fn an_eventbridge_dead_letter_in_moto_is_listed_and_redriven_to_its_functi
 
     // WHEN the dry run lists it THEN it is an EventBridge dead letter of the product's function
     let invoker = FirstSucceeds::default();
-    let listed = redrive(
-        std::slice::from_ref(&queue),
-        &invoker,
-        &product(),
-        &Filter::default(),
-        false,
-    )
-    .await
-    .unwrap();
+    let listed = redrive_one(&queue, &invoker, false).await;
     assert_eq!(listed.len(), 1);
     let parked = listed[0].parked.as_ref().expect("a readable dead letter");
     assert_eq!(parked.source, Source::EventBridgeDeadLetter);
@@ -334,15 +315,7 @@ async fn an_eventbridge_dead_letter_in_moto_is_listed_and_redriven_to_its_functi
     assert_eq!(queue.waiting().await.unwrap(), 1);
 
     // AND redriven, the event itself goes to the function and leaves the queue
-    let lines = redrive(
-        std::slice::from_ref(&queue),
-        &invoker,
-        &product(),
-        &Filter::default(),
-        true,
-    )
-    .await
-    .unwrap();
+    let lines = redrive_one(&queue, &invoker, true).await;
     assert_eq!(lines[0].fate, Fate::Redriven);
     assert_eq!(invoker.sent.lock().unwrap()[0], event);
     assert_eq!(queue.waiting().await.unwrap(), 0);
@@ -423,15 +396,7 @@ async fn a_forwarders_dead_letters_in_moto_go_to_the_home_functions_and_a_forged
 
     // WHEN an operator redrives everything (an in-test invoker that always succeeds)
     let invoker = Recorder::default();
-    let lines = redrive(
-        std::slice::from_ref(&queue),
-        &invoker,
-        &product(),
-        &Filter::default(),
-        true,
-    )
-    .await
-    .unwrap();
+    let lines = redrive_one(&queue, &invoker, true).await;
 
     // THEN the launch went to the owner-tagger, the tag change to both functions, each as
     // it was parked, and both left the queue

@@ -17,7 +17,7 @@ use serde_json::Value;
 use shared::app::owner_tagging::OwnerTagger;
 use shared::app::session_rights::SessionPolicies;
 use shared::app::AnyStore;
-use shared::aws::{load_sdk_config, CallCounter, Clients};
+use shared::aws::{load_sdk_config, tool_config_or_exit, CallCounter, Clients};
 use shared::config::WriteMode;
 use shared::domain::events::{parse_envelope, route, OWNER_TAGGER, SESSION_POLICY};
 use shared::edge::replay_line::ReplayLine;
@@ -83,12 +83,9 @@ async fn main() -> ExitCode {
         Function::OwnerTagger => OWNER_TAGGER,
         Function::SessionPolicy => SESSION_POLICY,
     });
-    let config = match Config::from_env() {
+    let config = match tool_config_or_exit("replay", None).await {
         Ok(config) => config,
-        Err(err) => {
-            eprintln!("replay: invalid configuration: {err}");
-            return ExitCode::from(2);
-        }
+        Err(code) => return code,
     };
     let counter = CallCounter::default();
     let clients = Clients::with_counter(&load_sdk_config(&config).await, Some(counter.clone()));

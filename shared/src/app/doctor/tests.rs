@@ -20,7 +20,7 @@ use crate::fakes::FakeAws;
 use crate::ports::RolePolicies;
 use crate::ports::{ManagedNode, ManagedPolicies, PolicyStore, Simulated};
 
-const ROLE: &str = "Okta-ServiceWorkbenchUser";
+const ROLE: &str = Config::TEST_ROLE;
 const ROLE_ID: &str = "AROAEXAMPLEROLEID1234";
 const INSTANCE: &str = "i-0a1b2c3d4e5f60001";
 /// The end-user policy's allows with the template's defaults (a shell with the account's
@@ -41,13 +41,7 @@ fn resolved() -> ResolvedRole {
 }
 
 fn config(vars: &[(&str, &str)]) -> Config {
-    Config::from_lookup(|k| {
-        vars.iter()
-            .find(|(key, _)| *key == k)
-            .map(|(_, v)| v.to_string())
-            .or_else(|| (k == "SESSION_ROLE_NAME").then(|| ROLE.to_owned()))
-    })
-    .unwrap()
+    Config::for_tests(vars)
 }
 
 /// The role with the end-user policy attached, tim's instance, and tim granted in a shard.

@@ -40,12 +40,7 @@ pub(crate) async fn check_rights<I: DoctorIam>(
             "use static session rights: SESSION_RIGHTS=static (template SessionRights=static)",
         )),
         (SessionRights::PerUser, UsersRole::Named(_)) => {
-            let store = ManagedStore::new(
-                iam.clone(),
-                &config.policy_name_prefix,
-                config.max_policy_shards,
-                config.role_managed_policy_limit,
-            );
+            let store = ManagedStore::from_config(iam.clone(), config);
             let inventory = store
                 .inventory(&subject.facts.role, Attachments::Fresh)
                 .await?;
