@@ -3,7 +3,7 @@
 use std::fmt;
 use std::time::Duration;
 
-use crate::domain::ids::{Partition, RoleId};
+use crate::domain::ids::{Partition, Region, RoleId};
 use crate::domain::ownership::OwnershipRules;
 use crate::domain::session_iam::{SessionKinds, ShellSource};
 
@@ -82,7 +82,7 @@ pub struct Config {
     pub policy_store: StoreKind,
     pub session_rights: SessionRights,
     /// When non-empty, only these of the account's enabled regions are covered.
-    pub regions: Vec<String>,
+    pub regions: Vec<Region>,
     /// The partition of the home region (`AWS_REGION`), named in the statements' ARNs.
     pub partition: Partition,
     /// Regions whose whole fleet is read at the same time (the reconcile, the sweep): each one
@@ -157,7 +157,10 @@ impl Config {
             REGIONS,
             is_region_name,
             "a region name (comma-separated, e.g. us-east-1,eu-west-1)",
-        )?;
+        )?
+        .iter()
+        .filter_map(|name| Region::parse(name).ok())
+        .collect();
         let partition = value("AWS_REGION")
             .or_else(|| value("AWS_DEFAULT_REGION"))
             .map(|region| Partition::of_region(&region))
@@ -464,11 +467,7 @@ fn flag(value: Option<String>, default: bool) -> Result<bool, String> {
 
 /// Whether `name` is spelled like an AWS region (`us-east-1`, `us-gov-west-1`).
 pub fn is_region_name(name: &str) -> bool {
-    name.len() <= 32
-        && name.contains('-')
-        && name
-            .chars()
-            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
+    Region::parse(name).is_ok()
 }
 
 /// IAM policy names: 1-128 characters of `[\w+=,.@-]`.

@@ -803,7 +803,7 @@ impl LoggingTargets for FakeAws {
     async fn kms_key(&self, key: &str) -> Result<Option<KeyFacts>, Error> {
         let world = self.call("kms:DescribeKey")?;
         Ok(world.kms_keys.get(key).map(|state| KeyFacts {
-            state: state.clone(),
+            state: crate::ports::KeyState::parse(state),
         }))
     }
 }

@@ -339,11 +339,42 @@ pub trait RoleEvaluationInputs {
     ) -> impl Future<Output = Result<Vec<RolePolicyDocument>, Error>> + Send;
 }
 
+/// Whether Systems Manager hears from a node's agent (`PingStatus`), printed as AWS spells it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum PingStatus {
+    Online,
+    ConnectionLost,
+    Inactive,
+    /// A status this version does not know, as AWS spelled it.
+    Other(String),
+}
+
+impl PingStatus {
+    pub fn parse(status: &str) -> Self {
+        match status {
+            "Online" => PingStatus::Online,
+            "ConnectionLost" => PingStatus::ConnectionLost,
+            "Inactive" => PingStatus::Inactive,
+            other => PingStatus::Other(other.to_owned()),
+        }
+    }
+}
+
+impl std::fmt::Display for PingStatus {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            PingStatus::Online => "Online",
+            PingStatus::ConnectionLost => "ConnectionLost",
+            PingStatus::Inactive => "Inactive",
+            PingStatus::Other(other) => other,
+        })
+    }
+}
+
 /// What Systems Manager knows about a managed node.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ManagedNode {
-    /// `Online`, `ConnectionLost` or `Inactive`.
-    pub ping_status: String,
+    pub ping_status: PingStatus,
     pub agent_version: Option<String>,
     pub platform: Option<String>,
     /// When the agent last reported, as AWS gives it.
@@ -457,10 +488,42 @@ pub struct LogGroupFacts {
     pub kms_key: Option<String>,
 }
 
-/// A KMS key's state (`Enabled`, `Disabled`, `PendingDeletion`, ...).
+/// A KMS key's state (`KeyState`): only an enabled key encrypts. Printed as AWS spells it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum KeyState {
+    Enabled,
+    Disabled,
+    PendingDeletion,
+    /// Any other state (`Creating`, `PendingImport`, `Unavailable`, ...), as AWS spelled it.
+    Other(String),
+}
+
+impl KeyState {
+    pub fn parse(state: &str) -> Self {
+        match state {
+            "Enabled" => KeyState::Enabled,
+            "Disabled" => KeyState::Disabled,
+            "PendingDeletion" => KeyState::PendingDeletion,
+            other => KeyState::Other(other.to_owned()),
+        }
+    }
+}
+
+impl std::fmt::Display for KeyState {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            KeyState::Enabled => "Enabled",
+            KeyState::Disabled => "Disabled",
+            KeyState::PendingDeletion => "PendingDeletion",
+            KeyState::Other(other) => other,
+        })
+    }
+}
+
+/// What the doctor needs of a KMS key.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct KeyFacts {
-    pub state: String,
+    pub state: KeyState,
 }
 
 /// Where sessions are logged and the key that encrypts them, in one region: are they there?

@@ -14,7 +14,7 @@ use tokio::sync::OnceCell;
 use tracing::{info, warn};
 
 use crate::config::Config;
-use crate::domain::ids::Partition;
+use crate::domain::ids::{Partition, Region};
 use crate::error::Error;
 use crate::ports::{EnabledRegions, InRegion};
 
@@ -30,7 +30,7 @@ pub(crate) struct RegionalClients<C> {
     /// The home region's partition: regions of another partition are never covered.
     partition: Partition,
     /// `REGIONS`: when non-empty, only these of the enabled regions.
-    narrowed_to: Vec<String>,
+    narrowed_to: Vec<Region>,
     fleet_reads_at_once: usize,
     covered: OnceCell<Vec<String>>,
     clients: Mutex<HashMap<String, C>>,
@@ -81,13 +81,14 @@ impl<C: InRegion + EnabledRegions + Clone + Sync> RegionalClients<C> {
                 let covered: Vec<String> = if self.narrowed_to.is_empty() {
                     enabled
                 } else {
-                    for region in self.narrowed_to.iter().filter(|r| !enabled.contains(r)) {
+                    let is_enabled = |r: &&Region| enabled.iter().any(|e| e == r.as_str());
+                    for region in self.narrowed_to.iter().filter(|r| !is_enabled(r)) {
                         warn!(region = %region, "REGIONS names a region that is not enabled in the account; it is not covered");
                     }
                     self.narrowed_to
                         .iter()
-                        .filter(|r| enabled.contains(r))
-                        .cloned()
+                        .filter(is_enabled)
+                        .map(|r| r.as_str().to_owned())
                         .collect()
                 };
                 info!(regions = ?covered, "covered regions");

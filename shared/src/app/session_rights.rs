@@ -41,6 +41,16 @@ use crate::ports::{
 /// Rounds of write-then-verify for one user before giving up for this delivery.
 const MAX_ROUNDS: usize = 3;
 
+/// Where a user's converge reads their live instances.
+#[derive(Debug, Clone, Copy)]
+enum Reads<'a> {
+    /// A grant: the region of the instance whose tag changed (None: the home region) first, and
+    /// alone when it holds a live instance of the user; otherwise every covered region.
+    GrantIn(Option<&'a str>),
+    /// A revoke: every covered region, all at once.
+    Everywhere,
+}
+
 pub struct SessionPolicies<E, R, T, S> {
     config: Config,
     ec2: RegionalClients<E>,
@@ -155,8 +165,13 @@ where
         match UserId::parse_for(value, &role.id) {
             // The tag is on an instance of the event's region: read that region first.
             Ok(user) => {
-                self.converge_user(id, role, &user, Some(region.unwrap_or("")))
-                    .await
+                self.converge_user(
+                    id,
+                    role,
+                    &user,
+                    Reads::GrantIn(region.filter(|r| !r.is_empty())),
+                )
+                .await
             }
             Err(reason) => Ok(ignored(id, reason)),
         }
@@ -223,7 +238,8 @@ where
                     Ok(user) => user,
                     Err(reason) => return Ok(ignored(id, reason)),
                 };
-                self.converge_user(id, role, &user, None).await?
+                self.converge_user(id, role, &user, Reads::Everywhere)
+                    .await?
             }
         };
         if self.config.end_sessions_on_terminate {
@@ -247,20 +263,14 @@ where
     }
 
     /// Grant or revoke one user according to EC2, verifying after every write. With
-    /// `grant_region` (the region of the instance whose tag triggered the event; "" for the
-    /// home region), that region is read first, and alone when it holds a live instance of the
-    /// user: a user's right exists while any instance lives. Otherwise every covered region is
-    /// read, all at once: the statement goes only with the user's last instance anywhere.
-    #[expect(
-        clippy::too_many_lines,
-        reason = "one user's converge with verify-after-write; grant-vs-revoke reads as an enum (issue 31 item 6) is left to do"
-    )]
+    /// [`Reads`] says where the user's live instances are read: a user's right exists while any
+    /// instance lives, and the statement goes only with the user's last instance anywhere.
     async fn converge_user(
         &self,
         id: Option<&str>,
         role: &ResolvedRole,
         user_id: &UserId,
-        grant_region: Option<&str>,
+        reads: Reads<'_>,
     ) -> Result<Outcome, Error> {
         let _writer = self.writer.lock().await;
         let user = user_id.user();
@@ -277,35 +287,8 @@ where
         for round in 1..=rounds {
             let key = self.config.ownership.user_id_tag_key.as_str();
             let value = value.as_str();
-            let mut live = match grant_region {
-                Some(region) => {
-                    let here = (!region.is_empty()).then_some(region);
-                    self.ec2
-                        .get(here)
-                        .live_instances_tagged(key, Some(value))
-                        .await
-                        .map_err(|e| Error::RegionUnreadable {
-                            region: here
-                                .map(str::to_owned)
-                                .unwrap_or_else(|| "the home region".into()),
-                            cause: e.to_string(),
-                        })?
-                }
-                None => Vec::new(),
-            };
-            if live.is_empty() {
-                live = self
-                    .ec2
-                    .read_all(
-                        |ec2| async move { ec2.live_instances_tagged(key, Some(value)).await },
-                    )
-                    .await?
-                    .into_iter()
-                    .flat_map(|(_, found)| found)
-                    .collect();
-            }
-            live_count = live.len();
-            let desired: BTreeSet<SessionName> = if live.is_empty() {
+            live_count = self.live_instances(reads, key, value).await?.len();
+            let desired: BTreeSet<SessionName> = if live_count == 0 {
                 BTreeSet::new()
             } else {
                 BTreeSet::from([user.clone()])
@@ -363,6 +346,36 @@ where
                 Status::Changed
             })
         })
+    }
+
+    /// The live instances tagged `key` = `value` that [`Reads`] says to read.
+    async fn live_instances(
+        &self,
+        reads: Reads<'_>,
+        key: &str,
+        value: &str,
+    ) -> Result<Vec<DescribedInstance>, Error> {
+        if let Reads::GrantIn(here) = reads {
+            let live = self
+                .ec2
+                .get(here)
+                .live_instances_tagged(key, Some(value))
+                .await
+                .map_err(|e| Error::RegionUnreadable {
+                    region: here.unwrap_or("the home region").to_owned(),
+                    cause: e.to_string(),
+                })?;
+            if !live.is_empty() {
+                return Ok(live);
+            }
+        }
+        Ok(self
+            .ec2
+            .read_all(|ec2| async move { ec2.live_instances_tagged(key, Some(value)).await })
+            .await?
+            .into_iter()
+            .flat_map(|(_, found)| found)
+            .collect())
     }
 
     /// Converge every user: add missing statements, remove stale ones, repair edited ones.

@@ -5,6 +5,7 @@ use tracing::instrument;
 
 use super::sdk_error::from_sdk;
 use crate::error::Error;
+use crate::ports::KeyState;
 use crate::ports::{BucketState, InRegion, KeyFacts, LogGroupFacts, LoggingTargets};
 
 /// The clients of the three services, in one region.
@@ -115,7 +116,7 @@ impl LoggingTargets for LoggingClients {
                 let state = output
                     .key_metadata()
                     .and_then(|m| m.key_state())
-                    .map(|s| s.as_str().to_owned())
+                    .map(|s| KeyState::parse(s.as_str()))
                     .ok_or_else(|| Error::unreadable(DESCRIBE, "the key's state"))?;
                 Ok(Some(KeyFacts { state }))
             }

@@ -11,6 +11,7 @@ use tracing::instrument;
 use super::sdk_error::from_sdk;
 use crate::domain::ids::InstanceId;
 use crate::error::Error;
+use crate::ports::PingStatus;
 use crate::ports::{ManagedNode, ManagedNodes, SessionDocumentReader, SessionTerminator};
 
 impl ManagedNodes for aws_sdk_ssm::Client {
@@ -43,7 +44,7 @@ impl ManagedNodes for aws_sdk_ssm::Client {
         };
         let ping_status = node
             .ping_status()
-            .map(|p| p.as_str().to_owned())
+            .map(|p| PingStatus::parse(p.as_str()))
             .ok_or_else(|| Error::unreadable(DESCRIBE, "the node's ping status"))?;
         Ok(Some(ManagedNode {
             ping_status,

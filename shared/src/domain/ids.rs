@@ -205,6 +205,37 @@ fn is_resource_id(id: &str, prefix: &str) -> bool {
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct InstanceId(String);
 
+/// An AWS region name as AWS spells them (`us-east-1`, `cn-north-1`): lower-case letters,
+/// digits and hyphens, at most 32 characters. The home region is never spelled as an empty
+/// one: where "the home region" is meant, the type is `Option<Region>` or says so.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct Region(String);
+
+impl Region {
+    pub fn parse(name: &str) -> Result<Self, String> {
+        let valid = name.len() <= 32
+            && name.contains('-')
+            && name
+                .chars()
+                .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-');
+        if valid {
+            Ok(Self(name.to_owned()))
+        } else {
+            Err(format!("{name:?} is not a region name"))
+        }
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Display for Region {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
 impl InstanceId {
     pub fn parse(id: &str) -> Result<Self, Reason> {
         if is_resource_id(id, "i-") {

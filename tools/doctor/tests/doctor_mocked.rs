@@ -82,7 +82,7 @@ async fn a_managed_node_is_read_with_its_ping_status_and_agent() {
         (
             vec![node(Some(PingStatus::Online))],
             Some(ManagedNode {
-                ping_status: "Online".into(),
+                ping_status: shared::ports::PingStatus::Online,
                 agent_version: Some("3.3.1142.0".into()),
                 platform: Some("Amazon Linux 2023".into()),
                 last_ping: None,
@@ -91,7 +91,7 @@ async fn a_managed_node_is_read_with_its_ping_status_and_agent() {
         (
             vec![node(Some(PingStatus::ConnectionLost))],
             Some(ManagedNode {
-                ping_status: "ConnectionLost".into(),
+                ping_status: shared::ports::PingStatus::ConnectionLost,
                 agent_version: Some("3.3.1142.0".into()),
                 platform: Some("Amazon Linux 2023".into()),
                 last_ping: None,

@@ -17,8 +17,8 @@ use crate::domain::session_iam::{RESUME_SESSION, START_SESSION, TERMINATE_SESSIO
 use crate::domain::session_name::SessionName;
 use crate::domain::statements::Scope;
 use crate::fakes::FakeAws;
-use crate::ports::RolePolicies;
 use crate::ports::{ManagedNode, ManagedPolicies, PolicyStore, Simulated};
+use crate::ports::{PingStatus, RolePolicies};
 
 const ROLE: &str = Config::TEST_ROLE;
 const ROLE_ID: &str = "AROAEXAMPLEROLEID1234";
@@ -76,7 +76,7 @@ async fn grant(fake: &FakeAws, names: &[&str]) {
 
 fn online() -> ManagedNode {
     ManagedNode {
-        ping_status: "Online".into(),
+        ping_status: PingStatus::Online,
         agent_version: Some("3.3.1142.0".into()),
         platform: Some("Amazon Linux 2023".into()),
         last_ping: None,
@@ -172,7 +172,7 @@ async fn a_node_that_lost_its_connection_denies_even_when_iam_allows() {
     fake.world().nodes.insert(
         InstanceId::parse(INSTANCE).unwrap(),
         ManagedNode {
-            ping_status: "ConnectionLost".into(),
+            ping_status: PingStatus::ConnectionLost,
             ..online()
         },
     );

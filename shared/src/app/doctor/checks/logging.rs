@@ -5,6 +5,7 @@ use crate::config::Config;
 use crate::domain::session_documents::{Preferences, SessionDocument};
 use crate::domain::session_iam::{SessionKind, ShellSource};
 use crate::error::Error;
+use crate::ports::KeyState;
 use crate::ports::{BucketState, LoggingTargets, SessionDocumentReader};
 
 /// The shell document's preferences in the instance's region, or why there are none to read.
@@ -114,7 +115,7 @@ pub(crate) async fn logging<L: LoggingTargets>(
     }
     if let Some(key) = &preferences.kms_key {
         match targets_here.kms_key(key).await {
-            Ok(Some(facts)) if facts.state == "Enabled" => {}
+            Ok(Some(facts)) if facts.state == KeyState::Enabled => {}
             Ok(Some(facts)) => problems.push(format!(
                 "KMS key {key} is {}, so sessions fail to start",
                 facts.state

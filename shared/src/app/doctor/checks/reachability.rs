@@ -6,6 +6,7 @@ use crate::app::regions::RegionalClients;
 use crate::config::Config;
 use crate::domain::ids::InstanceId;
 use crate::error::Error;
+use crate::ports::PingStatus;
 use crate::ports::{InRegion, ManagedNode, ManagedNodes};
 
 /// Check 6: Session Manager can reach the node.
@@ -37,7 +38,7 @@ pub(crate) fn reachability(
             .flatten()
             .collect::<Vec<_>>()
             .join(", ");
-            if node.ping_status == "Online" {
+            if node.ping_status == PingStatus::Online {
                 Check::pass(
                     CheckId::Reachability,
                     format!("{instance} is a managed node, Online ({about})"),
