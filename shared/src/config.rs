@@ -61,16 +61,12 @@ const ROLE_MANAGED_POLICY_MAX: usize = 25;
 
 pub use crate::domain::settings::{SessionRights, StoreKind, UsersRole, WriteMode};
 
-/// Settings shared by every function.
+/// Session rights: where they come from, where the per-user statements are kept, and how they
+/// are written.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Config {
-    /// The federated role the users sign in through.
-    pub users_role: UsersRole,
-    /// Its unique id (`AROA…`); resolved with one GetRole per process when not given.
-    pub session_role_id: Option<RoleId>,
-    /// The tag keys and the trusted launchers (`OWNER_TAG_KEY`, `USER_ID_TAG_KEY`,
-    /// `TRUSTED_LAUNCHER_ARNS`).
-    pub ownership: OwnershipRules,
+pub struct RightsSettings {
+    pub session_rights: SessionRights,
+    pub policy_store: StoreKind,
     /// Every policy the product creates starts with this; it never touches any other.
     pub policy_name_prefix: String,
     /// The end-user policy's name (`EndUserPolicyName` in the template), for the doctor.
@@ -79,15 +75,6 @@ pub struct Config {
     pub end_sessions_on_terminate: bool,
     /// `DryRun`: the reconcile only reports the changes it would make (`RECONCILE_DRY_RUN`).
     pub reconcile_mode: WriteMode,
-    pub policy_store: StoreKind,
-    pub session_rights: SessionRights,
-    /// When non-empty, only these of the account's enabled regions are covered.
-    pub regions: Vec<Region>,
-    /// The partition of the home region (`AWS_REGION`), named in the statements' ARNs.
-    pub partition: Partition,
-    /// Regions whose whole fleet is read at the same time (the reconcile, the sweep): each one
-    /// in flight holds a page of up to 1,000 instances, about 4 MiB.
-    pub fleet_reads_at_once: usize,
     /// This process is the only writer of the per-user statements (`SINGLE_WRITER`; the
     /// template sets it beside the function's reserved concurrency of 1). A grant or revoke
     /// then writes once and does not re-read EC2 to verify: every later change to EC2 is its own
@@ -100,10 +87,45 @@ pub struct Config {
     /// Managed policies the users' role may have attached in all (10, or up to 25 with a quota
     /// raise).
     pub role_managed_policy_limit: usize,
+}
+
+/// The regions the deployment covers.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RegionSettings {
+    /// `REGIONS`: when non-empty, only these of the account's enabled regions are covered.
+    pub only: Vec<Region>,
+    /// The partition of the home region (`AWS_REGION`), named in the statements' ARNs.
+    pub partition: Partition,
+    /// Regions whose whole fleet is read at the same time (the reconcile, the sweep): each one
+    /// in flight holds a page of up to 1,000 instances, about 4 MiB.
+    pub fleet_reads_at_once: usize,
+}
+
+/// The SDK's timeouts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SdkTimeouts {
     /// Time allowed for one AWS request attempt.
-    pub sdk_attempt_timeout: Duration,
+    pub attempt: Duration,
     /// Time allowed for one AWS call, retries included.
-    pub sdk_operation_timeout: Duration,
+    pub operation: Duration,
+}
+
+/// Settings shared by every function, by concern.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Config {
+    /// The federated role the users sign in through.
+    pub users_role: UsersRole,
+    /// Its unique id (`AROA…`); resolved with one GetRole per process when not given.
+    pub session_role_id: Option<RoleId>,
+    /// The tag keys and the trusted launchers (`OWNER_TAG_KEY`, `USER_ID_TAG_KEY`,
+    /// `TRUSTED_LAUNCHER_ARNS`).
+    pub ownership: OwnershipRules,
+    /// Session rights: where they come from, where they are kept, how they are written.
+    pub rights: RightsSettings,
+    /// The regions covered, their partition, and how many are read at once.
+    pub regions: RegionSettings,
+    /// The SDK's timeouts.
+    pub sdk: SdkTimeouts,
     /// The session kinds the deployment turns on, and its documents' names.
     pub session_kinds: SessionKinds,
 }
@@ -175,20 +197,26 @@ impl Config {
             users_role,
             session_role_id,
             ownership,
-            policy_name_prefix,
-            end_user_policy_name,
-            end_sessions_on_terminate,
-            reconcile_mode,
-            policy_store,
-            session_rights,
-            regions,
-            partition,
-            max_policy_shards,
-            fleet_reads_at_once,
-            single_writer,
-            role_managed_policy_limit,
-            sdk_attempt_timeout,
-            sdk_operation_timeout,
+            rights: RightsSettings {
+                session_rights,
+                policy_store,
+                policy_name_prefix,
+                end_user_policy_name,
+                end_sessions_on_terminate,
+                reconcile_mode,
+                single_writer,
+                max_policy_shards,
+                role_managed_policy_limit,
+            },
+            regions: RegionSettings {
+                only: regions,
+                partition,
+                fleet_reads_at_once,
+            },
+            sdk: SdkTimeouts {
+                attempt: sdk_attempt_timeout,
+                operation: sdk_operation_timeout,
+            },
         })
     }
 }
@@ -526,20 +554,26 @@ mod tests {
                     user_id_tag_key: "AwsUserId".into(),
                     trusted_launcher_arns: vec![],
                 },
-                policy_name_prefix: "ssm-session-owner-".into(),
-                end_user_policy_name: "SsmSessionOwnerEndUser".into(),
-                end_sessions_on_terminate: true,
-                reconcile_mode: WriteMode::Apply,
-                policy_store: StoreKind::Managed,
-                session_rights: SessionRights::PerUser,
-                regions: vec![],
-                partition: Partition::Aws,
-                max_policy_shards: 10,
-                fleet_reads_at_once: 4,
-                single_writer: false,
-                role_managed_policy_limit: 10,
-                sdk_attempt_timeout: std::time::Duration::from_secs(10),
-                sdk_operation_timeout: std::time::Duration::from_secs(25),
+                rights: RightsSettings {
+                    session_rights: SessionRights::PerUser,
+                    policy_store: StoreKind::Managed,
+                    policy_name_prefix: "ssm-session-owner-".into(),
+                    end_user_policy_name: "SsmSessionOwnerEndUser".into(),
+                    end_sessions_on_terminate: true,
+                    reconcile_mode: WriteMode::Apply,
+                    single_writer: false,
+                    max_policy_shards: 10,
+                    role_managed_policy_limit: 10,
+                },
+                regions: RegionSettings {
+                    only: vec![],
+                    partition: Partition::Aws,
+                    fleet_reads_at_once: 4,
+                },
+                sdk: SdkTimeouts {
+                    attempt: std::time::Duration::from_secs(10),
+                    operation: std::time::Duration::from_secs(25),
+                },
                 session_kinds: SessionKinds::default(),
             }
         );

@@ -74,7 +74,7 @@ async fn inline_lines<P: RolePolicies + Sync>(
         let Some(document) = iam.get_role_policy(&role.name, &name).await? else {
             continue;
         };
-        let ours = user_of_policy_name(&config.policy_name_prefix, &name);
+        let ours = user_of_policy_name(&config.rights.policy_name_prefix, &name);
         lines.push(InlineLine {
             chars: policy_size(&document),
             ours: ours.is_some(),
@@ -99,7 +99,7 @@ where
 {
     // In static mode nobody should hold a per-user statement: any left is stale (the reconcile
     // removes it), and nobody is missing one.
-    let desired: BTreeSet<SessionName> = match config.session_rights {
+    let desired: BTreeSet<SessionName> = match config.rights.session_rights {
         SessionRights::Static => BTreeSet::new(),
         SessionRights::PerUser => live_users(config, role, ec2).await?,
     };
@@ -113,7 +113,7 @@ where
     for entry in &inventory.shards {
         granted.extend(entry.shard.users.iter().cloned());
         shards.push(ShardLine {
-            name: shard_name(&config.policy_name_prefix, entry.shard.index),
+            name: shard_name(&config.rights.policy_name_prefix, entry.shard.index),
             users: entry.shard.users.len(),
             chars: entry.shard.chars,
             limit: SHARD_LIMIT,
@@ -121,7 +121,7 @@ where
         });
     }
 
-    let (store_name, used, available) = match config.policy_store {
+    let (store_name, used, available) = match config.rights.policy_store {
         StoreKind::Managed => (
             "managed",
             shards.iter().filter(|s| s.users > 0).map(|s| s.chars).sum(),
@@ -138,7 +138,7 @@ where
     Ok(CapacityReport {
         role: role.name.clone(),
         role_found,
-        session_rights: match config.session_rights {
+        session_rights: match config.rights.session_rights {
             SessionRights::PerUser => "per-user",
             SessionRights::Static => "static",
         },
@@ -150,7 +150,7 @@ where
         other_managed_policies_attached: inventory.foreign_attached,
         chars_used: used,
         chars_available: available,
-        headroom_users: headroom_users(config.policy_store, &role.id, used, available),
+        headroom_users: headroom_users(config.rights.policy_store, &role.id, used, available),
         drift: Drift {
             missing: desired
                 .difference(&granted)

@@ -84,9 +84,9 @@ impl<P: ManagedPolicies + RolePolicies + Sync> ManagedStore<P> {
     pub fn from_config(iam: P, config: &crate::Config) -> Self {
         Self::new(
             iam,
-            &config.policy_name_prefix,
-            config.max_policy_shards,
-            config.role_managed_policy_limit,
+            &config.rights.policy_name_prefix,
+            config.rights.max_policy_shards,
+            config.rights.role_managed_policy_limit,
         )
     }
 

@@ -33,14 +33,14 @@ pub enum AnyStore<P> {
 
 impl<P: ManagedPolicies + RolePolicies + Sync + Clone> AnyStore<P> {
     pub fn from_config(iam: P, config: &Config) -> Self {
-        match (config.session_rights, config.policy_store) {
+        match (config.rights.session_rights, config.rights.policy_store) {
             // Static mode only ever removes what per-user mode left; the managed store removes
             // both its shards and the inline store's policies.
             (SessionRights::Static, _) | (SessionRights::PerUser, StoreKind::Managed) => {
                 AnyStore::Managed(ManagedStore::from_config(iam, config))
             }
             (SessionRights::PerUser, StoreKind::Inline) => {
-                AnyStore::Inline(InlineStore::new(iam, &config.policy_name_prefix))
+                AnyStore::Inline(InlineStore::new(iam, &config.rights.policy_name_prefix))
             }
         }
     }

@@ -40,9 +40,9 @@ impl<C: InRegion + Clone> RegionalClients<C> {
     pub(crate) fn new(home: C, config: &Config) -> Self {
         Self {
             home,
-            partition: config.partition,
-            narrowed_to: config.regions.clone(),
-            fleet_reads_at_once: config.fleet_reads_at_once,
+            partition: config.regions.partition,
+            narrowed_to: config.regions.only.clone(),
+            fleet_reads_at_once: config.regions.fleet_reads_at_once,
             covered: OnceCell::new(),
             clients: Mutex::new(HashMap::new()),
         }

@@ -27,13 +27,13 @@ impl RoleResolver {
         let configured = match (&config.users_role, &config.session_role_id) {
             (UsersRole::Named(name), Some(id)) => Some(ResolvedRole {
                 name: name.clone(),
-                id: id.clone().in_partition(config.partition),
+                id: id.clone().in_partition(config.regions.partition),
             }),
             _ => None,
         };
         Self {
             role: config.users_role.clone(),
-            partition: config.partition,
+            partition: config.regions.partition,
             cached: Mutex::new(configured.clone()),
             configured,
         }

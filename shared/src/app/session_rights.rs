@@ -85,14 +85,15 @@ where
 
     /// Handle one EventBridge event (tag change, state change or schedule).
     pub async fn handle(&self, event: Value) -> Result<Outcome, Error> {
-        self.handle_with(event, self.config.reconcile_mode).await
+        self.handle_with(event, self.config.rights.reconcile_mode)
+            .await
     }
 
     /// As [`handle`](Self::handle), with the reconcile's write mode chosen by the caller.
     pub async fn handle_with(&self, event: Value, mode: WriteMode) -> Result<Outcome, Error> {
         if let (Some(set), SessionRights::PerUser) = (
             self.role.users_role().permission_set(),
-            self.config.session_rights,
+            self.config.rights.session_rights,
         ) {
             // Only Identity Center may change its roles (IAM answers UnmodifiableEntity), so
             // fail before writing anything; tagging is unaffected.
@@ -135,7 +136,7 @@ where
         detail: TagChangeDetail,
     ) -> Result<Outcome, Error> {
         let key = &self.config.ownership.user_id_tag_key;
-        if self.config.session_rights == SessionRights::Static {
+        if self.config.rights.session_rights == SessionRights::Static {
             return Ok(ignored(
                 id,
                 Reason::new(
@@ -205,7 +206,7 @@ where
                 ))
             }
         };
-        let mut outcome = match self.config.session_rights {
+        let mut outcome = match self.config.rights.session_rights {
             // Nobody holds a per-user statement: only the open sessions need ending.
             SessionRights::Static => Outcome {
                 reason: format!(
@@ -242,7 +243,7 @@ where
                     .await?
             }
         };
-        if self.config.end_sessions_on_terminate {
+        if self.config.rights.end_sessions_on_terminate {
             let ended = self.ssm.get(region).end_sessions_on(&instance_id).await?;
             for session in &ended {
                 info!(event_id = id, instance_id = %instance_id, session_id = %session, decision = "session ended");
@@ -279,7 +280,7 @@ where
         let mut live_count = 0;
         let mut capacity = None;
         // The only writer needs no verifying round (see the module's documentation).
-        let rounds = if self.config.single_writer {
+        let rounds = if self.config.rights.single_writer {
             1
         } else {
             MAX_ROUNDS
@@ -382,7 +383,7 @@ where
     pub async fn reconcile(&self, mode: WriteMode) -> Result<Outcome, Error> {
         let role = &self.role.resolved(&self.iam).await?;
         let _writer = self.writer.lock().await;
-        if self.config.session_rights == SessionRights::Static
+        if self.config.rights.session_rights == SessionRights::Static
             && self.role.users_role().is_identity_center()
         {
             // Per-user mode never ran on an Identity Center role: nothing to keep or remove.
@@ -391,7 +392,7 @@ where
                 ..Outcome::empty(Status::Unchanged)
             });
         }
-        if self.config.session_rights == SessionRights::Static {
+        if self.config.rights.session_rights == SessionRights::Static {
             // Remove whatever per-user mode left behind; nothing is granted per user.
             let report = self
                 .store

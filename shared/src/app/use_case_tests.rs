@@ -276,12 +276,7 @@ async fn a_termination_revokes_the_last_instance_and_ends_its_sessions() {
 }
 
 fn static_config() -> Config {
-    Config::from_lookup(|k| match k {
-        "SESSION_ROLE_NAME" => Some(ROLE.into()),
-        "SESSION_RIGHTS" => Some("static".into()),
-        _ => None,
-    })
-    .unwrap()
+    Config::for_tests(&[("SESSION_RIGHTS", "static")])
 }
 
 #[tokio::test]
@@ -354,10 +349,8 @@ async fn in_static_mode_a_termination_only_ends_the_sessions_left_open() {
     fake.world()
         .sessions
         .insert(id, vec!["grace.hopper-5cg7niur55cxqrt5thkensh7ki".into()]);
-    let config = Config {
-        end_sessions_on_terminate: true,
-        ..static_config()
-    };
+    let mut config = static_config();
+    config.rights.end_sessions_on_terminate = true;
     let store = super::AnyStore::from_config(fake.clone(), &config);
     let policies = policies_on(config, &fake, store);
     let outcome = policies
@@ -392,13 +385,13 @@ async fn grant_and_revoke_calls(shards: usize, single_writer: bool) -> (u64, u64
         .await
         .unwrap();
     assert_eq!(fake.world().managed_policies.len(), shards);
-    let config = Config::from_lookup(|k| match k {
-        "SESSION_ROLE_NAME" => Some(ROLE.into()),
-        "SESSION_ROLE_ID" => Some(ROLE_ID.into()),
-        "SINGLE_WRITER" => Some(single_writer.to_string()),
-        _ => None,
-    })
-    .unwrap();
+    let config = Config::for_tests(&[
+        ("SESSION_ROLE_ID", ROLE_ID),
+        (
+            "SINGLE_WRITER",
+            if single_writer { "true" } else { "false" },
+        ),
+    ]);
     let value = |n: &str| format!("{ROLE_ID}:{n}");
     let tag_event = |instance: &str, name: &str| {
         serde_json::from_str::<serde_json::Value>(
@@ -631,7 +624,7 @@ async fn the_only_writer_reads_each_region_once_and_a_revoke_takes_one_reads_tim
         &[("AwsUserId", &format!("{ROLE_ID}:ada"))],
     );
     let mut config = config();
-    config.single_writer = true;
+    config.rights.single_writer = true;
     let policies = policies_on(config, &fake, managed(&fake));
 
     // WHEN the tag-change event arrives
@@ -685,7 +678,7 @@ async fn the_reconcile_reads_whole_fleets_a_few_regions_at_a_time_and_keeps_only
         );
     }
     let mut config = config();
-    config.fleet_reads_at_once = 4;
+    config.regions.fleet_reads_at_once = 4;
     let policies = policies_on(config, &fake, managed(&fake));
 
     // WHEN the reconcile runs

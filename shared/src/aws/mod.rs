@@ -34,7 +34,7 @@ const MAX_ATTEMPTS: u32 = 3;
 /// Load the SDK configuration (region, credentials, `AWS_ENDPOINT_URL`) with explicit timeouts
 /// and the standard retry mode.
 pub async fn load_sdk_config(config: &Config) -> SdkConfig {
-    sdk_loader_with(config.sdk_attempt_timeout, config.sdk_operation_timeout)
+    sdk_loader_with(config.sdk.attempt, config.sdk.operation)
         .load()
         .await
 }

@@ -9,15 +9,12 @@ use shared::{Config, Error, Status};
 use testkit::{create_sso_role, rewrite, run_instances, sample_event, tags_of, Moto};
 
 fn config(rights: &str) -> Config {
-    let rights = rights.to_owned();
-    Config::from_lookup(|k| match k {
-        "PERMISSION_SET_NAME" => Some("ResearchUsers".into()),
-        "SESSION_RIGHTS" => Some(rights.clone()),
-        "END_SESSIONS_ON_TERMINATE" => Some("false".into()),
-        "REGIONS" => Some(testkit::REGION.into()),
-        _ => None,
-    })
-    .unwrap()
+    Config::for_tests(&[
+        ("PERMISSION_SET_NAME", "ResearchUsers"),
+        ("SESSION_RIGHTS", rights),
+        ("END_SESSIONS_ON_TERMINATE", "false"),
+        ("REGIONS", testkit::REGION),
+    ])
 }
 
 fn sweep() -> Value {
@@ -100,7 +97,7 @@ async fn per_user_rights_on_an_identity_center_role_fail_fast_and_write_nothing(
 
     // and a permission set with no role, or two, is a clear permanent error
     let tagger = OwnerTagger::new(
-        Config::from_lookup(|k| (k == "PERMISSION_SET_NAME").then(|| "Nobody".to_owned())).unwrap(),
+        Config::for_tests(&[("PERMISSION_SET_NAME", "Nobody")]),
         admin.ec2.clone(),
         admin.iam.clone(),
     );

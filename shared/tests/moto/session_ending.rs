@@ -128,10 +128,7 @@ async fn a_terminated_instance_loses_its_statement_and_its_open_sessions() {
     let describe = sessions_on(&instance, &["ada-0ab1cd9d876e54321"]);
     let terminate = terminate_any();
     let ssm = mock_client!(aws_sdk_ssm, RuleMode::MatchAny, [&describe, &terminate]);
-    let config = Config::from_lookup(|k| {
-        (k == "SESSION_ROLE_NAME").then(|| "Okta-ServiceWorkbenchUser".to_owned())
-    })
-    .unwrap();
+    let config = Config::for_tests(&[]);
     let store = InlineStore::new(clients.iam.clone(), "ssm-session-owner-");
     let policies =
         SessionPolicies::new(config, clients.ec2.clone(), clients.iam.clone(), ssm, store);

@@ -289,15 +289,14 @@ async fn with_trusted_launchers_the_sweep_assigns_no_first_owner_but_still_repai
         .await
         .remove(0);
     let role_id = w.role_id.to_string();
-    let config = Config::from_lookup(|k| match k {
-        "SESSION_ROLE_NAME" => Some(ROLE.into()),
-        "SESSION_ROLE_ID" => Some(role_id.clone()),
-        "TRUSTED_LAUNCHER_ARNS" => {
-            Some("arn:aws:iam::123456789012:role/ServiceWorkbench-Portal".into())
-        }
-        _ => None,
-    })
-    .unwrap();
+    let config = Config::for_tests(&[
+        ("SESSION_ROLE_NAME", ROLE),
+        ("SESSION_ROLE_ID", &role_id),
+        (
+            "TRUSTED_LAUNCHER_ARNS",
+            "arn:aws:iam::123456789012:role/ServiceWorkbench-Portal",
+        ),
+    ]);
 
     tagger(&w, config).handle(sweep_event()).await.unwrap();
 

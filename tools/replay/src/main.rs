@@ -94,7 +94,7 @@ async fn main() -> ExitCode {
         mode: if dry_run_flag {
             WriteMode::DryRun
         } else {
-            config.reconcile_mode
+            config.rights.reconcile_mode
         },
         config: config.clone(),
         owner_tagger: OwnerTagger::new(config.clone(), clients.ec2.clone(), clients.iam.clone()),

@@ -293,7 +293,7 @@ fn questions(
     let account = &arns.account;
     let partition = arns.partition.as_str();
     let policy = |name: &str| format!("arn:{partition}:iam::{account}:policy/{name}");
-    let prefix = &config.policy_name_prefix;
+    let prefix = &config.rights.policy_name_prefix;
     let product: Vec<(&str, String, String)> = vec![
         (
             "iam:PutRolePolicy",
@@ -312,7 +312,7 @@ fn questions(
         ),
         (
             "iam:CreatePolicyVersion",
-            policy(&config.end_user_policy_name),
+            policy(&config.rights.end_user_policy_name),
             "the end-user policy".into(),
         ),
         (

@@ -60,7 +60,7 @@ where
     } = iam.role_identity(&name).await?;
     let role = ResolvedRole {
         name,
-        id: id.in_partition(config.partition),
+        id: id.in_partition(config.regions.partition),
     };
     let account = arn
         .split(':')

@@ -90,7 +90,7 @@ where
         .map_err(|e| Error::Unsupported {
             message: format!("a synthetic user is not a session name: {e}"),
         })?;
-    let extra_policies: Vec<String> = match config.session_rights {
+    let extra_policies: Vec<String> = match config.rights.session_rights {
         SessionRights::PerUser => users
             .iter()
             .map(|u| inline_document(&facts.role.id, u))
@@ -176,7 +176,7 @@ where
     Ok(Matrix {
         role: facts.role.name.clone(),
         role_id: facts.role.id.to_string(),
-        session_rights: match config.session_rights {
+        session_rights: match config.rights.session_rights {
             SessionRights::PerUser => "per-user",
             SessionRights::Static => "static",
         },

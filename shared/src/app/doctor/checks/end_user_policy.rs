@@ -16,7 +16,7 @@ pub(crate) fn end_user_policy(
     let (facts, user_id) = (&subject.facts, &subject.user_id);
     let permission_set = config.users_role.permission_set();
     let (own_start, own_document) = (&own.start_instance, &own.start_document);
-    let name = &config.end_user_policy_name;
+    let name = &config.rights.end_user_policy_name;
     let role = &facts.role.name;
     let attached = documents.iter().any(|p| p.arn.is_some() && p.name == *name);
     if !attached {

@@ -32,7 +32,7 @@ pub(crate) async fn check_rights<I: DoctorIam>(
         ));
     }
     let own = [&own.terminate, &own.resume];
-    match (config.session_rights, &config.users_role) {
+    match (config.rights.session_rights, &config.users_role) {
         (SessionRights::Static, _) => Ok(static_rights(own)),
         (SessionRights::PerUser, UsersRole::PermissionSet(_)) => Ok(Check::fail(
             CheckId::Rights,
@@ -119,7 +119,7 @@ pub(crate) fn per_user_rights(
         .shards
         .iter()
         .find(|entry| entry.shard.users.contains(user));
-    let inline_name = inline_policy_name(&config.policy_name_prefix, user);
+    let inline_name = inline_policy_name(&config.rights.policy_name_prefix, user);
     let inline = documents
         .iter()
         .find(|p| p.arn.is_none() && p.name == inline_name);
@@ -209,7 +209,7 @@ fn capacity(
     documents: &[RolePolicyDocument],
     inventory: &ShardInventory,
 ) -> (String, bool) {
-    match config.policy_store {
+    match config.rights.policy_store {
         StoreKind::Managed => {
             let in_use: Vec<_> = inventory
                 .shards
