@@ -82,9 +82,9 @@ where
     } = services;
     let subject = context::subject(config, question, ec2, iam).await?;
     let mut report = Diagnosis::new(question.user, question.instance, &subject.region);
-    report.push(user::check_user(config, &subject));
+    report.push(user::check_user(config, &subject).into());
     // Needs no instance; printed last, so that the first seven keep their numbers.
-    let trust = trust::trust(&subject.facts);
+    let trust = Check::from(trust::trust(&subject.facts));
 
     let (instance_check, described) = instance::check_instance(config, ec2, &subject).await?;
     report.push(instance_check);
@@ -92,12 +92,13 @@ where
     let logging_here = RegionalClients::new(logging.clone(), config).get(Some(&subject.region));
     let shell = logging::shell_preferences(config, &ssm_here).await?;
     let session_logging = logging::logging(&logging_here, &subject.region, &shell).await;
-    let run_as = run_as::run_as(&shell, subject.facts.trust_policy.as_deref());
-    let launch_events = launch_events::launch_events(
-        &RegionalClients::new(trails.clone(), config),
-        &subject.region,
-    )
-    .await;
+    let run_as = Check::from(run_as::run_as(
+        &shell,
+        subject.facts.trust_policy.as_deref(),
+    ));
+    let trails_here = RegionalClients::new(trails.clone(), config);
+    let launch_events =
+        Check::from(launch_events::launch_events(&trails_here, &subject.region).await);
     let described = match described {
         Ok(described) => described,
         Err(why) => {

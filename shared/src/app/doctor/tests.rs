@@ -749,3 +749,185 @@ async fn on_someone_elses_instance_no_kind_of_session_is_offered_and_check_3_is_
         Some("see checks 3 and 4: the instance's user-id tag decides who may connect, whatever the session kind")
     );
 }
+
+/// The role as check 8 reads it, with this trust policy.
+fn facts_with_trust(trust_policy: Option<&str>) -> super::context::RoleFacts {
+    super::context::RoleFacts {
+        role: resolved(),
+        arn: format!("arn:aws:iam::123456789012:role/{ROLE}"),
+        account: "123456789012".into(),
+        partition: crate::domain::ids::Partition::Aws,
+        trust_policy: trust_policy.map(str::to_owned),
+        permissions_boundary: None,
+    }
+}
+
+#[test]
+fn check_8_finds_who_may_choose_a_session_name_by_value() {
+    use super::checks::trust::{trust, TrustFinding};
+    let saml = r#"{"Version":"2012-10-17","Statement":[
+        {"Effect":"Allow","Principal":{"Federated":"arn:aws:iam::123456789012:saml-provider/Okta"},"Action":"sts:AssumeRoleWithSAML"}]}"#;
+    let account_too = r#"{"Version":"2012-10-17","Statement":[
+        {"Effect":"Allow","Principal":{"Federated":"arn:aws:iam::123456789012:saml-provider/Okta"},"Action":"sts:AssumeRoleWithSAML"},
+        {"Sid":"Ci","Effect":"Allow","Principal":{"AWS":"arn:aws:iam::123456789012:root"},"Action":"sts:AssumeRole"}]}"#;
+    assert_eq!(
+        trust(&facts_with_trust(None)),
+        TrustFinding::Unreadable {
+            role: ROLE.into(),
+            why: "IAM's GetRole answer carried no trust policy".into()
+        }
+    );
+    assert_eq!(
+        trust(&facts_with_trust(Some(saml))),
+        TrustFinding::NobodyChooses { role: ROLE.into() }
+    );
+    let TrustFinding::Choosers { role, choosers } = trust(&facts_with_trust(Some(account_too)))
+    else {
+        panic!("the account may choose");
+    };
+    assert_eq!((role.as_str(), choosers.len()), (ROLE, 1));
+    // the wording is the finding's, in one place
+    let check = Check::from(TrustFinding::Choosers { role, choosers });
+    assert_eq!(check.ok(), Some(false));
+    assert!(check.detail.starts_with(&format!(
+        "{ROLE}'s trust policy lets callers choose their session name"
+    )));
+}
+
+#[test]
+fn check_1_finds_the_user_and_a_stale_role_id_by_value() {
+    use super::checks::user::{check_user, UserFinding};
+    let subject = super::context::Subject {
+        name: SessionName::parse("tim").unwrap(),
+        user_id: crate::domain::ids::UserId::new(role(), SessionName::parse("tim").unwrap()),
+        instance_id: InstanceId::parse(INSTANCE).unwrap(),
+        region: "us-east-1".into(),
+        arns: facts_with_trust(None).arns("us-east-1"),
+        facts: facts_with_trust(None),
+    };
+    let found = check_user(&config(&[]), &subject);
+    assert_eq!(
+        found,
+        UserFinding {
+            user: "tim".into(),
+            role: ROLE.into(),
+            role_id: ROLE_ID.into(),
+            permission_set: None,
+            user_id: format!("{ROLE_ID}:tim"),
+            stale_role_id: None,
+        }
+    );
+    assert_eq!(Check::from(found).ok(), Some(true));
+    let stale = check_user(
+        &config(&[("SESSION_ROLE_ID", "AROAOLDROLEID0000000")]),
+        &subject,
+    );
+    assert_eq!(stale.stale_role_id.as_deref(), Some("AROAOLDROLEID0000000"));
+    assert!(Check::from(stale)
+        .detail
+        .ends_with("so the functions write user-id tags no session can match"));
+}
+
+#[tokio::test]
+async fn check_12_finds_whether_a_trail_delivers_the_regions_launches_by_value() {
+    use super::checks::launch_events::{launch_events, LaunchEventsFinding};
+    use crate::fakes::FakeTrails;
+    let config = config(&[]);
+    let logging = RegionalClients::new(FakeTrails::logging_everywhere(), &config);
+    assert_eq!(
+        launch_events(&logging, "eu-west-1").await,
+        LaunchEventsFinding::Delivered {
+            region: "eu-west-1".into()
+        }
+    );
+    let none = RegionalClients::new(FakeTrails(vec![]), &config);
+    let found = launch_events(&none, "eu-west-1").await;
+    assert_eq!(
+        found,
+        LaunchEventsFinding::NoTrail {
+            region: "eu-west-1".into()
+        }
+    );
+    assert_eq!(Check::from(found).ok(), Some(false));
+}
+
+#[test]
+fn check_6_finds_the_nodes_ping_status_by_value() {
+    use super::checks::reachability::{reachability_finding, ReachabilityFinding};
+    let instance = InstanceId::parse(INSTANCE).unwrap();
+    let node = |status| crate::ports::ManagedNode {
+        ping_status: status,
+        agent_version: Some("3.3.1142.0".into()),
+        platform: None,
+        last_ping: None,
+    };
+    assert_eq!(
+        reachability_finding(Ok(Some(node(PingStatus::ConnectionLost))), &instance),
+        ReachabilityFinding::Managed {
+            instance: instance.clone(),
+            status: PingStatus::ConnectionLost,
+            about: "agent 3.3.1142.0".into()
+        }
+    );
+    assert_eq!(
+        reachability_finding(Ok(None), &instance),
+        ReachabilityFinding::NotManaged {
+            instance: instance.clone()
+        }
+    );
+    let online = Check::from(reachability_finding(
+        Ok(Some(node(PingStatus::Online))),
+        &instance,
+    ));
+    assert_eq!(online.ok(), Some(true));
+    assert_eq!(
+        online.detail,
+        format!("{INSTANCE} is a managed node, Online (agent 3.3.1142.0)")
+    );
+}
+
+#[test]
+fn check_11_finds_run_as_and_whether_the_tag_can_arrive_by_value() {
+    use super::checks::logging::ShellPreferences;
+    use super::checks::run_as::{run_as, RunAsFinding};
+    use crate::domain::session_documents::Preferences;
+    let shell = |run_as_enabled| ShellPreferences::Read {
+        document: "SsmSessionOwner-Shell".into(),
+        preferences: Preferences {
+            run_as_enabled,
+            run_as_default_user: Some("researcher".into()),
+            ..Preferences::default()
+        },
+        saved: true,
+    };
+    let saml_only = r#"{"Version":"2012-10-17","Statement":[
+        {"Effect":"Allow","Principal":{"Federated":"arn:aws:iam::123456789012:saml-provider/Okta"},"Action":"sts:AssumeRoleWithSAML"}]}"#;
+    let with_tags = r#"{"Version":"2012-10-17","Statement":[
+        {"Effect":"Allow","Principal":{"Federated":"arn:aws:iam::123456789012:saml-provider/Okta"},"Action":["sts:AssumeRoleWithSAML","sts:TagSession"]}]}"#;
+    assert_eq!(
+        run_as(&shell(false), Some(saml_only)),
+        RunAsFinding::Off {
+            document: "SsmSessionOwner-Shell".into()
+        }
+    );
+    let without = run_as(&shell(true), Some(saml_only));
+    assert_eq!(
+        without,
+        RunAsFinding::On {
+            document: "SsmSessionOwner-Shell".into(),
+            fallback: "as researcher".into(),
+            tag_passed: false
+        }
+    );
+    assert_eq!(Check::from(without).ok(), Some(false));
+    assert_eq!(
+        Check::from(run_as(&shell(true), Some(with_tags))).ok(),
+        Some(true)
+    );
+    assert_eq!(
+        run_as(&shell(true), None),
+        RunAsFinding::TrustUnread {
+            why: "the role's trust policy could not be read".into()
+        }
+    );
+}

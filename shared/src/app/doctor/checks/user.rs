@@ -4,30 +4,59 @@ use crate::app::doctor::context::Subject;
 use crate::app::doctor::report::{Check, CheckId};
 use crate::config::Config;
 
-/// Check 1: the user and the role.
-pub(crate) fn check_user(config: &Config, subject: &Subject) -> Check {
+/// What check 1 found: who the user is to IAM, and whether the deployment agrees.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct UserFinding {
+    pub(crate) user: String,
+    pub(crate) role: String,
+    pub(crate) role_id: String,
+    pub(crate) permission_set: Option<String>,
+    pub(crate) user_id: String,
+    /// `SESSION_ROLE_ID` when it differs from the role's id (the role was re-created).
+    pub(crate) stale_role_id: Option<String>,
+}
+
+/// The user and the role as IAM has them, against the configured role id.
+pub(crate) fn check_user(config: &Config, subject: &Subject) -> UserFinding {
     let role = &subject.facts.role;
-    let permission_set = config
-        .users_role
-        .permission_set()
-        .map(|set| format!(", the role of permission set {set}"))
-        .unwrap_or_default();
-    let found = format!(
-        "{} is a valid role-session name; the users' role is {} ({}{permission_set}); \
-         their aws:userid is {}",
-        subject.name, role.name, role.id, subject.user_id
-    );
-    match &config.session_role_id {
-        Some(configured) if configured.as_str() != role.id.as_str() => Check::fail(
-            CheckId::User,
-            format!(
-                "{found}; but SESSION_ROLE_ID is {configured} (the role was re-created), so the functions write user-id tags no session can match"
+    UserFinding {
+        user: subject.name.to_string(),
+        role: role.name.clone(),
+        role_id: role.id.to_string(),
+        permission_set: config.users_role.permission_set().map(str::to_owned),
+        user_id: subject.user_id.to_string(),
+        stale_role_id: config
+            .session_role_id
+            .as_ref()
+            .filter(|configured| configured.as_str() != role.id.as_str())
+            .map(ToString::to_string),
+    }
+}
+
+/// The wording of check 1.
+impl From<UserFinding> for Check {
+    fn from(finding: UserFinding) -> Self {
+        let permission_set = finding
+            .permission_set
+            .map(|set| format!(", the role of permission set {set}"))
+            .unwrap_or_default();
+        let found = format!(
+            "{} is a valid role-session name; the users' role is {} ({}{permission_set}); \
+             their aws:userid is {}",
+            finding.user, finding.role, finding.role_id, finding.user_id
+        );
+        match finding.stale_role_id {
+            Some(configured) => Check::fail(
+                CheckId::User,
+                format!(
+                    "{found}; but SESSION_ROLE_ID is {configured} (the role was re-created), so the functions write user-id tags no session can match"
+                ),
+                format!(
+                    "set SESSION_ROLE_ID (template UsersRoleId) to {}, or leave it empty to have it resolved",
+                    finding.role_id
+                ),
             ),
-            format!(
-                "set SESSION_ROLE_ID (template UsersRoleId) to {}, or leave it empty to have it resolved",
-                role.id
-            ),
-        ),
-        _ => Check::pass(CheckId::User, found),
+            None => Check::pass(CheckId::User, found),
+        }
     }
 }
