@@ -339,35 +339,44 @@ pub trait RoleEvaluationInputs {
     ) -> impl Future<Output = Result<Vec<RolePolicyDocument>, Error>> + Send;
 }
 
-/// Whether Systems Manager hears from a node's agent (`PingStatus`), printed as AWS spells it.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum PingStatus {
-    Online,
-    ConnectionLost,
-    Inactive,
-    /// A status this version does not know, as AWS spelled it.
-    Other(String),
-}
-
-impl PingStatus {
-    pub fn parse(status: &str) -> Self {
-        match status {
-            "Online" => PingStatus::Online,
-            "ConnectionLost" => PingStatus::ConnectionLost,
-            "Inactive" => PingStatus::Inactive,
-            other => PingStatus::Other(other.to_owned()),
+/// An enum of AWS's spellings with a catch-all `Other`: parsed from AWS's answer and printed
+/// as AWS spells it.
+macro_rules! aws_spelled {
+    ($(#[$meta:meta])* $name:ident { $($variant:ident = $spelling:literal),+ $(,)? }) => {
+        $(#[$meta])*
+        #[derive(Debug, Clone, PartialEq, Eq)]
+        pub enum $name {
+            $($variant,)+
+            /// A value this version does not know, as AWS spelled it.
+            Other(String),
         }
-    }
+
+        impl $name {
+            pub fn parse(spelled: &str) -> Self {
+                match spelled {
+                    $($spelling => Self::$variant,)+
+                    other => Self::Other(other.to_owned()),
+                }
+            }
+        }
+
+        impl std::fmt::Display for $name {
+            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str(match self {
+                    $(Self::$variant => $spelling,)+
+                    Self::Other(other) => other,
+                })
+            }
+        }
+    };
 }
 
-impl std::fmt::Display for PingStatus {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(match self {
-            PingStatus::Online => "Online",
-            PingStatus::ConnectionLost => "ConnectionLost",
-            PingStatus::Inactive => "Inactive",
-            PingStatus::Other(other) => other,
-        })
+aws_spelled! {
+    /// Whether Systems Manager hears from a node's agent (`PingStatus`).
+    PingStatus {
+        Online = "Online",
+        ConnectionLost = "ConnectionLost",
+        Inactive = "Inactive",
     }
 }
 
@@ -488,35 +497,12 @@ pub struct LogGroupFacts {
     pub kms_key: Option<String>,
 }
 
-/// A KMS key's state (`KeyState`): only an enabled key encrypts. Printed as AWS spells it.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum KeyState {
-    Enabled,
-    Disabled,
-    PendingDeletion,
-    /// Any other state (`Creating`, `PendingImport`, `Unavailable`, ...), as AWS spelled it.
-    Other(String),
-}
-
-impl KeyState {
-    pub fn parse(state: &str) -> Self {
-        match state {
-            "Enabled" => KeyState::Enabled,
-            "Disabled" => KeyState::Disabled,
-            "PendingDeletion" => KeyState::PendingDeletion,
-            other => KeyState::Other(other.to_owned()),
-        }
-    }
-}
-
-impl std::fmt::Display for KeyState {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(match self {
-            KeyState::Enabled => "Enabled",
-            KeyState::Disabled => "Disabled",
-            KeyState::PendingDeletion => "PendingDeletion",
-            KeyState::Other(other) => other,
-        })
+aws_spelled! {
+    /// A KMS key's state (`KeyState`): only an enabled key encrypts.
+    KeyState {
+        Enabled = "Enabled",
+        Disabled = "Disabled",
+        PendingDeletion = "PendingDeletion",
     }
 }
 
@@ -561,4 +547,24 @@ impl<T> DoctorIam for T where
         + Send
         + Sync
 {
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn aws_spellings_are_read_and_printed_as_aws_spells_them() {
+        assert_eq!(PingStatus::parse("Online"), PingStatus::Online);
+        assert_eq!(
+            PingStatus::parse("Pending"),
+            PingStatus::Other("Pending".into())
+        );
+        assert_eq!(PingStatus::ConnectionLost.to_string(), "ConnectionLost");
+        assert_eq!(KeyState::parse("Enabled"), KeyState::Enabled);
+        assert_eq!(
+            KeyState::parse("PendingImport").to_string(),
+            "PendingImport"
+        );
+    }
 }
