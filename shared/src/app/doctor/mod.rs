@@ -115,9 +115,7 @@ where
     ));
     let documents = iam.identity_policies(&subject.facts.role.name).await?;
     let own = OwnEvaluations::new(config, &documents, &subject, &described.tags);
-    report.push(end_user_policy::end_user_policy(
-        config, &documents, &subject, &own,
-    ));
+    report.push(end_user_policy::end_user_policy(config, &documents, &subject, &own).into());
     report.push(rights::check_rights(config, iam, &subject, &documents, &own).await?);
     let reachability = reachability::check_reachability(config, ssm, &subject).await;
     let unreachable = reachability.ok() == Some(false);

@@ -797,14 +797,7 @@ fn check_8_finds_who_may_choose_a_session_name_by_value() {
 #[test]
 fn check_1_finds_the_user_and_a_stale_role_id_by_value() {
     use super::checks::user::{check_user, UserFinding};
-    let subject = super::context::Subject {
-        name: SessionName::parse("tim").unwrap(),
-        user_id: crate::domain::ids::UserId::new(role(), SessionName::parse("tim").unwrap()),
-        instance_id: InstanceId::parse(INSTANCE).unwrap(),
-        region: "us-east-1".into(),
-        arns: facts_with_trust(None).arns("us-east-1"),
-        facts: facts_with_trust(None),
-    };
+    let subject = tim_subject();
     let found = check_user(&config(&[]), &subject);
     assert_eq!(
         found,
@@ -928,6 +921,67 @@ fn check_11_finds_run_as_and_whether_the_tag_can_arrive_by_value() {
         run_as(&shell(true), None),
         RunAsFinding::TrustUnread {
             why: "the role's trust policy could not be read".into()
+        }
+    );
+}
+
+/// tim, asking about `INSTANCE`, as the checks see him.
+fn tim_subject() -> super::context::Subject {
+    super::context::Subject {
+        name: SessionName::parse("tim").unwrap(),
+        user_id: crate::domain::ids::UserId::new(role(), SessionName::parse("tim").unwrap()),
+        instance_id: InstanceId::parse(INSTANCE).unwrap(),
+        region: "us-east-1".into(),
+        arns: facts_with_trust(None).arns("us-east-1"),
+        facts: facts_with_trust(None),
+    }
+}
+
+#[tokio::test]
+async fn check_4_finds_what_the_end_user_policy_allows_by_value() {
+    use super::checks::end_user_policy::{end_user_policy, EndUserPolicyFinding};
+    use crate::ports::RoleEvaluationInputs;
+    let fake = account(ROLE).await;
+    let config = config(&[]);
+    let documents = fake.identity_policies(ROLE).await.unwrap();
+    let subject = tim_subject();
+    let own_tag =
+        std::collections::BTreeMap::from([("AwsUserId".to_owned(), format!("{ROLE_ID}:tim"))]);
+    let own = OwnEvaluations::new(&config, &documents, &subject, &own_tag);
+    let EndUserPolicyFinding::Allowed {
+        name, by_instance, ..
+    } = end_user_policy(&config, &documents, &subject, &own)
+    else {
+        panic!("tim's own instance is allowed");
+    };
+    assert_eq!(name, "SsmSessionOwnerEndUser");
+    assert!(!by_instance.is_empty());
+    // somebody else's tag: the guards deny it, and the tags are what to look at
+    let ada_tag =
+        std::collections::BTreeMap::from([("AwsUserId".to_owned(), format!("{ROLE_ID}:ada"))]);
+    let other = OwnEvaluations::new(&config, &documents, &subject, &ada_tag);
+    let found = end_user_policy(&config, &documents, &subject, &other);
+    assert!(
+        matches!(
+            found,
+            EndUserPolicyFinding::ExplicitlyDenied {
+                guard_only: true,
+                ..
+            } | EndUserPolicyFinding::NotAllowedOnInstance { .. }
+        ),
+        "{found:?}"
+    );
+    assert_eq!(Check::from(found).ok(), Some(false));
+    // not attached: where to attach it
+    assert_eq!(
+        end_user_policy(&config, &[], &subject, &own),
+        EndUserPolicyFinding::NotAttached {
+            name: "SsmSessionOwnerEndUser".into(),
+            role: ROLE.into(),
+            attach: super::checks::end_user_policy::AttachTo::Role {
+                partition: "aws".into(),
+                account: "123456789012".into()
+            }
         }
     );
 }
