@@ -87,7 +87,7 @@ where
     let trust = Check::from(trust::trust(&subject.facts));
 
     let (instance_check, described) = instance::check_instance(config, ec2, &subject).await?;
-    report.push(instance_check);
+    report.push(instance_check.into());
     let ssm_here = RegionalClients::new(ssm.clone(), config).get(Some(&subject.region));
     let logging_here = RegionalClients::new(logging.clone(), config).get(Some(&subject.region));
     let shell = logging::shell_preferences(config, &ssm_here).await?;

@@ -985,3 +985,38 @@ async fn check_4_finds_what_the_end_user_policy_allows_by_value() {
         }
     );
 }
+
+#[tokio::test]
+async fn check_2_finds_the_instance_and_its_state_by_value() {
+    use super::checks::instance::{check_instance, InstanceFinding};
+    let fake = account(ROLE).await;
+    let stopped = "i-0a1b2c3d4e5f60009";
+    fake.add_instance(stopped, InstanceState::Stopped, &[]);
+    let mut subject = tim_subject();
+    subject.instance_id = InstanceId::parse(stopped).unwrap();
+    let (found, described) = check_instance(&config(&[]), &fake, &subject).await.unwrap();
+    assert_eq!(
+        found,
+        InstanceFinding::NotRunning {
+            instance: InstanceId::parse(stopped).unwrap(),
+            region: "us-east-1".into(),
+            state: InstanceState::Stopped
+        }
+    );
+    assert!(described.is_ok());
+    assert_eq!(
+        Check::from(found).fix(),
+        Some("start it (aws ec2 start-instances), then try again")
+    );
+    subject.instance_id = InstanceId::parse("i-0ffffffffffffffff").unwrap();
+    let (found, described) = check_instance(&config(&[]), &fake, &subject).await.unwrap();
+    assert_eq!(
+        found,
+        InstanceFinding::NotFound {
+            instance: InstanceId::parse("i-0ffffffffffffffff").unwrap(),
+            region: "us-east-1".into(),
+            elsewhere: None
+        }
+    );
+    assert_eq!(described.unwrap_err(), "the instance does not exist");
+}
