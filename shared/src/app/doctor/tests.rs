@@ -1020,3 +1020,42 @@ async fn check_2_finds_the_instance_and_its_state_by_value() {
     );
     assert_eq!(described.unwrap_err(), "the instance does not exist");
 }
+
+#[test]
+fn check_7_finds_whether_iam_agrees_by_value() {
+    use super::checks::simulator::{confirmation_finding, SimulatorFinding};
+    let own = OwnAnswers {
+        start: Some(Decision::Allowed),
+        terminate: Some(Decision::Allowed),
+        resume: Some(Decision::Allowed),
+    };
+    let all_allowed = [
+        answer(START_SESSION, Decision::Allowed),
+        answer(START_SESSION, Decision::Allowed),
+        answer(TERMINATE_SESSION, Decision::Allowed),
+        answer(RESUME_SESSION, Decision::Allowed),
+    ];
+    let allowed = Actions {
+        start_session: ActionVerdict::Allowed,
+        terminate_session: ActionVerdict::Allowed,
+        resume_session: ActionVerdict::Allowed,
+    };
+    let (found, actions) = confirmation_finding("arn:aws:iam::1:role/R", None, &all_allowed, &own);
+    assert_eq!(
+        found,
+        SimulatorFinding::Agrees {
+            iam: allowed,
+            missing: vec![]
+        }
+    );
+    assert_eq!(actions, allowed);
+    let (found, _) = confirmation_finding("arn:aws:iam::1:role/R", None, &all_allowed[..2], &own);
+    assert_eq!(
+        found,
+        SimulatorFinding::NoAnswer {
+            role_arn: "arn:aws:iam::1:role/R".into(),
+            why: "2 answers where 4 were asked".into(),
+            access_denied: false
+        }
+    );
+}
