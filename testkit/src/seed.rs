@@ -5,10 +5,12 @@ use std::collections::BTreeMap;
 use std::io;
 use std::path::PathBuf;
 
+use aws_config::SdkConfig;
+use aws_sdk_ec2::types::{ResourceType, Tag, TagSpecification};
+
 use crate::{
     rewrite, role_id_of, shipped_end_user_policy, shipped_policy, shipped_session_documents, AMI,
 };
-use aws_sdk_ec2::types::{ResourceType, Tag, TagSpecification};
 
 /// Create the shipped end-user policy (without `EndOwnSessions` unless `static_rights`) and the
 /// guard policy under the template's default names, attach both to `role` as the template does,
@@ -393,4 +395,33 @@ pub async fn create_product_stack(
         .send()
         .await
         .expect("moto CreateStack");
+}
+
+/// A multi-region CloudTrail trail in moto, writing to a bucket of its own (path-style, as moto
+/// serves it); not logging until it is started. Returns the CloudTrail client.
+pub async fn create_multi_region_trail(
+    sdk: &SdkConfig,
+    name: &str,
+    bucket: &str,
+) -> aws_sdk_cloudtrail::Client {
+    let s3 = aws_sdk_s3::Client::from_conf(
+        aws_sdk_s3::config::Builder::from(sdk)
+            .force_path_style(true)
+            .build(),
+    );
+    s3.create_bucket()
+        .bucket(bucket)
+        .send()
+        .await
+        .expect("moto CreateBucket");
+    let trails = aws_sdk_cloudtrail::Client::new(sdk);
+    trails
+        .create_trail()
+        .name(name)
+        .s3_bucket_name(bucket)
+        .is_multi_region_trail(true)
+        .send()
+        .await
+        .expect("moto CreateTrail");
+    trails
 }

@@ -364,25 +364,9 @@ async fn the_sweep_counts_the_regions_no_logging_trail_delivers_launches_from() 
     assert_ne!(none.status, Status::Ignored);
 
     // WHEN a multi-region trail is created (moto's bucket) but not started THEN still counted
-    let trails = &w.admin.cloudtrail;
-    let s3 = aws_sdk_s3::Client::from_conf(
-        aws_sdk_s3::config::Builder::from(&w.moto.sdk_config().await)
-            .force_path_style(true)
-            .build(),
-    );
-    s3.create_bucket()
-        .bucket("trail-logs")
-        .send()
-        .await
-        .unwrap();
-    trails
-        .create_trail()
-        .name("org-trail")
-        .s3_bucket_name("trail-logs")
-        .is_multi_region_trail(true)
-        .send()
-        .await
-        .unwrap();
+    let trails =
+        &testkit::create_multi_region_trail(&w.moto.sdk_config().await, "org-trail", "trail-logs")
+            .await;
     let stopped = tagger.handle(sweep_event()).await.unwrap();
     assert_eq!(regions_without_trail(&stopped), Some(1), "{stopped:?}");
 

@@ -729,25 +729,12 @@ async fn the_launch_events_check_passes_only_where_a_logging_trail_delivers_the_
     assert!(fix(&report, "launch events").contains("CreateTrail=true"));
 
     // WHEN a multi-region trail logs management events (CloudTrail's default selectors)
-    let s3 = aws_sdk_s3::Client::from_conf(
-        aws_sdk_s3::config::Builder::from(&account.moto.sdk_config().await)
-            .force_path_style(true)
-            .build(),
-    );
-    s3.create_bucket()
-        .bucket("org-trail-logs")
-        .send()
-        .await
-        .unwrap();
-    let trails = &account.admin.cloudtrail;
-    trails
-        .create_trail()
-        .name("org-trail")
-        .s3_bucket_name("org-trail-logs")
-        .is_multi_region_trail(true)
-        .send()
-        .await
-        .unwrap();
+    let trails = &testkit::create_multi_region_trail(
+        &account.moto.sdk_config().await,
+        "org-trail",
+        "org-trail-logs",
+    )
+    .await;
     trails
         .start_logging()
         .name("org-trail")
