@@ -177,12 +177,9 @@ impl Config {
         let regions = list(
             &value,
             REGIONS,
-            is_region_name,
+            |name| Region::parse(name).ok(),
             "a region name (comma-separated, e.g. us-east-1,eu-west-1)",
-        )?
-        .iter()
-        .filter_map(|name| Region::parse(name).ok())
-        .collect();
+        )?;
         let partition = value("AWS_REGION")
             .or_else(|| value("AWS_DEFAULT_REGION"))
             .map(|region| Partition::of_region(&region))
@@ -294,7 +291,10 @@ fn ownership_rules(value: Lookup) -> Result<OwnershipRules, ConfigError> {
     let trusted_launcher_arns = list(
         value,
         TRUSTED_LAUNCHER_ARNS,
-        |arn| arn.starts_with("arn:") && !arn.contains('*') && !arn.contains('?'),
+        |arn| {
+            (arn.starts_with("arn:") && !arn.contains('*') && !arn.contains('?'))
+                .then(|| arn.to_owned())
+        },
         "an ARN (comma-separated, no wildcards)",
     )?;
     Ok(OwnershipRules {
@@ -369,14 +369,14 @@ fn choice<T: Copy>(
     Err(bad(variable, format!("{given:?} is not {expected}")))
 }
 
-/// A comma-separated list (blanks dropped); each item must pass `valid`, else it "is not
-/// {what}". Unset is empty.
-fn list(
+/// A comma-separated list (blanks dropped), each item read by `read`; an item it refuses "is
+/// not {what}". Unset is empty.
+fn list<T>(
     value: Lookup,
     variable: &'static str,
-    valid: impl Fn(&str) -> bool,
+    read: impl Fn(&str) -> Option<T>,
     what: &str,
-) -> Result<Vec<String>, ConfigError> {
+) -> Result<Vec<T>, ConfigError> {
     let Some(items) = value(variable) else {
         return Ok(Vec::new());
     };
@@ -384,13 +384,7 @@ fn list(
         .split(',')
         .map(str::trim)
         .filter(|item| !item.is_empty())
-        .map(|item| {
-            if valid(item) {
-                Ok(item.to_owned())
-            } else {
-                Err(bad(variable, format!("{item:?} is not {what}")))
-            }
-        })
+        .map(|item| read(item).ok_or_else(|| bad(variable, format!("{item:?} is not {what}"))))
         .collect()
 }
 
@@ -426,7 +420,12 @@ fn session_kinds(value: Lookup) -> Result<SessionKinds, ConfigError> {
         ));
     }
     let ssh_os_users = if value(SSH_OS_USERS).is_some() {
-        list(value, SSH_OS_USERS, |_| true, "an OS user")?
+        list(
+            value,
+            SSH_OS_USERS,
+            |user| Some(user.to_owned()),
+            "an OS user",
+        )?
     } else {
         defaults.ssh_os_users
     };

@@ -55,6 +55,16 @@ impl Account {
     }
 
     /// Grant `names` in the managed store, as the session-policy function would.
+    /// tim's instance, owned (both tags) and granted: his user id and the instance id.
+    async fn tims_granted_instance(&self) -> (String, String) {
+        let tim = self.user_id("tim.malone");
+        let instance = self
+            .launch(&[("CreatedBy", "tim.malone"), ("AwsUserId", &tim)])
+            .await;
+        self.grant(&["tim.malone"]).await;
+        (tim, instance)
+    }
+
     async fn grant(&self, names: &[&str]) {
         let store = ManagedStore::new(self.admin.iam.clone(), DEMO_POLICY_PREFIX, 10, 10);
         let desired: BTreeSet<SessionName> = names.iter().map(|n| user(n)).collect();
@@ -672,11 +682,7 @@ async fn with_stack_the_doctor_configures_itself_from_the_deployed_stack() {
     // GIVEN tim's granted instance, and a stack shaped like the product's whose functions carry
     // the environment template.yaml renders (one covered region here)
     let account = Account::new(false).await;
-    let tim = account.user_id("tim.malone");
-    let instance = account
-        .launch(&[("CreatedBy", "tim.malone"), ("AwsUserId", &tim)])
-        .await;
-    account.grant(&["tim.malone"]).await;
+    let (tim, instance) = account.tims_granted_instance().await;
     let mut environment = testkit::deployed_environment("defaults");
     environment.insert("REGIONS".into(), testkit::REGION.into());
     testkit::create_product_stack(
@@ -716,11 +722,7 @@ async fn with_stack_the_doctor_configures_itself_from_the_deployed_stack() {
 async fn the_launch_events_check_passes_only_where_a_logging_trail_delivers_the_regions_launches() {
     // GIVEN tim's instance in an account without a trail
     let account = Account::new(false).await;
-    let tim = account.user_id("tim.malone");
-    let instance = account
-        .launch(&[("CreatedBy", "tim.malone"), ("AwsUserId", &tim)])
-        .await;
-    account.grant(&["tim.malone"]).await;
+    let (_, instance) = account.tims_granted_instance().await;
     // WHEN the doctor is asked THEN check 12 fails, says why, and names the fix
     let (_, report) = account.diagnose("tim.malone", &instance, &[]);
     assert_eq!(check(&report, "launch events")["ok"], false, "{report:#}");
