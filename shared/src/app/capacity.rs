@@ -5,6 +5,7 @@ use std::collections::BTreeSet;
 
 use serde::Serialize;
 
+use super::inline_store::{read_inline_policies, Documents};
 use super::managed_store::{Attachments, ManagedStore};
 use super::regions::RegionalClients;
 use super::session_rights::LiveUsers;
@@ -13,7 +14,7 @@ use crate::domain::capacity::headroom_users;
 use crate::domain::ids::ResolvedRole;
 use crate::domain::session_name::SessionName;
 use crate::domain::shard_packing::{shard_name, SHARD_LIMIT};
-use crate::domain::statements::{policy_size, user_of_policy_name, INLINE_BUDGET};
+use crate::domain::statements::{policy_size, INLINE_BUDGET};
 use crate::error::Error;
 use crate::ports::{EnabledRegions, InRegion, LiveInstances, ManagedPolicies, RolePolicies};
 
@@ -68,19 +69,22 @@ async fn inline_lines<P: RolePolicies + Sync>(
     role: &ResolvedRole,
     iam: &P,
 ) -> Result<(Vec<InlineLine>, BTreeSet<SessionName>), Error> {
+    let policies = read_inline_policies(
+        iam,
+        role,
+        &config.rights.policy_name_prefix,
+        Documents::Read,
+    )
+    .await?;
     let mut granted = BTreeSet::new();
     let mut lines = Vec::new();
-    for name in iam.list_role_policies(&role.name).await? {
-        let Some(document) = iam.get_role_policy(&role.name, &name).await? else {
-            continue;
-        };
-        let ours = user_of_policy_name(&config.rights.policy_name_prefix, &name);
+    for policy in policies {
         lines.push(InlineLine {
-            chars: policy_size(&document),
-            ours: ours.is_some(),
-            name,
+            chars: policy.document.as_deref().map_or(0, policy_size),
+            ours: policy.holder.is_some(),
+            name: policy.name,
         });
-        granted.extend(ours);
+        granted.extend(policy.holder);
     }
     Ok((lines, granted))
 }

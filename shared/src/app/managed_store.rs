@@ -14,6 +14,7 @@ use std::sync::{Mutex, MutexGuard};
 
 use tracing::info;
 
+use super::inline_store::{read_inline_policies, Documents};
 use crate::config::{StoreKind, WriteMode};
 use crate::domain::capacity::{headroom_users, Capacity};
 use crate::domain::ids::{ResolvedRole, RoleId};
@@ -21,7 +22,7 @@ use crate::domain::session_name::SessionName;
 use crate::domain::shard_packing::{
     plan_shards, read_shard, shard_document, shard_index, shard_name, shard_path, Shard, ShardPlan,
 };
-use crate::domain::statements::{user_of_policy_name, Scope};
+use crate::domain::statements::Scope;
 use crate::error::Error;
 use crate::ports::{ManagedPolicies, ManagedPolicy, PolicyStore, RolePolicies, StoreReport};
 
@@ -288,15 +289,20 @@ impl<P: ManagedPolicies + RolePolicies + Sync> ManagedStore<P> {
     /// Inline policies left by the inline store. Only the reconcile migrates them: a grant needs
     /// no clean-up (the old statement grants the same), and a revoke leaves an old statement
     /// until the next reconcile rather than pay an IAM read on every revoke.
-    async fn inline_leftovers(&self, role_name: &str, scope: &Scope) -> Result<Vec<String>, Error> {
+    async fn inline_leftovers(
+        &self,
+        role: &ResolvedRole,
+        scope: &Scope,
+    ) -> Result<Vec<String>, Error> {
         match scope {
-            Scope::All => Ok(self
-                .iam
-                .list_role_policies(role_name)
-                .await?
-                .into_iter()
-                .filter(|name| user_of_policy_name(&self.prefix, name).is_some())
-                .collect()),
+            Scope::All => Ok(
+                read_inline_policies(&self.iam, role, &self.prefix, Documents::Names)
+                    .await?
+                    .into_iter()
+                    .filter(|policy| policy.holder.is_some())
+                    .map(|policy| policy.name)
+                    .collect(),
+            ),
             Scope::User(_) => Ok(Vec::new()),
         }
     }
@@ -339,7 +345,7 @@ impl<P: ManagedPolicies + RolePolicies + Sync> PolicyStore for ManagedStore<P> {
         let path = shard_path(&self.prefix);
         let mut steps = self.shard_steps(&inventory, &plan, role_id);
         // Old inline statements go only after the shards hold their users.
-        for name in self.inline_leftovers(&role.name, scope).await? {
+        for name in self.inline_leftovers(role, scope).await? {
             steps.push((
                 format!("delete inline {name}"),
                 ShardStep::DeleteInline(name),

@@ -91,7 +91,8 @@ where
     let ssm_here = RegionalClients::new(ssm.clone(), config).get(Some(&subject.region));
     let logging_here = RegionalClients::new(logging.clone(), config).get(Some(&subject.region));
     let shell = logging::shell_preferences(config, &ssm_here).await?;
-    let session_logging = logging::logging(&logging_here, &subject.region, &shell).await;
+    let session_logging =
+        Check::from(logging::logging(&logging_here, &subject.region, &shell).await);
     let run_as = Check::from(run_as::run_as(
         &shell,
         subject.facts.trust_policy.as_deref(),
@@ -107,16 +108,15 @@ where
         }
     };
 
-    report.push(ownership::ownership(
-        &described.tags,
-        &subject.user_id,
-        &subject.facts.role,
-        config,
-    ));
+    report.push(ownership::ownership(&described.tags, &subject, config).into());
     let documents = iam.identity_policies(&subject.facts.role.name).await?;
     let own = OwnEvaluations::new(config, &documents, &subject, &described.tags);
     report.push(end_user_policy::end_user_policy(config, &documents, &subject, &own).into());
-    report.push(rights::check_rights(config, iam, &subject, &documents, &own).await?);
+    report.push(
+        rights::check_rights(config, iam, &subject, &documents, &own)
+            .await?
+            .into(),
+    );
     let reachability = reachability::check_reachability(config, ssm, &subject).await;
     let unreachable = reachability.ok() == Some(false);
     report.push(reachability);
@@ -133,7 +133,8 @@ where
             &documents,
             &question.kinds,
         )
-        .await?,
+        .await?
+        .into(),
     );
     report.push(session_logging);
     report.push(run_as);

@@ -12,7 +12,7 @@ use crate::app::managed_store::ManagedStore;
 use crate::config::WriteMode;
 use crate::domain::evaluation::Decision;
 use crate::domain::ids::InstanceId;
-use crate::domain::ids::{ResolvedRole, RoleId};
+use crate::domain::ids::{ResolvedRole, RoleId, UserId};
 use crate::domain::session_iam::{RESUME_SESSION, START_SESSION, TERMINATE_SESSION};
 use crate::domain::session_name::SessionName;
 use crate::domain::statements::Scope;
@@ -1057,5 +1057,285 @@ fn check_7_finds_whether_iam_agrees_by_value() {
             why: "2 answers where 4 were asked".into(),
             access_denied: false
         }
+    );
+}
+
+#[test]
+fn check_3_finds_the_state_of_the_ownership_tags_by_value() {
+    use super::checks::ownership::{ownership, OwnershipFinding, UserIdTag};
+    let subject = tim_subject();
+    let tags = |pairs: &[(&str, &str)]| -> std::collections::BTreeMap<String, String> {
+        pairs
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+            .collect()
+    };
+    let find = |pairs: &[(&str, &str)]| ownership(&tags(pairs), &subject, &config(&[]));
+    let tims = format!("{ROLE_ID}:tim");
+    let found = find(&[("AwsUserId", &tims)]);
+    assert_eq!(
+        found,
+        OwnershipFinding {
+            key: "AwsUserId".into(),
+            owner_key: "CreatedBy".into(),
+            user: SessionName::parse("tim").unwrap(),
+            tag: UserIdTag::Theirs {
+                value: tims.clone()
+            },
+            variants: vec![],
+        }
+    );
+    assert_eq!(Check::from(found).ok(), Some(true));
+
+    // A look-alike key beside tim's own tag: the owner is right, the check still fails.
+    let tampered = find(&[
+        ("AwsUserId", &tims),
+        ("awsuserid", "AROAEXAMPLEROLEID1234:ana"),
+    ]);
+    assert_eq!(
+        tampered.variants,
+        vec!["awsuserid=AROAEXAMPLEROLEID1234:ana".to_owned()]
+    );
+    let check = Check::from(tampered);
+    assert_eq!(check.ok(), Some(false));
+    assert!(check.detail.contains("(tampering): awsuserid="));
+    assert!(check
+        .fix()
+        .unwrap()
+        .starts_with("nothing to do about the owner; and wait"));
+
+    let missing = find(&[("CreatedBy", "tim")]);
+    assert_eq!(
+        missing.tag,
+        UserIdTag::Missing {
+            write: UserId::parse_for(&tims, &role()).unwrap()
+        }
+    );
+    let stale = find(&[
+        ("AwsUserId", "AROAOLDROLEID0000001:tim"),
+        ("CreatedBy", "tim"),
+    ]);
+    assert_eq!(
+        stale.tag,
+        UserIdTag::Stale {
+            value: "AROAOLDROLEID0000001:tim".into(),
+            current: role(),
+            write: UserId::parse_for(&tims, &role()).unwrap(),
+        }
+    );
+    assert!(matches!(
+        find(&[("AwsUserId", "AROAEXAMPLEROLEID1234:ana")]).tag,
+        UserIdTag::Other { .. }
+    ));
+    assert!(matches!(
+        find(&[("AwsUserId", "tim")]).tag,
+        UserIdTag::Malformed { .. }
+    ));
+    assert!(matches!(
+        find(&[]).tag,
+        UserIdTag::Unwritable { skip: Some(_) }
+    ));
+}
+
+#[tokio::test]
+async fn check_5_finds_where_the_users_session_rights_are_by_value() {
+    use super::checks::rights::{check_rights, Evaluated, RightsFinding, Statement, StoreRoom};
+    use crate::ports::RoleEvaluationInputs;
+    let fake = account(ROLE).await;
+    let subject = tim_subject();
+    let own_tag =
+        std::collections::BTreeMap::from([("AwsUserId".to_owned(), format!("{ROLE_ID}:tim"))]);
+    let find = |config: Config| {
+        let (fake, subject, own_tag) = (&fake, &subject, &own_tag);
+        async move {
+            let documents = fake.identity_policies(ROLE).await.unwrap();
+            let own = OwnEvaluations::new(&config, &documents, subject, own_tag);
+            check_rights(&config, fake, subject, &documents, &own)
+                .await
+                .unwrap()
+        }
+    };
+    // per-user mode, nobody granted yet: no statement, and the fix is to own an instance
+    let RightsFinding::PerUser {
+        statement, room, ..
+    } = find(config(&[])).await
+    else {
+        panic!("per-user mode is the default");
+    };
+    assert_eq!(statement, Statement::Nowhere);
+    assert!(matches!(
+        room,
+        StoreRoom::Managed {
+            users: 0,
+            shards: 0,
+            ..
+        }
+    ));
+
+    // static mode with the per-user end-user policy and no shard: nothing lets anybody end a session
+    let found = find(config(&[("SESSION_RIGHTS", "static")])).await;
+    assert_eq!(
+        found,
+        RightsFinding::Static {
+            evaluated: Evaluated::Denied
+        }
+    );
+    assert_eq!(
+        Check::from(found).fix(),
+        Some("deploy the template with SessionRights=static: the end-user policy then carries EndOwnSessions")
+    );
+
+    grant(&fake, &["tim"]).await;
+    let found = find(config(&[])).await;
+    let RightsFinding::PerUser {
+        ref statement,
+        ref evaluated,
+        room,
+        ..
+    } = found
+    else {
+        panic!("per-user mode is the default");
+    };
+    assert!(
+        matches!(statement, Statement::InShard { policy } if policy.starts_with("ssm-session-owner-"))
+    );
+    assert!(matches!(evaluated, Evaluated::Allowed { by } if !by.is_empty()));
+    assert!(matches!(
+        room,
+        StoreRoom::Managed {
+            users: 1,
+            shards: 1,
+            ..
+        }
+    ));
+    assert_eq!(Check::from(found).ok(), Some(true));
+}
+
+#[tokio::test]
+async fn check_9_finds_each_session_kind_by_value() {
+    use super::checks::session_kinds::{
+        session_kinds, DocumentFound, KindState, SessionKindsFinding,
+    };
+    use crate::domain::session_iam::SessionKind;
+    use crate::ports::RoleEvaluationInputs;
+    let (fake, config) = every_kind(&[
+        ("SsmSessionOwner-Shell", SHELL),
+        ("SsmSessionOwner-PortForwarding", PORTS),
+    ])
+    .await;
+    let documents = fake.identity_policies(ROLE).await.unwrap();
+    let subject = tim_subject();
+    let tag = |user: &str| {
+        std::collections::BTreeMap::from([("AwsUserId".to_owned(), format!("{ROLE_ID}:{user}"))])
+    };
+    let asked = KindQuestion {
+        port: Some(22),
+        os_user: Some("root".into()),
+    };
+    let found = session_kinds(&config, &fake, &subject, &tag("tim"), &documents, &asked)
+        .await
+        .unwrap();
+    let SessionKindsFinding::Kinds { region, kinds, .. } = &found else {
+        panic!("tim's own instance: {found:?}");
+    };
+    assert_eq!(region, "us-east-1");
+    let states: Vec<(SessionKind, &str, &KindState)> = kinds
+        .iter()
+        .map(|k| (k.kind, k.what.as_str(), &k.state))
+        .collect();
+    assert_eq!(
+        states[..2],
+        [
+            (
+                SessionKind::Shell,
+                "shell",
+                &KindState::Allowed {
+                    document: "SsmSessionOwner-Shell".into(),
+                    found: DocumentFound::Fine
+                }
+            ),
+            (
+                SessionKind::PortForwarding,
+                "port forwarding to port 22",
+                &KindState::Allowed {
+                    document: "SsmSessionOwner-PortForwarding".into(),
+                    found: DocumentFound::Ports {
+                        accepts: "ports matching ^(3389|8787|8888)$".into(),
+                        asked: Some((22, Ok(false)))
+                    }
+                }
+            ),
+        ]
+    );
+    assert!(
+        matches!(
+            states[2],
+            (SessionKind::Ssh, "SSH as root", KindState::Refused { decision: Decision::ExplicitDeny, by, .. })
+                if by.iter().any(|s| s.ends_with("/GuardOsUsers"))
+        ),
+        "{states:?}"
+    );
+    assert_eq!(Check::from(found).ok(), Some(false));
+
+    // another user's instance: no kind at all, whatever the documents
+    let found = session_kinds(&config, &fake, &subject, &tag("ada"), &documents, &asked)
+        .await
+        .unwrap();
+    assert!(
+        matches!(found, SessionKindsFinding::NotOnInstance { .. }),
+        "{found:?}"
+    );
+}
+
+#[tokio::test]
+async fn check_10_finds_where_shell_sessions_are_logged_by_value() {
+    use super::checks::logging::{logging, shell_preferences, LoggingFinding, TargetProblem};
+    use crate::ports::KeyState;
+    let (fake, config) = every_kind(&[("SsmSessionOwner-Shell", SHELL)]).await;
+    {
+        let mut world = fake.world();
+        world.log_groups.insert("/research/ssm".into(), None);
+        world.kms_keys.insert(KEY.into(), "Disabled".into());
+    }
+    let shell = shell_preferences(&config, &fake).await.unwrap();
+    let LoggingFinding::Logged {
+        document,
+        saved,
+        problems,
+        unknown,
+        ..
+    } = logging(&fake, "us-east-1", &shell).await
+    else {
+        panic!("the shell document is there");
+    };
+    assert_eq!((document.as_str(), saved), ("SsmSessionOwner-Shell", true));
+    assert_eq!(
+        problems,
+        vec![
+            TargetProblem::NoBucket("research-session-logs".into()),
+            TargetProblem::UnencryptedLogGroup("/research/ssm".into()),
+            TargetProblem::KeyNotEnabled {
+                key: KEY.into(),
+                state: KeyState::Disabled
+            },
+        ]
+    );
+    assert!(unknown.is_empty());
+
+    // the product's shell document missing in the region: where to deploy it
+    let (fake, config) = every_kind(&[]).await;
+    let shell = shell_preferences(&config, &fake).await.unwrap();
+    let found = logging(&fake, "us-east-1", &shell).await;
+    assert_eq!(
+        found,
+        LoggingFinding::Broken {
+            document: "SsmSessionOwner-Shell".into(),
+            region: "us-east-1".into(),
+            why: "SsmSessionOwner-Shell does not exist".into()
+        }
+    );
+    assert_eq!(
+        Check::from(found).fix(),
+        Some("deploy the product's documents in us-east-1 (template.yaml at home, forwarder.yaml elsewhere)")
     );
 }

@@ -2,143 +2,226 @@
 
 use std::collections::BTreeMap;
 
+use crate::app::doctor::context::Subject;
 use crate::app::doctor::report::{Check, CheckId};
 use crate::config::Config;
-use crate::domain::ids::{ResolvedRole, UserId};
+use crate::domain::ids::{RoleId, UserId};
 use crate::domain::ownership::{is_case_variant, sweep};
-use crate::domain::reason::ReasonCode;
+use crate::domain::reason::{Reason, ReasonCode};
+use crate::domain::session_name::SessionName;
 
 /// How the sweep is run now rather than on its schedule.
 const SWEEP_NOW: &str = "wait for the tag sweep (TagSweepSchedule, every 15 minutes by default), or run it now: invoke the owner-tagger with events/scheduled-tag-sweep.json";
 
+/// What an administrator does about a user-id tag the sweep will not rewrite.
+const DELETE_THE_TAG: &str =
+    "an administrator must delete the tag; the tag sweep then writes it from CreatedBy";
+
+/// What check 3 found: the state of the user-id tag, and any case variants of the ownership
+/// keys beside it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct OwnershipFinding {
+    /// The deployed user-id tag key.
+    pub key: String,
+    /// The deployed owner tag key.
+    pub owner_key: String,
+    /// The username asked about.
+    pub user: SessionName,
+    pub tag: UserIdTag,
+    /// Case variants of either ownership key, as `key=value` (tampering).
+    pub variants: Vec<String>,
+}
+
+/// The state of the user-id tag.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum UserIdTag {
+    /// No tag; the sweep will write `write` (the user's, or another user's).
+    Missing { write: UserId },
+    /// No tag, and the sweep cannot write one (`None`: it has nothing to write).
+    Unwritable { skip: Option<Reason> },
+    /// The user's own.
+    Theirs { value: String },
+    /// Another user's, under the role's current id.
+    Other { value: String, other: UserId },
+    /// Under an older id of the role; the sweep rewrites it to `write`.
+    Stale {
+        value: String,
+        current: RoleId,
+        write: UserId,
+    },
+    /// Another role's id, and the sweep will not rewrite it.
+    ForeignRole { value: String, reason: String },
+    /// Not `<role-id>:<username>`.
+    Malformed { value: String, reason: String },
+}
+
 /// Check 3: the user-id tag, and what the sweep will do about it.
-#[expect(
-    clippy::too_many_lines,
-    reason = "judges every state of the ownership tags (check 3), every wording in place; its own finding type, tested by value, is left to do"
-)]
 pub(crate) fn ownership(
     tags: &BTreeMap<String, String>,
-    user_id: &UserId,
-    role: &ResolvedRole,
+    subject: &Subject,
     config: &Config,
-) -> Check {
-    let key = &config.ownership.user_id_tag_key;
-    let variants: Vec<String> = tags
+) -> OwnershipFinding {
+    let (user_id, role) = (&subject.user_id, &subject.facts.role);
+    let rules = &config.ownership;
+    let key = &rules.user_id_tag_key;
+    let variants = tags
         .iter()
-        .filter(|(k, _)| {
-            is_case_variant(k, key) || is_case_variant(k, &config.ownership.owner_tag_key)
-        })
+        .filter(|(k, _)| is_case_variant(k, key) || is_case_variant(k, &rules.owner_tag_key))
         .map(|(k, v)| format!("{k}={v}"))
         .collect();
-    let tampering = (!variants.is_empty()).then(|| {
-        format!(
-            "; case variants of the ownership keys are present (tampering): {}. IAM reads tag keys in any case, so which value it uses is undefined; the tag sweep removes them and counts OwnershipTagTampered",
-            variants.join(", ")
-        )
-    });
-    let tampering_fix = "wait for the tag sweep to remove the variants, or have an administrator delete them now; CloudTrail's CreateTags events show who wrote them";
-    let plan = sweep(tags, &role.id, &config.ownership);
-    let user = user_id.user();
-    let fail = |detail: String, fix: String| {
-        let fix = if tampering.is_some() {
-            format!("{fix}; and {tampering_fix}")
-        } else {
-            fix
-        };
+    let plan = sweep(tags, &role.id, rules);
+    let tag = match tags.get(key) {
+        None => match plan.write {
+            Some(write) => UserIdTag::Missing { write },
+            None => UserIdTag::Unwritable { skip: plan.skip },
+        },
+        Some(value) if *value == user_id.to_string() => UserIdTag::Theirs {
+            value: value.clone(),
+        },
+        Some(value) => match UserId::parse_for(value, &role.id) {
+            Ok(other) => UserIdTag::Other {
+                value: value.clone(),
+                other,
+            },
+            Err(reason) if reason.code == ReasonCode::ForeignRole => {
+                match (plan.write, plan.stale) {
+                    (Some(write), Some(_)) => UserIdTag::Stale {
+                        value: value.clone(),
+                        current: role.id.clone(),
+                        write,
+                    },
+                    _ => UserIdTag::ForeignRole {
+                        value: value.clone(),
+                        reason: reason.text,
+                    },
+                }
+            }
+            Err(reason) => UserIdTag::Malformed {
+                value: value.clone(),
+                reason: reason.text,
+            },
+        },
+    };
+    OwnershipFinding {
+        key: key.clone(),
+        owner_key: rules.owner_tag_key.clone(),
+        user: user_id.user().to_owned(),
+        tag,
+        variants,
+    }
+}
+
+/// The wording of check 3.
+impl From<OwnershipFinding> for Check {
+    fn from(finding: OwnershipFinding) -> Self {
+        let OwnershipFinding {
+            key,
+            owner_key,
+            user,
+            tag,
+            variants,
+        } = finding;
+        if variants.is_empty() {
+            if let UserIdTag::Theirs { value } = &tag {
+                return Check::pass(
+                    CheckId::Ownership,
+                    format!("{key}={value}: the instance is {user}'s"),
+                );
+            }
+        }
+        let (detail, fix) = tag.in_words(&key, &owner_key, &user);
+        if variants.is_empty() {
+            return Check::fail(CheckId::Ownership, detail, fix);
+        }
         Check::fail(
             CheckId::Ownership,
-            format!("{detail}{}", tampering.as_deref().unwrap_or("")),
-            fix,
+            format!(
+                "{detail}; case variants of the ownership keys are present (tampering): {}. IAM reads tag keys in any case, so which value it uses is undefined; the tag sweep removes them and counts OwnershipTagTampered",
+                variants.join(", ")
+            ),
+            format!("{fix}; and wait for the tag sweep to remove the variants, or have an administrator delete them now; CloudTrail's CreateTags events show who wrote them"),
         )
-    };
-    let Some(value) = tags.get(key) else {
-        return match (&plan.write, &plan.skip) {
-            (Some(write), _) if write.user() == user => fail(
-                format!(
-                    "no {key} tag; {}={user}, so the tag sweep will write {key}={write}",
-                    config.ownership.owner_tag_key
-                ),
+    }
+}
+
+impl UserIdTag {
+    /// The detail and the fix, for a tag that is not simply the user's own.
+    fn in_words(self, key: &str, owner_key: &str, user: &SessionName) -> (String, String) {
+        match self {
+            Self::Theirs { value } => (
+                format!("{key}={value}: the instance is {user}'s"),
+                "nothing to do about the owner".to_owned(),
+            ),
+            Self::Missing { write } if write.user() == user => (
+                format!("no {key} tag; {owner_key}={user}, so the tag sweep will write {key}={write}"),
                 SWEEP_NOW.to_owned(),
             ),
-            (Some(write), _) => fail(
+            Self::Missing { write } => (
                 format!(
-                    "no {key} tag; {} names {}, so the tag sweep will give the instance to {}, not to {user}",
-                    config.ownership.owner_tag_key,
+                    "no {key} tag; {owner_key} names {}, so the tag sweep will give the instance to {}, not to {user}",
                     write.user(),
                     write.user()
                 ),
-                format!("only {} will be able to connect; launch your own instance through the portal", write.user()),
+                format!(
+                    "only {} will be able to connect; launch your own instance through the portal",
+                    write.user()
+                ),
             ),
-            (None, skip) => {
+            Self::Unwritable { skip } => {
                 let (why, fix) = match skip {
                     Some(reason) if reason.code == ReasonCode::UntrustedLauncher => (
-                        reason.text.clone(),
+                        reason.text,
                         "relaunch through a launcher in TRUSTED_LAUNCHER_ARNS".to_owned(),
                     ),
                     Some(reason) if reason.code == ReasonCode::InvalidUsername => (
-                        reason.text.clone(),
-                        format!("correct {} in the portal to a valid username", config.ownership.owner_tag_key),
+                        reason.text,
+                        format!("correct {owner_key} in the portal to a valid username"),
                     ),
                     Some(reason) => (
-                        reason.text.clone(),
+                        reason.text,
                         format!(
-                            "have the portal tag the instance {}={user}; the tag sweep then writes {key}",
-                            config.ownership.owner_tag_key
+                            "have the portal tag the instance {owner_key}={user}; the tag sweep then writes {key}"
                         ),
                     ),
                     None => ("the sweep has nothing to write".to_owned(), SWEEP_NOW.to_owned()),
                 };
-                fail(
+                (
                     format!("no {key} tag, and the tag sweep cannot write one: {why}"),
                     fix,
                 )
             }
-        };
-    };
-    if *value == user_id.to_string() {
-        return match tampering {
-            None => Check::pass(
-                CheckId::Ownership,
-                format!("{key}={value}: the instance is {user}'s"),
+            Self::Other { value, other } => (
+                format!("{key}={value}: the instance belongs to {}", other.user()),
+                format!(
+                    "only {} may open sessions on it, and ownership never moves; launch your own instance through the portal",
+                    other.user()
+                ),
             ),
-            Some(_) => fail(
-                format!("{key}={value}: the instance is {user}'s"),
-                "nothing to do about the owner".to_owned(),
-            ),
-        };
-    }
-    match UserId::parse_for(value, &role.id) {
-        Ok(other) => fail(
-            format!("{key}={value}: the instance belongs to {}", other.user()),
-            format!(
-                "only {} may open sessions on it, and ownership never moves; launch your own instance through the portal",
-                other.user()
-            ),
-        ),
-        Err(reason) if reason.code == ReasonCode::ForeignRole => match (&plan.write, &plan.stale) {
-            (Some(write), Some(_)) => {
+            Self::Stale {
+                value,
+                current,
+                write,
+            } => {
                 let whose = if write.user() == user {
                     format!("it is {user}'s under an older id of the role")
                 } else {
                     format!("it belongs to {} under an older id of the role", write.user())
                 };
-                fail(
+                (
                     format!(
-                        "{key}={value} is stale: it names role id {}, not the users' role's current id {} (the role was re-created); {whose}, and the tag sweep rewrites it to {write}",
+                        "{key}={value} is stale: it names role id {}, not the users' role's current id {current} (the role was re-created); {whose}, and the tag sweep rewrites it to {write}",
                         value.split(':').next().unwrap_or_default(),
-                        role.id
                     ),
                     SWEEP_NOW.to_owned(),
                 )
             }
-            _ => fail(
-                format!("{key}={value}: {}", reason.text),
-                "an administrator must delete the tag; the tag sweep then writes it from CreatedBy".to_owned(),
+            Self::ForeignRole { value, reason } => {
+                (format!("{key}={value}: {reason}"), DELETE_THE_TAG.to_owned())
+            }
+            Self::Malformed { value, reason } => (
+                format!("{key}={value} is not <role-id>:<username>: {reason}"),
+                DELETE_THE_TAG.to_owned(),
             ),
-        },
-        Err(reason) => fail(
-            format!("{key}={value} is not <role-id>:<username>: {}", reason.text),
-            "an administrator must delete the tag; the tag sweep then writes it from CreatedBy".to_owned(),
-        ),
+        }
     }
 }

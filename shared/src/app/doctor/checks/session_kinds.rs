@@ -44,17 +44,66 @@ fn decide(
     Ok((Decision::Allowed, by))
 }
 
-/// One kind's line and, when it fails, its fix.
-struct KindLine {
-    text: String,
-    fix: Option<String>,
+/// What check 9 found.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum SessionKindsFinding {
+    /// `ssm:StartSession` on the instance itself is refused: no kind of session is possible.
+    NotOnInstance { by: Vec<String> },
+    /// Each kind, in `SessionKind::ALL`'s order.
+    Kinds {
+        region: String,
+        ssh_os_users: Vec<String>,
+        kinds: Vec<KindFinding>,
+    },
+}
+
+/// One kind of session: what was asked ("SSH as ubuntu") and what was found.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct KindFinding {
+    pub kind: SessionKind,
+    pub what: String,
+    pub state: KindState,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum KindState {
+    /// The deployment turns the kind off.
+    Off,
+    /// The product cannot evaluate the role's policies for it.
+    Unevaluable { why: String },
+    /// IAM refuses the kind's document (or the SSH key push).
+    Refused {
+        document: String,
+        decision: Decision,
+        by: Vec<String>,
+    },
+    /// IAM allows it; what the document in the instance's region says.
+    Allowed {
+        document: String,
+        found: DocumentFound,
+    },
+}
+
+/// The kind's session document in the instance's region.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum DocumentFound {
+    /// The account's shell document is not saved: Session Manager's defaults apply.
+    DefaultShell,
+    Missing,
+    Unreadable {
+        why: String,
+    },
+    /// It forwards to hosts other than the instance.
+    ReachesOtherHosts,
+    /// A port forwarding document: the ports it accepts, and whether it accepts the asked one.
+    Ports {
+        accepts: String,
+        asked: Option<(u16, Result<bool, String>)>,
+    },
+    Fine,
 }
 
 /// Check 9: may the user open each kind of session the deployment turns on, on this instance?
-#[expect(
-    clippy::too_many_lines,
-    reason = "reads and judges each session kind (check 9), every wording in place; its own finding type, tested by value, is left to do"
-)]
 pub(crate) async fn session_kinds<S: SessionDocumentReader>(
     config: &Config,
     documents_here: &S,
@@ -62,7 +111,7 @@ pub(crate) async fn session_kinds<S: SessionDocumentReader>(
     tags: &BTreeMap<String, String>,
     policies: &[RolePolicyDocument],
     question: &KindQuestion,
-) -> Result<Check, Error> {
+) -> Result<SessionKindsFinding, Error> {
     let policies: Vec<NamedPolicy> = policies.iter().map(RolePolicyDocument::named).collect();
     let kinds = &config.session_kinds;
     let caller = subject.caller();
@@ -70,181 +119,237 @@ pub(crate) async fn session_kinds<S: SessionDocumentReader>(
     // The instance first: when it is not theirs, no kind of session is, whatever the document.
     let on_instance =
         session_iam::start_session_with(&instance, Some("document"), &caller, tags).remove(0);
-    match decide(&policies, std::slice::from_ref(&on_instance)) {
-        Ok((Decision::Allowed, _)) | Err(_) => {}
-        Ok((_, by)) => {
-            let by = if by.is_empty() {
-                "no statement allows it".to_owned()
-            } else {
-                format!("denied by {}", by.join(", "))
-            };
-            return Ok(Check::fail(
-                CheckId::Kinds,
-                format!("no kind of session: ssm:StartSession on the instance is {by}"),
-                "see checks 3 and 4: the instance's user-id tag decides who may connect, whatever the session kind",
-            ));
+    if let Ok((decision, by)) = decide(&policies, std::slice::from_ref(&on_instance)) {
+        if decision != Decision::Allowed {
+            return Ok(SessionKindsFinding::NotOnInstance { by });
         }
     }
-    let mut lines = Vec::new();
+    let os_user = question
+        .os_user
+        .clone()
+        .or_else(|| kinds.ssh_os_users.first().cloned())
+        .unwrap_or_else(|| "ec2-user".into());
+    let mut found = Vec::new();
     for kind in SessionKind::ALL {
-        let (parameter, off, variable) = parameter(kind);
-        let Some(name) = kinds.document(kind) else {
-            lines.push(KindLine {
-                text: format!("{}: off ({parameter}={off})", kind.label()),
-                fix: None,
-            });
-            continue;
-        };
         let what = match kind {
             SessionKind::PortForwarding => match question.port {
                 Some(port) => format!("port forwarding to port {port}"),
                 None => "port forwarding".to_owned(),
             },
-            SessionKind::Ssh => format!(
-                "SSH as {}",
-                question
-                    .os_user
-                    .as_deref()
-                    .or(kinds.ssh_os_users.first().map(String::as_str))
-                    .unwrap_or("ec2-user")
-            ),
+            SessionKind::Ssh => format!("SSH as {os_user}"),
             SessionKind::Shell => "shell".to_owned(),
         };
-        let mut requests = session_iam::start_session_with(
-            &instance,
-            Some(&subject.arns.document(&name)),
-            &caller,
-            tags,
-        );
-        if kind == SessionKind::Ssh {
-            let os_user = question
-                .os_user
-                .clone()
-                .or_else(|| kinds.ssh_os_users.first().cloned())
-                .unwrap_or_else(|| "ec2-user".into());
-            requests.push(session_iam::send_ssh_public_key(
-                &instance, &caller, &os_user, tags,
-            ));
-        }
-        let line = match decide(&policies, &requests) {
-            Err(why) => KindLine {
-                text: format!("{what}: cannot be evaluated here ({why})"),
-                fix: None,
-            },
-            Ok((Decision::Allowed, _)) => {
-                document_line(documents_here, subject, kind, &name, &what, question).await?
-            }
-            Ok((decision, by)) => {
-                let denied = if decision == Decision::ExplicitDeny {
-                    format!("explicitly denied by {}", by.join(", "))
-                } else {
-                    "not allowed by any statement".to_owned()
-                };
-                let fix = match kind {
-                    SessionKind::Ssh => format!(
-                        "the end-user policy allows {name} and EC2 Instance Connect keys for the OS users {} only: redeploy with SshSessions=true, and ask as one of them (--os-user), or add the OS user to SshOsUsers",
-                        kinds.ssh_os_users.join(", ")
-                    ),
-                    _ => format!(
-                        "redeploy the template with {parameter} on (its end-user policy allows exactly the documents of the kinds that are on), or set the doctor's {variable} to what the stack has"
-                    ),
-                };
-                KindLine {
-                    text: format!("{what} with {name}: {denied}"),
-                    fix: Some(fix),
+        let state = match kinds.document(kind) {
+            None => KindState::Off,
+            Some(document) => {
+                let mut requests = session_iam::start_session_with(
+                    &instance,
+                    Some(&subject.arns.document(&document)),
+                    &caller,
+                    tags,
+                );
+                if kind == SessionKind::Ssh {
+                    requests.push(session_iam::send_ssh_public_key(
+                        &instance, &caller, &os_user, tags,
+                    ));
+                }
+                match decide(&policies, &requests) {
+                    Err(why) => KindState::Unevaluable { why },
+                    Ok((Decision::Allowed, _)) => {
+                        let found =
+                            document_found(documents_here, kind, &document, question).await?;
+                        KindState::Allowed { document, found }
+                    }
+                    Ok((decision, by)) => KindState::Refused {
+                        document,
+                        decision,
+                        by,
+                    },
                 }
             }
         };
-        lines.push(line);
+        found.push(KindFinding { kind, what, state });
     }
-    let detail = lines
-        .iter()
-        .map(|l| l.text.as_str())
-        .collect::<Vec<_>>()
-        .join("; ");
-    let fixes: Vec<&str> = lines.iter().filter_map(|l| l.fix.as_deref()).collect();
-    Ok(if fixes.is_empty() {
-        Check::pass(CheckId::Kinds, detail)
-    } else {
-        Check::fail(CheckId::Kinds, detail, fixes.join("; "))
+    Ok(SessionKindsFinding::Kinds {
+        region: subject.region.clone(),
+        ssh_os_users: kinds.ssh_os_users.clone(),
+        kinds: found,
     })
 }
 
 /// IAM allows the kind: is its document there, in the instance's region, and does it do what
 /// it should (the asked port; never another host)?
-async fn document_line<S: SessionDocumentReader>(
+async fn document_found<S: SessionDocumentReader>(
     documents_here: &S,
-    subject: &Subject,
     kind: SessionKind,
     name: &str,
-    what: &str,
     question: &KindQuestion,
-) -> Result<KindLine, Error> {
-    let region = &subject.region;
-    let allowed = format!("{what}: allowed with {name}");
+) -> Result<DocumentFound, Error> {
     let Some(content) = documents_here.session_document(name).await? else {
-        if name == SHELL_DOCUMENT {
-            return Ok(KindLine {
-                text: format!(
-                    "{allowed} (not saved in {region}: Session Manager's default preferences apply)"
-                ),
-                fix: None,
-            });
-        }
-        return Ok(KindLine {
-            text: format!("{what}: {name} does not exist in {region}"),
-            fix: Some(format!(
-                "deploy forwarder.yaml in {region} with the same session parameters as template.yaml (it creates the product's documents there)"
-            )),
+        return Ok(if name == SHELL_DOCUMENT {
+            DocumentFound::DefaultShell
+        } else {
+            DocumentFound::Missing
         });
     };
     let document = match SessionDocument::parse(&content) {
         Ok(document) => document,
         Err(why) => {
-            return Ok(KindLine {
-                text: format!("{what}: {name} in {region} cannot be read: {why}"),
-                fix: Some("redeploy the stack that creates it".into()),
+            return Ok(DocumentFound::Unreadable {
+                why: why.to_string(),
             })
         }
     };
-    if document.reaches_other_hosts {
-        return Ok(KindLine {
-            text: format!("{what}: {name} in {region} forwards to other hosts"),
-            fix: Some(format!(
-                "{name} was changed: redeploy the stack that creates it (the product's documents reach only the instance itself)"
-            )),
-        });
+    Ok(if document.reaches_other_hosts {
+        DocumentFound::ReachesOtherHosts
+    } else if kind == SessionKind::PortForwarding {
+        DocumentFound::Ports {
+            accepts: document.ports(),
+            asked: question
+                .port
+                .map(|port| (port, document.accepts_port(port))),
+        }
+    } else {
+        DocumentFound::Fine
+    })
+}
+
+/// One kind's line and, when it fails, its fix.
+struct KindLine {
+    text: String,
+    fix: Option<String>,
+}
+
+impl KindLine {
+    fn ok(text: String) -> Self {
+        Self { text, fix: None }
     }
-    match (kind, question.port) {
-        (SessionKind::PortForwarding, Some(port)) => match document.accepts_port(port) {
-            Ok(true) => Ok(KindLine {
-                text: format!("{allowed}, which accepts {}", document.ports()),
-                fix: None,
-            }),
-            Ok(false) => Ok(KindLine {
-                text: format!(
-                    "{what}: {name} does not accept port {port}; it accepts {}",
-                    document.ports()
+
+    fn fix(text: String, fix: impl Into<String>) -> Self {
+        Self {
+            text,
+            fix: Some(fix.into()),
+        }
+    }
+}
+
+/// The wording of check 9.
+impl From<SessionKindsFinding> for Check {
+    fn from(finding: SessionKindsFinding) -> Self {
+        let (region, ssh_os_users, kinds) = match finding {
+            SessionKindsFinding::NotOnInstance { by } => {
+                let by = if by.is_empty() {
+                    "no statement allows it".to_owned()
+                } else {
+                    format!("denied by {}", by.join(", "))
+                };
+                return Check::fail(
+                    CheckId::Kinds,
+                    format!("no kind of session: ssm:StartSession on the instance is {by}"),
+                    "see checks 3 and 4: the instance's user-id tag decides who may connect, whatever the session kind",
+                );
+            }
+            SessionKindsFinding::Kinds {
+                region,
+                ssh_os_users,
+                kinds,
+            } => (region, ssh_os_users, kinds),
+        };
+        let lines: Vec<KindLine> = kinds
+            .into_iter()
+            .map(|found| kind_line(found, &region, &ssh_os_users))
+            .collect();
+        let detail = lines
+            .iter()
+            .map(|l| l.text.as_str())
+            .collect::<Vec<_>>()
+            .join("; ");
+        let fixes: Vec<&str> = lines.iter().filter_map(|l| l.fix.as_deref()).collect();
+        if fixes.is_empty() {
+            Check::pass(CheckId::Kinds, detail)
+        } else {
+            Check::fail(CheckId::Kinds, detail, fixes.join("; "))
+        }
+    }
+}
+
+fn kind_line(found: KindFinding, region: &str, ssh_os_users: &[String]) -> KindLine {
+    let KindFinding { kind, what, state } = found;
+    let (parameter, off, variable) = parameter(kind);
+    match state {
+        KindState::Off => KindLine::ok(format!("{}: off ({parameter}={off})", kind.label())),
+        KindState::Unevaluable { why } => {
+            KindLine::ok(format!("{what}: cannot be evaluated here ({why})"))
+        }
+        KindState::Refused {
+            document,
+            decision,
+            by,
+        } => {
+            let denied = if decision == Decision::ExplicitDeny {
+                format!("explicitly denied by {}", by.join(", "))
+            } else {
+                "not allowed by any statement".to_owned()
+            };
+            let fix = match kind {
+                SessionKind::Ssh => format!(
+                    "the end-user policy allows {document} and EC2 Instance Connect keys for the OS users {} only: redeploy with SshSessions=true, and ask as one of them (--os-user), or add the OS user to SshOsUsers",
+                    ssh_os_users.join(", ")
                 ),
-                fix: Some(format!(
-                    "forward one of those ports, or add {port} to the template's ForwardedPorts"
-                )),
-            }),
-            Err(why) => Ok(KindLine {
-                text: format!("{what}: {name} in {region}: {why}"),
-                fix: Some("redeploy the stack that creates it".into()),
-            }),
-        },
-        (SessionKind::PortForwarding, None) => Ok(KindLine {
-            text: format!(
-                "{allowed}, which accepts {} (ask about one with --port)",
-                document.ports()
+                _ => format!(
+                    "redeploy the template with {parameter} on (its end-user policy allows exactly the documents of the kinds that are on), or set the doctor's {variable} to what the stack has"
+                ),
+            };
+            KindLine::fix(format!("{what} with {document}: {denied}"), fix)
+        }
+        KindState::Allowed { document, found } => document_line(&what, &document, region, found),
+    }
+}
+
+fn document_line(what: &str, name: &str, region: &str, found: DocumentFound) -> KindLine {
+    let allowed = format!("{what}: allowed with {name}");
+    let redeploy = "redeploy the stack that creates it";
+    match found {
+        DocumentFound::DefaultShell => KindLine::ok(format!(
+            "{allowed} (not saved in {region}: Session Manager's default preferences apply)"
+        )),
+        DocumentFound::Missing => KindLine::fix(
+            format!("{what}: {name} does not exist in {region}"),
+            format!(
+                "deploy forwarder.yaml in {region} with the same session parameters as template.yaml (it creates the product's documents there)"
             ),
-            fix: None,
-        }),
-        _ => Ok(KindLine {
-            text: allowed,
-            fix: None,
-        }),
+        ),
+        DocumentFound::Unreadable { why } => KindLine::fix(
+            format!("{what}: {name} in {region} cannot be read: {why}"),
+            redeploy,
+        ),
+        DocumentFound::ReachesOtherHosts => KindLine::fix(
+            format!("{what}: {name} in {region} forwards to other hosts"),
+            format!(
+                "{name} was changed: redeploy the stack that creates it (the product's documents reach only the instance itself)"
+            ),
+        ),
+        DocumentFound::Ports {
+            accepts,
+            asked: None,
+        } => KindLine::ok(format!(
+            "{allowed}, which accepts {accepts} (ask about one with --port)"
+        )),
+        DocumentFound::Ports {
+            accepts,
+            asked: Some((_, Ok(true))),
+        } => KindLine::ok(format!("{allowed}, which accepts {accepts}")),
+        DocumentFound::Ports {
+            accepts,
+            asked: Some((port, Ok(false))),
+        } => KindLine::fix(
+            format!("{what}: {name} does not accept port {port}; it accepts {accepts}"),
+            format!("forward one of those ports, or add {port} to the template's ForwardedPorts"),
+        ),
+        DocumentFound::Ports {
+            asked: Some((_, Err(why))),
+            ..
+        } => KindLine::fix(format!("{what}: {name} in {region}: {why}"), redeploy),
+        DocumentFound::Fine => KindLine::ok(allowed),
     }
 }
