@@ -55,11 +55,21 @@ pub(crate) const PORT_FORWARDING: &str = "PORT_FORWARDING";
 pub(crate) const SSH_SESSIONS: &str = "SSH_SESSIONS";
 pub(crate) const SESSION_DOCUMENT_PREFIX: &str = "SESSION_DOCUMENT_PREFIX";
 pub(crate) const SSH_OS_USERS: &str = "SSH_OS_USERS";
+// Sharing (template Sharing, ShareWithTagKey, ShareForTagKey, GuestSlots, ShareDefaultDuration,
+// ShareMaxDuration).
+pub(crate) const SHARING: &str = "SHARING";
+pub(crate) const SHARE_WITH_TAG_KEY: &str = "SHARE_WITH_TAG_KEY";
+pub(crate) const SHARE_FOR_TAG_KEY: &str = "SHARE_FOR_TAG_KEY";
+pub(crate) const GUEST_SLOTS: &str = "GUEST_SLOTS";
+pub(crate) const SHARE_DEFAULT_DURATION: &str = "SHARE_DEFAULT_DURATION";
+pub(crate) const SHARE_MAX_DURATION: &str = "SHARE_MAX_DURATION";
 
 /// IAM's managed policies per role at the most, with a quota raise (10 by default).
 const ROLE_MANAGED_POLICY_MAX: usize = 25;
 
 pub use crate::domain::settings::{SessionRights, StoreKind, UsersRole, WriteMode};
+use crate::domain::sharing;
+pub use crate::domain::sharing::{ShareDuration, ShareRules};
 
 /// Session rights: where they come from, where the per-user statements are kept, and how they
 /// are written.
@@ -128,6 +138,8 @@ pub struct Config {
     pub sdk: SdkTimeouts,
     /// The session kinds the deployment turns on, and its documents' names.
     pub session_kinds: SessionKinds,
+    /// Owners sharing their instances with named guests until a time they choose.
+    pub sharing: ShareRules,
 }
 
 impl Config {
@@ -191,6 +203,7 @@ impl Config {
         let (sdk_attempt_timeout, sdk_operation_timeout) = sdk_timeouts(&value)?;
         Ok(Self {
             session_kinds: session_kinds(&value)?,
+            sharing: share_rules(&value, &ownership)?,
             users_role,
             session_role_id,
             ownership,
@@ -302,6 +315,67 @@ fn ownership_rules(value: Lookup) -> Result<OwnershipRules, ConfigError> {
         user_id_tag_key,
         trusted_launcher_arns,
     })
+}
+
+/// Sharing: off unless `SHARING` turns it on (the template does, by default), the two request
+/// keys, the guest slots and the durations.
+fn share_rules(value: Lookup, ownership: &OwnershipRules) -> Result<ShareRules, ConfigError> {
+    let enabled = flag(value(SHARING), false).map_err(|p| bad(SHARING, p))?;
+    let share_with_key = value(SHARE_WITH_TAG_KEY).unwrap_or_else(|| "ShareWith".into());
+    validate_tag_key(&share_with_key).map_err(|p| bad(SHARE_WITH_TAG_KEY, p))?;
+    let share_for_key = value(SHARE_FOR_TAG_KEY).unwrap_or_else(|| "ShareFor".into());
+    validate_tag_key(&share_for_key).map_err(|p| bad(SHARE_FOR_TAG_KEY, p))?;
+    let slots =
+        number(value(GUEST_SLOTS), 3, 1..=sharing::MAX_SLOTS).map_err(|p| bad(GUEST_SLOTS, p))?;
+    let duration = |name: &'static str, default: &str| {
+        ShareDuration::parse(&value(name).unwrap_or_else(|| default.into()))
+            .map_err(|p| bad(name, p))
+    };
+    let default_duration = duration(SHARE_DEFAULT_DURATION, "8h")?;
+    let max_duration = duration(SHARE_MAX_DURATION, "7d")?;
+    if default_duration > max_duration {
+        return Err(bad(
+            SHARE_DEFAULT_DURATION,
+            format!("{default_duration} is longer than {SHARE_MAX_DURATION} ({max_duration})"),
+        ));
+    }
+    let rules = ShareRules {
+        enabled,
+        share_with_key,
+        share_for_key,
+        user_id_key: ownership.user_id_tag_key.clone(),
+        slots,
+        default_duration,
+        max_duration,
+    };
+    // The owner may write the request keys; nobody may write the product's. No spelling of one
+    // may be another's.
+    let product: Vec<String> = [&ownership.owner_tag_key, &ownership.user_id_tag_key]
+        .into_iter()
+        .cloned()
+        .chain(rules.product_keys())
+        .collect();
+    for (variable, key) in [
+        (SHARE_WITH_TAG_KEY, &rules.share_with_key),
+        (SHARE_FOR_TAG_KEY, &rules.share_for_key),
+    ] {
+        if let Some(clash) = product.iter().find(|k| k.eq_ignore_ascii_case(key)) {
+            return Err(bad(
+                variable,
+                format!("{key:?} is, in some spelling, the product's own tag key {clash:?}"),
+            ));
+        }
+    }
+    if rules
+        .share_with_key
+        .eq_ignore_ascii_case(&rules.share_for_key)
+    {
+        return Err(bad(
+            SHARE_FOR_TAG_KEY,
+            format!("must differ from {SHARE_WITH_TAG_KEY} in more than letter case"),
+        ));
+    }
+    Ok(rules)
 }
 
 /// IAM's managed policies per role, and the shards the store may use (at most that).
@@ -574,8 +648,67 @@ mod tests {
                     operation: std::time::Duration::from_secs(25),
                 },
                 session_kinds: SessionKinds::default(),
+                sharing: ShareRules {
+                    enabled: false,
+                    share_with_key: "ShareWith".into(),
+                    share_for_key: "ShareFor".into(),
+                    user_id_key: "AwsUserId".into(),
+                    slots: 3,
+                    default_duration: ShareDuration::parse("8h").unwrap(),
+                    max_duration: ShareDuration::parse("7d").unwrap(),
+                },
             }
         );
+    }
+
+    #[test]
+    fn sharing_is_read_with_its_keys_slots_and_durations() {
+        let config = from(&[
+            (SESSION_ROLE_NAME, "R"),
+            (USER_ID_TAG_KEY, "Uid"),
+            (SHARING, "true"),
+            (SHARE_WITH_TAG_KEY, "Guests"),
+            (SHARE_FOR_TAG_KEY, "GuestsFor"),
+            (GUEST_SLOTS, "5"),
+            (SHARE_DEFAULT_DURATION, "90m"),
+            (SHARE_MAX_DURATION, "1d"),
+        ])
+        .unwrap();
+        let sharing = &config.sharing;
+        assert!(sharing.enabled);
+        assert_eq!(
+            (
+                sharing.share_with_key.as_str(),
+                sharing.share_for_key.as_str()
+            ),
+            ("Guests", "GuestsFor")
+        );
+        assert_eq!(
+            sharing.product_keys(),
+            [
+                "UidGuest1",
+                "UidGuest2",
+                "UidGuest3",
+                "UidGuest4",
+                "UidGuest5",
+                "UidSharedUntil"
+            ]
+        );
+        assert_eq!(sharing.default_duration.minutes(), 90);
+        assert_eq!(sharing.max_duration.minutes(), 24 * 60);
+        for (vars, problem) in [
+            (&[(GUEST_SLOTS, "6")][..], "GUEST_SLOTS: \"6\" is not a whole number from 1 to 5"),
+            (&[(SHARE_MAX_DURATION, "1w")], "SHARE_MAX_DURATION: \"1w\" is not a duration: a whole number followed by m, h or d (90m, 8h, 3d)"),
+            (&[(SHARE_DEFAULT_DURATION, "8d")], "SHARE_DEFAULT_DURATION: 8d is longer than SHARE_MAX_DURATION (7d)"),
+            (&[(SHARE_WITH_TAG_KEY, "awsuserid")], "SHARE_WITH_TAG_KEY: \"awsuserid\" is, in some spelling, the product's own tag key \"AwsUserId\""),
+            (&[(SHARE_FOR_TAG_KEY, "AWSUSERIDGUEST2")], "SHARE_FOR_TAG_KEY: \"AWSUSERIDGUEST2\" is, in some spelling, the product's own tag key \"AwsUserIdGuest2\""),
+            (&[(SHARE_FOR_TAG_KEY, "sharewith")], "SHARE_FOR_TAG_KEY: must differ from SHARE_WITH_TAG_KEY in more than letter case"),
+            (&[(SHARING, "sometimes")], "SHARING: \"sometimes\" is not true or false"),
+        ] {
+            let mut all = vec![(SESSION_ROLE_NAME, "R")];
+            all.extend_from_slice(vars);
+            assert_eq!(from(&all).unwrap_err().to_string(), problem);
+        }
     }
 
     #[test]

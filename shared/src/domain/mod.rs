@@ -9,6 +9,7 @@
 //! - `capacity`: a grant that does not fit, and headroom in users;
 //! - `session_iam`: the IAM vocabulary of Session Manager (actions, tags, ARNs, requests);
 //! - `evaluation`: the product's own IAM evaluation of identity policies (the doctor);
+//! - `sharing`: an owner's share request, the guest slots and the expiry it leads to;
 //! - `trust`: who may assume the users' role with a session name of their choosing;
 //! - `reason`, `outcome`: why something was left alone, and what handling an event did.
 
@@ -25,6 +26,7 @@ pub mod session_iam;
 pub mod session_name;
 pub mod settings;
 pub mod shard_packing;
+pub mod sharing;
 pub mod statements;
 pub mod trails;
 pub mod trust;

@@ -53,6 +53,10 @@ pub enum ReasonCode {
     /// Also a volume attached to an owned instance that carries another user's id, or is
     /// attached to instances of two users: a volume's owner is never replaced.
     OwnedByAnother,
+    /// A share request (`ShareWith`, `ShareFor`) the product will not honour: unreadable, too
+    /// many guests, the owner themself, longer than the maximum, a name that is not a
+    /// role-session name, or sharing off. Nothing changes.
+    ShareRefused,
 }
 
 impl ReasonCode {
@@ -79,6 +83,7 @@ impl ReasonCode {
             ReasonCode::StaticSessionRights => "StaticSessionRights",
             ReasonCode::SessionNotTaggable => "SessionNotTaggable",
             ReasonCode::OwnedByAnother => "OwnedByAnother",
+            ReasonCode::ShareRefused => "ShareRefused",
         }
     }
 }
