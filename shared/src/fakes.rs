@@ -386,6 +386,35 @@ impl InstanceTagger for FakeAws {
         }
         Ok(())
     }
+
+    async fn put_tags(
+        &self,
+        target: &TagTarget,
+        tags: &BTreeMap<String, String>,
+    ) -> Result<(), Error> {
+        let mut world = self.call("ec2:CreateTags")?;
+        for (key, value) in tags {
+            world
+                .tag_writes
+                .push((vec![target.clone()], key.clone(), value.clone()));
+        }
+        if let Some(current) = world.tags_of(target, &self.region) {
+            current.extend(tags.clone());
+        }
+        Ok(())
+    }
+
+    async fn remove_tags_if_unchanged(
+        &self,
+        target: &TagTarget,
+        tags: &BTreeMap<String, String>,
+    ) -> Result<(), Error> {
+        let mut world = self.call("ec2:DeleteTags")?;
+        if let Some(current) = world.tags_of(target, &self.region) {
+            current.retain(|key, value| tags.get(key) != Some(value));
+        }
+        Ok(())
+    }
 }
 
 /// The volume with only the tags a read keeps, as the EC2 adapter does.

@@ -44,6 +44,19 @@ pub trait InstanceTagger {
         targets: &[TagTarget],
         key: &str,
     ) -> impl Future<Output = Result<(), Error>> + Send;
+    /// Write several tags on one instance or volume (one call).
+    fn put_tags(
+        &self,
+        target: &TagTarget,
+        tags: &BTreeMap<String, String>,
+    ) -> impl Future<Output = Result<(), Error>> + Send;
+    /// Remove several tags from one instance or volume (one call), each only while it still
+    /// has the value given: a value written since it was read stays.
+    fn remove_tags_if_unchanged(
+        &self,
+        target: &TagTarget,
+        tags: &BTreeMap<String, String>,
+    ) -> impl Future<Output = Result<(), Error>> + Send;
 }
 
 /// What EC2 says about one EBS volume: the instances it is attached to, and its tags.

@@ -115,6 +115,8 @@ impl Moto {
             // readable. The multi-region tests set their own.
             ("REGIONS", REGION.to_owned()),
             ("END_SESSIONS_ON_TERMINATE", "false".to_owned()),
+            // The template's default: sharing on.
+            ("SHARING", "true".to_owned()),
             ("RUST_LOG", "error".to_owned()),
         ]);
         env

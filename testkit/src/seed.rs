@@ -230,6 +230,9 @@ pub const DEMO_ROLE: &str = "Okta-ServiceWorkbenchUser";
 /// The placeholder role id in `events/`.
 pub const SAMPLE_ROLE_ID: &str = "AROAEXAMPLEROLEID1234";
 
+/// The time of `tag-change-share-with-added.json`, which seeding rewrites to the present.
+pub const SHARE_SAMPLE_TIME: &str = "2026-11-21T10:09:00Z";
+
 /// The policy-name prefix the samples and the demo use (the product's default).
 pub const DEMO_POLICY_PREFIX: &str = "ssm-session-owner-";
 
@@ -271,6 +274,27 @@ pub async fn seed_samples(
         let ids = run_instances(admin_ec2, 1, tags).await;
         replacements.push((sample_id.to_string(), ids[0].clone()));
     }
+    // tag-change-share-with-added.json: tim.malone's owned instance, which he shares with two
+    // colleagues for 90 minutes
+    let tim_value = format!("{role_id}:tim.malone");
+    let shared = run_instances(
+        admin_ec2,
+        1,
+        &[
+            ("CreatedBy", "tim.malone"),
+            ("AwsUserId", &tim_value),
+            ("ShareWith", "ada.lovelace grace.hopper"),
+            ("ShareFor", "90m"),
+        ],
+    )
+    .await
+    .remove(0);
+    replacements.push(("i-0a1b2c3d4e5f60008".into(), shared));
+    // A share runs from when its request was written: the sample's request is written now.
+    replacements.push((
+        SHARE_SAMPLE_TIME.into(),
+        chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+    ));
     let grace_value = format!("{role_id}:grace.hopper");
     let grace = run_instances(
         admin_ec2,

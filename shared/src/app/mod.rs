@@ -10,6 +10,7 @@ pub mod owner_tagging;
 pub(crate) mod regions;
 pub mod role_resolver;
 pub mod session_rights;
+pub(crate) mod sharing;
 pub mod stack;
 pub mod trails;
 pub mod uninstall;

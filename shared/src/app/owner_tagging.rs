@@ -12,6 +12,7 @@ use tracing::{info, warn};
 
 use super::regions::RegionalClients;
 use super::role_resolver::RoleResolver;
+use super::sharing;
 use super::trails::{regions_without_trail, NoTrails};
 use crate::config::{Config, UsersRole};
 use crate::domain::events::{dispatch, CloudTrailDetail, Event, TagChangeDetail};
@@ -19,6 +20,7 @@ use crate::domain::ids::{InstanceId, InstanceState, RoleId, TagTarget, UserId};
 use crate::domain::outcome::{Outcome, Skipped, Status};
 use crate::domain::ownership::{self, OwnerDecision, TagsFrom};
 use crate::domain::reason::{Reason, ReasonCode};
+use crate::domain::sharing::Trigger;
 use crate::domain::trust;
 use crate::error::Error;
 use crate::ports::{
@@ -89,9 +91,10 @@ where
         // Every call for this event goes to the region it names (forwarded events keep theirs).
         let ec2 = self.ec2.get(incoming.region.as_deref());
         match incoming.event {
-            Event::Scheduled => self.sweep(event_id).await,
+            Event::Scheduled => self.sweep_at(event_id, now).await,
             Event::TagChange(detail) => {
-                self.on_owner_tag_change(&ec2, event_id, incoming.resources, detail)
+                let since = incoming.time.unwrap_or(now);
+                self.on_tag_change(&ec2, event_id, incoming.resources, detail, (since, now))
                     .await
             }
             Event::RunInstances(detail) => {
@@ -285,16 +288,25 @@ where
     /// The scheduled sweep: every live instance in every covered region, one
     /// `DescribeInstances` page per 1,000 per region. Every region is read before anything is
     /// written, so an unreadable region fails the sweep (retryable) with nothing half done.
-    pub async fn sweep(&self, event_id: Option<&str>) -> Result<Outcome, Error> {
+    /// Shares are converged too: expired ones end, lost requests are honoured.
+    pub async fn sweep_at(
+        &self,
+        event_id: Option<&str>,
+        now: DateTime<Utc>,
+    ) -> Result<Outcome, Error> {
         // Re-resolved on every sweep: a re-created role (a new Identity Center suffix) has a new
         // id, and the stale values on owned instances are rewritten below.
         let role = self.role.refresh(&self.iam).await?;
         let role_id = &role.id;
         let trust_policy_findings = self.check_trust(event_id, &role.name).await;
-        let keys = [
-            self.config.ownership.owner_tag_key.as_str(),
-            self.config.ownership.user_id_tag_key.as_str(),
+        let mut kept = vec![
+            self.config.ownership.owner_tag_key.clone(),
+            self.config.ownership.user_id_tag_key.clone(),
+            self.config.sharing.share_with_key.clone(),
+            self.config.sharing.share_for_key.clone(),
         ];
+        kept.extend(self.config.sharing.product_keys());
+        let keys: Vec<&str> = kept.iter().map(String::as_str).collect();
         let (keys, config) = (&keys[..], &self.config);
         // Each page is reduced as it arrives: an instance whose ownership tags are already right
         // is only counted, one without an owner tag too; the rest are kept for the writes. The
@@ -307,6 +319,9 @@ where
                 let mut owners = BTreeMap::new();
                 ec2.each_live_instance(keys, &mut |instance| {
                     seen.live += 1;
+                    if sharing::needs_work(&instance, role_id, now, &config.sharing) {
+                        seen.to_share.push(instance.clone());
+                    }
                     let plan = ownership::sweep(&instance.tags, role_id, &config.ownership);
                     if let Some(owner) = owner_after(&instance, &plan, role_id, config) {
                         owners.insert(instance.instance_id.clone(), owner);
@@ -322,7 +337,7 @@ where
                 })
                 .await?;
                 if !owners.is_empty() {
-                    ec2.each_attached_volume(&keys[1..], &mut |volume| {
+                    ec2.each_attached_volume(&keys[1..2], &mut |volume| {
                         seen.volumes.plan(volume, &owners, role_id, config)
                     })
                     .await?;
@@ -332,6 +347,22 @@ where
             .await?;
         let region_names: Vec<String> = regions.iter().map(|(r, _)| r.clone()).collect();
         let regions_without_trail = self.check_trails(event_id, &region_names).await;
+        let mut outcome = self
+            .apply_regions(event_id, regions, (role_id, now))
+            .await?;
+        outcome.counts.trust_policy_findings = trust_policy_findings;
+        outcome.counts.regions_without_trail = regions_without_trail;
+        info!(event_id, decision = "sweep", role_id = %role_id, reason = %outcome.reason);
+        Ok(outcome)
+    }
+
+    /// Write what the sweep read in each region: ownership tags, then shares.
+    async fn apply_regions(
+        &self,
+        event_id: Option<&str>,
+        regions: Vec<(String, SweepRead)>,
+        (role_id, now): (&RoleId, DateTime<Utc>),
+    ) -> Result<Outcome, Error> {
         let mut outcome = Outcome::empty(Status::Unchanged);
         let mut parts = Vec::new();
         let (mut live, mut unowned) = (0, 0);
@@ -340,18 +371,37 @@ where
             live += seen.live;
             unowned += seen.unowned;
             let ec2 = self.ec2.get(Some(&region));
-            let done = self
+            let mut done = self
                 .apply_sweep(&ec2, event_id, &seen.to_apply, seen.volumes)
                 .await?;
+            for instance in &seen.to_share {
+                let when = (role_id, now, Trigger::Converge);
+                sharing::converge_share(
+                    &ec2,
+                    event_id,
+                    instance,
+                    when,
+                    &self.config.sharing,
+                    &mut done,
+                )
+                .await?;
+            }
             if done.status == Status::Changed {
                 outcome.status = Status::Changed;
                 parts.push(format!("{region}: {}", done.reason));
             }
+            if !seen.to_share.is_empty() {
+                parts.push(format!("{region}: {}", share_summary(&done)));
+            }
             outcome.changed.extend(done.changed);
             outcome.skipped.extend(done.skipped);
-            outcome.counts.instances_tagged += done.counts.instances_tagged;
-            outcome.counts.volumes_tagged += done.counts.volumes_tagged;
-            outcome.counts.tags_tampered += done.counts.tags_tampered;
+            let c = done.counts;
+            outcome.counts.instances_tagged += c.instances_tagged;
+            outcome.counts.volumes_tagged += c.volumes_tagged;
+            outcome.counts.tags_tampered += c.tags_tampered;
+            outcome.counts.shares_made += c.shares_made;
+            outcome.counts.shares_ended += c.shares_ended;
+            outcome.counts.shares_refused += c.shares_refused;
         }
         outcome.reason = format!(
             "sweep: {live} live instance(s) in {covered} region(s); {}",
@@ -364,9 +414,6 @@ where
                 parts.join("; ")
             }
         );
-        outcome.counts.trust_policy_findings = trust_policy_findings;
-        outcome.counts.regions_without_trail = regions_without_trail;
-        info!(event_id, decision = "sweep", role_id = %role_id, reason = %outcome.reason);
         Ok(outcome)
     }
 
@@ -412,36 +459,95 @@ where
         }
     }
 
-    /// A late owner tag: the owner key changed on one instance.
-    async fn on_owner_tag_change(
+    /// A tag change on an instance: the owner key (a late owner), the share request keys (an
+    /// owner sharing), or both, in that order.
+    async fn on_tag_change(
         &self,
         ec2: &E,
         event_id: Option<&str>,
         resources: Vec<String>,
         detail: TagChangeDetail,
+        (since, now): (DateTime<Utc>, DateTime<Utc>),
     ) -> Result<Outcome, Error> {
-        let key = &self.config.ownership.owner_tag_key;
-        if let Err(reason) = detail.changed_on_instance(key, ReasonCode::OwnerTagUnchanged) {
-            return Ok(ignored(event_id, reason));
+        let owner = detail.changed_on_instance(
+            &self.config.ownership.owner_tag_key,
+            ReasonCode::OwnerTagUnchanged,
+        );
+        let sharing = &self.config.sharing;
+        let share = [&sharing.share_with_key, &sharing.share_for_key]
+            .into_iter()
+            .any(|key| {
+                detail
+                    .changed_on_instance(key, ReasonCode::OwnerTagUnchanged)
+                    .is_ok()
+            });
+        if let (Err(reason), false) = (&owner, share) {
+            return Ok(ignored(event_id, reason.clone()));
         }
-        let ids: Vec<InstanceId> = match resources
-            .iter()
-            .filter_map(|arn| arn.rsplit_once(":instance/"))
-            .map(|(_, id)| InstanceId::parse(id))
-            .collect::<Result<Vec<_>, _>>()
-        {
-            Ok(ids) if !ids.is_empty() => ids,
-            Ok(_) => {
-                return Ok(ignored(
-                    event_id,
-                    Reason::new(ReasonCode::Malformed, "the event names no instance"),
-                ))
-            }
+        let ids = match instance_ids(&resources) {
+            Ok(ids) => ids,
             Err(reason) => return Ok(ignored(event_id, reason)),
         };
+        let mut outcome = match owner {
+            Ok(()) => self.on_owner_tag_change(ec2, event_id, &ids).await?,
+            Err(_) => Outcome::empty(Status::Unchanged),
+        };
+        if share {
+            let trigger = Trigger::Request { since };
+            self.on_share_request(ec2, event_id, &ids, (now, trigger), &mut outcome)
+                .await?;
+        }
+        Ok(outcome)
+    }
+
+    /// The owner wrote or deleted a share request: each live instance's share, from its tags.
+    async fn on_share_request(
+        &self,
+        ec2: &E,
+        event_id: Option<&str>,
+        ids: &[InstanceId],
+        (now, trigger): (DateTime<Utc>, Trigger),
+        outcome: &mut Outcome,
+    ) -> Result<(), Error> {
+        let role_id = self.role.get(&self.iam).await?;
+        let found = ec2.describe_instances(ids).await?;
+        let mut shared = Outcome::empty(Status::Unchanged);
+        for instance in found.iter().filter(|i| i.state.is_live()) {
+            sharing::converge_share(
+                ec2,
+                event_id,
+                instance,
+                (&role_id, now, trigger),
+                &self.config.sharing,
+                &mut shared,
+            )
+            .await?;
+        }
+        if found.iter().all(|i| !i.state.is_live()) && outcome.status == Status::Unchanged {
+            *outcome = ignored(
+                event_id,
+                Reason::new(
+                    ReasonCode::InstanceGone,
+                    format!("{} is not a live instance in EC2", ids[0]),
+                ),
+            );
+            return Ok(());
+        }
+        shared.reason = share_summary(&shared);
+        merge(outcome, shared);
+        Ok(())
+    }
+
+    /// A late owner tag: tag the instance and its volumes from it.
+    async fn on_owner_tag_change(
+        &self,
+        ec2: &E,
+        event_id: Option<&str>,
+        ids: &[InstanceId],
+    ) -> Result<Outcome, Error> {
         // The state is re-read from EC2, never taken from the event.
         let found: Vec<DescribedInstance> = ec2
-            .describe_instances(&ids)
+            .describe_instances(ids)
             .await?
             .into_iter()
             .filter(|i| i.state.is_live())
@@ -707,7 +813,61 @@ struct SweepRead {
     live: usize,
     unowned: usize,
     to_apply: Vec<DescribedInstance>,
+    /// Instances whose share needs a write (an expiry, a lost request, a freed slot).
+    to_share: Vec<DescribedInstance>,
     volumes: VolumeWork,
+}
+
+/// The instances an event's `resources` name; a reason when it names none, or a string that is
+/// not an instance id.
+fn instance_ids(resources: &[String]) -> Result<Vec<InstanceId>, Reason> {
+    let ids = resources
+        .iter()
+        .filter_map(|arn| arn.rsplit_once(":instance/"))
+        .map(|(_, id)| InstanceId::parse(id))
+        .collect::<Result<Vec<_>, _>>()?;
+    if ids.is_empty() {
+        return Err(Reason::new(
+            ReasonCode::Malformed,
+            "the event names no instance",
+        ));
+    }
+    Ok(ids)
+}
+
+/// What a share request or the sweep's share work came to, in one line.
+fn share_summary(outcome: &Outcome) -> String {
+    let mut parts: Vec<String> = outcome.changed.clone();
+    parts.extend(
+        outcome
+            .skipped
+            .iter()
+            .map(|skip| format!("refused share on {}: {}", skip.subject, skip.reason)),
+    );
+    if parts.is_empty() {
+        "the share is as its request says".to_owned()
+    } else {
+        parts.join("; ")
+    }
+}
+
+/// Add `more` to `outcome`: a change in either is a change; an ignored outcome takes the other.
+fn merge(outcome: &mut Outcome, more: Outcome) {
+    if more.status == Status::Changed || outcome.status == Status::Ignored {
+        outcome.status = more.status;
+        outcome.code = more.code;
+    }
+    if outcome.reason.is_empty() {
+        outcome.reason = more.reason;
+    } else if !more.reason.is_empty() {
+        outcome.reason = format!("{}; {}", outcome.reason, more.reason);
+    }
+    outcome.changed.extend(more.changed);
+    outcome.unchanged.extend(more.unchanged);
+    outcome.skipped.extend(more.skipped);
+    outcome.counts.shares_made += more.counts.shares_made;
+    outcome.counts.shares_ended += more.counts.shares_ended;
+    outcome.counts.shares_refused += more.counts.shares_refused;
 }
 
 /// Log an ignored event and build its outcome.

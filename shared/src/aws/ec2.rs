@@ -1,5 +1,7 @@
 //! EC2: reading instances and their volumes, and writing the user-id tag.
 
+use std::collections::BTreeMap;
+
 use aws_sdk_ec2::types::{Filter, Instance, Tag, Volume};
 use tracing::instrument;
 
@@ -213,9 +215,47 @@ impl InstanceTagger for aws_sdk_ec2::Client {
         }
         Ok(())
     }
+
+    #[instrument(skip(self, tags), fields(count = tags.len()))]
+    async fn put_tags(
+        &self,
+        target: &TagTarget,
+        tags: &BTreeMap<String, String>,
+    ) -> Result<(), Error> {
+        self.create_tags()
+            .resources(target.to_string())
+            .set_tags(Some(ec2_tags(tags)))
+            .send()
+            .await
+            .map_err(|e| from_sdk("ec2:CreateTags", e))?;
+        Ok(())
+    }
+
+    #[instrument(skip(self, tags), fields(count = tags.len()))]
+    async fn remove_tags_if_unchanged(
+        &self,
+        target: &TagTarget,
+        tags: &BTreeMap<String, String>,
+    ) -> Result<(), Error> {
+        // A tag given with its value is deleted only while it has that value.
+        self.delete_tags()
+            .resources(target.to_string())
+            .set_tags(Some(ec2_tags(tags)))
+            .send()
+            .await
+            .map_err(|e| from_sdk("ec2:DeleteTags", e))?;
+        Ok(())
+    }
 }
 
 const DESCRIBE_VOLUMES: &str = "ec2:DescribeVolumes";
+
+/// EC2 tags from a map.
+fn ec2_tags(tags: &BTreeMap<String, String>) -> Vec<Tag> {
+    tags.iter()
+        .map(|(key, value)| Tag::builder().key(key).value(value).build())
+        .collect()
+}
 
 impl VolumeDirectory for aws_sdk_ec2::Client {
     #[instrument(skip(self), fields(count = instance_ids.len()))]

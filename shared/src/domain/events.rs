@@ -31,12 +31,13 @@ pub const SESSION_POLICY: &str = "session-policy";
 impl Route {
     /// The functions (and `functions/` crates) whose rules match the event, in the order a
     /// local replay runs them: a schedule goes to the tag sweep first and then the reconcile; a
-    /// tag change goes to the owner-tagger when the owner key changed and to the session-policy
-    /// function when the user-id key changed (or, to be told why it is ignored, when neither).
+    /// tag change goes to the owner-tagger when one of `owner_tagger_keys` changed (the owner
+    /// key, the share request keys) and to the session-policy function when the user-id key
+    /// changed (or, to be told why it is ignored, when neither).
     pub fn functions(
         self,
         detail: &Value,
-        owner_key: &str,
+        owner_tagger_keys: &[&str],
         user_id_key: &str,
     ) -> Vec<&'static str> {
         match self {
@@ -49,7 +50,8 @@ impl Route {
                         .as_array()
                         .is_some_and(|keys| keys.iter().any(|k| k == key))
                 };
-                match (changed(owner_key), changed(user_id_key)) {
+                let owner_tagger = owner_tagger_keys.iter().any(|key| changed(key));
+                match (owner_tagger, changed(user_id_key)) {
                     (true, true) => vec![OWNER_TAGGER, SESSION_POLICY],
                     (true, false) => vec![OWNER_TAGGER],
                     (false, _) => vec![SESSION_POLICY],
@@ -314,7 +316,7 @@ mod tests {
         ));
         assert_eq!(route(&event), Ok(Route::RunInstances));
         assert_eq!(
-            Route::RunInstances.functions(&event.detail, "CreatedBy", "AwsUserId"),
+            Route::RunInstances.functions(&event.detail, &["CreatedBy"], "AwsUserId"),
             ["owner-tagger"]
         );
     }
@@ -346,7 +348,7 @@ mod tests {
             assert_eq!(route(&envelope(json)), Ok(expected), "{file}");
             let event = envelope(json);
             assert_eq!(
-                expected.functions(&event.detail, "CreatedBy", "AwsUserId"),
+                expected.functions(&event.detail, &["CreatedBy"], "AwsUserId"),
                 ["session-policy"],
                 "{file}"
             );
@@ -380,7 +382,13 @@ mod tests {
     #[test]
     fn schedules_go_to_the_sweep_then_the_reconcile_and_tag_changes_by_key() {
         let detail = |keys: &[&str]| serde_json::json!({"changed-tag-keys": keys});
-        let route = |r: Route, keys: &[&str]| r.functions(&detail(keys), "CreatedBy", "AwsUserId");
+        let route = |r: Route, keys: &[&str]| {
+            r.functions(
+                &detail(keys),
+                &["CreatedBy", "ShareWith", "ShareFor"],
+                "AwsUserId",
+            )
+        };
         assert_eq!(
             route(Route::Scheduled, &[]),
             ["owner-tagger", "session-policy"]
@@ -392,5 +400,6 @@ mod tests {
             ["owner-tagger", "session-policy"]
         );
         assert_eq!(route(Route::TagChange, &["Name"]), ["session-policy"]);
+        assert_eq!(route(Route::TagChange, &["ShareFor"]), ["owner-tagger"]);
     }
 }

@@ -100,6 +100,10 @@ pub struct Counts {
     /// Covered regions whose launches no logging trail delivers (the sweep checks it when it
     /// has CloudTrail; trails that cannot be read count as one).
     pub regions_without_trail: Option<usize>,
+    /// Shares written (new, changed or renewed), ended, and requests refused.
+    pub shares_made: usize,
+    pub shares_ended: usize,
+    pub shares_refused: usize,
     /// Policy characters in use, in percent of those available (when measured).
     pub capacity_used_percent: Option<usize>,
 }

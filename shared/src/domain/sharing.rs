@@ -254,6 +254,8 @@ pub struct SharePlan {
     pub put: BTreeMap<String, String>,
     pub remove: Vec<String>,
     pub outcome: ShareOutcome,
+    /// Case variants of the product's sharing keys, among `remove` (tampering).
+    pub tampered: Vec<String>,
 }
 
 impl SharePlan {
@@ -262,6 +264,7 @@ impl SharePlan {
             put: BTreeMap::new(),
             remove: Vec::new(),
             outcome: ShareOutcome::Unchanged,
+            tampered: Vec::new(),
         }
     }
 
@@ -276,9 +279,12 @@ impl SharePlan {
 /// What made the owner-tagger look at the instance.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Trigger {
-    /// The owner wrote or deleted `ShareWith` or `ShareFor`: a new request starts a new period.
-    Request,
-    /// The sweep or the expiry schedule: converge, and end what has expired.
+    /// The owner wrote or deleted `ShareWith` or `ShareFor` at `since` (the event's time): a
+    /// share runs from then. A redelivered event therefore renews nothing, and one delivered
+    /// after its share would have ended ends it.
+    Request { since: DateTime<Utc> },
+    /// The sweep or the expiry schedule: converge, and end what has expired. A request whose
+    /// event was lost runs from now.
     Converge,
 }
 
@@ -298,8 +304,32 @@ fn read_until(value: &str) -> Option<(DateTime<Utc>, &str)> {
 }
 
 /// Plan one instance's share from its own tags. `role` is the users' role's current id; the
-/// owner is the instance's user-id tag, read for that role.
+/// owner is the instance's user-id tag, read for that role. Case variants of the product's
+/// sharing keys are removed whatever else is planned: IAM reads tag keys in any case.
 pub fn plan_share(
+    tags: &BTreeMap<String, String>,
+    role: &RoleId,
+    now: DateTime<Utc>,
+    trigger: Trigger,
+    rules: &ShareRules,
+) -> SharePlan {
+    let product = rules.product_keys();
+    let variants: Vec<String> = tags
+        .keys()
+        .filter(|key| {
+            product
+                .iter()
+                .any(|p| p != *key && p.eq_ignore_ascii_case(key))
+        })
+        .cloned()
+        .collect();
+    let mut plan = plan_request(tags, role, now, trigger, rules);
+    plan.remove.extend(variants.iter().cloned());
+    plan.tampered = variants;
+    plan
+}
+
+fn plan_request(
     tags: &BTreeMap<String, String>,
     role: &RoleId,
     now: DateTime<Utc>,
@@ -334,13 +364,14 @@ pub fn plan_share(
         Some(Ok(request)) => request,
     };
     let until = match (trigger, current) {
-        (Trigger::Converge, Some((until, _))) if until <= now => {
-            return end(EndReason::Expired);
-        }
+        (Trigger::Request { since }, _) => since.min(now) + request.duration.as_chrono(),
         (Trigger::Converge, Some((until, _))) => until,
-        // A new request, or a share whose expiry was never recorded (its event was lost).
-        _ => now + request.duration.as_chrono(),
+        // A share whose expiry was never recorded (its request's event was lost).
+        (Trigger::Converge, None) => now + request.duration.as_chrono(),
     };
+    if until <= now {
+        return end(EndReason::Expired);
+    }
     let guests: Vec<UserId> = request
         .guests
         .iter()
@@ -360,6 +391,7 @@ pub fn plan_share(
         put,
         remove,
         outcome,
+        tampered: Vec::new(),
     }
 }
 
@@ -411,6 +443,7 @@ fn end_share(tags: &BTreeMap<String, String>, rules: &ShareRules, why: EndReason
             why,
             guests: held.into_iter().map(|(_, v)| v.clone()).collect(),
         },
+        tampered: Vec::new(),
     }
 }
 

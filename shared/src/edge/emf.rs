@@ -44,6 +44,9 @@ pub(crate) fn emf_line(function: &str, result: &Result<Outcome, Error>, now_ms: 
             add("DriftRepaired", "Count", json!(c.drift_repaired));
             add("GrantsRefused", "Count", json!(c.grants_refused));
             add("OwnershipTagTampered", "Count", json!(c.tags_tampered));
+            add("SharesMade", "Count", json!(c.shares_made));
+            add("SharesEnded", "Count", json!(c.shares_ended));
+            add("SharesRefused", "Count", json!(c.shares_refused));
             add(
                 "TrustPolicyFindings",
                 "Count",

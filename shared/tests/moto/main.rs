@@ -16,4 +16,5 @@ mod owner_tagging;
 mod regions;
 mod session_ending;
 mod session_policies;
+mod sharing;
 mod tag_sweep;

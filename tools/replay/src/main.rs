@@ -163,9 +163,14 @@ async fn replay_one(
     };
     let config = &functions.config;
     let mut lines = Vec::new();
+    let owner_tagger_keys = [
+        config.ownership.owner_tag_key.as_str(),
+        config.sharing.share_with_key.as_str(),
+        config.sharing.share_for_key.as_str(),
+    ];
     for function in route.functions(
         &envelope.detail,
-        &config.ownership.owner_tag_key,
+        &owner_tagger_keys,
         &config.ownership.user_id_tag_key,
     ) {
         if only.is_some_and(|name| name != function) {

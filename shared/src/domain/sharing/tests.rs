@@ -76,7 +76,13 @@ fn durations_are_whole_minutes_hours_or_days_from_a_minute_up() {
 #[test]
 fn a_valid_request_gives_each_guest_a_slot_with_the_owners_role_id_and_records_the_expiry() {
     let tags = tims(&[("ShareWith", "ana  bo.li ana"), ("ShareFor", "90m")]);
-    let plan = plan_share(&tags, &role(), now(), Trigger::Request, &rules());
+    let plan = plan_share(
+        &tags,
+        &role(),
+        now(),
+        Trigger::Request { since: now() },
+        &rules(),
+    );
     let until = now() + Duration::minutes(90);
     assert_eq!(
         plan.put,
@@ -110,7 +116,7 @@ fn without_share_for_the_default_duration_applies() {
         &tims(&[("ShareWith", "ana")]),
         &role(),
         now(),
-        Trigger::Request,
+        Trigger::Request { since: now() },
         &rules(),
     );
     assert_eq!(
@@ -147,7 +153,13 @@ fn invalid_requests_change_nothing_and_say_why() {
         (&[("ShareWith", "an*")], "ShareWith names \"an*\""),
     ];
     for (pairs, expected) in cases {
-        let plan = plan_share(&tims(pairs), &role(), now(), Trigger::Request, &rules());
+        let plan = plan_share(
+            &tims(pairs),
+            &role(),
+            now(),
+            Trigger::Request { since: now() },
+            &rules(),
+        );
         assert!(
             plan.put.is_empty() && plan.remove.is_empty(),
             "{pairs:?}: {plan:?}"
@@ -163,7 +175,7 @@ fn invalid_requests_change_nothing_and_say_why() {
         &tims(&[("ShareWith", "ana\"}")]),
         &role(),
         now(),
-        Trigger::Request,
+        Trigger::Request { since: now() },
         &rules(),
     );
     assert!(refusal(&plan).contains("only A-Z a-z 0-9"));
@@ -179,7 +191,13 @@ fn an_invalid_change_to_a_live_share_leaves_the_share_as_it_was() {
             &format!("2026-12-06T13:00:00Z;{ROLE}:tim"),
         ),
     ]);
-    let plan = plan_share(&live, &role(), now(), Trigger::Request, &rules());
+    let plan = plan_share(
+        &live,
+        &role(),
+        now(),
+        Trigger::Request { since: now() },
+        &rules(),
+    );
     assert!(refusal(&plan).contains("names the owner"));
     assert!(plan.put.is_empty() && plan.remove.is_empty());
 }
@@ -224,7 +242,13 @@ fn a_share_ends_at_its_expiry_on_converge_and_its_request_tags_go_too() {
         SharePlan::unchanged()
     );
     // the owner writing the request again renews it
-    let renewed = plan_share(&live, &role(), now(), Trigger::Request, &rules());
+    let renewed = plan_share(
+        &live,
+        &role(),
+        now(),
+        Trigger::Request { since: now() },
+        &rules(),
+    );
     assert_eq!(
         renewed.put,
         BTreeMap::from([(
@@ -244,7 +268,13 @@ fn deleting_share_with_ends_the_share_and_a_changed_owner_ends_it_too() {
         ),
     ];
     let pairs: Vec<(&str, &str)> = slots.iter().map(|(k, v)| (*k, v.as_str())).collect();
-    let withdrawn = plan_share(&tims(&pairs), &role(), now(), Trigger::Request, &rules());
+    let withdrawn = plan_share(
+        &tims(&pairs),
+        &role(),
+        now(),
+        Trigger::Request { since: now() },
+        &rules(),
+    );
     assert!(matches!(
         withdrawn.outcome,
         ShareOutcome::Ended {
@@ -328,7 +358,7 @@ fn with_sharing_off_shares_end_and_requests_are_refused() {
         &tims(&[("ShareWith", "ana")]),
         &role(),
         now(),
-        Trigger::Request,
+        Trigger::Request { since: now() },
         &off,
     );
     assert!(refusal(&plan).contains("sharing is off"));
@@ -352,5 +382,93 @@ fn an_unreadable_expiry_is_rewritten_from_now_rather_than_trusted() {
             "AwsUserIdSharedUntil".to_owned(),
             format!("2026-12-06T20:00:00Z;{ROLE}:tim")
         )])
+    );
+}
+
+#[test]
+fn case_variants_of_the_products_sharing_keys_are_removed_whatever_else_is_planned() {
+    let live = tims(&[
+        ("ShareWith", "ana"),
+        ("AwsUserIdGuest1", &format!("{ROLE}:ana")),
+        ("awsuseridguest2", &format!("{ROLE}:mallory")),
+        ("AWSUSERIDSHAREDUNTIL", "2099-01-01T00:00:00Z;x"),
+        (
+            "AwsUserIdSharedUntil",
+            &format!("2026-12-06T13:00:00Z;{ROLE}:tim"),
+        ),
+    ]);
+    let plan = plan_share(&live, &role(), now(), Trigger::Converge, &rules());
+    assert_eq!(plan.tampered, ["AWSUSERIDSHAREDUNTIL", "awsuseridguest2"]);
+    assert_eq!(plan.remove, plan.tampered);
+    assert!(plan.put.is_empty());
+    // a variant of the owner's request keys is just another tag: not read, not removed
+    let plan = plan_share(
+        &tims(&[("sharewith", "mallory")]),
+        &role(),
+        now(),
+        Trigger::Request { since: now() },
+        &rules(),
+    );
+    assert_eq!(plan, SharePlan::unchanged());
+}
+
+#[test]
+fn a_share_runs_from_when_its_request_was_written_so_a_redelivery_renews_nothing() {
+    let written = now() - Duration::minutes(30);
+    let tags = tims(&[("ShareWith", "ana"), ("ShareFor", "1h")]);
+    let first = plan_share(
+        &tags,
+        &role(),
+        now(),
+        Trigger::Request { since: written },
+        &rules(),
+    );
+    assert_eq!(
+        first.put.get("AwsUserIdSharedUntil").map(String::as_str),
+        Some(format!("2026-12-06T12:30:00Z;{ROLE}:tim").as_str())
+    );
+    let mut after = tags.clone();
+    after.extend(first.put);
+    // the same event, delivered again ten minutes later: nothing to write
+    let later = now() + Duration::minutes(10);
+    assert_eq!(
+        plan_share(
+            &after,
+            &role(),
+            later,
+            Trigger::Request { since: written },
+            &rules()
+        ),
+        SharePlan::unchanged()
+    );
+    // delivered after the share would have ended: it ends
+    let too_late = now() + Duration::minutes(31);
+    let plan = plan_share(
+        &after,
+        &role(),
+        too_late,
+        Trigger::Request { since: written },
+        &rules(),
+    );
+    assert!(matches!(
+        plan.outcome,
+        ShareOutcome::Ended {
+            why: EndReason::Expired,
+            ..
+        }
+    ));
+    // an event stamped in the future runs from now, not from then
+    let ahead = plan_share(
+        &tags,
+        &role(),
+        now(),
+        Trigger::Request {
+            since: now() + Duration::hours(5),
+        },
+        &rules(),
+    );
+    assert_eq!(
+        ahead.put.get("AwsUserIdSharedUntil").map(String::as_str),
+        Some(format!("2026-12-06T13:00:00Z;{ROLE}:tim").as_str())
     );
 }

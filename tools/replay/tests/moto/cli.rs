@@ -255,7 +255,7 @@ async fn the_samples_tag_their_instances_and_a_second_replay_changes_nothing() {
     );
     assert_eq!(
         results["tag-change-user-id-added.json"]["reason"],
-        "tim.malone has 3 live instance(s): granted"
+        "tim.malone has 4 live instance(s): granted"
     );
     let granted = granted_users(&admin.iam, DEMO_ROLE).await;
     let shard = "shard ssm-session-owner-shard-01".to_owned();
@@ -266,6 +266,19 @@ async fn the_samples_tag_their_instances_and_a_second_replay_changes_nothing() {
             ("tim.malone".to_owned(), shard)
         ])
     );
+
+    // tim.malone's share request gives each of his two guests a slot with his role id (the
+    // sweep sample, replayed first, finds the request too: either may write it)
+    let share = &results["tag-change-share-with-added.json"];
+    assert_eq!(share["function"], "owner-tagger", "{share}");
+    assert!(
+        ["changed", "unchanged"].contains(&share["outcome"].as_str().unwrap()),
+        "{share}"
+    );
+    let shared = tags_of(&admin.ec2, &id("i-0a1b2c3d4e5f60008")).await;
+    assert_eq!(shared["AwsUserIdGuest1"], format!("{role_id}:ada.lovelace"));
+    assert_eq!(shared["AwsUserIdGuest2"], format!("{role_id}:grace.hopper"));
+    assert!(shared["AwsUserIdSharedUntil"].ends_with(&format!(";{role_id}:tim.malone")));
 
     // THEN the tags in moto name the right users, and the hostile one got nothing
     let expected = [
@@ -290,6 +303,11 @@ async fn the_samples_tag_their_instances_and_a_second_replay_changes_nothing() {
     // RunInstances event costs more than one call beyond the per-process GetRole
     let second = replay(&moto, DEMO_ROLE, &files, None);
     assert!(second.status.success());
+    let again = &lines(&second)["tag-change-share-with-added.json"];
+    assert_eq!(
+        again["outcome"], "unchanged",
+        "a redelivered request renews nothing: {again}"
+    );
     for (file, line) in lines(&second) {
         let calls = line["calls"].as_object().unwrap();
         assert!(

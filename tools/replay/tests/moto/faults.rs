@@ -63,7 +63,8 @@ async fn seeded() -> Seeded {
 impl Seeded {
     /// The end state that matters: every sample instance's tags, and who is granted by what.
     async fn state(&self) -> (Vec<BTreeMap<String, String>>, BTreeMap<String, String>) {
-        // moto makes a new role id each time; compare states with it written as <role-id>.
+        // moto makes a new role id each time; compare states with it written as <role-id>, and a
+        // share's expiry without its time.
         let role_id = &self.replacements[0].1;
         let mut tags = Vec::new();
         for (sample, id) in &self.replacements {
@@ -72,7 +73,16 @@ impl Seeded {
                 tags.push(
                     found
                         .into_iter()
-                        .map(|(k, v)| (k, v.replace(role_id.as_str(), "<role-id>")))
+                        .map(|(k, v)| {
+                            let v = v.replace(role_id.as_str(), "<role-id>");
+                            // A share's expiry is the replay's clock plus its duration.
+                            match v.split_once(';') {
+                                Some((_, owner)) if k.ends_with("SharedUntil") => {
+                                    (k, format!("<now + ShareFor>;{owner}"))
+                                }
+                                _ => (k, v),
+                            }
+                        })
                         .collect(),
                 );
             }
