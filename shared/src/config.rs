@@ -63,6 +63,7 @@ pub(crate) const SHARE_FOR_TAG_KEY: &str = "SHARE_FOR_TAG_KEY";
 pub(crate) const GUEST_SLOTS: &str = "GUEST_SLOTS";
 pub(crate) const SHARE_DEFAULT_DURATION: &str = "SHARE_DEFAULT_DURATION";
 pub(crate) const SHARE_MAX_DURATION: &str = "SHARE_MAX_DURATION";
+pub(crate) const SHARING_POLICY_NAME: &str = "SHARING_POLICY_NAME";
 
 /// IAM's managed policies per role at the most, with a quota raise (10 by default).
 const ROLE_MANAGED_POLICY_MAX: usize = 25;
@@ -339,7 +340,10 @@ fn share_rules(value: Lookup, ownership: &OwnershipRules) -> Result<ShareRules, 
             format!("{default_duration} is longer than {SHARE_MAX_DURATION} ({max_duration})"),
         ));
     }
+    let policy_name = value(SHARING_POLICY_NAME).unwrap_or_else(|| "SsmSessionOwnerSharing".into());
+    validate_policy_name(&policy_name).map_err(|p| bad(SHARING_POLICY_NAME, p))?;
     let rules = ShareRules {
+        policy_name,
         enabled,
         share_with_key,
         share_for_key,
@@ -656,6 +660,7 @@ mod tests {
                     slots: 3,
                     default_duration: ShareDuration::parse("8h").unwrap(),
                     max_duration: ShareDuration::parse("7d").unwrap(),
+                    policy_name: "SsmSessionOwnerSharing".into(),
                 },
             }
         );

@@ -104,7 +104,7 @@ fn every_deploy_command_the_project_gives_carries_capability_named_iam() {
         "{text}"
     );
     assert!(
-        text.contains("deploy-commands.md:6: deploys template.yaml without CAPABILITY_NAMED_IAM, which it needs for EndUserPolicy (ManagedPolicyName), GuardPolicy (ManagedPolicyName), UsersBoundary (ManagedPolicyName)"),
+        text.contains("deploy-commands.md:6: deploys template.yaml without CAPABILITY_NAMED_IAM, which it needs for EndUserPolicy (ManagedPolicyName), GuardPolicy (ManagedPolicyName), SharingPolicy (ManagedPolicyName), UsersBoundary (ManagedPolicyName)"),
         "{text}"
     );
     assert!(
@@ -151,10 +151,10 @@ fn every_rule_as_cloudformation_builds_it_is_named_under_the_prefix_and_keeps_it
     // ARN belongs (every option on adds the created trail's bucket policy)
     for template in ["", "org "] {
         for (set, n) in [
-            ("defaults", 8),
-            ("static", 8),
-            ("identity-center", 8),
-            ("every-option-on", 9),
+            ("defaults", 9),
+            ("static", 9),
+            ("identity-center", 9),
+            ("every-option-on", 10),
         ] {
             assert!(
                 text.contains(&format!(

@@ -505,11 +505,17 @@ fn guards_once() -> &'static Value {
     SHIPPED.get_or_init(|| testkit::shipped_policy("GuardPolicy"))
 }
 
+/// The sharing policy as shipped beside them (sharing is on by default), resolved once.
+fn sharing_once() -> &'static Value {
+    static SHIPPED: std::sync::OnceLock<Value> = std::sync::OnceLock::new();
+    SHIPPED.get_or_init(|| testkit::shipped_policy("SharingPolicy"))
+}
+
 fn request(caller: &str, action: &str, resource: &str, context: Value) -> Value {
     let mut context = context;
     context["aws:userid"] = json!(user_id(caller));
     json!({
-        "policies": [shipped_once(), guards_once(), allow_everything()],
+        "policies": [shipped_once(), guards_once(), sharing_once(), allow_everything()],
         "principal": format!("arn:aws:sts::{ACCOUNT}:assumed-role/Okta-ServiceWorkbenchUser/{caller}"),
         "action": action,
         "resource": resource,
@@ -858,12 +864,23 @@ fn the_shard_guard_in_the_template_is_the_one_the_code_that_names_the_shards_bui
 }
 
 #[test]
-fn the_end_user_and_guard_policies_with_every_option_on_fit_a_managed_policy_each() {
+fn the_users_roles_policies_with_every_option_on_fit_a_managed_policy_each() {
     // Names as CloudFormation makes them for a 40-character stack name in a long region: the
     // longest the guards' ARNs get in practice.
+    // The sharing policy at its largest: five guest slots.
+    let sharing = longest_size("SharingPolicy", &["every-option-on", "GuestSlots=5"]);
+    println!(
+        "the sharing policy with every option on and 5 guest slots: {sharing} of 6144 characters"
+    );
+    assert!(sharing <= 6144, "sharing: {sharing}");
+    // With sharing off, the end-user policy guards sessions and SSH keys itself.
+    let unshared = longest_size("EndUserPolicy", &["every-option-on", "Sharing=false"]);
+    println!("the end-user policy with every option on but sharing: {unshared} of 6144 characters");
+    assert!(unshared <= 6144, "end-user without sharing: {unshared}");
     for (policy, what) in [
         ("EndUserPolicy", "end-user"),
         ("GuardPolicy", "guard"),
+        ("SharingPolicy", "sharing"),
         ("UsersBoundary", "boundary"),
     ] {
         let defaults = longest_size(policy, &[]);
@@ -926,27 +943,43 @@ fn longest_size(policy: &str, settings: &[&str]) -> usize {
 fn the_guards_the_audit_and_this_judge_name_the_same_instance_actions() {
     // The template's guards, the product's list (which doctor --audit asks about) and the
     // judge's matrix above must not drift apart.
-    let statements: Vec<Value> = [
-        shipped_end_user_policy(),
-        testkit::shipped_policy("GuardPolicy"),
-    ]
-    .iter()
-    .flat_map(|p| p["Statement"].as_array().unwrap().clone())
-    .collect();
-    let mut guarded: Vec<String> = statements
-        .iter()
-        .filter(|s| {
-            [
-                "GuardSessionsAndCommandsOnOthersInstances",
-                "GuardDirectAccessToOthersInstances",
-                "GuardMoreOnOthersInstances",
-            ]
-            .contains(&s["Sid"].as_str().unwrap_or(""))
-        })
-        .flat_map(|s| s["Action"].as_array().unwrap().clone())
-        .map(|a| a.as_str().unwrap().to_owned())
-        .collect();
-    guarded.sort();
+    // With sharing on (the default), the sharing policy guards sessions and SSH keys, letting
+    // each guest in; with it off, the end-user policy does.
+    for settings in [&[][..], &["Sharing=false"]] {
+        let statements: Vec<Value> = testkit::shipped_users_policies(settings)
+            .iter()
+            .flat_map(|p| p["Statement"].as_array().unwrap().clone())
+            .collect();
+        let mut guarded: Vec<String> = statements
+            .iter()
+            .filter(|s| {
+                [
+                    "GuardSessionsAndCommandsOnOthersInstances",
+                    "GuardDirectAccessToOthersInstances",
+                    "GuardMoreOnOthersInstances",
+                    "GuardSessionsOnNodesNeitherOwnedNorShared",
+                    "GuardSshKeysToInstancesNeitherOwnedNorShared",
+                ]
+                .contains(&s["Sid"].as_str().unwrap_or(""))
+            })
+            .flat_map(|s| match &s["Action"] {
+                Value::String(one) => vec![one.clone()],
+                many => many
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .map(|a| a.as_str().unwrap().to_owned())
+                    .collect(),
+            })
+            .collect();
+        guarded.sort();
+        let mut product: Vec<String> = shared::domain::session_iam::GUARDED_INSTANCE_ACTIONS
+            .iter()
+            .map(|a| a.to_string())
+            .collect();
+        product.sort();
+        assert_eq!(guarded, product, "{settings:?}");
+    }
     let mut product: Vec<String> = shared::domain::session_iam::GUARDED_INSTANCE_ACTIONS
         .iter()
         .map(|a| a.to_string())
@@ -957,7 +990,6 @@ fn the_guards_the_audit_and_this_judge_name_the_same_instance_actions() {
         .map(|(a, _)| a.to_string())
         .collect();
     judged.sort();
-    assert_eq!(guarded, product);
     assert_eq!(judged, product);
 }
 
@@ -1022,7 +1054,8 @@ fn end_user_policies(settings: &[&str], mode: &str) -> Vec<Value> {
             "SessionRights=per-user"
         });
     }
-    let mut policies = vec![testkit::shipped_policy_with("EndUserPolicy", &settings)];
+    // The end-user policy first, then the guard and sharing policies its settings create.
+    let mut policies = testkit::shipped_users_policies(&settings);
     let has_static = policies[0]["Statement"]
         .as_array()
         .unwrap()
@@ -1672,14 +1705,13 @@ fn product_arns(service: &str, resource_type: &str) -> Vec<String> {
     }
 }
 
-/// The shipped end-user and guard policies with every option on.
-fn every_option_on() -> &'static [Value; 2] {
-    static POLICIES: std::sync::OnceLock<[Value; 2]> = std::sync::OnceLock::new();
+/// The shipped end-user, guard and sharing policies with every option on.
+fn every_option_on() -> &'static [Value] {
+    static POLICIES: std::sync::OnceLock<Vec<Value>> = std::sync::OnceLock::new();
     POLICIES.get_or_init(|| {
-        [
-            testkit::shipped_policy_with("EndUserPolicy", &["every-option-on"]),
-            testkit::shipped_policy_with("GuardPolicy", &["every-option-on"]),
-        ]
+        let policies = testkit::shipped_users_policies(&["every-option-on"]);
+        assert_eq!(policies.len(), 3, "end-user, guard and sharing policies");
+        policies
     })
 }
 
@@ -2308,11 +2340,8 @@ fn under_identity_center_the_guard_names_the_permission_sets_role_by_its_reserve
         "SessionRights=static",
         "AttachEndUserPolicy=false",
     ];
-    let policies = vec![
-        testkit::shipped_policy_with("EndUserPolicy", &settings),
-        testkit::shipped_policy_with("GuardPolicy", &settings),
-        allow_everything(),
-    ];
+    let mut policies = testkit::shipped_users_policies(&settings);
+    policies.push(allow_everything());
     let role = |path: &str| format!("arn:aws:iam::{ACCOUNT}:role/{path}");
     let theirs =
         role("aws-reserved/sso.amazonaws.com/AWSReservedSSO_ResearchUsers_0a1b2c3d4e5f6789");
@@ -2388,6 +2417,7 @@ fn the_policies_as_cloudformation_renders_them_keep_every_guard_on_the_real_arns
         let rendered = rendered_by_cloud_radar(set);
         let mut policies = vec![rendered["EndUserPolicy"].clone()];
         policies.extend(rendered.get("GuardPolicy").cloned());
+        policies.extend(rendered.get("SharingPolicy").cloned());
         policies.push(allow_everything());
         let users_role = if set == "identity-center" {
             role("aws-reserved/sso.amazonaws.com/AWSReservedSSO_ResearchUsers_0a1b2c3d4e5f6789")
@@ -2516,4 +2546,204 @@ fn the_organisations_code_buckets_are_read_by_its_accounts_over_tls_and_by_nobod
     let verdicts = judge(&requests);
     let expected: Vec<&str> = cases.iter().map(|c| c.4).collect();
     assert_eq!(verdicts, expected, "{requests:#?}");
+}
+
+/// One cell of the sharing matrix: what, its requests, and whether every one is allowed.
+type SharingCell = (String, Vec<Value>, bool);
+
+/// A raw judge request by `caller` on tim's shared instance, whose tags are `tags`.
+fn on_shared_instance(
+    caller: &str,
+    action: &str,
+    tags: &BTreeMap<String, String>,
+    extra: Value,
+    policies: &[Value],
+) -> Value {
+    let mut context = extra;
+    context["aws:userid"] = json!(user_id(caller));
+    for (key, value) in tags {
+        for prefix in ["aws:ResourceTag", "ec2:ResourceTag", "ssm:resourceTag"] {
+            context[format!("{prefix}/{key}")] = json!(value);
+        }
+    }
+    json!({
+        "policies": policies,
+        "principal": format!("arn:aws:sts::{ACCOUNT}:assumed-role/Okta-ServiceWorkbenchUser/{caller}"),
+        "action": action,
+        "resource": format!("arn:aws:ec2:us-east-1:{ACCOUNT}:instance/i-0a1b2c3d4e5f60001"),
+        "context": context,
+    })
+}
+
+/// The cells of one deployment: every caller, every session kind, and what only the owner may
+/// do (or nobody, for the product's own sharing tags).
+fn sharing_cells(setting: &str, policies: &[Value], kinds: &SessionKinds) -> Vec<SharingCell> {
+    let arns = Arns {
+        partition: shared::domain::ids::Partition::Aws,
+        region: "us-east-1".into(),
+        account: ACCOUNT.into(),
+    };
+    let instance = arns.instance_named("i-0a1b2c3d4e5f60001");
+    // tim's instance, shared with ana, bo.li and cy; dee's share has expired (her slot is gone)
+    let tags = BTreeMap::from([
+        ("AwsUserId".to_owned(), user_id("tim")),
+        ("AwsUserIdGuest1".to_owned(), user_id("ana")),
+        ("AwsUserIdGuest2".to_owned(), user_id("bo.li")),
+        ("AwsUserIdGuest3".to_owned(), user_id("cy")),
+        ("ShareWith".to_owned(), "ana bo.li cy".to_owned()),
+        // a slot beyond the deployment's three, planted: never honoured
+        ("AwsUserIdGuest5".to_owned(), user_id("eve")),
+    ]);
+    // the owner, each guest, someone else, look-alikes of a guest's name, an expired guest, and
+    // the holder of a planted slot
+    let callers = [
+        "tim", "ana", "bo.li", "cy", "mallory", "Ana", "ana2", "an", "bo", "dee", "eve",
+    ];
+    let mut cells = Vec::new();
+    for caller in callers {
+        let owner = caller == "tim";
+        let guest = ["ana", "bo.li", "cy"].contains(&caller);
+        for document in kinds.allowed_documents() {
+            let requests = start_session_with(
+                &instance,
+                Some(&arns.document(&document)),
+                &user_id(caller),
+                &tags,
+            );
+            cells.push((
+                format!("{setting}: {caller} StartSession with {document}"),
+                requests
+                    .iter()
+                    .map(|r| as_judge_request(r, caller, policies))
+                    .collect(),
+                owner || guest,
+            ));
+        }
+        for os_user in ["ec2-user", "root"] {
+            let request = send_ssh_public_key(&instance, &user_id(caller), os_user, &tags);
+            let listed = kinds.ssh_os_users.iter().any(|u| u == os_user);
+            cells.push((
+                format!("{setting}: {caller} SendSSHPublicKey as {os_user}"),
+                vec![as_judge_request(&request, caller, policies)],
+                (owner || guest) && listed && kinds.ssh,
+            ));
+        }
+        // the share request: the owner's alone (another spelling of it is just a tag the
+        // product never reads: the owner writes it only where a foreign grant allows any tag)
+        let foreign = policies.len() > 3;
+        for action in ["ec2:CreateTags", "ec2:DeleteTags"] {
+            for key in ["ShareWith", "ShareFor", "sharewith"] {
+                let extra =
+                    json!({"aws:TagKeys": [key], format!("aws:RequestTag/{key}"): "mallory"});
+                cells.push((
+                    format!("{setting}: {caller} {action} {key}"),
+                    vec![on_shared_instance(caller, action, &tags, extra, policies)],
+                    owner && (key != "sharewith" || foreign),
+                ));
+            }
+            // the product's own sharing tags: nobody, in any spelling
+            for key in [
+                "AwsUserIdGuest1",
+                "awsuseridguest3",
+                "AwsUserIdGuest5",
+                "AwsUserIdSharedUntil",
+            ] {
+                let extra =
+                    json!({"aws:TagKeys": [key], format!("aws:RequestTag/{key}"): user_id(caller)});
+                cells.push((
+                    format!("{setting}: {caller} {action} {key}"),
+                    vec![on_shared_instance(caller, action, &tags, extra, policies)],
+                    false,
+                ));
+            }
+        }
+        // a guest gets no right on the instance itself, and no command
+        for action in [
+            "ec2:StopInstances",
+            "ec2:TerminateInstances",
+            "ec2:GetPasswordData",
+            "ec2:ModifyInstanceAttribute",
+            "ec2:AttachVolume",
+            "ssm:SendCommand",
+        ] {
+            cells.push((
+                format!("{setting}: {caller} {action}"),
+                vec![on_shared_instance(
+                    caller,
+                    action,
+                    &tags,
+                    json!({}),
+                    policies,
+                )],
+                owner && foreign,
+            ));
+        }
+    }
+    cells
+}
+
+#[test]
+fn the_sharing_matrix_has_no_wrong_cell() {
+    // GIVEN tim's instance shared with three guests, every session kind on, and the shipped
+    // policies: with the guards and a foreign Allow * beside them, with the guards alone, and
+    // without the guards
+    let everything = SessionKinds {
+        shell: ShellSource::Product,
+        port_forwarding: true,
+        ssh: true,
+        ssh_os_users: ["ec2-user", "ubuntu", "rstudio-user", "jupyter"]
+            .map(String::from)
+            .to_vec(),
+        ..SessionKinds::default()
+    };
+    let guarded = testkit::shipped_users_policies(&["every-option-on"]);
+    assert_eq!(guarded.len(), 3, "end-user, guard and sharing policies");
+    let mut with_foreign = guarded.clone();
+    with_foreign.push(allow_everything());
+    let unguarded = testkit::shipped_users_policies(&["every-option-on", "GuardDenies=false"]);
+    assert_eq!(unguarded.len(), 2, "end-user and sharing policies");
+    let mut cells = Vec::new();
+    cells.extend(sharing_cells(
+        "guarded, foreign Allow *",
+        &with_foreign,
+        &everything,
+    ));
+    cells.extend(sharing_cells("guarded", &guarded, &everything));
+    cells.extend(sharing_cells("no guards", &unguarded, &everything));
+
+    // WHEN the judge answers every cell
+    let requests: Vec<Value> = cells.iter().flat_map(|(_, r, _)| r.clone()).collect();
+    let verdicts = judge(&requests);
+    // THEN the doctor's own evaluator agrees on each, and no cell is wrong
+    assert_the_doctor_agrees(&requests, &verdicts);
+    let mut verdicts = verdicts.into_iter();
+    let mut wrong = Vec::new();
+    for (what, requests, expected) in &cells {
+        let answers: Vec<String> = verdicts.by_ref().take(requests.len()).collect();
+        assert!(
+            answers.iter().all(|a| !a.starts_with("error")),
+            "{what}: {answers:?}"
+        );
+        let allowed = answers.iter().all(|a| a == "Allowed");
+        // under a foreign Allow *, whatever is not allowed is denied explicitly
+        let explicit =
+            !what.contains("foreign") || allowed || answers.iter().any(|a| a == "ExplicitlyDenied");
+        if allowed != *expected || !explicit {
+            wrong.push(format!(
+                "{what}: expected allowed={expected}, judge says {answers:?}"
+            ));
+        }
+    }
+    assert!(
+        wrong.is_empty(),
+        "{} wrong of {}:\n{}",
+        wrong.len(),
+        cells.len(),
+        wrong.join("\n")
+    );
+    println!(
+        "iam-simulate, sharing: {} cells ({} allowed), 0 wrong",
+        cells.len(),
+        cells.iter().filter(|(_, _, a)| *a).count()
+    );
 }

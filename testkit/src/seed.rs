@@ -12,9 +12,9 @@ use crate::{
     rewrite, role_id_of, shipped_end_user_policy, shipped_policy, shipped_session_documents, AMI,
 };
 
-/// Create the shipped end-user policy (without `EndOwnSessions` unless `static_rights`) and the
-/// guard policy under the template's default names, attach both to `role` as the template does,
-/// and return the end-user policy's ARN.
+/// Create the shipped end-user policy (without `EndOwnSessions` unless `static_rights`), the
+/// guard policy and the sharing policy under the template's default names, attach all three to
+/// `role` as the template does, and return the end-user policy's ARN.
 pub async fn attach_end_user_policy(
     iam: &aws_sdk_iam::Client,
     role: &str,
@@ -39,19 +39,26 @@ pub async fn attach_end_user_policy(
         .and_then(|p| p.arn())
         .expect("an ARN in CreatePolicy's answer")
         .to_owned();
-    let guards = iam
-        .create_policy()
-        .policy_name(GUARD_POLICY)
-        .path("/")
-        .policy_document(shipped_policy("GuardPolicy").to_string())
-        .send()
-        .await
-        .expect("moto CreatePolicy")
-        .policy()
-        .and_then(|p| p.arn())
-        .expect("an ARN in CreatePolicy's answer")
-        .to_owned();
-    for policy in [&arn, &guards] {
+    let mut beside = Vec::new();
+    for (name, resource) in [
+        (GUARD_POLICY, "GuardPolicy"),
+        (SHARING_POLICY, "SharingPolicy"),
+    ] {
+        beside.push(
+            iam.create_policy()
+                .policy_name(name)
+                .path("/")
+                .policy_document(shipped_policy(resource).to_string())
+                .send()
+                .await
+                .expect("moto CreatePolicy")
+                .policy()
+                .and_then(|p| p.arn())
+                .expect("an ARN in CreatePolicy's answer")
+                .to_owned(),
+        );
+    }
+    for policy in std::iter::once(&arn).chain(&beside) {
         iam.attach_role_policy()
             .role_name(role)
             .policy_arn(policy)
@@ -66,6 +73,8 @@ pub async fn attach_end_user_policy(
 pub const END_USER_POLICY: &str = "SsmSessionOwnerEndUser";
 /// The template's default `GuardPolicyName`.
 pub const GUARD_POLICY: &str = "SsmSessionOwnerGuards";
+/// The template's default `SharingPolicyName`.
+pub const SHARING_POLICY: &str = "SsmSessionOwnerSharing";
 
 /// Create the users' role and return its id.
 pub async fn create_role(iam: &aws_sdk_iam::Client, name: &str) -> String {

@@ -23,6 +23,23 @@ pub fn shipped_policy_with(resource: &str, settings: &[&str]) -> serde_json::Val
     shipped_policy_of("template.yaml", resource, settings)
 }
 
+/// The policies the template attaches to the users' role with `settings` (`NAME=VALUE` pairs, or
+/// `["every-option-on"]`): the end-user policy, then the guard policy and the sharing policy
+/// where those settings create them.
+pub fn shipped_users_policies(settings: &[&str]) -> Vec<serde_json::Value> {
+    let found = dump("--dump", "template.yaml", settings);
+    ["EndUserPolicy", "GuardPolicy", "SharingPolicy"]
+        .iter()
+        .filter_map(|resource| {
+            let name = format!("template.yaml {resource}");
+            found
+                .iter()
+                .find(|p| p["name"] == name.as_str())
+                .map(|p| p["document"].clone())
+        })
+        .collect()
+}
+
 /// A policy resource of `template` (`template.yaml` or `forwarder.yaml`) with `settings` over
 /// the default parameters (a forwarder's policies exist only with a `HomeRegion=` elsewhere).
 pub fn shipped_policy_of(template: &str, resource: &str, settings: &[&str]) -> serde_json::Value {

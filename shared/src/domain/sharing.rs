@@ -40,6 +40,9 @@ pub struct ShareRules {
     /// `SHARE_DEFAULT_DURATION`, used when there is no `ShareFor`; `SHARE_MAX_DURATION`.
     pub default_duration: ShareDuration,
     pub max_duration: ShareDuration,
+    /// The sharing policy's name (`SHARING_POLICY_NAME`, template `SharingPolicyName`), for the
+    /// doctor: its guards are the product's own.
+    pub policy_name: String,
 }
 
 impl ShareRules {
@@ -53,14 +56,20 @@ impl ShareRules {
         (1..=self.slots).map(|n| self.slot_key(n)).collect()
     }
 
+    /// Every slot key any deployment may have (`MAX_SLOTS`): those beyond `slots` (left by a
+    /// deployment with more) are removed, never honoured.
+    pub fn possible_slot_keys(&self) -> Vec<String> {
+        (1..=MAX_SLOTS).map(|n| self.slot_key(n)).collect()
+    }
+
     /// `<UserIdTagKey>SharedUntil`.
     pub fn until_key(&self) -> String {
         format!("{}SharedUntil", self.user_id_key)
     }
 
-    /// Every key the product writes for sharing: the slots and the expiry.
+    /// Every key the product writes for sharing, in any deployment: the slots and the expiry.
     pub fn product_keys(&self) -> Vec<String> {
-        let mut keys = self.slot_keys();
+        let mut keys = self.possible_slot_keys();
         keys.push(self.until_key());
         keys
     }
@@ -403,7 +412,7 @@ fn slots(
 ) -> (BTreeMap<String, String>, Vec<String>) {
     let mut put = BTreeMap::new();
     let mut remove = Vec::new();
-    for (n, key) in rules.slot_keys().into_iter().enumerate() {
+    for (n, key) in rules.possible_slot_keys().into_iter().enumerate() {
         match (guests.get(n), tags.get(&key)) {
             (Some(guest), current) if current != Some(&guest.to_string()) => {
                 put.insert(key, guest.to_string());
@@ -419,7 +428,7 @@ fn slots(
 /// the owner sees it is over. Request tags with no share behind them are left alone.
 fn end_share(tags: &BTreeMap<String, String>, rules: &ShareRules, why: EndReason) -> SharePlan {
     let held: Vec<(String, &String)> = rules
-        .slot_keys()
+        .possible_slot_keys()
         .into_iter()
         .filter_map(|key| tags.get(&key).map(|v| (key, v)))
         .collect();

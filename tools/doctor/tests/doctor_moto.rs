@@ -167,7 +167,7 @@ async fn the_owner_is_allowed_and_the_doctor_writes_nothing() {
     assert!(detail(&report, "end-user policy")
         .contains("allowed on the instance by SsmSessionOwnerEndUser/StartSessionOnOwnInstances"));
     assert!(detail(&report, "session rights").starts_with(
-        "tim.malone's statement is in ssm-session-owner-shard-01 (attached, exact); capacity: 2 users in 1 of up to 8 shards"
+        "tim.malone's statement is in ssm-session-owner-shard-01 (attached, exact); capacity: 2 users in 1 of up to 7 shards"
     ), "{report:#}");
     // moto has neither API: both checks say they could not run, and why
     assert_eq!(check(&report, "reachability")["ok"], Value::Null);
@@ -224,10 +224,11 @@ async fn every_ownership_problem_is_denied_with_its_reason_and_fix() {
         detail(&report, "ownership tags"),
         format!("AwsUserId={tim}: the instance belongs to tim.malone")
     );
-    // the end-user policy's guard denies it explicitly, and the fix points at the ownership tags
+    // the sharing policy's guard (sharing is on) denies it explicitly, and the fix points at the
+    // ownership tags
     assert!(
         detail(&report, "end-user policy").ends_with(
-            "explicitly denied by SsmSessionOwnerEndUser/GuardSessionsAndCommandsOnOthersInstances"
+            "explicitly denied by SsmSessionOwnerSharing/GuardSessionsOnNodesNeitherOwnedNorShared"
         ),
         "{report:#}"
     );
@@ -523,7 +524,11 @@ async fn the_audit_passes_the_shipped_account_and_finds_each_planted_problem() {
         testkit::END_USER_POLICY
     );
     let guards_arn = format!("arn:aws:iam::123456789012:policy/{}", testkit::GUARD_POLICY);
-    for arn in [&end_user_arn, &guards_arn] {
+    let sharing_arn = format!(
+        "arn:aws:iam::123456789012:policy/{}",
+        testkit::SHARING_POLICY
+    );
+    for arn in [&end_user_arn, &guards_arn, &sharing_arn] {
         unguarded
             .admin
             .iam

@@ -91,6 +91,22 @@ struct Args {
         default_value = "AwsUserId"
     )]
     user_id_tag_key: String,
+    /// The deployment's share request keys (template ShareWithTagKey, ShareForTagKey): a
+    /// forwarded change of either goes to the owner-tagger.
+    #[arg(
+        long,
+        value_name = "KEY",
+        env = "SHARE_WITH_TAG_KEY",
+        default_value = "ShareWith"
+    )]
+    share_with_tag_key: String,
+    #[arg(
+        long,
+        value_name = "KEY",
+        env = "SHARE_FOR_TAG_KEY",
+        default_value = "ShareFor"
+    )]
+    share_for_tag_key: String,
     /// Read this region's forwarder dead letters too; repeatable or comma-separated. With
     /// --stack, the default is every covered region but the home region.
     #[arg(
@@ -200,6 +216,9 @@ fn setup_from_args(args: &Args) -> Result<Setup, String> {
         &args.owner_tag_key,
         &args.user_id_tag_key,
     )
+    .and_then(|product| {
+        product.with_share_request_keys(&args.share_with_tag_key, &args.share_for_tag_key)
+    })
     .map_err(|why| format!("the product's functions: {why}"))?;
     Ok(Setup {
         queue_url: args.queue_url.clone().unwrap_or_default(),
@@ -264,6 +283,10 @@ async fn from_stack(
         &output("SessionPolicyFunctionArn")?,
         &lookup("OWNER_TAG_KEY", &args.owner_tag_key),
         &lookup("USER_ID_TAG_KEY", &args.user_id_tag_key),
+    )?
+    .with_share_request_keys(
+        &lookup("SHARE_WITH_TAG_KEY", &args.share_with_tag_key),
+        &lookup("SHARE_FOR_TAG_KEY", &args.share_for_tag_key),
     )?;
     let home = product.home_region().to_owned();
     let mut regions = args.forwarder_regions.clone();

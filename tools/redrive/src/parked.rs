@@ -189,6 +189,9 @@ pub struct Product {
     pub owner_tag_key: String,
     /// `USER_ID_TAG_KEY`: a forwarded change of it goes to the session-policy function (`grant`).
     pub user_id_tag_key: String,
+    /// `SHARE_WITH_TAG_KEY` and `SHARE_FOR_TAG_KEY`: an owner's share request goes to the
+    /// owner-tagger (rule `late-owner-tag`, which takes them too).
+    pub share_request_keys: [String; 2],
 }
 
 /// The CloudTrail launch calls the home rule `run-instances` sends to the owner-tagger.
@@ -228,6 +231,22 @@ impl Product {
             session_policy,
             owner_tag_key: owner_tag_key.to_owned(),
             user_id_tag_key: user_id_tag_key.to_owned(),
+            share_request_keys: ["ShareWith".to_owned(), "ShareFor".to_owned()],
+        })
+    }
+
+    /// The deployment's share request keys, when not the template's defaults.
+    pub fn with_share_request_keys(
+        self,
+        share_with: &str,
+        share_for: &str,
+    ) -> Result<Self, String> {
+        if share_with.is_empty() || share_for.is_empty() {
+            return Err("a share request key is empty".to_owned());
+        }
+        Ok(Self {
+            share_request_keys: [share_with.to_owned(), share_for.to_owned()],
+            ..self
         })
     }
 
@@ -293,18 +312,21 @@ impl Product {
                     .and_then(Value::as_array)
                     .map(|keys| keys.iter().filter_map(Value::as_str).collect())
                     .unwrap_or_default();
+                let named = |key: &String| changed.contains(&key.as_str());
+                let owner_tagger =
+                    named(&self.owner_tag_key) || self.share_request_keys.iter().any(named);
                 let functions: Vec<String> = [
-                    (&self.owner_tag_key, &self.owner_tagger),
-                    (&self.user_id_tag_key, &self.session_policy),
+                    (owner_tagger, &self.owner_tagger),
+                    (named(&self.user_id_tag_key), &self.session_policy),
                 ]
                 .into_iter()
-                .filter(|(key, _)| changed.contains(&key.as_str()))
+                .filter(|(takes, _)| *takes)
                 .map(|(_, function)| function.clone())
                 .collect();
                 if functions.is_empty() {
                     return Err(format!(
-                        "its changed-tag-keys {changed:?} name neither {} nor {} (the deployment's OWNER_TAG_KEY and USER_ID_TAG_KEY): no home rule would take it",
-                        self.owner_tag_key, self.user_id_tag_key
+                        "its changed-tag-keys {changed:?} name neither {} nor {} nor a share request key ({}, {}) (the deployment's OWNER_TAG_KEY, USER_ID_TAG_KEY, SHARE_WITH_TAG_KEY and SHARE_FOR_TAG_KEY): no home rule would take it",
+                        self.owner_tag_key, self.user_id_tag_key, self.share_request_keys[0], self.share_request_keys[1]
                     ));
                 }
                 Some(functions)
@@ -638,6 +660,12 @@ mod tests {
                 vec!["AwsUserId", "CreatedBy"],
                 vec![OWNER_TAGGER, SESSION_POLICY],
             ),
+            // an owner's share request, from another region
+            (vec!["ShareWith", "ShareFor"], vec![OWNER_TAGGER]),
+            (
+                vec!["ShareFor", "AwsUserId"],
+                vec![OWNER_TAGGER, SESSION_POLICY],
+            ),
         ] {
             let parked = forwarded("forward-tag-changes", tag_change(&keys));
             assert_eq!(product.route(&parked).unwrap(), functions, "{keys:?}");
@@ -646,7 +674,7 @@ mod tests {
         let parked = forwarded("forward-tag-changes", tag_change(&["createdby"]));
         assert_eq!(
             product.route(&parked).unwrap_err(),
-            "its changed-tag-keys [\"createdby\"] name neither CreatedBy nor AwsUserId (the deployment's OWNER_TAG_KEY and USER_ID_TAG_KEY): no home rule would take it"
+            "its changed-tag-keys [\"createdby\"] name neither CreatedBy nor AwsUserId nor a share request key (ShareWith, ShareFor) (the deployment's OWNER_TAG_KEY, USER_ID_TAG_KEY, SHARE_WITH_TAG_KEY and SHARE_FOR_TAG_KEY): no home rule would take it"
         );
     }
 

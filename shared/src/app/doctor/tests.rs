@@ -542,12 +542,15 @@ fn an_endpoint_without_the_api_is_said_plainly() {
 /// guards included), the product's documents in `documents`, and tim's instance.
 async fn every_kind(documents: &[(&str, &str)]) -> (FakeAws, Config) {
     let fake = FakeAws::new().with_role(ROLE, &role());
-    let shipped = testkit::shipped_policy_with("EndUserPolicy", &["every-option-on"]).to_string();
-    let policy = fake
-        .create_policy("SsmSessionOwnerEndUser", "/", &shipped)
-        .await
-        .unwrap();
-    fake.attach_role_policy(ROLE, &policy.arn).await.unwrap();
+    // The end-user policy and, sharing being on, the sharing policy beside it (its guards).
+    for (name, resource) in [
+        ("SsmSessionOwnerEndUser", "EndUserPolicy"),
+        ("SsmSessionOwnerSharing", "SharingPolicy"),
+    ] {
+        let shipped = testkit::shipped_policy_with(resource, &["every-option-on"]).to_string();
+        let policy = fake.create_policy(name, "/", &shipped).await.unwrap();
+        fake.attach_role_policy(ROLE, &policy.arn).await.unwrap();
+    }
     fake.add_instance(
         INSTANCE,
         InstanceState::Running,
@@ -742,7 +745,7 @@ async fn on_someone_elses_instance_no_kind_of_session_is_offered_and_check_3_is_
     let kinds = found.check(CheckId::Kinds).unwrap();
     assert_eq!(
         kinds.detail,
-        "no kind of session: ssm:StartSession on the instance is denied by SsmSessionOwnerEndUser/GuardSessionsAndCommandsOnOthersInstances"
+        "no kind of session: ssm:StartSession on the instance is denied by SsmSessionOwnerSharing/GuardSessionsOnNodesNeitherOwnedNorShared"
     );
     assert_eq!(
         kinds.fix(),

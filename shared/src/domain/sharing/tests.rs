@@ -15,6 +15,7 @@ fn rules() -> ShareRules {
         slots: 3,
         default_duration: ShareDuration::parse("8h").unwrap(),
         max_duration: ShareDuration::parse("7d").unwrap(),
+        policy_name: "SsmSessionOwnerSharing".into(),
     }
 }
 
@@ -471,4 +472,20 @@ fn a_share_runs_from_when_its_request_was_written_so_a_redelivery_renews_nothing
         ahead.put.get("AwsUserIdSharedUntil").map(String::as_str),
         Some(format!("2026-12-06T13:00:00Z;{ROLE}:tim").as_str())
     );
+}
+
+#[test]
+fn a_slot_beyond_the_deployments_number_is_removed_never_honoured() {
+    let live = tims(&[
+        ("ShareWith", "ana"),
+        ("AwsUserIdGuest1", &format!("{ROLE}:ana")),
+        ("AwsUserIdGuest5", &format!("{ROLE}:mallory")),
+        (
+            "AwsUserIdSharedUntil",
+            &format!("2026-12-06T13:00:00Z;{ROLE}:tim"),
+        ),
+    ]);
+    let plan = plan_share(&live, &role(), now(), Trigger::Converge, &rules());
+    assert_eq!(plan.remove, ["AwsUserIdGuest5"]);
+    assert!(plan.put.is_empty());
 }

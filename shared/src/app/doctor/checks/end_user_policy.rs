@@ -94,11 +94,17 @@ pub(crate) fn end_user_policy(
             } else {
                 document.by.clone()
             };
-            // The end-user policy's own guards deny exactly the instances that are not the
-            // caller's: the ownership tags are the thing to look at, not the Deny.
-            let guard = format!("{name}/Guard");
+            // The end-user and sharing policies' own guards deny exactly the instances that
+            // are neither the caller's nor shared with them: the tags are the thing to look at,
+            // not the Deny.
+            let guards = [
+                format!("{name}/Guard"),
+                format!("{}/Guard", config.sharing.policy_name),
+            ];
             EndUserPolicyFinding::ExplicitlyDenied {
-                guard_only: by.iter().all(|statement| statement.starts_with(&guard)),
+                guard_only: by
+                    .iter()
+                    .all(|statement| guards.iter().any(|g| statement.starts_with(g))),
                 user_id,
                 by,
             }

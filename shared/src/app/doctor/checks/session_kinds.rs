@@ -239,7 +239,7 @@ impl From<SessionKindsFinding> for Check {
         let (region, ssh_os_users, kinds) = match finding {
             SessionKindsFinding::NotOnInstance { by } => {
                 let by = if by.is_empty() {
-                    "no statement allows it".to_owned()
+                    "not allowed by any statement".to_owned()
                 } else {
                     format!("denied by {}", by.join(", "))
                 };
