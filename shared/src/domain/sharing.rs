@@ -305,6 +305,24 @@ pub fn until_value(until: DateTime<Utc>, owner: &UserId) -> String {
     )
 }
 
+/// Whether `user` holds one of the deployment's guest slots on an instance with these tags: the
+/// slot's key, and when the share ends (`None` when the expiry is missing or unreadable).
+pub fn guest_slot(
+    tags: &BTreeMap<String, String>,
+    user: &UserId,
+    rules: &ShareRules,
+) -> Option<(String, Option<DateTime<Utc>>)> {
+    let slot = rules
+        .slot_keys()
+        .into_iter()
+        .find(|key| tags.get(key) == Some(&user.to_string()))?;
+    let until = tags
+        .get(&rules.until_key())
+        .and_then(|value| read_until(value))
+        .map(|(time, _)| time);
+    Some((slot, until))
+}
+
 /// Read the expiry tag: when, and whose share. `None` when it cannot be read.
 fn read_until(value: &str) -> Option<(DateTime<Utc>, &str)> {
     let (time, owner) = value.split_once(';')?;

@@ -1342,3 +1342,104 @@ async fn check_10_finds_where_shell_sessions_are_logged_by_value() {
         Some("deploy the product's documents in us-east-1 (template.yaml at home, forwarder.yaml elsewhere)")
     );
 }
+
+#[tokio::test]
+async fn a_guest_is_told_the_instance_is_shared_with_them_and_until_when() {
+    // GIVEN every kind on, and tim's instance shared with ada until 13:30
+    let (fake, config) = every_kind(&[
+        ("SsmSessionOwner-Shell", SHELL),
+        ("SsmSessionOwner-PortForwarding", PORTS),
+        ("SsmSessionOwner-SSH", SSH),
+    ])
+    .await;
+    let tims = format!("{ROLE_ID}:tim");
+    let shared = "i-0a1b2c3d4e5f60011";
+    fake.add_instance(
+        shared,
+        InstanceState::Running,
+        &[
+            ("AwsUserId", &tims),
+            ("AwsUserIdGuest1", &format!("{ROLE_ID}:ada")),
+            (
+                "AwsUserIdSharedUntil",
+                &format!("2026-12-06T13:30:00Z;{tims}"),
+            ),
+        ],
+    );
+    fake.world()
+        .nodes
+        .insert(InstanceId::parse(shared).unwrap(), online());
+    // WHEN ada asks
+    let found = diagnose(&config, &question("ada", shared), services(&fake))
+        .await
+        .unwrap();
+    // THEN check 3 says whose it is and until when it is hers too, and she may connect
+    let ownership = found.check(CheckId::Ownership).unwrap();
+    assert_eq!(ownership.ok(), Some(true), "{found}");
+    assert!(ownership.detail.ends_with(
+        "the instance is tim's, shared with ada until 2026-12-06T13:30:00Z (AwsUserIdGuest1)"
+    ));
+    assert!(
+        found
+            .check(CheckId::Policy)
+            .unwrap()
+            .detail
+            .contains("SsmSessionOwnerSharing/StartSessionAsGuest1"),
+        "{found}"
+    );
+    assert_eq!(found.verdict, Verdict::Allowed, "{found}");
+    // AND bo, who holds no slot, is denied by the sharing policy's guard
+    let found = diagnose(&config, &question("bo", shared), services(&fake))
+        .await
+        .unwrap();
+    assert_eq!(found.verdict, Verdict::Denied, "{found}");
+}
+
+#[test]
+fn check_3_finds_a_share_with_the_asker_by_value() {
+    use super::checks::ownership::{ownership, UserIdTag};
+    let tims = format!("{ROLE_ID}:tim");
+    let tags = |pairs: &[(&str, &str)]| -> std::collections::BTreeMap<String, String> {
+        pairs
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+            .collect()
+    };
+    // ada, on tim's instance: shared with her until 13:30, or not at all
+    let mut ada = tim_subject();
+    ada.name = SessionName::parse("ada").unwrap();
+    ada.user_id = UserId::new(role(), ada.name.clone());
+    let sharing = config(&[("SHARING", "true")]);
+    let shared = tags(&[
+        ("AwsUserId", &tims),
+        ("AwsUserIdGuest2", &format!("{ROLE_ID}:ada")),
+        (
+            "AwsUserIdSharedUntil",
+            &format!("2026-12-06T13:30:00Z;{tims}"),
+        ),
+    ]);
+    let found = ownership(&shared, &ada, &sharing);
+    assert_eq!(
+        found.tag,
+        UserIdTag::Shared {
+            value: tims.clone(),
+            owner: UserId::parse_for(&tims, &role()).unwrap(),
+            slot: "AwsUserIdGuest2".into(),
+            until: Some("2026-12-06T13:30:00Z".into()),
+        }
+    );
+    let check = Check::from(found);
+    assert_eq!(check.ok(), Some(true));
+    assert_eq!(
+        check.detail,
+        format!("AwsUserId={tims}: the instance is tim's, shared with ada until 2026-12-06T13:30:00Z (AwsUserIdGuest2)")
+    );
+    // a look-alike holds no slot
+    let mut adam = tim_subject();
+    adam.name = SessionName::parse("adam").unwrap();
+    adam.user_id = UserId::new(role(), adam.name.clone());
+    assert!(matches!(
+        ownership(&shared, &adam, &sharing).tag,
+        UserIdTag::Other { .. }
+    ));
+}

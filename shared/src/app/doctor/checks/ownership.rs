@@ -2,6 +2,8 @@
 
 use std::collections::BTreeMap;
 
+use chrono::SecondsFormat;
+
 use crate::app::doctor::context::Subject;
 use crate::app::doctor::report::{Check, CheckId};
 use crate::config::Config;
@@ -9,6 +11,7 @@ use crate::domain::ids::{RoleId, UserId};
 use crate::domain::ownership::{is_case_variant, sweep};
 use crate::domain::reason::{Reason, ReasonCode};
 use crate::domain::session_name::SessionName;
+use crate::domain::sharing::guest_slot;
 
 /// How the sweep is run now rather than on its schedule.
 const SWEEP_NOW: &str = "wait for the tag sweep (TagSweepSchedule, every 15 minutes by default), or run it now: invoke the owner-tagger with events/scheduled-tag-sweep.json";
@@ -43,6 +46,13 @@ pub(crate) enum UserIdTag {
     Theirs { value: String },
     /// Another user's, under the role's current id.
     Other { value: String, other: UserId },
+    /// Another user's, shared with this user: their guest slot, and when the share ends.
+    Shared {
+        value: String,
+        owner: UserId,
+        slot: String,
+        until: Option<String>,
+    },
     /// Under an older id of the role; the sweep rewrites it to `write`.
     Stale {
         value: String,
@@ -79,9 +89,17 @@ pub(crate) fn ownership(
             value: value.clone(),
         },
         Some(value) => match UserId::parse_for(value, &role.id) {
-            Ok(other) => UserIdTag::Other {
-                value: value.clone(),
-                other,
+            Ok(other) => match guest_slot(tags, user_id, &config.sharing) {
+                Some((slot, until)) => UserIdTag::Shared {
+                    value: value.clone(),
+                    owner: other,
+                    slot,
+                    until: until.map(|t| t.to_rfc3339_opts(SecondsFormat::Secs, true)),
+                },
+                None => UserIdTag::Other {
+                    value: value.clone(),
+                    other,
+                },
             },
             Err(reason) if reason.code == ReasonCode::ForeignRole => {
                 match (plan.write, plan.stale) {
@@ -122,11 +140,32 @@ impl From<OwnershipFinding> for Check {
             variants,
         } = finding;
         if variants.is_empty() {
-            if let UserIdTag::Theirs { value } = &tag {
-                return Check::pass(
-                    CheckId::Ownership,
-                    format!("{key}={value}: the instance is {user}'s"),
-                );
+            match &tag {
+                UserIdTag::Theirs { value } => {
+                    return Check::pass(
+                        CheckId::Ownership,
+                        format!("{key}={value}: the instance is {user}'s"),
+                    )
+                }
+                UserIdTag::Shared {
+                    value,
+                    owner,
+                    slot,
+                    until,
+                } => {
+                    let until = until.as_deref().map_or_else(
+                        || "until the owner-tagger records when it ends".to_owned(),
+                        |t| format!("until {t}"),
+                    );
+                    return Check::pass(
+                        CheckId::Ownership,
+                        format!(
+                            "{key}={value}: the instance is {}'s, shared with {user} {until} ({slot})",
+                            owner.user()
+                        ),
+                    );
+                }
+                _ => {}
             }
         }
         let (detail, fix) = tag.in_words(&key, &owner_key, &user);
@@ -190,6 +229,10 @@ impl UserIdTag {
                     fix,
                 )
             }
+            Self::Shared { value, owner, .. } => (
+                format!("{key}={value}: the instance is {}'s, shared with {user}", owner.user()),
+                "nothing to do about the share".to_owned(),
+            ),
             Self::Other { value, other } => (
                 format!("{key}={value}: the instance belongs to {}", other.user()),
                 format!(
