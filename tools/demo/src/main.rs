@@ -49,7 +49,10 @@ async fn run() -> Result<(), String> {
     let (role_id, replacements) = seed_samples(&admin.ec2, &admin.iam).await;
     println!(
         "== created role {DEMO_ROLE} ({role_id}) and launched {} instances",
-        replacements.len() - 1
+        replacements
+            .iter()
+            .filter(|(sample, _)| sample.starts_with("i-"))
+            .count()
     );
 
     let dir = std::env::temp_dir().join(format!("ssm-session-owner-demo-{}", std::process::id()));
