@@ -82,6 +82,8 @@ pub struct World {
     pub tag_writes: Vec<(Vec<TagTarget>, String, String)>,
     /// Instance → ids of its active sessions.
     pub sessions: BTreeMap<InstanceId, Vec<String>>,
+    /// Session id → who started it (an ARN); a session without one is answered as unreadable.
+    pub session_owners: BTreeMap<String, String>,
     /// Calls per `service:Operation`.
     pub calls: BTreeMap<&'static str, u64>,
     /// Operations that fail with a retryable throttling error.
@@ -912,6 +914,38 @@ impl SessionTerminator for FakeAws {
             *world.calls.entry("ssm:TerminateSession").or_default() += terminations;
         }
         Ok(ended)
+    }
+}
+
+impl crate::ports::GuestSessions for FakeAws {
+    async fn open_sessions_on(
+        &self,
+        instance_id: &InstanceId,
+    ) -> Result<Vec<crate::ports::OpenSession>, Error> {
+        let world = self.call("ssm:DescribeSessions")?;
+        world
+            .sessions
+            .get(instance_id)
+            .into_iter()
+            .flatten()
+            .map(|id| {
+                let owner = world.session_owners.get(id).ok_or_else(|| {
+                    Error::unreadable("ssm:DescribeSessions", "a session's owner")
+                })?;
+                Ok(crate::ports::OpenSession {
+                    id: id.clone(),
+                    owner: owner.clone(),
+                })
+            })
+            .collect()
+    }
+
+    async fn end_session(&self, session_id: &str) -> Result<(), Error> {
+        let mut world = self.call("ssm:TerminateSession")?;
+        for ids in world.sessions.values_mut() {
+            ids.retain(|id| id != session_id);
+        }
+        Ok(())
     }
 }
 

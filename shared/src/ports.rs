@@ -211,6 +211,24 @@ pub trait SessionTerminator {
     ) -> impl Future<Output = Result<Vec<String>, Error>> + Send;
 }
 
+/// A Session Manager session still open: its id, and who started it (`Owner`: the ARN of the
+/// caller, `arn:…:sts::<account>:assumed-role/<role>/<session name>` for a federated user).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OpenSession {
+    pub id: String,
+    pub owner: String,
+}
+
+/// The sessions open on an instance, one by one: a share's end ends its guests' sessions and
+/// nobody else's.
+pub trait GuestSessions {
+    fn open_sessions_on(
+        &self,
+        instance_id: &InstanceId,
+    ) -> impl Future<Output = Result<Vec<OpenSession>, Error>> + Send;
+    fn end_session(&self, session_id: &str) -> impl Future<Output = Result<(), Error>> + Send;
+}
+
 /// A customer-managed policy as IAM lists it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ManagedPolicy {

@@ -7,7 +7,9 @@ use shared::edge::lambda::serve;
 #[tokio::main]
 async fn main() -> Result<(), lambda_runtime::Error> {
     serve("owner-tagger", |config, clients| {
-        OwnerTagger::new(config, clients.ec2, clients.iam).with_trails(clients.cloudtrail)
+        OwnerTagger::new(config, clients.ec2, clients.iam)
+            .with_trails(clients.cloudtrail)
+            .with_sessions(clients.ssm)
     })
     .await
 }

@@ -12,11 +12,11 @@ use tracing::{info, warn};
 
 use super::regions::RegionalClients;
 use super::role_resolver::RoleResolver;
-use super::sharing;
+use super::sharing::{self, NoSessions};
 use super::trails::{regions_without_trail, NoTrails};
 use crate::config::{Config, UsersRole};
 use crate::domain::events::{dispatch, CloudTrailDetail, Event, TagChangeDetail};
-use crate::domain::ids::{InstanceId, InstanceState, RoleId, TagTarget, UserId};
+use crate::domain::ids::{InstanceId, InstanceState, ResolvedRole, RoleId, TagTarget, UserId};
 use crate::domain::outcome::{Outcome, Skipped, Status};
 use crate::domain::ownership::{self, OwnerDecision, TagsFrom};
 use crate::domain::reason::{Reason, ReasonCode};
@@ -24,11 +24,12 @@ use crate::domain::sharing::Trigger;
 use crate::domain::trust;
 use crate::error::Error;
 use crate::ports::{
-    DescribedInstance, DescribedVolume, InRegion, RoleDirectory, TaggerEc2, TrailDirectory,
+    DescribedInstance, DescribedVolume, GuestSessions, InRegion, RoleDirectory, TaggerEc2,
+    TrailDirectory,
 };
 
 /// Everything the function needs, built once per process.
-pub struct OwnerTagger<E, R, T = NoTrails> {
+pub struct OwnerTagger<E, R, T = NoTrails, S = NoSessions> {
     config: Config,
     ec2: RegionalClients<E>,
     iam: R,
@@ -36,6 +37,9 @@ pub struct OwnerTagger<E, R, T = NoTrails> {
     /// CloudTrail, for the sweep's check that a trail delivers launches in every covered
     /// region (`with_trails`); without it the check is not made.
     trails: Option<RegionalClients<T>>,
+    /// Session Manager, to end a share's guests' sessions when it ends (`with_sessions`);
+    /// without it the slots go and the sessions last until their own time-out.
+    sessions: RegionalClients<S>,
 }
 
 impl<E, R> OwnerTagger<E, R>
@@ -47,6 +51,7 @@ where
         let role = RoleResolver::new(&config);
         Self {
             ec2: RegionalClients::new(ec2, &config),
+            sessions: RegionalClients::new(NoSessions, &config),
             config,
             iam,
             role,
@@ -66,15 +71,35 @@ where
             ec2: self.ec2,
             iam: self.iam,
             role: self.role,
+            sessions: self.sessions,
         }
     }
 }
 
-impl<E, R, T> OwnerTagger<E, R, T>
+impl<E, R, T> OwnerTagger<E, R, T> {
+    /// The same, which also ends a share's guests' open sessions on the instance when the share
+    /// ends (expired, withdrawn, owner changed, sharing off).
+    pub fn with_sessions<S>(self, sessions: S) -> OwnerTagger<E, R, T, S>
+    where
+        S: GuestSessions + InRegion + Clone + Send + Sync,
+    {
+        OwnerTagger {
+            sessions: RegionalClients::new(sessions, &self.config),
+            config: self.config,
+            ec2: self.ec2,
+            iam: self.iam,
+            role: self.role,
+            trails: self.trails,
+        }
+    }
+}
+
+impl<E, R, T, S> OwnerTagger<E, R, T, S>
 where
     E: TaggerEc2,
     R: RoleDirectory + Sync,
     T: TrailDirectory + InRegion + Clone + Send + Sync,
+    S: GuestSessions + InRegion + Clone + Send + Sync,
 {
     /// Handle one EventBridge event. `Err` only for failures a later delivery may fix or an
     /// operator must see (AWS errors, a missing role); invalid events are `Ok(ignored)`.
@@ -279,11 +304,12 @@ where
     }
 }
 
-impl<E, R, T> OwnerTagger<E, R, T>
+impl<E, R, T, S> OwnerTagger<E, R, T, S>
 where
     E: TaggerEc2,
     R: RoleDirectory + Sync,
     T: TrailDirectory + InRegion + Clone + Send + Sync,
+    S: GuestSessions + InRegion + Clone + Send + Sync,
 {
     /// The scheduled sweep: every live instance in every covered region, one
     /// `DescribeInstances` page per 1,000 per region. Every region is read before anything is
@@ -347,9 +373,7 @@ where
             .await?;
         let region_names: Vec<String> = regions.iter().map(|(r, _)| r.clone()).collect();
         let regions_without_trail = self.check_trails(event_id, &region_names).await;
-        let mut outcome = self
-            .apply_regions(event_id, regions, (role_id, now))
-            .await?;
+        let mut outcome = self.apply_regions(event_id, regions, (&role, now)).await?;
         outcome.counts.trust_policy_findings = trust_policy_findings;
         outcome.counts.regions_without_trail = regions_without_trail;
         info!(event_id, decision = "sweep", role_id = %role_id, reason = %outcome.reason);
@@ -361,7 +385,7 @@ where
         &self,
         event_id: Option<&str>,
         regions: Vec<(String, SweepRead)>,
-        (role_id, now): (&RoleId, DateTime<Utc>),
+        (role, now): (&ResolvedRole, DateTime<Utc>),
     ) -> Result<Outcome, Error> {
         let mut outcome = Outcome::empty(Status::Unchanged);
         let mut parts = Vec::new();
@@ -374,17 +398,16 @@ where
             let mut done = self
                 .apply_sweep(&ec2, event_id, &seen.to_apply, seen.volumes)
                 .await?;
+            let sessions = self.sessions.get(Some(&region));
+            let at = sharing::Applied {
+                ec2: &ec2,
+                sessions: &sessions,
+                role,
+                rules: &self.config.sharing,
+            };
             for instance in &seen.to_share {
-                let when = (role_id, now, Trigger::Converge);
-                sharing::converge_share(
-                    &ec2,
-                    event_id,
-                    instance,
-                    when,
-                    &self.config.sharing,
-                    &mut done,
-                )
-                .await?;
+                let when = (now, Trigger::Converge);
+                sharing::converge_share(&at, event_id, instance, when, &mut done).await?;
             }
             if done.status == Status::Changed {
                 outcome.status = Status::Changed;
@@ -509,19 +532,18 @@ where
         (now, trigger): (DateTime<Utc>, Trigger),
         outcome: &mut Outcome,
     ) -> Result<(), Error> {
-        let role_id = self.role.get(&self.iam).await?;
+        let role = self.role.resolved(&self.iam).await?;
         let found = ec2.describe_instances(ids).await?;
+        let sessions = self.sessions.get(ec2.region_name().as_deref());
+        let at = sharing::Applied {
+            ec2,
+            sessions: &sessions,
+            role: &role,
+            rules: &self.config.sharing,
+        };
         let mut shared = Outcome::empty(Status::Unchanged);
         for instance in found.iter().filter(|i| i.state.is_live()) {
-            sharing::converge_share(
-                ec2,
-                event_id,
-                instance,
-                (&role_id, now, trigger),
-                &self.config.sharing,
-                &mut shared,
-            )
-            .await?;
+            sharing::converge_share(&at, event_id, instance, (now, trigger), &mut shared).await?;
         }
         if found.iter().all(|i| !i.state.is_live()) && outcome.status == Status::Unchanged {
             *outcome = ignored(

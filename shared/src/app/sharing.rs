@@ -7,27 +7,65 @@ use std::collections::BTreeMap;
 use chrono::{DateTime, Utc};
 use tracing::{info, warn};
 
-use crate::domain::ids::{RoleId, TagTarget};
+use crate::domain::ids::{ResolvedRole, RoleId, TagTarget};
 use crate::domain::outcome::{Outcome, Skipped, Status};
-use crate::domain::sharing::{plan_share, ShareOutcome, SharePlan, ShareRules, Trigger};
+use crate::domain::sharing::{
+    plan_share, session_user, ShareOutcome, SharePlan, ShareRules, Trigger,
+};
 use crate::error::Error;
-use crate::ports::{DescribedInstance, InstanceTagger};
+use crate::ports::{DescribedInstance, GuestSessions, InRegion, InstanceTagger, OpenSession};
+
+/// No Session Manager client: a share's end removes the slots but ends no session (replay, and
+/// the tests that do not look at sessions).
+#[derive(Debug, Clone, Copy, Default)]
+pub struct NoSessions;
+
+impl GuestSessions for NoSessions {
+    async fn open_sessions_on(
+        &self,
+        _instance_id: &crate::domain::ids::InstanceId,
+    ) -> Result<Vec<OpenSession>, Error> {
+        Ok(Vec::new())
+    }
+
+    async fn end_session(&self, _session_id: &str) -> Result<(), Error> {
+        Ok(())
+    }
+}
+
+impl InRegion for NoSessions {
+    fn region_name(&self) -> Option<String> {
+        None
+    }
+
+    fn in_region(&self, _region: &str) -> Self {
+        Self
+    }
+}
+
+/// Where a share is applied: EC2 for the tags and Session Manager for the guests' sessions, in
+/// the instance's region; the users' role and the deployment's sharing rules.
+pub(crate) struct Applied<'a, E, S> {
+    pub ec2: &'a E,
+    pub sessions: &'a S,
+    pub role: &'a ResolvedRole,
+    pub rules: &'a ShareRules,
+}
 
 /// Plan one instance's share and apply it, adding what was done to `outcome`. On a converge
 /// (the sweep) a refusal is not reported again: the owner's request event reported it.
-pub(crate) async fn converge_share<E: InstanceTagger>(
-    ec2: &E,
+pub(crate) async fn converge_share<E: InstanceTagger, S: GuestSessions>(
+    at: &Applied<'_, E, S>,
     event_id: Option<&str>,
     instance: &DescribedInstance,
-    (role, now, trigger): (&RoleId, DateTime<Utc>, Trigger),
-    rules: &ShareRules,
+    (now, trigger): (DateTime<Utc>, Trigger),
     outcome: &mut Outcome,
 ) -> Result<(), Error> {
-    let plan = plan_share(&instance.tags, role, now, trigger, rules);
+    let plan = plan_share(&instance.tags, &at.role.id, now, trigger, at.rules);
     if trigger == Trigger::Converge && matches!(plan.outcome, ShareOutcome::Refused(_)) {
         return Ok(());
     }
-    apply(ec2, event_id, instance, plan, outcome).await
+    apply(at, event_id, instance, plan, outcome).await
 }
 
 /// Whether a share plan has anything to do on this instance (the sweep keeps only those).
@@ -41,13 +79,14 @@ pub(crate) fn needs_work(
     !plan.put.is_empty() || !plan.remove.is_empty()
 }
 
-async fn apply<E: InstanceTagger>(
-    ec2: &E,
+async fn apply<E: InstanceTagger, S: GuestSessions>(
+    at: &Applied<'_, E, S>,
     event_id: Option<&str>,
     instance: &DescribedInstance,
     plan: SharePlan,
     outcome: &mut Outcome,
 ) -> Result<(), Error> {
+    let ec2 = at.ec2;
     let id = &instance.instance_id;
     let target = TagTarget::Instance(id.clone());
     // Removals carry the value read, so a tag the owner rewrote since stays.
@@ -89,6 +128,7 @@ async fn apply<E: InstanceTagger>(
             outcome
                 .changed
                 .push(format!("{id}: share ended ({})", why.as_str()));
+            end_guest_sessions(at, event_id, instance, &guests, outcome).await?;
         }
         ShareOutcome::Refused(reason) => {
             warn!(event_id, instance_id = %id, code = %reason.code, reason = %reason, metric = "SharesRefused", decision = "share refused");
@@ -96,6 +136,36 @@ async fn apply<E: InstanceTagger>(
             outcome
                 .skipped
                 .push(Skipped::instance(id.to_string(), reason));
+        }
+    }
+    Ok(())
+}
+
+/// End the sessions the share's guests still have open on the instance: a session of the users'
+/// role whose user id held a slot and is not the owner's. Everybody else's stay.
+async fn end_guest_sessions<E, S: GuestSessions>(
+    at: &Applied<'_, E, S>,
+    event_id: Option<&str>,
+    instance: &DescribedInstance,
+    guests: &[String],
+    outcome: &mut Outcome,
+) -> Result<(), Error> {
+    if guests.is_empty() {
+        return Ok(());
+    }
+    let owner = instance.tags.get(&at.rules.user_id_key);
+    let id = &instance.instance_id;
+    for session in at.sessions.open_sessions_on(id).await? {
+        let Some(user) = session_user(&session.owner, at.role) else {
+            continue;
+        };
+        let user = user.to_string();
+        if guests.contains(&user) && owner != Some(&user) {
+            at.sessions.end_session(&session.id).await?;
+            info!(event_id, instance_id = %id, session_id = %session.id, user = %user, decision = "ended a guest's session");
+            outcome
+                .changed
+                .push(format!("{id}: ended {user}'s session {}", session.id));
         }
     }
     Ok(())

@@ -695,3 +695,89 @@ async fn the_reconcile_reads_whole_fleets_a_few_regions_at_a_time_and_keeps_only
     );
     assert_eq!(fake.world().most_reads_in_flight, 4);
 }
+
+#[tokio::test]
+async fn a_share_that_ends_ends_its_guests_sessions_and_nobody_elses() {
+    // GIVEN tim's instance shared with ana until 13:00, and sessions open on it: ana's (a
+    // guest), tim's (the owner), an operator's, and bo's (holding no slot)
+    let fake = fake();
+    let instance = "i-0a1b2c3d4e5f60011";
+    let tims = format!("{ROLE_ID}:tim");
+    fake.add_instance(
+        instance,
+        InstanceState::Running,
+        &[
+            ("AwsUserId", &tims),
+            ("ShareWith", "ana"),
+            ("AwsUserIdGuest1", &format!("{ROLE_ID}:ana")),
+            (
+                "AwsUserIdSharedUntil",
+                &format!("2026-12-06T13:00:00Z;{tims}"),
+            ),
+        ],
+    );
+    {
+        let mut world = fake.world();
+        let sessions = [
+            ("ana-0a1b2c3d4e5f6a7b8", format!("assumed-role/{ROLE}/ana")),
+            ("tim-0a1b2c3d4e5f6a7b8", format!("assumed-role/{ROLE}/tim")),
+            (
+                "ops-0a1b2c3d4e5f6a7b8",
+                "assumed-role/Operators/ana".to_owned(),
+            ),
+            ("bo-0a1b2c3d4e5f6a7b8", format!("assumed-role/{ROLE}/bo")),
+        ];
+        for (id, owner) in &sessions {
+            world.session_owners.insert(
+                (*id).to_owned(),
+                format!("arn:aws:sts::123456789012:{owner}"),
+            );
+        }
+        world.sessions.insert(
+            crate::domain::ids::InstanceId::parse(instance).unwrap(),
+            sessions.iter().map(|(id, _)| (*id).to_owned()).collect(),
+        );
+    }
+    let config = Config::for_tests(&[("SHARING", "true"), ("REGIONS", "us-east-1")]);
+    let tagger = OwnerTagger::new(config, fake.clone(), fake.clone()).with_sessions(fake.clone());
+    let at = |time: &str| {
+        chrono::DateTime::parse_from_rfc3339(time)
+            .unwrap()
+            .with_timezone(&chrono::Utc)
+    };
+
+    // WHEN the sweep runs before the share's end, THEN no session ends
+    tagger
+        .handle_at(
+            event(sample_event!("scheduled-tag-sweep.json")),
+            at("2026-12-06T12:59:00Z"),
+        )
+        .await
+        .unwrap();
+    assert_eq!(fake.world().calls.get("ssm:TerminateSession"), None);
+
+    // WHEN it runs at the end
+    let outcome = tagger
+        .handle_at(
+            event(sample_event!("scheduled-tag-sweep.json")),
+            at("2026-12-06T13:00:00Z"),
+        )
+        .await
+        .unwrap();
+
+    // THEN the share is over, and only ana's session was ended
+    assert_eq!(outcome.counts.shares_ended, 1, "{outcome:?}");
+    let world = fake.world();
+    let open = &world.sessions[&crate::domain::ids::InstanceId::parse(instance).unwrap()];
+    assert_eq!(
+        open,
+        &[
+            "tim-0a1b2c3d4e5f6a7b8",
+            "ops-0a1b2c3d4e5f6a7b8",
+            "bo-0a1b2c3d4e5f6a7b8"
+        ]
+    );
+    assert_eq!(world.calls["ssm:TerminateSession"], 1);
+    let tags = &world.instances[&crate::domain::ids::InstanceId::parse(instance).unwrap()].tags;
+    assert!(!tags.contains_key("AwsUserIdGuest1") && !tags.contains_key("ShareWith"));
+}

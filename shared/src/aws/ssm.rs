@@ -12,7 +12,9 @@ use super::sdk_error::from_sdk;
 use crate::domain::ids::InstanceId;
 use crate::error::Error;
 use crate::ports::PingStatus;
-use crate::ports::{ManagedNode, ManagedNodes, SessionDocumentReader, SessionTerminator};
+use crate::ports::{
+    GuestSessions, ManagedNode, ManagedNodes, OpenSession, SessionDocumentReader, SessionTerminator,
+};
 
 impl ManagedNodes for aws_sdk_ssm::Client {
     #[instrument(skip(self))]
@@ -60,49 +62,90 @@ impl ManagedNodes for aws_sdk_ssm::Client {
     }
 }
 
+/// Every active session on `instance_id`, page by page, each as `read` makes it.
+async fn active_sessions<T>(
+    client: &aws_sdk_ssm::Client,
+    instance_id: &InstanceId,
+    read: impl Fn(&aws_sdk_ssm::types::Session) -> Result<T, Error>,
+) -> Result<Vec<T>, Error> {
+    let filter = SessionFilter::builder()
+        .key(SessionFilterKey::TargetId)
+        .value(instance_id.as_str())
+        .build()
+        .map_err(|e| Error::Aws {
+            operation: "ssm:DescribeSessions",
+            code: "InvalidFilter".into(),
+            message: e.to_string(),
+            retryable: false,
+        })?;
+    let mut found = Vec::new();
+    let mut next_token = None;
+    loop {
+        let page = client
+            .describe_sessions()
+            .state(SessionState::Active)
+            .filters(filter.clone())
+            .set_next_token(next_token)
+            .send()
+            .await
+            .map_err(|e| from_sdk("ssm:DescribeSessions", e))?;
+        for session in page.sessions() {
+            found.push(read(session)?);
+        }
+        next_token = page.next_token().map(str::to_owned);
+        if next_token.is_none() {
+            return Ok(found);
+        }
+    }
+}
+
+fn session_id(session: &aws_sdk_ssm::types::Session) -> Result<String, Error> {
+    session
+        .session_id()
+        .map(str::to_owned)
+        .ok_or_else(|| Error::unreadable("ssm:DescribeSessions", "a session id"))
+}
+
+async fn terminate(client: &aws_sdk_ssm::Client, session_id: &str) -> Result<(), Error> {
+    client
+        .terminate_session()
+        .session_id(session_id)
+        .send()
+        .await
+        .map_err(|e| from_sdk("ssm:TerminateSession", e))?;
+    Ok(())
+}
+
 impl SessionTerminator for aws_sdk_ssm::Client {
     #[instrument(skip(self))]
     async fn end_sessions_on(&self, instance_id: &InstanceId) -> Result<Vec<String>, Error> {
-        let filter = SessionFilter::builder()
-            .key(SessionFilterKey::TargetId)
-            .value(instance_id.as_str())
-            .build()
-            .map_err(|e| Error::Aws {
-                operation: "ssm:DescribeSessions",
-                code: "InvalidFilter".into(),
-                message: e.to_string(),
-                retryable: false,
-            })?;
-        let mut ids = Vec::new();
-        let mut next_token = None;
-        loop {
-            let page = self
-                .describe_sessions()
-                .state(SessionState::Active)
-                .filters(filter.clone())
-                .set_next_token(next_token)
-                .send()
-                .await
-                .map_err(|e| from_sdk("ssm:DescribeSessions", e))?;
-            for session in page.sessions() {
-                let id = session
-                    .session_id()
-                    .ok_or_else(|| Error::unreadable("ssm:DescribeSessions", "a session id"))?;
-                ids.push(id.to_owned());
-            }
-            next_token = page.next_token().map(str::to_owned);
-            if next_token.is_none() {
-                break;
-            }
-        }
+        let ids = active_sessions(self, instance_id, session_id).await?;
         for id in &ids {
-            self.terminate_session()
-                .session_id(id)
-                .send()
-                .await
-                .map_err(|e| from_sdk("ssm:TerminateSession", e))?;
+            terminate(self, id).await?;
         }
         Ok(ids)
+    }
+}
+
+impl GuestSessions for aws_sdk_ssm::Client {
+    /// A session whose owner cannot be read is an error, never "nobody's": that would leave a
+    /// guest in after their share ended.
+    #[instrument(skip(self))]
+    async fn open_sessions_on(&self, instance_id: &InstanceId) -> Result<Vec<OpenSession>, Error> {
+        active_sessions(self, instance_id, |session| {
+            Ok(OpenSession {
+                id: session_id(session)?,
+                owner: session.owner().map(str::to_owned).ok_or_else(|| {
+                    Error::unreadable("ssm:DescribeSessions", "a session's owner")
+                })?,
+            })
+        })
+        .await
+    }
+
+    #[instrument(skip(self))]
+    async fn end_session(&self, session_id: &str) -> Result<(), Error> {
+        terminate(self, session_id).await
     }
 }
 

@@ -17,7 +17,7 @@ use std::fmt;
 
 use chrono::{DateTime, Duration, SecondsFormat, Utc};
 
-use crate::domain::ids::{RoleId, UserId};
+use crate::domain::ids::{ResolvedRole, RoleId, UserId};
 use crate::domain::reason::{Reason, ReasonCode};
 use crate::domain::session_name::SessionName;
 
@@ -321,6 +321,19 @@ pub fn guest_slot(
         .and_then(|value| read_until(value))
         .map(|(time, _)| time);
     Some((slot, until))
+}
+
+/// The user id of a session of the users' role, from the session's owner
+/// (`arn:<partition>:sts::<account>:assumed-role/<role name>/<session name>`); `None` for any
+/// other caller (an operator's session is never a guest's).
+pub fn session_user(owner: &str, role: &ResolvedRole) -> Option<UserId> {
+    let (_, resource) = owner.split_once(":assumed-role/")?;
+    let (role_name, session) = resource.split_once('/')?;
+    if role_name != role.name || session.contains('/') {
+        return None;
+    }
+    let user = SessionName::parse(session).ok()?;
+    Some(UserId::new(role.id.clone(), user))
 }
 
 /// Read the expiry tag: when, and whose share. `None` when it cannot be read.

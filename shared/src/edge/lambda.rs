@@ -22,11 +22,12 @@ pub trait Handler {
     fn handle(&self, event: Value) -> impl Future<Output = Result<Outcome, Error>> + Send;
 }
 
-impl<E, R, C> Handler for OwnerTagger<E, R, C>
+impl<E, R, C, S> Handler for OwnerTagger<E, R, C, S>
 where
     E: TaggerEc2,
     R: RoleDirectory + Sync,
     C: TrailDirectory + InRegion + Clone + Send + Sync,
+    S: crate::ports::GuestSessions + InRegion + Clone + Send + Sync,
 {
     fn handle(&self, event: Value) -> impl Future<Output = Result<Outcome, Error>> + Send {
         OwnerTagger::handle(self, event)

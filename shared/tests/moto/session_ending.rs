@@ -15,7 +15,7 @@ use aws_smithy_types::body::SdkBody;
 use shared::app::inline_store::InlineStore;
 use shared::app::session_rights::SessionPolicies;
 use shared::aws::Clients;
-use shared::ports::SessionTerminator;
+use shared::ports::{GuestSessions, OpenSession, SessionTerminator};
 use shared::{Config, Status};
 use testkit::events_dir;
 use testkit::{create_role, rewrite, run_instances, Moto};
@@ -28,25 +28,8 @@ fn instance() -> shared::domain::ids::InstanceId {
 
 /// DescribeSessions answers `ids` for active sessions on `instance`, and matches nothing else.
 fn sessions_on(instance: &str, ids: &[&str]) -> aws_smithy_mocks::Rule {
-    let (target, answer) = (instance.to_owned(), instance.to_owned());
-    let ids: Vec<String> = ids.iter().map(|s| s.to_string()).collect();
-    mock!(Client::describe_sessions)
-        .match_requests(move |req| {
-            req.state() == Some(&SessionState::Active)
-                && req
-                    .filters()
-                    .iter()
-                    .any(|f| f.key() == &SessionFilterKey::TargetId && f.value() == target)
-        })
-        .then_output(move || {
-            DescribeSessionsOutput::builder()
-                .set_sessions(Some(
-                    ids.iter()
-                        .map(|id| Session::builder().session_id(id).target(&answer).build())
-                        .collect(),
-                ))
-                .build()
-        })
+    let sessions: Vec<(&str, Option<&str>)> = ids.iter().map(|id| (*id, None)).collect();
+    owned_sessions_on(instance, &sessions)
 }
 
 fn terminate_any() -> aws_smithy_mocks::Rule {
@@ -171,4 +154,66 @@ async fn a_terminated_instance_loses_its_statement_and_its_open_sessions() {
         names.policy_names()
     );
     assert_eq!(terminate.num_calls(), 1);
+}
+
+/// DescribeSessions answers these (id, owner) active sessions on `instance`, and matches
+/// nothing else; an owner of `None` is a session whose owner the answer leaves out.
+fn owned_sessions_on(instance: &str, sessions: &[(&str, Option<&str>)]) -> aws_smithy_mocks::Rule {
+    let (target, answer) = (instance.to_owned(), instance.to_owned());
+    let sessions: Vec<(String, Option<String>)> = sessions
+        .iter()
+        .map(|(id, owner)| (id.to_string(), owner.map(str::to_owned)))
+        .collect();
+    mock!(Client::describe_sessions)
+        .match_requests(move |req| {
+            req.state() == Some(&SessionState::Active)
+                && req
+                    .filters()
+                    .iter()
+                    .any(|f| f.key() == &SessionFilterKey::TargetId && f.value() == target)
+        })
+        .then_output(move || {
+            DescribeSessionsOutput::builder()
+                .set_sessions(Some(
+                    sessions
+                        .iter()
+                        .map(|(id, owner)| {
+                            Session::builder()
+                                .session_id(id)
+                                .target(&answer)
+                                .set_owner(owner.clone())
+                                .build()
+                        })
+                        .collect(),
+                ))
+                .build()
+        })
+}
+
+#[tokio::test]
+async fn the_guest_sessions_adapter_reads_each_sessions_owner_and_ends_one_session() {
+    let owner = "arn:aws:sts::123456789012:assumed-role/Okta-ServiceWorkbenchUser/ana";
+    let describe = owned_sessions_on(INSTANCE, &[("ana-0ab1cd9d876e54321", Some(owner))]);
+    let terminate = terminate_any();
+    let ssm = mock_client!(aws_sdk_ssm, RuleMode::MatchAny, [&describe, &terminate]);
+
+    assert_eq!(
+        ssm.open_sessions_on(&instance()).await.unwrap(),
+        [OpenSession {
+            id: "ana-0ab1cd9d876e54321".into(),
+            owner: owner.into()
+        }]
+    );
+    ssm.end_session("ana-0ab1cd9d876e54321").await.unwrap();
+    assert_eq!((describe.num_calls(), terminate.num_calls()), (1, 1));
+}
+
+#[tokio::test]
+async fn a_session_whose_owner_cannot_be_read_is_an_error_never_nobodys() {
+    let describe = owned_sessions_on(INSTANCE, &[("ana-0ab1cd9d876e54321", None)]);
+    let ssm = mock_client!(aws_sdk_ssm, RuleMode::MatchAny, [&describe]);
+
+    let err = ssm.open_sessions_on(&instance()).await.unwrap_err();
+
+    assert!(err.to_string().contains("a session's owner"), "{err}");
 }

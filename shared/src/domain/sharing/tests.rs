@@ -489,3 +489,26 @@ fn a_slot_beyond_the_deployments_number_is_removed_never_honoured() {
     assert_eq!(plan.remove, ["AwsUserIdGuest5"]);
     assert!(plan.put.is_empty());
 }
+
+#[test]
+fn a_sessions_owner_is_a_user_of_the_users_role_or_nobody_the_product_may_end() {
+    let role = ResolvedRole {
+        name: "Okta-ServiceWorkbenchUser".into(),
+        id: role(),
+    };
+    let of = |owner: &str| session_user(owner, &role).map(|u| u.to_string());
+    assert_eq!(
+        of("arn:aws:sts::123456789012:assumed-role/Okta-ServiceWorkbenchUser/ana"),
+        Some(format!("{ROLE}:ana"))
+    );
+    for other in [
+        "arn:aws:sts::123456789012:assumed-role/Admin/ana",
+        "arn:aws:sts::123456789012:assumed-role/Okta-ServiceWorkbenchUser2/ana",
+        "arn:aws:iam::123456789012:user/ana",
+        "arn:aws:sts::123456789012:assumed-role/Okta-ServiceWorkbenchUser/an*a",
+        "arn:aws:sts::123456789012:assumed-role/Okta-ServiceWorkbenchUser/a/b",
+        "",
+    ] {
+        assert_eq!(of(other), None, "{other}");
+    }
+}
