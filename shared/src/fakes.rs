@@ -750,6 +750,7 @@ impl RoleEvaluationInputs for FakeAws {
         Ok(RoleIdentity {
             trust_policy: Some(world.trust_policy(role_name)?),
             permissions_boundary: world.boundaries.get(role_name).cloned(),
+            max_session_seconds: Some(3600),
             id,
             arn: format!("arn:aws:iam::{ACCOUNT}:role/{role_name}"),
         })

@@ -64,6 +64,7 @@ impl RoleEvaluationInputs for aws_sdk_iam::Client {
                 .permissions_boundary()
                 .and_then(|b| b.permissions_boundary_arn())
                 .map(str::to_owned),
+            max_session_seconds: role.max_session_duration(),
             arn,
         })
     }

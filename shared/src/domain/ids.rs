@@ -132,6 +132,8 @@ pub struct RoleIdentity {
     pub trust_policy: Option<String>,
     /// The ARN of the role's permissions boundary, if it has one.
     pub permissions_boundary: Option<String>,
+    /// The longest a session of the role may last, in seconds (`MaxSessionDuration`).
+    pub max_session_seconds: Option<i32>,
 }
 
 impl fmt::Display for RoleId {

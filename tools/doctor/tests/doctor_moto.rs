@@ -160,6 +160,10 @@ async fn the_owner_is_allowed_and_the_doctor_writes_nothing() {
         assert_eq!(check(&report, name)["ok"], true, "{name}: {report:#}");
     }
     assert!(detail(&report, "user and role").contains(&format!("their aws:userid is {tim}")));
+    // moto's role has IAM's default MaxSessionDuration, one hour
+    assert!(detail(&report, "user and role").ends_with(
+        "; its sessions last at most 1 h (MaxSessionDuration; MFA is the identity provider's)"
+    ));
     assert_eq!(
         detail(&report, "ownership tags"),
         format!("AwsUserId={tim}: the instance is tim.malone's")

@@ -28,6 +28,8 @@ pub(crate) struct RoleFacts {
     pub(crate) partition: Partition,
     pub(crate) trust_policy: Option<String>,
     pub(crate) permissions_boundary: Option<String>,
+    /// `MaxSessionDuration`, in seconds: how long a user's credentials last at most.
+    pub(crate) max_session_seconds: Option<i32>,
 }
 
 impl RoleFacts {
@@ -57,6 +59,7 @@ where
         arn,
         trust_policy,
         permissions_boundary,
+        max_session_seconds,
     } = iam.role_identity(&name).await?;
     let role = ResolvedRole {
         name,
@@ -75,6 +78,7 @@ where
         account,
         trust_policy,
         permissions_boundary,
+        max_session_seconds,
     })
 }
 

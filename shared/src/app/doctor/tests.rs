@@ -762,6 +762,7 @@ fn facts_with_trust(trust_policy: Option<&str>) -> super::context::RoleFacts {
         partition: crate::domain::ids::Partition::Aws,
         trust_policy: trust_policy.map(str::to_owned),
         permissions_boundary: None,
+        max_session_seconds: Some(43_200),
     }
 }
 
@@ -811,9 +812,14 @@ fn check_1_finds_the_user_and_a_stale_role_id_by_value() {
             permission_set: None,
             user_id: format!("{ROLE_ID}:tim"),
             stale_role_id: None,
+            max_session_seconds: Some(43_200),
         }
     );
-    assert_eq!(Check::from(found).ok(), Some(true));
+    let check = Check::from(found);
+    assert_eq!(check.ok(), Some(true));
+    assert!(check.detail.ends_with(
+        "; its sessions last at most 12 h (MaxSessionDuration; MFA is the identity provider's)"
+    ));
     let stale = check_user(
         &config(&[("SESSION_ROLE_ID", "AROAOLDROLEID0000000")]),
         &subject,

@@ -14,6 +14,8 @@ pub(crate) struct UserFinding {
     pub(crate) user_id: String,
     /// `SESSION_ROLE_ID` when it differs from the role's id (the role was re-created).
     pub(crate) stale_role_id: Option<String>,
+    /// The role's `MaxSessionDuration`, in seconds.
+    pub(crate) max_session_seconds: Option<i32>,
 }
 
 /// The user and the role as IAM has them, against the configured role id.
@@ -30,6 +32,7 @@ pub(crate) fn check_user(config: &Config, subject: &Subject) -> UserFinding {
             .as_ref()
             .filter(|configured| configured.as_str() != role.id.as_str())
             .map(ToString::to_string),
+        max_session_seconds: subject.facts.max_session_seconds,
     }
 }
 
@@ -40,9 +43,22 @@ impl From<UserFinding> for Check {
             .permission_set
             .map(|set| format!(", the role of permission set {set}"))
             .unwrap_or_default();
+        // Federated sessions carry no aws:MultiFactorAuthPresent: how long credentials last is
+        // the control the role itself has.
+        let lasting = finding
+            .max_session_seconds
+            .map(|seconds| {
+                let length = if seconds % 3600 == 0 {
+                    format!("{} h", seconds / 3600)
+                } else {
+                    format!("{} min", seconds / 60)
+                };
+                format!("; its sessions last at most {length} (MaxSessionDuration; MFA is the identity provider's)")
+            })
+            .unwrap_or_default();
         let found = format!(
             "{} is a valid role-session name; the users' role is {} ({}{permission_set}); \
-             their aws:userid is {}",
+             their aws:userid is {}{lasting}",
             finding.user, finding.role, finding.role_id, finding.user_id
         );
         match finding.stale_role_id {
