@@ -1127,7 +1127,7 @@ fn every_session_kind_reaches_only_the_owners_instance_with_only_the_allowed_doc
     let os_users = ["ec2-user", "ubuntu", "root", "Administrator"];
     // (what, the requests of one cell, expected allowed); a cell is allowed when every request
     // in it is
-    let mut cells: Vec<(String, Vec<Value>, bool)> = Vec::new();
+    let mut cells: Vec<JudgedCell> = Vec::new();
     for deployment in deployments() {
         let allowed = deployment.kinds.allowed_documents();
         for mode in ["per-user", "static"] {
@@ -1209,24 +1209,7 @@ fn every_session_kind_reaches_only_the_owners_instance_with_only_the_allowed_doc
             }
         }
     }
-    let requests: Vec<Value> = cells.iter().flat_map(|(_, r, _)| r.clone()).collect();
-    let verdicts = judge(&requests);
-    assert_the_doctor_agrees(&requests, &verdicts);
-    let mut verdicts = verdicts.into_iter();
-    let mut wrong = Vec::new();
-    for (what, requests, expected) in &cells {
-        let answers: Vec<String> = verdicts.by_ref().take(requests.len()).collect();
-        assert!(
-            answers.iter().all(|a| !a.starts_with("error")),
-            "{what}: {answers:?}"
-        );
-        let allowed = answers.iter().all(|a| a == "Allowed");
-        if allowed != *expected {
-            wrong.push(format!(
-                "{what}: expected allowed={expected}, judge says {answers:?}"
-            ));
-        }
-    }
+    let wrong = wrong_cells(&cells, |_| false);
     assert!(
         wrong.is_empty(),
         "{} wrong of {}:\n{}",
@@ -1237,7 +1220,7 @@ fn every_session_kind_reaches_only_the_owners_instance_with_only_the_allowed_doc
     println!(
         "iam-simulate: {} session-kind cells ({} requests), {} allowed, 0 wrong",
         cells.len(),
-        requests.len(),
+        cells.iter().map(|(_, r, _)| r.len()).sum::<usize>(),
         cells.iter().filter(|(_, _, e)| *e).count()
     );
 }
@@ -2548,8 +2531,35 @@ fn the_organisations_code_buckets_are_read_by_its_accounts_over_tls_and_by_nobod
     assert_eq!(verdicts, expected, "{requests:#?}");
 }
 
-/// One cell of the sharing matrix: what, its requests, and whether every one is allowed.
-type SharingCell = (String, Vec<Value>, bool);
+/// One cell of a matrix: what, its requests, and whether every one is allowed.
+type JudgedCell = (String, Vec<Value>, bool);
+
+/// Ask the judge every cell's requests (a cell is allowed when every request in it is), check
+/// that the doctor's own evaluator agrees on each, and return the wrong cells; a cell for which
+/// `explicit` holds must, when not allowed, be denied explicitly.
+fn wrong_cells(cells: &[JudgedCell], explicit: impl Fn(&str) -> bool) -> Vec<String> {
+    let requests: Vec<Value> = cells.iter().flat_map(|(_, r, _)| r.clone()).collect();
+    let verdicts = judge(&requests);
+    assert_the_doctor_agrees(&requests, &verdicts);
+    let mut verdicts = verdicts.into_iter();
+    let mut wrong = Vec::new();
+    for (what, requests, expected) in cells {
+        let answers: Vec<String> = verdicts.by_ref().take(requests.len()).collect();
+        assert!(
+            answers.iter().all(|a| !a.starts_with("error")),
+            "{what}: {answers:?}"
+        );
+        let allowed = answers.iter().all(|a| a == "Allowed");
+        let denied_as_it_must =
+            allowed || !explicit(what) || answers.iter().any(|a| a == "ExplicitlyDenied");
+        if allowed != *expected || !denied_as_it_must {
+            wrong.push(format!(
+                "{what}: expected allowed={expected}, judge says {answers:?}"
+            ));
+        }
+    }
+    wrong
+}
 
 /// A raw judge request by `caller` on tim's shared instance, whose tags are `tags`.
 fn on_shared_instance(
@@ -2577,7 +2587,7 @@ fn on_shared_instance(
 
 /// The cells of one deployment: every caller, every session kind, and what only the owner may
 /// do (or nobody, for the product's own sharing tags).
-fn sharing_cells(setting: &str, policies: &[Value], kinds: &SessionKinds) -> Vec<SharingCell> {
+fn sharing_cells(setting: &str, policies: &[Value], kinds: &SessionKinds) -> Vec<JudgedCell> {
     let arns = Arns {
         partition: shared::domain::ids::Partition::Aws,
         region: "us-east-1".into(),
@@ -2711,29 +2721,9 @@ fn the_sharing_matrix_has_no_wrong_cell() {
     cells.extend(sharing_cells("guarded", &guarded, &everything));
     cells.extend(sharing_cells("no guards", &unguarded, &everything));
 
-    // WHEN the judge answers every cell
-    let requests: Vec<Value> = cells.iter().flat_map(|(_, r, _)| r.clone()).collect();
-    let verdicts = judge(&requests);
-    // THEN the doctor's own evaluator agrees on each, and no cell is wrong
-    assert_the_doctor_agrees(&requests, &verdicts);
-    let mut verdicts = verdicts.into_iter();
-    let mut wrong = Vec::new();
-    for (what, requests, expected) in &cells {
-        let answers: Vec<String> = verdicts.by_ref().take(requests.len()).collect();
-        assert!(
-            answers.iter().all(|a| !a.starts_with("error")),
-            "{what}: {answers:?}"
-        );
-        let allowed = answers.iter().all(|a| a == "Allowed");
-        // under a foreign Allow *, whatever is not allowed is denied explicitly
-        let explicit =
-            !what.contains("foreign") || allowed || answers.iter().any(|a| a == "ExplicitlyDenied");
-        if allowed != *expected || !explicit {
-            wrong.push(format!(
-                "{what}: expected allowed={expected}, judge says {answers:?}"
-            ));
-        }
-    }
+    // WHEN the judge answers every cell THEN the doctor's own evaluator agrees on each, and no
+    // cell is wrong: under a foreign Allow *, whatever is not allowed is denied explicitly
+    let wrong = wrong_cells(&cells, |what| what.contains("foreign"));
     assert!(
         wrong.is_empty(),
         "{} wrong of {}:\n{}",

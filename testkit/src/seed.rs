@@ -27,46 +27,34 @@ pub async fn attach_end_user_policy(
             .expect("a statement list")
             .retain(|s| s["Sid"] != "EndOwnSessions");
     }
-    let arn = iam
-        .create_policy()
-        .policy_name(END_USER_POLICY)
-        .path("/")
-        .policy_document(document.to_string())
-        .send()
-        .await
-        .expect("moto CreatePolicy")
-        .policy()
-        .and_then(|p| p.arn())
-        .expect("an ARN in CreatePolicy's answer")
-        .to_owned();
-    let mut beside = Vec::new();
-    for (name, resource) in [
-        (GUARD_POLICY, "GuardPolicy"),
-        (SHARING_POLICY, "SharingPolicy"),
-    ] {
-        beside.push(
-            iam.create_policy()
-                .policy_name(name)
-                .path("/")
-                .policy_document(shipped_policy(resource).to_string())
-                .send()
-                .await
-                .expect("moto CreatePolicy")
-                .policy()
-                .and_then(|p| p.arn())
-                .expect("an ARN in CreatePolicy's answer")
-                .to_owned(),
-        );
-    }
-    for policy in std::iter::once(&arn).chain(&beside) {
+    let documents = [
+        (END_USER_POLICY, document),
+        (GUARD_POLICY, shipped_policy("GuardPolicy")),
+        (SHARING_POLICY, shipped_policy("SharingPolicy")),
+    ];
+    let mut arns = Vec::new();
+    for (name, document) in documents {
+        let arn = iam
+            .create_policy()
+            .policy_name(name)
+            .path("/")
+            .policy_document(document.to_string())
+            .send()
+            .await
+            .expect("moto CreatePolicy")
+            .policy()
+            .and_then(|p| p.arn())
+            .expect("an ARN in CreatePolicy's answer")
+            .to_owned();
         iam.attach_role_policy()
             .role_name(role)
-            .policy_arn(policy)
+            .policy_arn(&arn)
             .send()
             .await
             .expect("moto AttachRolePolicy");
+        arns.push(arn);
     }
-    arn
+    arns.swap_remove(0)
 }
 
 /// The template's default `EndUserPolicyName`.
