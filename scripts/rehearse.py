@@ -344,6 +344,7 @@ def rendered_shipped(label):
 GRANTS = [
     ("OwnerTaggerRole/owner-tagger", "the owner-tagger function's role"),
     ("SessionPolicyRole/session-policy", "the session-policy function's role"),
+    ("ShareExpiryRole/share-expiry", "the share expiry schedules' role (Sharing=true)"),
     ("DoctorPolicy", "DoctorPolicy (stack output DoctorPolicyArn): for whoever runs doctor and capacity"),
     ("RedrivePolicy", "RedrivePolicy (stack output RedrivePolicyArn): for whoever runs redrive"),
 ]

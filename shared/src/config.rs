@@ -64,6 +64,10 @@ pub(crate) const GUEST_SLOTS: &str = "GUEST_SLOTS";
 pub(crate) const SHARE_DEFAULT_DURATION: &str = "SHARE_DEFAULT_DURATION";
 pub(crate) const SHARE_MAX_DURATION: &str = "SHARE_MAX_DURATION";
 pub(crate) const SHARING_POLICY_NAME: &str = "SHARING_POLICY_NAME";
+// The one-time schedules that end shares at their time (the template's ShareExpiry resources).
+pub(crate) const SHARE_EXPIRY_SCHEDULE_GROUP: &str = "SHARE_EXPIRY_SCHEDULE_GROUP";
+pub(crate) const SHARE_EXPIRY_ROLE_ARN: &str = "SHARE_EXPIRY_ROLE_ARN";
+pub(crate) const SHARE_EXPIRY_BUS_ARN: &str = "SHARE_EXPIRY_BUS_ARN";
 
 /// IAM's managed policies per role at the most, with a quota raise (10 by default).
 const ROLE_MANAGED_POLICY_MAX: usize = 25;
@@ -141,9 +145,32 @@ pub struct Config {
     pub session_kinds: SessionKinds,
     /// Owners sharing their instances with named guests until a time they choose.
     pub sharing: ShareRules,
+    /// Where the owner-tagger makes each share's one-time expiry schedule; `None`: shares end at
+    /// the first sweep after their time.
+    pub share_expiry: Option<ExpirySchedule>,
+}
+
+/// EventBridge Scheduler's side of a share's end: the schedule group, the role the schedules
+/// run as, and the event bus they send the expiry event to.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ExpirySchedule {
+    pub group: String,
+    pub role_arn: String,
+    pub bus_arn: String,
 }
 
 impl Config {
+    /// The tags that give a user session rights in per-user mode: the user-id tag, and each
+    /// guest slot while sharing is on (a guest ends and resumes their own sessions while the
+    /// share lasts).
+    pub fn rights_keys(&self) -> Vec<String> {
+        let mut keys = vec![self.ownership.user_id_tag_key.clone()];
+        if self.sharing.enabled {
+            keys.extend(self.sharing.slot_keys());
+        }
+        keys
+    }
+
     pub fn from_env() -> Result<Self, ConfigError> {
         Self::from_lookup(|name| std::env::var(name).ok())
     }
@@ -205,6 +232,7 @@ impl Config {
         Ok(Self {
             session_kinds: session_kinds(&value)?,
             sharing: share_rules(&value, &ownership)?,
+            share_expiry: expiry_schedule(&value)?,
             users_role,
             session_role_id,
             ownership,
@@ -316,6 +344,33 @@ fn ownership_rules(value: Lookup) -> Result<OwnershipRules, ConfigError> {
         user_id_tag_key,
         trusted_launcher_arns,
     })
+}
+
+/// The expiry schedules: all three variables, or none.
+fn expiry_schedule(value: Lookup) -> Result<Option<ExpirySchedule>, ConfigError> {
+    let group = value(SHARE_EXPIRY_SCHEDULE_GROUP).filter(|v| !v.is_empty());
+    let role_arn = value(SHARE_EXPIRY_ROLE_ARN).filter(|v| !v.is_empty());
+    let bus_arn = value(SHARE_EXPIRY_BUS_ARN).filter(|v| !v.is_empty());
+    match (group, role_arn, bus_arn) {
+        (None, None, None) => Ok(None),
+        (Some(group), Some(role_arn), Some(bus_arn)) => {
+            if !role_arn.starts_with("arn:") || !role_arn.contains(":role/") {
+                return Err(bad(SHARE_EXPIRY_ROLE_ARN, format!("{role_arn:?} is not a role ARN")));
+            }
+            if !bus_arn.starts_with("arn:") || !bus_arn.contains(":event-bus/") {
+                return Err(bad(SHARE_EXPIRY_BUS_ARN, format!("{bus_arn:?} is not an event bus ARN")));
+            }
+            Ok(Some(ExpirySchedule {
+                group,
+                role_arn,
+                bus_arn,
+            }))
+        }
+        _ => Err(bad(
+            SHARE_EXPIRY_SCHEDULE_GROUP,
+            format!("{SHARE_EXPIRY_SCHEDULE_GROUP}, {SHARE_EXPIRY_ROLE_ARN} and {SHARE_EXPIRY_BUS_ARN} go together: set all three or none"),
+        )),
+    }
 }
 
 /// Sharing: off unless `SHARING` turns it on (the template does, by default), the two request
@@ -662,8 +717,39 @@ mod tests {
                     max_duration: ShareDuration::parse("7d").unwrap(),
                     policy_name: "SsmSessionOwnerSharing".into(),
                 },
+                share_expiry: None,
             }
         );
+    }
+
+    #[test]
+    fn the_expiry_schedule_takes_all_three_variables_or_none() {
+        let all = [
+            (SESSION_ROLE_NAME, "R"),
+            (SHARE_EXPIRY_SCHEDULE_GROUP, "ssm-session-owner-shares"),
+            (
+                SHARE_EXPIRY_ROLE_ARN,
+                "arn:aws:iam::123456789012:role/ShareExpiry",
+            ),
+            (
+                SHARE_EXPIRY_BUS_ARN,
+                "arn:aws:events:us-east-1:123456789012:event-bus/default",
+            ),
+        ];
+        assert_eq!(
+            from(&all).unwrap().share_expiry,
+            Some(ExpirySchedule {
+                group: "ssm-session-owner-shares".into(),
+                role_arn: "arn:aws:iam::123456789012:role/ShareExpiry".into(),
+                bus_arn: "arn:aws:events:us-east-1:123456789012:event-bus/default".into(),
+            })
+        );
+        let err = from(&all[..2]).unwrap_err().to_string();
+        assert!(err.contains("go together"), "{err}");
+        let mut wrong = all;
+        wrong[2].1 = "ShareExpiry";
+        let err = from(&wrong).unwrap_err().to_string();
+        assert!(err.contains("is not a role ARN"), "{err}");
     }
 
     #[test]

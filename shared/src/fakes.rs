@@ -84,6 +84,8 @@ pub struct World {
     pub sessions: BTreeMap<InstanceId, Vec<String>>,
     /// Session id → who started it (an ARN); a session without one is answered as unreadable.
     pub session_owners: BTreeMap<String, String>,
+    /// Share expiry schedules: (region, instance) → when.
+    pub expiry_schedules: BTreeMap<(String, InstanceId), chrono::DateTime<chrono::Utc>>,
     /// Calls per `service:Operation`.
     pub calls: BTreeMap<&'static str, u64>,
     /// Operations that fail with a retryable throttling error.
@@ -491,7 +493,7 @@ impl InstanceInventory for FakeAws {
 impl LiveInstances for FakeAws {
     async fn live_instances_tagged(
         &self,
-        key: &str,
+        keys: &[&str],
         value: Option<&str>,
     ) -> Result<Vec<DescribedInstance>, Error> {
         let delay = {
@@ -510,16 +512,22 @@ impl LiveInstances for FakeAws {
             .instances
             .values()
             .filter(|i| i.state.is_live() && world.in_region(&i.instance_id, &self.region))
-            .filter(|i| match value {
-                Some(v) => i.tags.get(key).map(String::as_str) == Some(v),
-                None => i.tags.contains_key(key),
+            .filter(|i| {
+                keys.iter().any(|key| match value {
+                    Some(v) => i.tags.get(*key).map(String::as_str) == Some(v),
+                    None => i.tags.contains_key(*key),
+                })
             })
-            .map(|i| only_tags(i, &[key]))
+            .map(|i| only_tags(i, keys))
             .collect())
     }
 
-    async fn each_live_instance_tagged(&self, key: &str, visit: Visit<'_>) -> Result<(), Error> {
-        for instance in self.live_instances_tagged(key, None).await? {
+    async fn each_live_instance_tagged(
+        &self,
+        keys: &[&str],
+        visit: Visit<'_>,
+    ) -> Result<(), Error> {
+        for instance in self.live_instances_tagged(keys, None).await? {
             visit(instance);
         }
         Ok(())
@@ -915,6 +923,21 @@ impl SessionTerminator for FakeAws {
             *world.calls.entry("ssm:TerminateSession").or_default() += terminations;
         }
         Ok(ended)
+    }
+}
+
+impl crate::ports::ShareExpiries for FakeAws {
+    async fn schedule_expiry(
+        &self,
+        instance: &InstanceId,
+        region: &str,
+        at: chrono::DateTime<chrono::Utc>,
+    ) -> Result<(), Error> {
+        let mut world = self.call("scheduler:CreateSchedule")?;
+        world
+            .expiry_schedules
+            .insert((region.to_owned(), instance.clone()), at);
+        Ok(())
     }
 }
 

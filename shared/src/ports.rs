@@ -157,21 +157,22 @@ pub trait InstanceInventory {
     ) -> impl Future<Output = Result<(), Error>> + Send;
 }
 
-/// Live (pending, running, stopping, stopped) instances that carry a tag. Only the tag `key`
-/// (and its case variants) is kept.
+/// Live (pending, running, stopping, stopped) instances that carry a tag. Only the tags `keys`
+/// (and their case variants) are kept.
 pub trait LiveInstances {
-    /// Instances whose tag `key` equals `value`, or that carry `key` at all when `value` is None.
+    /// Instances on which one of `keys` equals `value`, or that carry one of `keys` at all when
+    /// `value` is None.
     fn live_instances_tagged(
         &self,
-        key: &str,
+        keys: &[&str],
         value: Option<&str>,
     ) -> impl Future<Output = Result<Vec<DescribedInstance>, Error>> + Send;
 
-    /// Every instance that carries `key`, each handed to `visit` as its page arrives and not
-    /// kept: a whole fleet is read without holding it.
+    /// Every instance that carries one of `keys`, each handed to `visit` as its page arrives and
+    /// not kept: a whole fleet is read without holding it.
     fn each_live_instance_tagged(
         &self,
-        key: &str,
+        keys: &[&str],
         visit: Visit<'_>,
     ) -> impl Future<Output = Result<(), Error>> + Send;
 }
@@ -227,6 +228,18 @@ pub trait GuestSessions {
         instance_id: &InstanceId,
     ) -> impl Future<Output = Result<Vec<OpenSession>, Error>> + Send;
     fn end_session(&self, session_id: &str) -> impl Future<Output = Result<(), Error>> + Send;
+}
+
+/// One-time schedules that send a share's expiry event at its end (EventBridge Scheduler), so
+/// that a share ends at its time and not at the next sweep.
+pub trait ShareExpiries {
+    /// Make, or move to `at`, the one schedule of `instance` (in `region`).
+    fn schedule_expiry(
+        &self,
+        instance: &InstanceId,
+        region: &str,
+        at: chrono::DateTime<chrono::Utc>,
+    ) -> impl Future<Output = Result<(), Error>> + Send;
 }
 
 /// A customer-managed policy as IAM lists it.

@@ -127,12 +127,12 @@ fn every_rule_as_cloudformation_builds_it_is_named_under_the_prefix_and_keeps_it
         repository.join("template.yaml"),
         repository.join("forwarder.yaml"),
     );
-    // WHEN rehearsed THEN the six rules SAM generates and the three forwarder rules are each named
+    // WHEN rehearsed THEN the seven rules SAM generates and the three forwarder rules are each named
     // under RuleNamePrefix, and every target retries and keeps its dead letters
     let (code, text) = script("rehearse.py", &[&template, &forwarder]);
     assert_eq!(code, 0, "{text}");
     assert!(
-        text.contains("rehearsal: 9 rule(s), 4 parameter set(s) rendered, 0 problem(s)"),
+        text.contains("rehearsal: 10 rule(s), 4 parameter set(s) rendered, 0 problem(s)"),
         "{text}"
     );
     assert!(
@@ -151,10 +151,10 @@ fn every_rule_as_cloudformation_builds_it_is_named_under_the_prefix_and_keeps_it
     // ARN belongs (every option on adds the created trail's bucket policy)
     for template in ["", "org "] {
         for (set, n) in [
-            ("defaults", 9),
-            ("static", 9),
-            ("identity-center", 9),
-            ("every-option-on", 10),
+            ("defaults", 10),
+            ("static", 10),
+            ("identity-center", 10),
+            ("every-option-on", 11),
         ] {
             assert!(
                 text.contains(&format!(

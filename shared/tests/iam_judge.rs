@@ -877,6 +877,23 @@ fn the_users_roles_policies_with_every_option_on_fit_a_managed_policy_each() {
     let unshared = longest_size("EndUserPolicy", &["every-option-on", "Sharing=false"]);
     println!("the end-user policy with every option on but sharing: {unshared} of 6144 characters");
     assert!(unshared <= 6144, "end-user without sharing: {unshared}");
+    let unshared_ic = longest_size(
+        "EndUserPolicy",
+        &[
+            "every-option-on",
+            "Sharing=false",
+            "PermissionSetName=ResearchUsers",
+            "UsersRoleName=",
+            "AttachEndUserPolicy=false",
+        ],
+    );
+    println!(
+        "the end-user policy with every option on but sharing, under Identity Center: {unshared_ic} of 6144 characters"
+    );
+    assert!(
+        unshared_ic <= 6144,
+        "end-user without sharing: {unshared_ic}"
+    );
     for (policy, what) in [
         ("EndUserPolicy", "end-user"),
         ("GuardPolicy", "guard"),
@@ -2667,11 +2684,23 @@ fn sharing_cells(setting: &str, policies: &[Value], kinds: &SessionKinds) -> Vec
                 ));
             }
         }
+        // the owner reads their Windows password (the sharing policy allows it on the owner's
+        // own instance), and nobody else does, guests included
+        cells.push((
+            format!("{setting}: {caller} ec2:GetPasswordData"),
+            vec![on_shared_instance(
+                caller,
+                "ec2:GetPasswordData",
+                &tags,
+                json!({}),
+                policies,
+            )],
+            owner,
+        ));
         // a guest gets no right on the instance itself, and no command
         for action in [
             "ec2:StopInstances",
             "ec2:TerminateInstances",
-            "ec2:GetPasswordData",
             "ec2:ModifyInstanceAttribute",
             "ec2:AttachVolume",
             "ssm:SendCommand",
@@ -2735,5 +2764,59 @@ fn the_sharing_matrix_has_no_wrong_cell() {
         "iam-simulate, sharing: {} cells ({} allowed), 0 wrong",
         cells.len(),
         cells.iter().filter(|(_, _, a)| *a).count()
+    );
+}
+
+#[test]
+fn the_owner_reads_their_own_windows_password_and_nobody_else_does_with_or_without_sharing() {
+    // GIVEN tim's instance with a slot naming ana (planted, or a live share), and the shipped
+    // policies with sharing on and off, with the guards and a foreign Allow *, the guards
+    // alone, and no guards
+    let tags = BTreeMap::from([
+        ("AwsUserId".to_owned(), user_id("tim")),
+        ("AwsUserIdGuest1".to_owned(), user_id("ana")),
+    ]);
+    let mut cells: Vec<JudgedCell> = Vec::new();
+    for sharing in ["Sharing=true", "Sharing=false"] {
+        let guarded = testkit::shipped_users_policies(&["every-option-on", sharing]);
+        assert_eq!(guarded.len(), 3, "end-user, guard and owners' policies");
+        let mut with_foreign = guarded.clone();
+        with_foreign.push(allow_everything());
+        let unguarded =
+            testkit::shipped_users_policies(&["every-option-on", sharing, "GuardDenies=false"]);
+        for (setting, policies) in [
+            (
+                format!("{sharing}, guarded, foreign Allow *"),
+                &with_foreign,
+            ),
+            (format!("{sharing}, guarded"), &guarded),
+            (format!("{sharing}, no guards"), &unguarded),
+        ] {
+            for caller in ["tim", "ana", "mallory", "Tim"] {
+                cells.push((
+                    format!("{setting}: {caller} ec2:GetPasswordData"),
+                    vec![on_shared_instance(
+                        caller,
+                        "ec2:GetPasswordData",
+                        &tags,
+                        json!({}),
+                        policies,
+                    )],
+                    caller == "tim",
+                ));
+            }
+        }
+    }
+    // WHEN judged THEN only the owner, in every setting
+    let wrong = wrong_cells(&cells, |what| what.contains("foreign"));
+    assert!(
+        wrong.is_empty(),
+        "{} wrong:\n{}",
+        wrong.len(),
+        wrong.join("\n")
+    );
+    println!(
+        "iam-simulate, Windows passwords: {} cells, 0 wrong",
+        cells.len()
     );
 }

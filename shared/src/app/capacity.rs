@@ -178,11 +178,9 @@ where
     E: LiveInstances + InRegion + EnabledRegions + Clone + Send + Sync,
 {
     let regions = RegionalClients::new(ec2.clone(), config);
-    Ok(
-        LiveUsers::read(&regions, &config.ownership.user_id_tag_key, &role.id)
-            .await?
-            .users,
-    )
+    Ok(LiveUsers::read(&regions, &config.rights_keys(), &role.id)
+        .await?
+        .users)
 }
 
 impl std::fmt::Display for CapacityReport {

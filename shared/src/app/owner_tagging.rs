@@ -12,11 +12,15 @@ use tracing::{info, warn};
 
 use super::regions::RegionalClients;
 use super::role_resolver::RoleResolver;
-use super::sharing::{self, NoSessions};
+use super::sharing::{self, NoExpiries, NoSessions};
 use super::trails::{regions_without_trail, NoTrails};
 use crate::config::{Config, UsersRole};
-use crate::domain::events::{dispatch, CloudTrailDetail, Event, TagChangeDetail};
-use crate::domain::ids::{InstanceId, InstanceState, ResolvedRole, RoleId, TagTarget, UserId};
+use crate::domain::events::{
+    dispatch, CloudTrailDetail, Event, ShareExpiryDetail, TagChangeDetail,
+};
+use crate::domain::ids::{
+    InstanceId, InstanceState, Region, ResolvedRole, RoleId, TagTarget, UserId,
+};
 use crate::domain::outcome::{Outcome, Skipped, Status};
 use crate::domain::ownership::{self, OwnerDecision, TagsFrom};
 use crate::domain::reason::{Reason, ReasonCode};
@@ -24,12 +28,12 @@ use crate::domain::sharing::Trigger;
 use crate::domain::trust;
 use crate::error::Error;
 use crate::ports::{
-    DescribedInstance, DescribedVolume, GuestSessions, InRegion, RoleDirectory, TaggerEc2,
-    TrailDirectory,
+    DescribedInstance, DescribedVolume, GuestSessions, InRegion, RoleDirectory, ShareExpiries,
+    TaggerEc2, TrailDirectory,
 };
 
 /// Everything the function needs, built once per process.
-pub struct OwnerTagger<E, R, T = NoTrails, S = NoSessions> {
+pub struct OwnerTagger<E, R, T = NoTrails, S = NoSessions, X = NoExpiries> {
     config: Config,
     ec2: RegionalClients<E>,
     iam: R,
@@ -40,6 +44,9 @@ pub struct OwnerTagger<E, R, T = NoTrails, S = NoSessions> {
     /// Session Manager, to end a share's guests' sessions when it ends (`with_sessions`);
     /// without it the slots go and the sessions last until their own time-out.
     sessions: RegionalClients<S>,
+    /// EventBridge Scheduler, to end each share at its time (`with_expiries`); without it a
+    /// share ends at the first sweep after its time.
+    expiries: X,
 }
 
 impl<E, R> OwnerTagger<E, R>
@@ -56,6 +63,7 @@ where
             iam,
             role,
             trails: None,
+            expiries: NoExpiries,
         }
     }
 
@@ -72,6 +80,7 @@ where
             iam: self.iam,
             role: self.role,
             sessions: self.sessions,
+            expiries: self.expiries,
         }
     }
 }
@@ -90,16 +99,37 @@ impl<E, R, T> OwnerTagger<E, R, T> {
             iam: self.iam,
             role: self.role,
             trails: self.trails,
+            expiries: self.expiries,
         }
     }
 }
 
-impl<E, R, T, S> OwnerTagger<E, R, T, S>
+impl<E, R, T, S> OwnerTagger<E, R, T, S> {
+    /// The same, which also makes a one-time schedule at each share's end, so that the share
+    /// ends then and not at the next sweep.
+    pub fn with_expiries<X>(self, expiries: X) -> OwnerTagger<E, R, T, S, X>
+    where
+        X: ShareExpiries + Sync,
+    {
+        OwnerTagger {
+            expiries,
+            config: self.config,
+            ec2: self.ec2,
+            iam: self.iam,
+            role: self.role,
+            trails: self.trails,
+            sessions: self.sessions,
+        }
+    }
+}
+
+impl<E, R, T, S, X> OwnerTagger<E, R, T, S, X>
 where
     E: TaggerEc2,
     R: RoleDirectory + Sync,
     T: TrailDirectory + InRegion + Clone + Send + Sync,
     S: GuestSessions + InRegion + Clone + Send + Sync,
+    X: ShareExpiries + Sync,
 {
     /// Handle one EventBridge event. `Err` only for failures a later delivery may fix or an
     /// operator must see (AWS errors, a missing role); invalid events are `Ok(ignored)`.
@@ -133,7 +163,42 @@ where
                     "an instance state change is the session-policy function's event",
                 ),
             )),
+            Event::ShareExpiry(detail) => self.on_share_expiry(event_id, &detail, now).await,
         }
+    }
+
+    /// A share's one-time schedule fired: converge that instance's share, in its own region. It
+    /// ends only what the instance's expiry tag says has expired by the function's clock.
+    async fn on_share_expiry(
+        &self,
+        event_id: Option<&str>,
+        detail: &ShareExpiryDetail,
+        now: DateTime<Utc>,
+    ) -> Result<Outcome, Error> {
+        let (id, region) = match (
+            InstanceId::parse(&detail.instance_id),
+            Region::parse(&detail.region),
+        ) {
+            (Ok(id), Ok(region)) => (id, region),
+            (Err(reason), _) => return Ok(ignored(event_id, reason)),
+            (_, Err(problem)) => {
+                return Ok(ignored(
+                    event_id,
+                    Reason::new(ReasonCode::Malformed, format!("share expiry: {problem}")),
+                ))
+            }
+        };
+        let ec2 = self.ec2.get(Some(region.as_str()));
+        let mut outcome = Outcome::empty(Status::Unchanged);
+        self.on_share_request(
+            &ec2,
+            event_id,
+            std::slice::from_ref(&id),
+            (now, Trigger::Converge),
+            &mut outcome,
+        )
+        .await?;
+        Ok(outcome)
     }
 
     /// A launch: tag every instance it created with its owner's user id.
@@ -304,12 +369,13 @@ where
     }
 }
 
-impl<E, R, T, S> OwnerTagger<E, R, T, S>
+impl<E, R, T, S, X> OwnerTagger<E, R, T, S, X>
 where
     E: TaggerEc2,
     R: RoleDirectory + Sync,
     T: TrailDirectory + InRegion + Clone + Send + Sync,
     S: GuestSessions + InRegion + Clone + Send + Sync,
+    X: ShareExpiries + Sync,
 {
     /// The scheduled sweep: every live instance in every covered region, one
     /// `DescribeInstances` page per 1,000 per region. Every region is read before anything is
@@ -402,6 +468,8 @@ where
             let at = sharing::Applied {
                 ec2: &ec2,
                 sessions: &sessions,
+                expiries: &self.expiries,
+                region: &region,
                 role,
                 rules: &self.config.sharing,
             };
@@ -493,17 +561,19 @@ where
         (since, now): (DateTime<Utc>, DateTime<Utc>),
     ) -> Result<Outcome, Error> {
         let owner = detail.changed_on_instance(
-            &self.config.ownership.owner_tag_key,
+            std::slice::from_ref(&self.config.ownership.owner_tag_key),
             ReasonCode::OwnerTagUnchanged,
         );
         let sharing = &self.config.sharing;
-        let share = [&sharing.share_with_key, &sharing.share_for_key]
-            .into_iter()
-            .any(|key| {
-                detail
-                    .changed_on_instance(key, ReasonCode::OwnerTagUnchanged)
-                    .is_ok()
-            });
+        let share = detail
+            .changed_on_instance(
+                &[
+                    sharing.share_with_key.clone(),
+                    sharing.share_for_key.clone(),
+                ],
+                ReasonCode::OwnerTagUnchanged,
+            )
+            .is_ok();
         if let (Err(reason), false) = (&owner, share) {
             return Ok(ignored(event_id, reason.clone()));
         }
@@ -534,10 +604,15 @@ where
     ) -> Result<(), Error> {
         let role = self.role.resolved(&self.iam).await?;
         let found = ec2.describe_instances(ids).await?;
-        let sessions = self.sessions.get(ec2.region_name().as_deref());
+        let region = ec2.region_name().unwrap_or_default();
+        let sessions = self
+            .sessions
+            .get(Some(region.as_str()).filter(|r| !r.is_empty()));
         let at = sharing::Applied {
             ec2,
             sessions: &sessions,
+            expiries: &self.expiries,
+            region: &region,
             role: &role,
             rules: &self.config.sharing,
         };

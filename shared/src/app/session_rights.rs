@@ -118,11 +118,11 @@ where
                     .await
             }
             Event::Scheduled => self.reconcile(mode).await,
-            Event::RunInstances(_) => Ok(ignored(
+            Event::RunInstances(_) | Event::ShareExpiry(_) => Ok(ignored(
                 id,
                 Reason::new(
                     ReasonCode::OtherEvent,
-                    "RunInstances is the owner-tagger's event",
+                    "launches and share expiries are the owner-tagger's events",
                 ),
             )),
         }
@@ -145,7 +145,8 @@ where
                 ),
             ));
         }
-        if let Err(reason) = detail.changed_on_instance(key, ReasonCode::UserIdTagUnchanged) {
+        let keys = self.config.rights_keys();
+        if let Err(reason) = detail.changed_on_instance(&keys, ReasonCode::UserIdTagUnchanged) {
             return Ok(ignored(id, reason));
         }
         let instance = resources
@@ -153,29 +154,35 @@ where
             .filter_map(|arn| arn.rsplit_once("instance/"))
             .map(|(_, i)| i)
             .next();
-        let Some(value) = detail.tags.get(key).and_then(Value::as_str) else {
+        // The owner (the user-id tag) and the guests (the slots) named now by a key that
+        // changed. A removed key's old value is not in the event: the reconcile revokes.
+        let named: Vec<&str> = keys
+            .iter()
+            .filter(|k| detail.changed_tag_keys.contains(k))
+            .filter_map(|k| detail.tags.get(k.as_str()).and_then(Value::as_str))
+            .collect();
+        if named.is_empty() {
             return Ok(ignored(
                 id,
                 Reason::new(
                     ReasonCode::UserIdTagRemoved,
-                    format!("{key} was removed from {}; the old value is unknown, the next reconcile revokes if needed", instance.unwrap_or("the instance")),
+                    format!("{key} (or a guest slot) was removed from {}; the old value is unknown, the next reconcile revokes if needed", instance.unwrap_or("the instance")),
                 ),
             ));
-        };
-        let role = &self.role.resolved(&self.iam).await?;
-        match UserId::parse_for(value, &role.id) {
-            // The tag is on an instance of the event's region: read that region first.
-            Ok(user) => {
-                self.converge_user(
-                    id,
-                    role,
-                    &user,
-                    Reads::GrantIn(region.filter(|r| !r.is_empty())),
-                )
-                .await
-            }
-            Err(reason) => Ok(ignored(id, reason)),
         }
+        let role = &self.role.resolved(&self.iam).await?;
+        let mut outcomes = Vec::new();
+        for value in named {
+            match UserId::parse_for(value, &role.id) {
+                // The tag is on an instance of the event's region: read that region first.
+                Ok(user) => {
+                    let region = Reads::GrantIn(region.filter(|r| !r.is_empty()));
+                    outcomes.push(self.converge_user(id, role, &user, region).await?);
+                }
+                Err(reason) => outcomes.push(ignored(id, reason)),
+            }
+        }
+        Ok(combined(outcomes))
     }
 
     async fn on_state_change(
@@ -285,10 +292,11 @@ where
         } else {
             MAX_ROUNDS
         };
+        let keys = self.config.rights_keys();
+        let keys: Vec<&str> = keys.iter().map(String::as_str).collect();
         for round in 1..=rounds {
-            let key = self.config.ownership.user_id_tag_key.as_str();
             let value = value.as_str();
-            live_count = self.live_instances(reads, key, value).await?.len();
+            live_count = self.live_instances(reads, &keys, value).await?.len();
             let desired: BTreeSet<SessionName> = if live_count == 0 {
                 BTreeSet::new()
             } else {
@@ -349,18 +357,18 @@ where
         })
     }
 
-    /// The live instances tagged `key` = `value` that [`Reads`] says to read.
+    /// The live instances on which one of `keys` is `value`, read where [`Reads`] says.
     async fn live_instances(
         &self,
         reads: Reads<'_>,
-        key: &str,
+        keys: &[&str],
         value: &str,
     ) -> Result<Vec<DescribedInstance>, Error> {
         if let Reads::GrantIn(here) = reads {
             let live = self
                 .ec2
                 .get(here)
-                .live_instances_tagged(key, Some(value))
+                .live_instances_tagged(keys, Some(value))
                 .await
                 .map_err(|e| Error::RegionUnreadable {
                     region: here.unwrap_or("the home region").to_owned(),
@@ -372,7 +380,7 @@ where
         }
         Ok(self
             .ec2
-            .read_all(|ec2| async move { ec2.live_instances_tagged(key, Some(value)).await })
+            .read_all(|ec2| async move { ec2.live_instances_tagged(keys, Some(value)).await })
             .await?
             .into_iter()
             .flat_map(|(_, found)| found)
@@ -402,8 +410,7 @@ where
             outcome.reason = format!("static session rights: {}", outcome.reason);
             return Ok(outcome);
         }
-        let live =
-            LiveUsers::read(&self.ec2, &self.config.ownership.user_id_tag_key, &role.id).await?;
+        let live = LiveUsers::read(&self.ec2, &self.config.rights_keys(), &role.id).await?;
         let report = self
             .store
             .converge(role, &Scope::All, &live.users, mode)
@@ -418,9 +425,10 @@ where
     }
 }
 
-/// What a whole-fleet read keeps: the users with a live instance tagged with their user id, the
-/// number of such instances, and the tag values that name no user of the role. Each page is
-/// reduced to this as it arrives, so memory grows with the users, not with the fleet.
+/// What a whole-fleet read keeps: the users with a live instance on which one of the rights
+/// keys (the user-id tag, a guest slot) names them, the number of such instances, and the tag
+/// values that name no user of the role. Each page is reduced to this as it arrives, so memory
+/// grows with the users, not with the fleet.
 #[derive(Debug, Default)]
 pub(crate) struct LiveUsers {
     pub(crate) instances: usize,
@@ -432,17 +440,21 @@ impl LiveUsers {
     /// Every covered region, all at once.
     pub(crate) async fn read<E>(
         ec2: &RegionalClients<E>,
-        key: &str,
+        keys: &[String],
         role: &RoleId,
     ) -> Result<Self, Error>
     where
         E: LiveInstances + InRegion + EnabledRegions + Clone + Sync,
     {
+        let keys: Vec<&str> = keys.iter().map(String::as_str).collect();
+        let keys = keys.as_slice();
         let regions = ec2
             .read_fleet(|ec2| async move {
                 let mut seen = LiveUsers::default();
-                ec2.each_live_instance_tagged(key, &mut |instance| seen.add(&instance, key, role))
-                    .await?;
+                ec2.each_live_instance_tagged(keys, &mut |instance| {
+                    seen.add(&instance, keys, role);
+                })
+                .await?;
                 Ok(seen)
             })
             .await?;
@@ -455,20 +467,49 @@ impl LiveUsers {
         Ok(all)
     }
 
-    fn add(&mut self, instance: &DescribedInstance, key: &str, role: &RoleId) {
-        let Some(value) = instance.tags.get(key) else {
+    fn add(&mut self, instance: &DescribedInstance, keys: &[&str], role: &RoleId) {
+        let values: Vec<&String> = keys.iter().filter_map(|k| instance.tags.get(*k)).collect();
+        if values.is_empty() {
             return;
-        };
+        }
         self.instances += 1;
-        match UserId::parse_for(value, role) {
-            Ok(user) => {
-                self.users.insert(user.user().clone());
+        for value in values {
+            match UserId::parse_for(value, role) {
+                Ok(user) => {
+                    self.users.insert(user.user().clone());
+                }
+                Err(reason) => self
+                    .skipped
+                    .push(Skipped::instance(instance.instance_id.to_string(), reason)),
             }
-            Err(reason) => self
-                .skipped
-                .push(Skipped::instance(instance.instance_id.to_string(), reason)),
         }
     }
+}
+
+/// One outcome for an event that converged several users (an owner and guests): changed if
+/// any changed, each user's reason, writes, skips and counts together.
+fn combined(mut outcomes: Vec<Outcome>) -> Outcome {
+    if outcomes.len() == 1 {
+        return outcomes.remove(0);
+    }
+    let mut all = Outcome::empty(Status::Unchanged);
+    let mut reasons = Vec::new();
+    for outcome in outcomes {
+        if outcome.status == Status::Changed {
+            all.status = Status::Changed;
+        }
+        reasons.push(outcome.reason);
+        all.changed.extend(outcome.changed);
+        all.skipped.extend(outcome.skipped);
+        all.counts.grants += outcome.counts.grants;
+        all.counts.revokes += outcome.counts.revokes;
+        all.counts.capacity_used_percent = outcome
+            .counts
+            .capacity_used_percent
+            .or(all.counts.capacity_used_percent);
+    }
+    all.reason = reasons.join("; ");
+    all
 }
 
 fn reconcile_outcome(

@@ -13,7 +13,9 @@ use crate::domain::sharing::{
     plan_share, session_user, ShareOutcome, SharePlan, ShareRules, Trigger,
 };
 use crate::error::Error;
-use crate::ports::{DescribedInstance, GuestSessions, InRegion, InstanceTagger, OpenSession};
+use crate::ports::{
+    DescribedInstance, GuestSessions, InRegion, InstanceTagger, OpenSession, ShareExpiries,
+};
 
 /// No Session Manager client: a share's end removes the slots but ends no session (replay, and
 /// the tests that do not look at sessions).
@@ -43,19 +45,57 @@ impl InRegion for NoSessions {
     }
 }
 
+/// No schedules: a share ends at the first sweep after its time (replay, the tests that do not
+/// look at schedules, and a deployment without the expiry schedule group).
+#[derive(Debug, Clone, Copy, Default)]
+pub struct NoExpiries;
+
+impl ShareExpiries for NoExpiries {
+    async fn schedule_expiry(
+        &self,
+        _instance: &crate::domain::ids::InstanceId,
+        _region: &str,
+        _at: DateTime<Utc>,
+    ) -> Result<(), Error> {
+        Ok(())
+    }
+}
+
+/// A deployment's schedules when it has them (`SHARE_EXPIRY_*` set), none otherwise.
+impl<X: ShareExpiries + Sync> ShareExpiries for Option<X> {
+    async fn schedule_expiry(
+        &self,
+        instance: &crate::domain::ids::InstanceId,
+        region: &str,
+        at: DateTime<Utc>,
+    ) -> Result<(), Error> {
+        match self {
+            Some(expiries) => expiries.schedule_expiry(instance, region, at).await,
+            None => Ok(()),
+        }
+    }
+}
+
 /// Where a share is applied: EC2 for the tags and Session Manager for the guests' sessions, in
-/// the instance's region; the users' role and the deployment's sharing rules.
-pub(crate) struct Applied<'a, E, S> {
+/// the instance's region (`region`); the expiry schedules, the users' role and the deployment's
+/// sharing rules.
+pub(crate) struct Applied<'a, E, S, X> {
     pub ec2: &'a E,
     pub sessions: &'a S,
+    pub expiries: &'a X,
+    pub region: &'a str,
     pub role: &'a ResolvedRole,
     pub rules: &'a ShareRules,
 }
 
+/// A schedule must lie in the future when it is made: a share ending sooner is scheduled this
+/// long from now (and ends that much late, or at the sweep).
+const SOONEST_SCHEDULE: chrono::Duration = chrono::Duration::minutes(1);
+
 /// Plan one instance's share and apply it, adding what was done to `outcome`. On a converge
 /// (the sweep) a refusal is not reported again: the owner's request event reported it.
-pub(crate) async fn converge_share<E: InstanceTagger, S: GuestSessions>(
-    at: &Applied<'_, E, S>,
+pub(crate) async fn converge_share<E: InstanceTagger, S: GuestSessions, X: ShareExpiries>(
+    at: &Applied<'_, E, S, X>,
     event_id: Option<&str>,
     instance: &DescribedInstance,
     (now, trigger): (DateTime<Utc>, Trigger),
@@ -65,7 +105,7 @@ pub(crate) async fn converge_share<E: InstanceTagger, S: GuestSessions>(
     if trigger == Trigger::Converge && matches!(plan.outcome, ShareOutcome::Refused(_)) {
         return Ok(());
     }
-    apply(at, event_id, instance, plan, outcome).await
+    apply(at, event_id, instance, plan, now, outcome).await
 }
 
 /// Whether a share plan has anything to do on this instance (the sweep keeps only those).
@@ -79,16 +119,24 @@ pub(crate) fn needs_work(
     !plan.put.is_empty() || !plan.remove.is_empty()
 }
 
-async fn apply<E: InstanceTagger, S: GuestSessions>(
-    at: &Applied<'_, E, S>,
+async fn apply<E: InstanceTagger, S: GuestSessions, X: ShareExpiries>(
+    at: &Applied<'_, E, S, X>,
     event_id: Option<&str>,
     instance: &DescribedInstance,
     plan: SharePlan,
+    now: DateTime<Utc>,
     outcome: &mut Outcome,
 ) -> Result<(), Error> {
     let ec2 = at.ec2;
     let id = &instance.instance_id;
     let target = TagTarget::Instance(id.clone());
+    // The schedule first: if writing the tags then fails, the event is delivered again and the
+    // schedule is moved; a schedule whose share was never written finds nothing to end.
+    if let ShareOutcome::Shared { until, .. } = &plan.outcome {
+        at.expiries
+            .schedule_expiry(id, at.region, (*until).max(now + SOONEST_SCHEDULE))
+            .await?;
+    }
     // Removals carry the value read, so a tag the owner rewrote since stays.
     let remove: BTreeMap<String, String> = plan
         .remove
@@ -143,8 +191,8 @@ async fn apply<E: InstanceTagger, S: GuestSessions>(
 
 /// End the sessions the share's guests still have open on the instance: a session of the users'
 /// role whose user id held a slot and is not the owner's. Everybody else's stay.
-async fn end_guest_sessions<E, S: GuestSessions>(
-    at: &Applied<'_, E, S>,
+async fn end_guest_sessions<E, S: GuestSessions, X>(
+    at: &Applied<'_, E, S, X>,
     event_id: Option<&str>,
     instance: &DescribedInstance,
     guests: &[String],

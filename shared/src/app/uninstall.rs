@@ -61,7 +61,7 @@ where
     let tagged = regions
         .read_fleet(|ec2| async move {
             let mut targets = Vec::new();
-            ec2.each_live_instance_tagged(key, &mut |instance| {
+            ec2.each_live_instance_tagged(&[key], &mut |instance| {
                 targets.push(TagTarget::Instance(instance.instance_id))
             })
             .await?;

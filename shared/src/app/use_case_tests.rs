@@ -1,7 +1,7 @@
 //! The use cases and both stores against the in-memory fakes: fast, no moto. The moto tests
 //! (`shared/tests/*_moto.rs`) keep the end-to-end AWS behaviour.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 
 use super::inline_store::InlineStore;
 use super::managed_store::ManagedStore;
@@ -780,4 +780,188 @@ async fn a_share_that_ends_ends_its_guests_sessions_and_nobody_elses() {
     assert_eq!(world.calls["ssm:TerminateSession"], 1);
     let tags = &world.instances[&crate::domain::ids::InstanceId::parse(instance).unwrap()].tags;
     assert!(!tags.contains_key("AwsUserIdGuest1") && !tags.contains_key("ShareWith"));
+}
+
+#[tokio::test]
+async fn per_user_rights_follow_guest_slots_while_a_share_lasts() {
+    // GIVEN tim's instance shared with ada (her slot written by the owner-tagger), per-user
+    // rights, sharing on
+    let fake = fake();
+    let tim = format!("{ROLE_ID}:tim.malone");
+    let ada = format!("{ROLE_ID}:ada");
+    let until = format!("2030-01-01T00:00:00Z;{tim}");
+    let shared = fake.add_instance(
+        "i-0a1b2c3d4e5f60008",
+        InstanceState::Running,
+        &[
+            ("AwsUserId", &tim),
+            ("AwsUserIdGuest1", &ada),
+            ("AwsUserIdSharedUntil", &until),
+        ],
+    );
+    let config = Config::for_tests(&[("SHARING", "true")]);
+    let policies = policies_on(config.clone(), &fake, managed(&fake));
+
+    // WHEN the slot's tag change arrives THEN ada is granted, with one DescribeInstances before
+    // the write and one after (not the only writer)
+    let mut slot = event(sample_event!("tag-change-user-id-added.json"));
+    slot["resources"] = serde_json::json!([format!(
+        "arn:aws:ec2:us-east-1:123456789012:instance/{shared}"
+    )]);
+    slot["detail"]["changed-tag-keys"] =
+        serde_json::json!(["AwsUserIdGuest1", "AwsUserIdSharedUntil"]);
+    slot["detail"]["tags"] = serde_json::json!({"AwsUserId": tim, "AwsUserIdGuest1": ada,
+        "AwsUserIdSharedUntil": until});
+    fake.take_calls();
+    let outcome = policies.handle(slot.clone()).await.unwrap();
+    assert_eq!(outcome.status, Status::Changed, "{outcome:?}");
+    assert_eq!(outcome.reason, "ada has 1 live instance(s): granted");
+    assert!(role_holds(&fake, "ada"));
+    assert!(
+        !role_holds(&fake, "tim.malone"),
+        "tim's own key did not change"
+    );
+    assert_eq!(fake.take_calls()["ec2:DescribeInstances"], 2);
+
+    // WHEN the share ends (the slot removed) THEN the reconcile revokes ada and grants tim
+    fake.world()
+        .instances
+        .get_mut(&shared)
+        .unwrap()
+        .tags
+        .retain(|k, _| k == "AwsUserId");
+    policies.reconcile(WriteMode::Apply).await.unwrap();
+    assert!(!role_holds(&fake, "ada"));
+    assert!(role_holds(&fake, "tim.malone"));
+
+    // and with sharing off a slot grants nothing
+    fake.world()
+        .instances
+        .get_mut(&shared)
+        .unwrap()
+        .tags
+        .insert("AwsUserIdGuest1".into(), ada.clone());
+    let off = policies_on(Config::for_tests(&[]), &fake, managed(&fake));
+    let outcome = off.handle(slot).await.unwrap();
+    assert_eq!(outcome.status, Status::Ignored, "{outcome:?}");
+    off.reconcile(WriteMode::Apply).await.unwrap();
+    assert!(!role_holds(&fake, "ada"));
+}
+
+#[tokio::test]
+async fn each_share_gets_a_schedule_at_its_end_and_the_expiry_event_ends_it_then() {
+    // GIVEN tim's instance in eu-west-1 with a request to share with ana for 90 minutes
+    let fake = fake();
+    let tims = format!("{ROLE_ID}:tim");
+    let id = fake.add_instance(
+        "i-0a1b2c3d4e5f60012",
+        InstanceState::Running,
+        &[
+            ("AwsUserId", &tims),
+            ("ShareWith", "ana"),
+            ("ShareFor", "90m"),
+        ],
+    );
+    fake.world()
+        .instance_regions
+        .insert(id.clone(), "eu-west-1".into());
+    let config = Config::for_tests(&[("SHARING", "true"), ("REGIONS", "us-east-1,eu-west-1")]);
+    let tagger = OwnerTagger::new(config, fake.clone(), fake.clone()).with_expiries(fake.clone());
+    let at = |time: &str| {
+        chrono::DateTime::parse_from_rfc3339(time)
+            .unwrap()
+            .with_timezone(&chrono::Utc)
+    };
+    let mut request = event(sample_event!("tag-change-share-with-added.json"));
+    request["region"] = serde_json::json!("eu-west-1");
+    request["resources"] =
+        serde_json::json!([format!("arn:aws:ec2:eu-west-1:123456789012:instance/{id}")]);
+    request["time"] = serde_json::json!("2026-12-06T12:00:00Z");
+
+    // WHEN the request arrives THEN the share is written and one schedule is made at its end,
+    // in the instance's region
+    let outcome = tagger
+        .handle_at(request.clone(), at("2026-12-06T12:00:05Z"))
+        .await
+        .unwrap();
+    assert_eq!(outcome.counts.shares_made, 1, "{outcome:?}");
+    assert_eq!(
+        fake.world().expiry_schedules,
+        BTreeMap::from([(
+            ("eu-west-1".to_owned(), id.clone()),
+            at("2026-12-06T13:30:00Z")
+        )])
+    );
+    // a redelivery renews nothing and schedules nothing
+    fake.take_calls();
+    tagger
+        .handle_at(request, at("2026-12-06T12:01:00Z"))
+        .await
+        .unwrap();
+    assert_eq!(fake.take_calls().get("scheduler:CreateSchedule"), None);
+
+    // WHEN the expiry event comes early (a forged one, say) THEN nothing ends
+    let mut expiry = event(sample_event!("share-expiry.json"));
+    expiry["detail"] = serde_json::json!({"instance-id": id.to_string(), "region": "eu-west-1"});
+    let early = tagger
+        .handle_at(expiry.clone(), at("2026-12-06T13:00:00Z"))
+        .await
+        .unwrap();
+    assert_eq!(early.status, Status::Unchanged, "{early:?}");
+    assert!(fake.world().instances[&id]
+        .tags
+        .contains_key("AwsUserIdGuest1"));
+
+    // WHEN it comes at the end THEN the share is over: slots, expiry and request gone
+    let ended = tagger
+        .handle_at(expiry, at("2026-12-06T13:30:01Z"))
+        .await
+        .unwrap();
+    assert_eq!(ended.counts.shares_ended, 1, "{ended:?}");
+    assert_eq!(
+        fake.world().instances[&id].tags.keys().collect::<Vec<_>>(),
+        ["AwsUserId"]
+    );
+    assert_eq!(fake.take_calls().get("scheduler:CreateSchedule"), None);
+
+    // and an expiry event naming no instance, or a region that is not one, is ignored
+    for detail in [
+        serde_json::json!({"instance-id": "i-nothex", "region": "eu-west-1"}),
+        serde_json::json!({"instance-id": id.to_string(), "region": "eu west 1"}),
+        serde_json::json!({"region": "eu-west-1"}),
+    ] {
+        let mut bad = event(sample_event!("share-expiry.json"));
+        bad["detail"] = detail.clone();
+        let outcome = tagger.handle(bad).await.unwrap();
+        assert_eq!(outcome.status, Status::Ignored, "{detail}: {outcome:?}");
+    }
+}
+
+#[tokio::test]
+async fn a_share_ending_within_a_minute_is_scheduled_a_minute_from_now() {
+    let fake = fake();
+    let tims = format!("{ROLE_ID}:tim");
+    let id = fake.add_instance(
+        "i-0a1b2c3d4e5f60013",
+        InstanceState::Running,
+        &[
+            ("AwsUserId", &tims),
+            ("ShareWith", "ana"),
+            ("ShareFor", "1m"),
+        ],
+    );
+    let config = Config::for_tests(&[("SHARING", "true"), ("REGIONS", "us-east-1")]);
+    let tagger = OwnerTagger::new(config, fake.clone(), fake.clone()).with_expiries(fake.clone());
+    let mut request = event(sample_event!("tag-change-share-with-added.json"));
+    request["resources"] =
+        serde_json::json!([format!("arn:aws:ec2:us-east-1:123456789012:instance/{id}")]);
+    request["time"] = serde_json::json!("2026-12-06T12:00:00Z");
+    let now = chrono::DateTime::parse_from_rfc3339("2026-12-06T12:00:30Z")
+        .unwrap()
+        .with_timezone(&chrono::Utc);
+    tagger.handle_at(request, now).await.unwrap();
+    assert_eq!(
+        fake.world().expiry_schedules[&("us-east-1".to_owned(), id)],
+        now + chrono::Duration::minutes(1)
+    );
 }

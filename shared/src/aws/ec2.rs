@@ -89,24 +89,52 @@ impl LiveInstances for aws_sdk_ec2::Client {
     #[instrument(skip(self))]
     async fn live_instances_tagged(
         &self,
-        key: &str,
+        keys: &[&str],
         value: Option<&str>,
     ) -> Result<Vec<DescribedInstance>, Error> {
-        let tag = match value {
-            Some(value) => Filter::builder()
+        let tag = match (keys, value) {
+            ([key], Some(value)) => Filter::builder()
                 .name(format!("tag:{key}"))
-                .values(value)
+                .values(value.to_owned())
                 .build(),
-            None => Filter::builder().name("tag-key").values(key).build(),
+            // One call for several keys: any tag holding the value, then the keys decide.
+            (_, Some(value)) => Filter::builder().name("tag-value").values(value).build(),
+            (_, None) => tag_key_filter(keys),
         };
-        describe_filtered(self, vec![tag, live_filter()], Some(&[key])).await
+        let found = describe_filtered(self, vec![tag, live_filter()], Some(keys)).await?;
+        Ok(found
+            .into_iter()
+            .filter(|instance| {
+                value.is_none_or(|value| {
+                    keys.iter()
+                        .any(|key| instance.tags.get(*key).map(String::as_str) == Some(value))
+                })
+            })
+            .collect())
     }
 
     #[instrument(skip(self, visit))]
-    async fn each_live_instance_tagged(&self, key: &str, visit: Visit<'_>) -> Result<(), Error> {
-        let tag = Filter::builder().name("tag-key").values(key).build();
-        describe_each(self, vec![tag, live_filter()], Some(&[key]), visit).await
+    async fn each_live_instance_tagged(
+        &self,
+        keys: &[&str],
+        visit: Visit<'_>,
+    ) -> Result<(), Error> {
+        describe_each(
+            self,
+            vec![tag_key_filter(keys), live_filter()],
+            Some(keys),
+            visit,
+        )
+        .await
     }
+}
+
+/// Instances that carry any of `keys` (a filter's values are ORed).
+fn tag_key_filter(keys: &[&str]) -> Filter {
+    Filter::builder()
+        .name("tag-key")
+        .set_values(Some(keys.iter().map(|k| (*k).to_owned()).collect()))
+        .build()
 }
 
 /// Whether a tag is kept: with `keys`, only those keys and their case variants (so a fleet's

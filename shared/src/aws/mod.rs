@@ -6,6 +6,7 @@ mod cloudtrail;
 mod ec2;
 mod iam;
 mod logging;
+mod scheduler;
 mod sdk_error;
 mod ssm;
 #[cfg(feature = "stack")]
@@ -22,6 +23,7 @@ pub use iam::decode_policy_document;
 #[cfg(any(test, feature = "fakes"))]
 pub(crate) use iam::pick_permission_set_role;
 pub use logging::LoggingClients;
+pub use scheduler::ExpirySchedules;
 pub use sdk_error::from_sdk;
 #[cfg(feature = "stack")]
 pub use stack::{tool_config, tool_config_or_exit, ToolConfigError};
@@ -88,6 +90,8 @@ pub struct Clients {
     pub ssm: aws_sdk_ssm::Client,
     /// The owner-tagger's sweep and the doctor ask which trails deliver launches.
     pub cloudtrail: aws_sdk_cloudtrail::Client,
+    /// The owner-tagger's one-time schedule at each share's end.
+    pub scheduler: aws_sdk_scheduler::Client,
 }
 
 impl Clients {
@@ -101,17 +105,20 @@ impl Clients {
         let mut iam = aws_sdk_iam::config::Builder::from(sdk);
         let mut ssm = aws_sdk_ssm::config::Builder::from(sdk);
         let mut cloudtrail = aws_sdk_cloudtrail::config::Builder::from(sdk);
+        let mut scheduler = aws_sdk_scheduler::config::Builder::from(sdk);
         if let Some(counter) = counter {
             ec2 = ec2.interceptor(counter.clone());
             iam = iam.interceptor(counter.clone());
             ssm = ssm.interceptor(counter.clone());
-            cloudtrail = cloudtrail.interceptor(counter);
+            cloudtrail = cloudtrail.interceptor(counter.clone());
+            scheduler = scheduler.interceptor(counter);
         }
         Self {
             ec2: aws_sdk_ec2::Client::from_conf(ec2.build()),
             iam: aws_sdk_iam::Client::from_conf(iam.build()),
             ssm: aws_sdk_ssm::Client::from_conf(ssm.build()),
             cloudtrail: aws_sdk_cloudtrail::Client::from_conf(cloudtrail.build()),
+            scheduler: aws_sdk_scheduler::Client::from_conf(scheduler.build()),
         }
     }
 }

@@ -21,6 +21,9 @@ pub enum Route {
     StateChange,
     /// "Scheduled Event": the reconcile.
     Scheduled,
+    /// The product's own "Share Expiry", sent by a one-time schedule at a share's end: the
+    /// owner-tagger ends the share on that instance.
+    ShareExpiry,
 }
 
 /// The owner-tagging function.
@@ -41,7 +44,7 @@ impl Route {
         user_id_key: &str,
     ) -> Vec<&'static str> {
         match self {
-            Route::RunInstances => vec![OWNER_TAGGER],
+            Route::RunInstances | Route::ShareExpiry => vec![OWNER_TAGGER],
             Route::StateChange => vec![SESSION_POLICY],
             Route::Scheduled => vec![OWNER_TAGGER, SESSION_POLICY],
             Route::TagChange => {
@@ -64,6 +67,10 @@ impl Route {
 pub(crate) const TAG_CHANGE: &str = "Tag Change on Resource";
 pub(crate) const STATE_CHANGE: &str = "EC2 Instance State-change Notification";
 pub(crate) const SCHEDULED: &str = "Scheduled Event";
+/// The source and detail-type of the expiry event the owner-tagger's one-time schedules send
+/// (a custom source: `aws.` ones are AWS's).
+pub const SHARE_EXPIRY_SOURCE: &str = "ssm-session-owner.sharing";
+pub const SHARE_EXPIRY: &str = "Share Expiry";
 
 /// Parse the envelope of any EventBridge event.
 pub fn parse_envelope(event: Value) -> Result<EventBridgeEvent<Value>, Reason> {
@@ -87,6 +94,7 @@ pub fn route(envelope: &EventBridgeEvent<Value>) -> Result<Route, Reason> {
         ("aws.tag", TAG_CHANGE, _) => Ok(Route::TagChange),
         ("aws.ec2", STATE_CHANGE, _) => Ok(Route::StateChange),
         ("aws.events", SCHEDULED, _) => Ok(Route::Scheduled),
+        (SHARE_EXPIRY_SOURCE, SHARE_EXPIRY, _) => Ok(Route::ShareExpiry),
         (source, detail_type, Some(name)) => Err(Reason::new(
             ReasonCode::OtherEvent,
             format!("no function handles {source} / {detail_type} / {name}"),
@@ -116,6 +124,7 @@ pub(crate) enum Event {
     TagChange(TagChangeDetail),
     StateChange(StateChangeDetail),
     Scheduled,
+    ShareExpiry(ShareExpiryDetail),
 }
 
 /// An event no function acts on: its id (when it had one) and why.
@@ -152,6 +161,9 @@ pub(crate) fn dispatch(event: Value) -> Result<Incoming, Unhandled> {
             serde_json::from_value(detail).map_err(|e| malformed("state-change", e))?,
         ),
         Route::Scheduled => Event::Scheduled,
+        Route::ShareExpiry => Event::ShareExpiry(
+            serde_json::from_value(detail).map_err(|e| malformed("share-expiry", e))?,
+        ),
     };
     Ok(Incoming {
         id: envelope.id,
@@ -160,6 +172,16 @@ pub(crate) fn dispatch(event: Value) -> Result<Incoming, Unhandled> {
         resources: envelope.resources.unwrap_or_default(),
         event,
     })
+}
+
+/// `detail` of the product's "Share Expiry": which instance, in which region. Anyone who may
+/// put events on the bus can send one; it only makes the owner-tagger look at the instance, and
+/// a share ends on the instance's own expiry tag and the function's clock, never on the event.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, serde::Serialize)]
+pub struct ShareExpiryDetail {
+    #[serde(rename = "instance-id")]
+    pub instance_id: String,
+    pub region: String,
 }
 
 /// A CloudTrail record as delivered in `detail`.
@@ -264,7 +286,7 @@ impl TagChangeDetail {
     /// `unchanged_code` when another key changed) when it is not.
     pub(crate) fn changed_on_instance(
         &self,
-        key: &str,
+        keys: &[String],
         unchanged_code: ReasonCode,
     ) -> Result<(), Reason> {
         if self.service.as_deref() != Some("ec2")
@@ -279,8 +301,14 @@ impl TagChangeDetail {
                 ),
             ));
         }
-        if !self.changed_tag_keys.iter().any(|k| k == key) {
-            return Err(Reason::new(unchanged_code, format!("{key} did not change")));
+        if !self.changed_tag_keys.iter().any(|k| keys.contains(k)) {
+            let text = match keys {
+                [first, rest @ ..] if !rest.is_empty() => {
+                    format!("{first} did not change (nor {})", rest.join(", "))
+                }
+                _ => format!("{} did not change", keys.join("")),
+            };
+            return Err(Reason::new(unchanged_code, text));
         }
         Ok(())
     }

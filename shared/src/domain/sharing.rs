@@ -337,7 +337,7 @@ pub fn session_user(owner: &str, role: &ResolvedRole) -> Option<UserId> {
 }
 
 /// Read the expiry tag: when, and whose share. `None` when it cannot be read.
-fn read_until(value: &str) -> Option<(DateTime<Utc>, &str)> {
+pub fn read_until(value: &str) -> Option<(DateTime<Utc>, &str)> {
     let (time, owner) = value.split_once(';')?;
     let time = DateTime::parse_from_rfc3339(time).ok()?.with_timezone(&Utc);
     Some((time, owner))

@@ -22,12 +22,13 @@ pub trait Handler {
     fn handle(&self, event: Value) -> impl Future<Output = Result<Outcome, Error>> + Send;
 }
 
-impl<E, R, C, S> Handler for OwnerTagger<E, R, C, S>
+impl<E, R, C, S, X> Handler for OwnerTagger<E, R, C, S, X>
 where
     E: TaggerEc2,
     R: RoleDirectory + Sync,
     C: TrailDirectory + InRegion + Clone + Send + Sync,
     S: crate::ports::GuestSessions + InRegion + Clone + Send + Sync,
+    X: crate::ports::ShareExpiries + Sync,
 {
     fn handle(&self, event: Value) -> impl Future<Output = Result<Outcome, Error>> + Send {
         OwnerTagger::handle(self, event)

@@ -388,10 +388,10 @@ impl shared::ports::EnabledRegions for PausedAfterFirstRead {
 impl shared::ports::LiveInstances for PausedAfterFirstRead {
     async fn live_instances_tagged(
         &self,
-        key: &str,
+        keys: &[&str],
         value: Option<&str>,
     ) -> Result<Vec<shared::ports::DescribedInstance>, Error> {
-        let answer = self.inner.live_instances_tagged(key, value).await;
+        let answer = self.inner.live_instances_tagged(keys, value).await;
         let gate = self.gate.lock().unwrap().take();
         if let Some((reached, resume)) = gate {
             reached.send(()).unwrap();
@@ -402,10 +402,10 @@ impl shared::ports::LiveInstances for PausedAfterFirstRead {
 
     async fn each_live_instance_tagged(
         &self,
-        key: &str,
+        keys: &[&str],
         visit: shared::ports::Visit<'_>,
     ) -> Result<(), Error> {
-        self.inner.each_live_instance_tagged(key, visit).await
+        self.inner.each_live_instance_tagged(keys, visit).await
     }
 }
 
@@ -568,4 +568,70 @@ async fn a_revoke_costs_three_ec2_reads_two_iam_reads_and_one_delete() {
         ])
     );
     assert_eq!(w.role_policies().await, BTreeMap::new());
+}
+
+#[tokio::test]
+async fn a_guest_slot_grants_the_guest_and_a_forged_slot_event_grants_nobody() {
+    // GIVEN tim's instance with ada in a guest slot, and another instance on which a user's
+    // own label holds bob's id (not a key that gives rights); per-user rights, sharing on
+    let w = world().await;
+    let instance = w.launch_for("tim.malone").await;
+    let ada = format!("{}:ada.lovelace", w.role_id);
+    let bob = format!("{}:bob", w.role_id);
+    let labelled = w.launch_for("grace.hopper").await;
+    for (id, key, value) in [
+        (&instance, "AwsUserIdGuest1", &ada),
+        (&labelled, "Note", &bob),
+    ] {
+        w.admin
+            .ec2
+            .create_tags()
+            .resources(id.as_str())
+            .tags(
+                aws_sdk_ec2::types::Tag::builder()
+                    .key(key)
+                    .value(value)
+                    .build(),
+            )
+            .send()
+            .await
+            .unwrap();
+    }
+    let role_id = w.role_id.to_string();
+    let config = shared::Config::from_lookup(|k| match k {
+        "SESSION_ROLE_NAME" => Some(ROLE.into()),
+        "SESSION_ROLE_ID" => Some(role_id.clone()),
+        "END_SESSIONS_ON_TERMINATE" => Some("false".into()),
+        "REGIONS" => Some("us-east-1".into()),
+        "SHARING" => Some("true".into()),
+        _ => None,
+    })
+    .unwrap();
+    let policies = SessionPolicies::new(
+        config,
+        w.clients.ec2.clone(),
+        w.clients.iam.clone(),
+        w.clients.ssm.clone(),
+        InlineStore::new(w.clients.iam.clone(), PREFIX),
+    );
+    let slot_event = |guest: &str| {
+        let mut event = w.tag_event(&instance, "tim.malone");
+        event["detail"]["changed-tag-keys"] = serde_json::json!(["AwsUserIdGuest1"]);
+        event["detail"]["tags"]["AwsUserIdGuest1"] = serde_json::json!(guest);
+        event
+    };
+    w.counter.take();
+
+    // WHEN the slot's tag change arrives THEN ada is granted (tim's key did not change), with
+    // one DescribeInstances before and one after the write
+    let outcome = policies.handle(slot_event(&ada)).await.unwrap();
+    assert_eq!(outcome.status, Status::Changed, "{outcome:?}");
+    assert_eq!(w.role_policies().await, w.expected(&["ada.lovelace"]));
+    assert_eq!(w.counter.take()["ec2:DescribeInstances"], 2);
+
+    // WHEN an event claims bob holds the slot THEN EC2 is the judge: the only tag holding his
+    // id is a label, so nobody is granted
+    let outcome = policies.handle(slot_event(&bob)).await.unwrap();
+    assert_eq!(outcome.reason, "bob has no live instance: revoked");
+    assert_eq!(w.role_policies().await, w.expected(&["ada.lovelace"]));
 }

@@ -245,3 +245,106 @@ async fn the_owner_deleting_share_with_ends_the_share_and_a_rewritten_tag_is_nev
         .await
         .contains_key("ShareWith"));
 }
+
+#[tokio::test]
+async fn a_share_is_scheduled_to_end_at_its_time_and_a_new_share_moves_the_schedule() {
+    // GIVEN the deployment's schedule group in moto (moto has EventBridge Scheduler)
+    let w = CountedMoto::start(ROLE).await;
+    let group = "ssm-session-owner-shares";
+    w.admin
+        .scheduler
+        .create_schedule_group()
+        .name(group)
+        .send()
+        .await
+        .unwrap();
+    let at = shared::config::ExpirySchedule {
+        group: group.into(),
+        role_arn: "arn:aws:iam::123456789012:role/ShareExpiryRole".into(),
+        bus_arn: "arn:aws:events:us-east-1:123456789012:event-bus/default".into(),
+    };
+    let schedules = shared::aws::ExpirySchedules::new(w.clients.scheduler.clone(), at);
+    let instance = shared::domain::ids::InstanceId::parse("i-0a1b2c3d4e5f60008").unwrap();
+    let time = |t: &str| DateTime::parse_from_rfc3339(t).unwrap().with_timezone(&Utc);
+    let read = || async {
+        w.admin
+            .scheduler
+            .get_schedule()
+            .group_name(group)
+            .name("share-eu-west-1-i-0a1b2c3d4e5f60008")
+            .send()
+            .await
+            .unwrap()
+    };
+    w.counter.take();
+
+    // WHEN a share of the instance in eu-west-1 is scheduled THEN one schedule, in UTC, sends
+    // the product's expiry event naming the instance and its region to the bus, as the role
+    use shared::ports::ShareExpiries;
+    schedules
+        .schedule_expiry(&instance, "eu-west-1", time("2026-12-07T03:00:00Z"))
+        .await
+        .unwrap();
+    let made = read().await;
+    assert_eq!(made.schedule_expression(), Some("at(2026-12-07T03:00:00)"));
+    assert_eq!(made.schedule_expression_timezone(), Some("UTC"));
+    let target = made.target().unwrap();
+    assert_eq!(
+        target.arn(),
+        "arn:aws:events:us-east-1:123456789012:event-bus/default"
+    );
+    assert_eq!(
+        target.role_arn(),
+        "arn:aws:iam::123456789012:role/ShareExpiryRole"
+    );
+    let input: Value = serde_json::from_str(target.input().unwrap()).unwrap();
+    assert_eq!(
+        input,
+        serde_json::json!({"instance-id": "i-0a1b2c3d4e5f60008", "region": "eu-west-1"})
+    );
+    let parameters = target.event_bridge_parameters().unwrap();
+    assert_eq!(
+        (parameters.source(), parameters.detail_type()),
+        ("ssm-session-owner.sharing", "Share Expiry")
+    );
+    assert_eq!(
+        w.counter.take(),
+        BTreeMap::from([("scheduler:CreateSchedule".to_owned(), 1)])
+    );
+
+    // WHEN the instance is shared again THEN its one schedule moves: Create finds it, Update
+    // moves it
+    schedules
+        .schedule_expiry(&instance, "eu-west-1", time("2026-12-08T09:30:00Z"))
+        .await
+        .unwrap();
+    assert_eq!(
+        read().await.schedule_expression(),
+        Some("at(2026-12-08T09:30:00)")
+    );
+    assert_eq!(
+        w.counter.take(),
+        BTreeMap::from([
+            ("scheduler:CreateSchedule".to_owned(), 1),
+            ("scheduler:UpdateSchedule".to_owned(), 1)
+        ])
+    );
+
+    // WHEN the group is missing THEN the error is Scheduler's, not a silent success
+    let lost = shared::aws::ExpirySchedules::new(
+        w.clients.scheduler.clone(),
+        shared::config::ExpirySchedule {
+            group: "no-such-group".into(),
+            role_arn: "arn:aws:iam::123456789012:role/ShareExpiryRole".into(),
+            bus_arn: "arn:aws:events:us-east-1:123456789012:event-bus/default".into(),
+        },
+    );
+    let err = lost
+        .schedule_expiry(&instance, "eu-west-1", time("2026-12-07T03:00:00Z"))
+        .await
+        .unwrap_err();
+    assert!(
+        err.to_string().contains("scheduler:CreateSchedule"),
+        "{err}"
+    );
+}

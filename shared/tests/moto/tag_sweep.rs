@@ -340,7 +340,10 @@ async fn bulk_reads_keep_only_the_ownership_tags_and_their_case_variants() {
         .await
         .unwrap();
     assert_eq!(keys_of(swept), ["AwsUserId", "CreatedBy", "awsuserid"]);
-    let tagged = ec2.live_instances_tagged("AwsUserId", None).await.unwrap();
+    let tagged = ec2
+        .live_instances_tagged(&["AwsUserId"], None)
+        .await
+        .unwrap();
     assert_eq!(keys_of(tagged), ["AwsUserId", "awsuserid"]);
 }
 

@@ -1,7 +1,7 @@
 // The SDK futures nest deeply; computing their layout needs more than the default depth.
 #![recursion_limit = "256"]
 
-//! `replay [--dry-run] FILE...` (`-` is stdin): send each EventBridge event to the handler the
+//! `replay [--dry-run] [--at TIME] FILE...` (`-` is stdin): send each EventBridge event to the handler the
 //! matching Lambda runs, against whatever AWS endpoint the SDK is configured with
 //! (`AWS_ENDPOINT_URL`), and print one JSON line per event. `--dry-run` (or
 //! `RECONCILE_DRY_RUN=true`) makes a reconcile report its plan without writing. Exit 0 when every
@@ -10,6 +10,7 @@
 
 use std::io::Read;
 
+use chrono::{DateTime, Utc};
 use clap::{Parser, ValueEnum};
 use std::process::ExitCode;
 
@@ -44,6 +45,16 @@ struct Args {
     /// Send each event to this function only.
     #[arg(long, value_enum)]
     function: Option<Function>,
+    /// Handle the events as if the clock read this time (RFC 3339): what the sweep would end
+    /// then. Default: now.
+    #[arg(long, value_name = "TIME", value_parser = parse_time)]
+    at: Option<DateTime<Utc>>,
+}
+
+fn parse_time(text: &str) -> Result<DateTime<Utc>, String> {
+    DateTime::parse_from_rfc3339(text)
+        .map(|t| t.with_timezone(&Utc))
+        .map_err(|e| format!("{text:?} is not an RFC 3339 time (2026-12-06T20:00:00Z): {e}"))
 }
 
 #[derive(Clone, Copy, Debug, ValueEnum)]
@@ -62,12 +73,15 @@ struct Functions {
     session_policy: SessionPolicies<Ec2, Iam, aws_sdk_ssm::Client, AnyStore<Iam>>,
     /// The reconcile's: `--dry-run` or `RECONCILE_DRY_RUN` plan only.
     mode: WriteMode,
+    /// `--at`: the owner-tagger's clock.
+    at: Option<DateTime<Utc>>,
 }
 
 impl Functions {
     async fn handle(&self, function: &str, event: Value) -> Result<Outcome, Error> {
         if function == OWNER_TAGGER {
-            self.owner_tagger.handle(event).await
+            let now = self.at.unwrap_or_else(Utc::now);
+            self.owner_tagger.handle_at(event, now).await
         } else {
             self.session_policy.handle_with(event, self.mode).await
         }
@@ -78,7 +92,7 @@ impl Functions {
 async fn main() -> ExitCode {
     lambda_runtime::tracing::init_default_subscriber_with_writer(std::io::stderr);
     let args = Args::parse();
-    let (files, dry_run_flag) = (args.files, args.dry_run);
+    let (files, dry_run_flag, at) = (args.files, args.dry_run, args.at);
     let only: Option<&'static str> = args.function.map(|f| match f {
         Function::OwnerTagger => OWNER_TAGGER,
         Function::SessionPolicy => SESSION_POLICY,
@@ -91,6 +105,7 @@ async fn main() -> ExitCode {
     let clients = Clients::with_counter(&load_sdk_config(&config).await, Some(counter.clone()));
     let store = AnyStore::from_config(clients.iam.clone(), &config);
     let functions = Functions {
+        at,
         mode: if dry_run_flag {
             WriteMode::DryRun
         } else {

@@ -237,7 +237,8 @@ async fn the_samples_tag_their_instances_and_a_second_replay_changes_nothing() {
         "ignored"
     );
     assert_eq!(results["run-instances-dry-run.json"]["outcome"], "ignored");
-    // The reconcile grants the two users with live instances in one shard and removes
+    // The reconcile grants the two users with live instances and alan.turing, a guest with no
+    // instance of his own (his slot on tim's shared instance), in one shard, and removes
     // grace.hopper's leftover inline statement; the termination and tag-change events then
     // find nothing to do.
     let changed: Vec<&str> = results["scheduled-reconcile.json"]["changed"]
@@ -247,7 +248,7 @@ async fn the_samples_tag_their_instances_and_a_second_replay_changes_nothing() {
         .map(|c| c.as_str().unwrap())
         .collect();
     assert_eq!(changed.len(), 2, "{changed:?}");
-    assert_eq!(changed[0], "create ssm-session-owner-shard-01 (2 users)");
+    assert_eq!(changed[0], "create ssm-session-owner-shard-01 (3 users)");
     assert!(changed[1].starts_with("delete inline ssm-session-owner-grace.hopper-"));
     assert_eq!(
         results["state-change-terminated.json"]["reason"],
@@ -263,6 +264,7 @@ async fn the_samples_tag_their_instances_and_a_second_replay_changes_nothing() {
         granted,
         BTreeMap::from([
             ("ada.lovelace".to_owned(), shard.clone()),
+            ("alan.turing".to_owned(), shard.clone()),
             ("tim.malone".to_owned(), shard)
         ])
     );
@@ -277,7 +279,7 @@ async fn the_samples_tag_their_instances_and_a_second_replay_changes_nothing() {
     );
     let shared = tags_of(&admin.ec2, &id("i-0a1b2c3d4e5f60008")).await;
     assert_eq!(shared["AwsUserIdGuest1"], format!("{role_id}:ada.lovelace"));
-    assert_eq!(shared["AwsUserIdGuest2"], format!("{role_id}:grace.hopper"));
+    assert_eq!(shared["AwsUserIdGuest2"], format!("{role_id}:alan.turing"));
     assert!(shared["AwsUserIdSharedUntil"].ends_with(&format!(";{role_id}:tim.malone")));
 
     // THEN the tags in moto name the right users, and the hostile one got nothing
@@ -460,7 +462,7 @@ async fn a_dry_run_reconcile_prints_its_plan_and_writes_nothing() {
         .map(|p| p.as_str().unwrap())
         .collect();
     assert_eq!(planned.len(), 2, "{line}");
-    assert_eq!(planned[0], "create ssm-session-owner-shard-01 (2 users)");
+    assert_eq!(planned[0], "create ssm-session-owner-shard-01 (3 users)");
     assert!(
         planned[1].starts_with("delete inline ssm-session-owner-grace.hopper-"),
         "{planned:?}"
@@ -472,14 +474,14 @@ async fn a_dry_run_reconcile_prints_its_plan_and_writes_nothing() {
 
 #[tokio::test]
 async fn static_session_rights_write_no_iam_and_remove_what_per_user_mode_left() {
-    // GIVEN the samples replayed in per-user mode: a shard for tim.malone and ada.lovelace
+    // GIVEN the samples replayed in per-user mode: a shard for tim.malone, ada.lovelace and alan.turing (a guest)
     let moto = Moto::start().unwrap();
     let admin = Clients::new(&moto.sdk_config().await);
     let (_, replacements) = seed_samples(&admin.ec2, &admin.iam).await;
     let dir = tempdir();
     let files = write_samples(&dir, &replacements).unwrap();
     assert!(replay(&moto, DEMO_ROLE, &files, None).status.success());
-    assert_eq!(granted_users(&admin.iam, DEMO_ROLE).await.len(), 2);
+    assert_eq!(granted_users(&admin.iam, DEMO_ROLE).await.len(), 3);
 
     // WHEN the deployment switches to static rights, and every sample is replayed again
     let output = replay_with(

@@ -311,6 +311,6 @@ async fn an_iam_write_failing_after_an_earlier_one_is_completed_by_the_next_reco
     let granted = granted_users(&s.admin.iam, DEMO_ROLE).await;
     assert_eq!(
         granted.keys().cloned().collect::<Vec<_>>(),
-        ["ada.lovelace", "tim.malone"]
+        ["ada.lovelace", "alan.turing", "tim.malone"]
     );
 }
