@@ -166,6 +166,69 @@ pub async fn run_instances(
         .collect()
 }
 
+/// Launch `count` instances with `tags` through an instant EC2 Fleet (moto implements
+/// CreateFleet) and return their ids.
+pub async fn create_instant_fleet(
+    ec2: &aws_sdk_ec2::Client,
+    count: i32,
+    tags: &[(&str, &str)],
+) -> Vec<String> {
+    use aws_sdk_ec2::types::{
+        DefaultTargetCapacityType, FleetLaunchTemplateConfigRequest,
+        FleetLaunchTemplateOverridesRequest, FleetLaunchTemplateSpecificationRequest, FleetType,
+        InstanceType, RequestLaunchTemplateData, TargetCapacitySpecificationRequest,
+    };
+    let name = format!("fleet-{}", std::process::id());
+    let template = ec2
+        .create_launch_template()
+        .launch_template_name(format!("{name}-{count}-{}", tags.len()))
+        .launch_template_data(RequestLaunchTemplateData::builder().image_id(AMI).build())
+        .send()
+        .await
+        .expect("moto CreateLaunchTemplate")
+        .launch_template()
+        .and_then(|t| t.launch_template_id().map(str::to_owned))
+        .expect("a launch template id");
+    let mut spec = TagSpecification::builder().resource_type(ResourceType::Instance);
+    for (key, value) in tags {
+        spec = spec.tags(Tag::builder().key(*key).value(*value).build());
+    }
+    let answer = ec2
+        .create_fleet()
+        .r#type(FleetType::Instant)
+        .launch_template_configs(
+            FleetLaunchTemplateConfigRequest::builder()
+                .launch_template_specification(
+                    FleetLaunchTemplateSpecificationRequest::builder()
+                        .launch_template_id(template)
+                        .version("$Latest")
+                        .build(),
+                )
+                // moto needs the instance type in the overrides
+                .overrides(
+                    FleetLaunchTemplateOverridesRequest::builder()
+                        .instance_type(InstanceType::T3Micro)
+                        .build(),
+                )
+                .build(),
+        )
+        .target_capacity_specification(
+            TargetCapacitySpecificationRequest::builder()
+                .total_target_capacity(count)
+                .default_target_capacity_type(DefaultTargetCapacityType::OnDemand)
+                .build(),
+        )
+        .tag_specifications(spec.build())
+        .send()
+        .await
+        .expect("moto CreateFleet");
+    answer
+        .instances()
+        .iter()
+        .flat_map(|set| set.instance_ids().iter().cloned())
+        .collect()
+}
+
 /// The ids of the volumes attached to an instance (moto gives every instance a root volume).
 pub async fn volumes_of(ec2: &aws_sdk_ec2::Client, instance_id: &str) -> Vec<String> {
     use aws_sdk_ec2::types::Filter;
@@ -254,6 +317,23 @@ pub const SHARE_SAMPLE_TIME: &str = "2026-11-21T10:09:00Z";
 /// The policy-name prefix the samples and the demo use (the product's default).
 pub const DEMO_POLICY_PREFIX: &str = "ssm-session-owner-";
 
+/// create-fleet-instant.json: an instant EC2 Fleet of two for ada.lovelace, launched through
+/// moto's CreateFleet; the replacements of its two sample ids.
+async fn seed_fleet_sample(admin_ec2: &aws_sdk_ec2::Client) -> Vec<(String, String)> {
+    let fleet = create_instant_fleet(
+        admin_ec2,
+        2,
+        &[("CreatedBy", "ada.lovelace"), ("Name", "research-fleet")],
+    )
+    .await;
+    assert_eq!(fleet.len(), 2, "moto's instant fleet launched {fleet:?}");
+    ["i-0a1b2c3d4e5f60009", "i-0a1b2c3d4e5f60010"]
+        .iter()
+        .map(|sample_id| (*sample_id).to_owned())
+        .zip(fleet)
+        .collect()
+}
+
 /// Make moto match `events/`: create the users' role and launch, for every sample instance id,
 /// an instance tagged as the portal would have. grace.hopper's only instance
 /// (`i-0a1b2c3d4e5f60006`, the termination sample) is already tagged and terminated, and her
@@ -292,6 +372,7 @@ pub async fn seed_samples(
         let ids = run_instances(admin_ec2, 1, tags).await;
         replacements.push((sample_id.to_string(), ids[0].clone()));
     }
+    replacements.extend(seed_fleet_sample(admin_ec2).await);
     // tag-change-share-with-added.json: tim.malone's owned instance, which he shares with two
     // colleagues for 90 minutes
     let tim_value = format!("{role_id}:tim.malone");

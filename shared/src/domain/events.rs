@@ -13,7 +13,8 @@ pub(crate) const CLOUDTRAIL_API_CALL: &str = "AWS API Call via CloudTrail";
 /// Which function an event belongs to, decided from `source`, `detail-type` and `eventName`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Route {
-    /// CloudTrail `RunInstances`: the owner-tagging function.
+    /// CloudTrail `RunInstances`, or `CreateFleet` (an instant fleet names its instances): the
+    /// owner-tagging function.
     RunInstances,
     /// "Tag Change on Resource": a grant when an instance gains the user-id tag.
     TagChange,
@@ -90,7 +91,9 @@ pub fn route(envelope: &EventBridgeEvent<Value>) -> Result<Route, Reason> {
         envelope.detail_type.as_str(),
         event_name,
     ) {
-        ("aws.ec2", CLOUDTRAIL_API_CALL, Some("RunInstances")) => Ok(Route::RunInstances),
+        ("aws.ec2", CLOUDTRAIL_API_CALL, Some("RunInstances" | "CreateFleet")) => {
+            Ok(Route::RunInstances)
+        }
         ("aws.tag", TAG_CHANGE, _) => Ok(Route::TagChange),
         ("aws.ec2", STATE_CHANGE, _) => Ok(Route::StateChange),
         ("aws.events", SCHEDULED, _) => Ok(Route::Scheduled),
@@ -151,6 +154,9 @@ pub(crate) fn dispatch(event: Value) -> Result<Incoming, Unhandled> {
     };
     let detail = std::mem::take(&mut envelope.detail);
     let event = match route {
+        Route::RunInstances if detail["eventName"] == "CreateFleet" => {
+            Event::RunInstances(Box::new(create_fleet_as_launch(detail).map_err(unhandled)?))
+        }
         Route::RunInstances => Event::RunInstances(Box::new(
             serde_json::from_value(detail).map_err(|e| malformed("CloudTrail", e))?,
         )),
@@ -182,6 +188,98 @@ pub struct ShareExpiryDetail {
     #[serde(rename = "instance-id")]
     pub instance_id: String,
     pub region: String,
+}
+
+/// CloudTrail's record of `CreateFleet`, read into the launch RunInstances describes: the
+/// instances of an instant fleet (`responseElements.CreateFleetResponse.fleetInstanceSet`) and
+/// the instance tags of its request (`CreateFleetRequest.TagSpecification`), so that the same
+/// owner rules, reason codes and calls apply. CloudTrail writes this call's request and
+/// response in the EC2 query's own shape: a list of one is an object, an empty one `""`.
+/// A fleet of type `maintain` or `request` (the API's default is `maintain`) launches later,
+/// in calls of its own: only the sweep sees those instances.
+fn create_fleet_as_launch(detail: Value) -> Result<CloudTrailDetail, Reason> {
+    let mut launch: CloudTrailDetail = serde_json::from_value(detail.clone()).map_err(|e| {
+        Reason::new(
+            ReasonCode::Malformed,
+            format!("malformed CreateFleet detail: {e}"),
+        )
+    })?;
+    // A failed or dry-run call: the screen says which.
+    if launch.error_code.is_some() {
+        return Ok(launch);
+    }
+    let request = &detail["requestParameters"]["CreateFleetRequest"];
+    let kind = request["Type"].as_str().unwrap_or("maintain");
+    if !kind.eq_ignore_ascii_case("instant") {
+        return Err(Reason::new(
+            ReasonCode::FleetNotInstant,
+            format!("an EC2 Fleet of type {kind} launches its instances later, not in this call: the tag sweep gives them an owner"),
+        ));
+    }
+    let tags: Vec<Tag> = one_or_many(&request["TagSpecification"])
+        .into_iter()
+        .filter(|spec| spec["ResourceType"] == "instance")
+        .flat_map(|spec| one_or_many(&spec["Tag"]))
+        .filter_map(|tag| {
+            Some(Tag {
+                key: tag["Key"].as_str()?.to_owned(),
+                value: tag["Value"].as_str().unwrap_or_default().to_owned(),
+            })
+        })
+        .collect();
+    let response = &detail["responseElements"]["CreateFleetResponse"];
+    let ids: Vec<String> = one_or_many(&response["fleetInstanceSet"]["item"])
+        .into_iter()
+        .flat_map(|set| one_or_many(&set["instanceIds"]["item"]))
+        .filter_map(|id| id.as_str().map(str::to_owned))
+        .collect();
+    if ids.is_empty() {
+        let errors: Vec<&str> = one_or_many(&response["errorSet"]["item"])
+            .into_iter()
+            .filter_map(|e| e["errorCode"].as_str())
+            .collect();
+        return Err(Reason::new(
+            ReasonCode::FailedCall,
+            format!(
+                "the instant fleet launched no instance{}",
+                if errors.is_empty() {
+                    String::new()
+                } else {
+                    format!(" ({})", errors.join(", "))
+                }
+            ),
+        ));
+    }
+    launch.request_parameters = Some(RunInstancesRequest {
+        tag_specification_set: Some(Items {
+            items: vec![TagSpecification {
+                resource_type: Some("instance".into()),
+                tags,
+            }],
+        }),
+    });
+    launch.response_elements = Some(RunInstancesResponse {
+        instances_set: Some(Items {
+            items: ids
+                .into_iter()
+                .map(|instance_id| LaunchedInstanceItem {
+                    instance_id,
+                    tag_set: None,
+                })
+                .collect(),
+        }),
+    });
+    Ok(launch)
+}
+
+/// The members of an EC2 query list as CloudTrail writes it: an array, one object, or nothing.
+fn one_or_many(value: &Value) -> Vec<&Value> {
+    match value {
+        Value::Array(items) => items.iter().collect(),
+        Value::Null => Vec::new(),
+        Value::String(text) if text.is_empty() => Vec::new(),
+        one => vec![one],
+    }
 }
 
 /// A CloudTrail record as delivered in `detail`.
@@ -429,5 +527,129 @@ mod tests {
         );
         assert_eq!(route(Route::TagChange, &["Name"]), ["session-policy"]);
         assert_eq!(route(Route::TagChange, &["ShareFor"]), ["owner-tagger"]);
+    }
+}
+
+#[cfg(test)]
+mod create_fleet_tests {
+    use super::*;
+
+    fn fleet() -> Value {
+        serde_json::from_str(include_str!("../../../events/create-fleet-instant.json")).unwrap()
+    }
+
+    fn launch_of(event: Value) -> Result<CloudTrailDetail, Reason> {
+        match dispatch(event) {
+            Ok(Incoming {
+                event: Event::RunInstances(detail),
+                ..
+            }) => Ok(*detail),
+            Ok(other) => panic!("not a launch: {other:?}"),
+            Err(unhandled) => Err(unhandled.reason),
+        }
+    }
+
+    fn ids(launch: &CloudTrailDetail) -> Vec<String> {
+        launch
+            .response_elements
+            .as_ref()
+            .unwrap()
+            .instances_set
+            .as_ref()
+            .unwrap()
+            .items
+            .iter()
+            .map(|i| i.instance_id.clone())
+            .collect()
+    }
+
+    #[test]
+    fn an_instant_fleet_is_a_launch_of_its_instances_with_its_instance_tags() {
+        let launch = launch_of(fleet()).unwrap();
+        assert_eq!(ids(&launch), ["i-0a1b2c3d4e5f60009", "i-0a1b2c3d4e5f60010"]);
+        let specs = &launch
+            .request_parameters
+            .as_ref()
+            .unwrap()
+            .tag_specification_set
+            .as_ref()
+            .unwrap()
+            .items;
+        let tags: Vec<(&str, &str)> = specs[0]
+            .tags
+            .iter()
+            .map(|t| (t.key.as_str(), t.value.as_str()))
+            .collect();
+        // the instance's tags, not the fleet's
+        assert_eq!(
+            tags,
+            [("CreatedBy", "ada.lovelace"), ("Name", "research-fleet")]
+        );
+        assert_eq!(launch.event_name.as_deref(), Some("CreateFleet"));
+    }
+
+    #[test]
+    fn lists_of_one_and_of_many_read_alike() {
+        let mut one = fleet();
+        let response = &mut one["detail"]["responseElements"]["CreateFleetResponse"];
+        response["fleetInstanceSet"]["item"] = serde_json::json!([
+            {"instanceIds": {"item": "i-0a1b2c3d4e5f60009"}},
+            {"instanceIds": {"item": ["i-0a1b2c3d4e5f60010", "i-0a1b2c3d4e5f60011"]}}
+        ]);
+        one["detail"]["requestParameters"]["CreateFleetRequest"]["TagSpecification"] = serde_json::json!({"ResourceType": "instance", "tag": 1,
+                "Tag": {"Key": "CreatedBy", "Value": "tim.malone", "tag": 1}});
+        let launch = launch_of(one).unwrap();
+        assert_eq!(
+            ids(&launch),
+            [
+                "i-0a1b2c3d4e5f60009",
+                "i-0a1b2c3d4e5f60010",
+                "i-0a1b2c3d4e5f60011"
+            ]
+        );
+        let spec = &launch
+            .request_parameters
+            .unwrap()
+            .tag_specification_set
+            .unwrap()
+            .items[0];
+        assert_eq!(spec.tags[0].value, "tim.malone");
+    }
+
+    #[test]
+    fn other_fleets_and_fleets_that_launched_nothing_are_ignored_with_their_reason() {
+        for (kind, code) in [
+            (Some("maintain"), ReasonCode::FleetNotInstant),
+            (Some("request"), ReasonCode::FleetNotInstant),
+            (None, ReasonCode::FleetNotInstant),
+        ] {
+            let mut event = fleet();
+            let request = &mut event["detail"]["requestParameters"]["CreateFleetRequest"];
+            match kind {
+                Some(kind) => request["Type"] = serde_json::json!(kind),
+                None => {
+                    request.as_object_mut().unwrap().remove("Type");
+                }
+            }
+            assert_eq!(launch_of(event).unwrap_err().code, code, "{kind:?}");
+        }
+        let mut empty = fleet();
+        let response = &mut empty["detail"]["responseElements"]["CreateFleetResponse"];
+        response["fleetInstanceSet"] = serde_json::json!("");
+        response["errorSet"] =
+            serde_json::json!({"item": {"errorCode": "InsufficientInstanceCapacity"}});
+        let reason = launch_of(empty).unwrap_err();
+        assert_eq!(reason.code, ReasonCode::FailedCall);
+        assert!(
+            reason.text.contains("InsufficientInstanceCapacity"),
+            "{reason}"
+        );
+        // a failed call keeps its error code for the screen (FailedCall, DryRun)
+        let mut failed = fleet();
+        failed["detail"]["errorCode"] = serde_json::json!("Client.UnauthorizedOperation");
+        assert_eq!(
+            launch_of(failed).unwrap().error_code.as_deref(),
+            Some("Client.UnauthorizedOperation")
+        );
     }
 }

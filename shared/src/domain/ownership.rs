@@ -1,4 +1,5 @@
-//! Owner tagging, pure: turn a CloudTrail `RunInstances` record into a plan of tag writes.
+//! Owner tagging, pure: turn a CloudTrail `RunInstances` record (or an instant `CreateFleet`,
+//! read into the same shape) into a plan of tag writes.
 //!
 //! The owner of an instance is, in order of precedence:
 //! 1. the launching session, when a user of the shared role launched it directly (its
@@ -99,7 +100,7 @@ pub(crate) fn screen(
 ) -> Result<Launch, Reason> {
     let other = |text: String| Reason::new(ReasonCode::OtherEvent, text);
     match detail.event_name.as_deref() {
-        Some("RunInstances") => {}
+        Some("RunInstances" | "CreateFleet") => {}
         Some(name) => {
             return Err(other(format!(
                 "not a RunInstances call (eventName {name:?})"

@@ -57,6 +57,9 @@ pub enum ReasonCode {
     /// many guests, the owner themself, longer than the maximum, a name that is not a
     /// role-session name, or sharing off. Nothing changes.
     ShareRefused,
+    /// An EC2 Fleet of type `maintain` or `request`: it launches later, in calls of its own,
+    /// and the tag sweep gives those instances an owner.
+    FleetNotInstant,
 }
 
 impl ReasonCode {
@@ -84,6 +87,7 @@ impl ReasonCode {
             ReasonCode::SessionNotTaggable => "SessionNotTaggable",
             ReasonCode::OwnedByAnother => "OwnedByAnother",
             ReasonCode::ShareRefused => "ShareRefused",
+            ReasonCode::FleetNotInstant => "FleetNotInstant",
         }
     }
 }

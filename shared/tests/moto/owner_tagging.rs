@@ -518,3 +518,57 @@ async fn a_launch_owns_the_instances_volumes_but_never_takes_another_users_volum
         ])
     );
 }
+
+#[tokio::test]
+async fn an_instant_fleet_tags_every_instance_it_launched_in_one_pass() {
+    // GIVEN an instant EC2 Fleet of three the portal launched for ada.lovelace (moto's
+    // CreateFleet), and its CloudTrail record naming them
+    let w = world().await;
+    let ids =
+        testkit::create_instant_fleet(&w.admin.ec2, 3, &[("CreatedBy", "ada.lovelace")]).await;
+    assert_eq!(ids.len(), 3);
+    let mut event: Value =
+        serde_json::from_str(&sample_event("create-fleet-instant.json")).unwrap();
+    event["detail"]["responseElements"]["CreateFleetResponse"]["fleetInstanceSet"]["item"]
+        ["instanceIds"]["item"] = serde_json::json!(ids);
+    let tagger = w.tagger(config(&[("SESSION_ROLE_ID", w.role_id.as_str())]));
+
+    // WHEN the CreateFleet event is handled
+    let outcome = tagger
+        .handle_at(event.clone(), time_of(&event))
+        .await
+        .unwrap();
+
+    // THEN every instance of the fleet, and its root volume, is ada's, for the calls a
+    // RunInstances of the same instances costs: one read of the instances, one of their
+    // volumes, one CreateTags
+    assert_eq!(outcome.status, Status::Changed, "{outcome:?}");
+    assert_eq!(outcome.counts.instances_tagged, 3);
+    let expected = format!("{}:ada.lovelace", w.role_id);
+    for id in &ids {
+        assert_eq!(w.user_id_tag(id).await, Some(expected.clone()), "{id}");
+        for volume in volumes_of(&w.admin.ec2, id).await {
+            assert_eq!(w.user_id_tag(&volume).await, Some(expected.clone()));
+        }
+    }
+    assert_eq!(
+        calls(&w.counter),
+        counts(&[
+            ("ec2:DescribeInstances", 1),
+            ("ec2:DescribeVolumes", 1),
+            ("ec2:CreateTags", 1)
+        ])
+    );
+
+    // WHEN a maintain fleet's record arrives THEN it is left to the sweep, for no call
+    let mut maintain = event.clone();
+    maintain["detail"]["requestParameters"]["CreateFleetRequest"]["Type"] =
+        serde_json::json!("maintain");
+    let outcome = tagger
+        .handle_at(maintain.clone(), time_of(&maintain))
+        .await
+        .unwrap();
+    assert_eq!(outcome.status, Status::Ignored);
+    assert_eq!(outcome.code, Some(ReasonCode::FleetNotInstant));
+    assert_eq!(w.counter.total(), 0);
+}

@@ -237,6 +237,12 @@ async fn the_samples_tag_their_instances_and_a_second_replay_changes_nothing() {
         "ignored"
     );
     assert_eq!(results["run-instances-dry-run.json"]["outcome"], "ignored");
+    let fleet = &results["create-fleet-instant.json"];
+    assert_eq!(fleet["outcome"], "changed", "{fleet}");
+    assert_eq!(
+        fleet["reason"],
+        "tagged 2 instance(s) with AwsUserId; tagged 2 volume(s) with AwsUserId"
+    );
     // The reconcile grants the two users with live instances and alan.turing, a guest with no
     // instance of his own (his slot on tim's shared instance), in one shard, and removes
     // grace.hopper's leftover inline statement; the termination and tag-change events then
@@ -289,6 +295,9 @@ async fn the_samples_tag_their_instances_and_a_second_replay_changes_nothing() {
         ("i-0a1b2c3d4e5f60003", Some("ada.lovelace")),
         ("i-0a1b2c3d4e5f60004", Some("tim.malone")),
         ("i-0a1b2c3d4e5f60005", None),
+        // the instant fleet's two instances, from its CreateFleet record in one pass
+        ("i-0a1b2c3d4e5f60009", Some("ada.lovelace")),
+        ("i-0a1b2c3d4e5f60010", Some("ada.lovelace")),
     ];
     let mut before = Vec::new();
     for (sample, user) in expected {
@@ -302,7 +311,7 @@ async fn the_samples_tag_their_instances_and_a_second_replay_changes_nothing() {
     }
 
     // WHEN replayed again THEN every tag and policy is unchanged, no event writes to IAM, and no
-    // RunInstances event costs more than one call beyond the per-process GetRole
+    // launch event (RunInstances, CreateFleet) costs more than one call beyond the per-process GetRole
     let second = replay(&moto, DEMO_ROLE, &files, None);
     assert!(second.status.success());
     let again = &lines(&second)["tag-change-share-with-added.json"];
@@ -318,7 +327,7 @@ async fn the_samples_tag_their_instances_and_a_second_replay_changes_nothing() {
                 .any(|op| op.starts_with("iam:Put") || op.starts_with("iam:Delete")),
             "{file}: {line}"
         );
-        if !file.starts_with("run-instances") {
+        if !file.starts_with("run-instances") && !file.starts_with("create-fleet") {
             continue;
         }
         let calls: u64 = line["calls"]
