@@ -559,6 +559,32 @@ async fn a_share_through_connect_and_replay_lets_the_guest_list_it_until_it_ends
         ))
     };
 
+    // WHEN tim writes a request the product refuses (himself, tagged by hand: connect refuses
+    // it before writing) THEN replay changes nothing and says why
+    let now = chrono::Utc::now();
+    let at = |d: chrono::Duration| (now + d).to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
+    w.admin
+        .ec2
+        .create_tags()
+        .resources(&instance)
+        .tags(
+            aws_sdk_ec2::types::Tag::builder()
+                .key("ShareWith")
+                .value("tim.malone")
+                .build(),
+        )
+        .send()
+        .await
+        .unwrap();
+    let before = tags_of(&w.admin.ec2, &instance).await;
+    let line = replay(
+        &w.moto,
+        &tag_change(&instance, &at(chrono::Duration::zero()), &before),
+    );
+    assert_eq!(line["skipped"][0]["code"], "ShareRefused", "{line}");
+    assert_eq!(tags_of(&w.admin.ec2, &instance).await, before);
+    assert!(ada_sees().is_empty());
+
     // WHEN tim shares it with ada for an hour, and the owner-tagger gets the tag change
     let out = connect(
         &as_tim,
@@ -567,8 +593,6 @@ async fn a_share_through_connect_and_replay_lets_the_guest_list_it_until_it_ends
     );
     assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
     assert!(ada_sees().is_empty(), "a request alone gives nothing");
-    let now = chrono::Utc::now();
-    let at = |d: chrono::Duration| (now + d).to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
     let line = replay(
         &w.moto,
         &tag_change(
