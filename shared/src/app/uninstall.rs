@@ -1,6 +1,7 @@
 //! `uninstall`: what the product wrote outside its stack, which `sam delete` leaves behind: the
-//! shards and the per-user inline policies on the users' role, and the user-id tag on instances
-//! and volumes in every covered region. A dry run lists them; an applied run removes them.
+//! shards and the per-user inline policies on the users' role, the user-id tag on instances
+//! and volumes, and the guest slots and share expiry on instances, in every covered region. A
+//! dry run lists them; an applied run removes them.
 
 use std::collections::BTreeSet;
 
@@ -22,6 +23,9 @@ pub struct Leftovers {
     pub iam: StoreReport,
     /// Per covered region, the instances and volumes carrying the user-id tag.
     pub tagged: Vec<(String, Vec<TagTarget>)>,
+    /// Per covered region, the instances carrying a guest slot or a share's expiry (every key
+    /// any deployment may have written).
+    pub shared: Vec<(String, Vec<TagTarget>)>,
 }
 
 impl Leftovers {
@@ -29,6 +33,7 @@ impl Leftovers {
         self.iam.applied.is_empty()
             && self.iam.planned.is_empty()
             && self.tagged.iter().all(|(_, targets)| targets.is_empty())
+            && self.shared.iter().all(|(_, targets)| targets.is_empty())
     }
 }
 
@@ -58,27 +63,50 @@ where
         .await?;
     let regions = RegionalClients::new(ec2.clone(), config);
     let key = config.ownership.user_id_tag_key.as_str();
-    let tagged = regions
+    let sharing_keys = config.sharing.product_keys();
+    let mut keys = vec![key];
+    keys.extend(sharing_keys.iter().map(String::as_str));
+    let (keys, sharing) = (keys.as_slice(), &sharing_keys);
+    let found = regions
         .read_fleet(|ec2| async move {
-            let mut targets = Vec::new();
-            ec2.each_live_instance_tagged(&[key], &mut |instance| {
-                targets.push(TagTarget::Instance(instance.instance_id))
+            let (mut targets, mut shared) = (Vec::new(), Vec::new());
+            ec2.each_live_instance_tagged(keys, &mut |instance| {
+                let target = TagTarget::Instance(instance.instance_id.clone());
+                if sharing.iter().any(|k| instance.tags.contains_key(k)) {
+                    shared.push(target.clone());
+                }
+                if instance.tags.contains_key(key) {
+                    targets.push(target);
+                }
             })
             .await?;
             ec2.each_volume_tagged(key, &mut |volume| {
                 targets.push(TagTarget::Volume(volume.volume_id))
             })
             .await?;
-            Ok(targets)
+            Ok((targets, shared))
         })
         .await?;
+    let mut tagged = Vec::new();
+    let mut shared = Vec::new();
+    for (region, (targets, with_shares)) in found {
+        tagged.push((region.clone(), targets));
+        shared.push((region, with_shares));
+    }
     if mode == WriteMode::Apply {
         for (region, targets) in tagged.iter().filter(|(_, t)| !t.is_empty()) {
             regions.get(Some(region)).delete_tag(targets, key).await?;
+        }
+        for (region, targets) in shared.iter().filter(|(_, t)| !t.is_empty()) {
+            let ec2 = regions.get(Some(region));
+            for sharing_key in &sharing_keys {
+                ec2.delete_tag(targets, sharing_key).await?;
+            }
         }
     }
     Ok(Leftovers {
         iam: report,
         tagged,
+        shared,
     })
 }

@@ -80,6 +80,16 @@ async fn main() -> ExitCode {
             );
         }
     }
+    for (region, targets) in &found.shared {
+        if !targets.is_empty() {
+            let ids: Vec<String> = targets.iter().map(|t| t.to_string()).collect();
+            println!(
+                "ec2 {region}: {verb} the guest slots and share expiry from {} instance(s): {}",
+                ids.len(),
+                ids.join(", ")
+            );
+        }
+    }
     if found.is_empty() {
         println!("nothing left: the product wrote nothing outside its stack here");
     } else if mode == WriteMode::DryRun {

@@ -58,6 +58,21 @@ async fn a_dry_run_lists_what_the_product_left_and_yes_removes_exactly_that() {
     let untouched = run_instances(&admin.ec2, 1, &[("Name", "build")])
         .await
         .remove(0);
+    // ada's instance shared with tim: a guest slot and the expiry the owner-tagger wrote
+    let tim = format!("{}:tim", role.id);
+    let until = format!("2030-01-01T00:00:00Z;{ada}");
+    let shared = run_instances(
+        &admin.ec2,
+        1,
+        &[
+            ("AwsUserId", &ada),
+            ("ShareWith", "tim"),
+            ("AwsUserIdGuest1", &tim),
+            ("AwsUserIdSharedUntil", &until),
+        ],
+    )
+    .await
+    .remove(0);
     let granted: BTreeSet<SessionName> = [user("ada"), user("tim")].into();
     ManagedStore::new(admin.iam.clone(), DEMO_POLICY_PREFIX, 10, 10)
         .converge(&role, &Scope::All, &granted, WriteMode::Apply)
@@ -88,9 +103,18 @@ async fn a_dry_run_lists_what_the_product_left_and_yes_removes_exactly_that() {
     assert!(text.contains("ssm-session-owner-shard-01"), "{text}");
     assert!(text.contains("ssm-session-owner-grace"), "{text}");
     assert!(
-        text.contains("ec2 us-east-1: would remove AwsUserId from 3 resource(s)"),
+        text.contains("ec2 us-east-1: would remove AwsUserId from 4 resource(s)"),
         "{text}"
     );
+    assert!(
+        text.contains(&format!(
+            "ec2 us-east-1: would remove the guest slots and share expiry from 1 instance(s): {shared}"
+        )),
+        "{text}"
+    );
+    assert!(tags_of(&admin.ec2, &shared)
+        .await
+        .contains_key("AwsUserIdGuest1"));
     for id in owned.iter().chain([&volume]) {
         assert!(text.contains(id.as_str()), "{id}: {text}");
     }
@@ -119,6 +143,15 @@ async fn a_dry_run_lists_what_the_product_left_and_yes_removes_exactly_that() {
         let tags = tags_of(&admin.ec2, id).await;
         assert_eq!(tags.get("AwsUserId"), None, "{id}");
     }
+    // the product's sharing tags go too; the owner's own request stays (the owner wrote it)
+    assert_eq!(
+        tags_of(&admin.ec2, &shared)
+            .await
+            .keys()
+            .cloned()
+            .collect::<Vec<_>>(),
+        ["ShareWith"]
+    );
     assert_eq!(
         tags_of(&admin.ec2, &owned[0])
             .await
