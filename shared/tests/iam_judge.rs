@@ -2602,6 +2602,27 @@ fn on_shared_instance(
     })
 }
 
+/// `caller` reading the Windows password of tim's instance: only the owner may.
+fn password_cell(
+    setting: &str,
+    caller: &str,
+    tags: &BTreeMap<String, String>,
+    policies: &[Value],
+    allowed: bool,
+) -> JudgedCell {
+    (
+        format!("{setting}: {caller} ec2:GetPasswordData"),
+        vec![on_shared_instance(
+            caller,
+            "ec2:GetPasswordData",
+            tags,
+            json!({}),
+            policies,
+        )],
+        allowed,
+    )
+}
+
 /// The cells of one deployment: every caller, every session kind, and what only the owner may
 /// do (or nobody, for the product's own sharing tags).
 fn sharing_cells(setting: &str, policies: &[Value], kinds: &SessionKinds) -> Vec<JudgedCell> {
@@ -2686,17 +2707,7 @@ fn sharing_cells(setting: &str, policies: &[Value], kinds: &SessionKinds) -> Vec
         }
         // the owner reads their Windows password (the sharing policy allows it on the owner's
         // own instance), and nobody else does, guests included
-        cells.push((
-            format!("{setting}: {caller} ec2:GetPasswordData"),
-            vec![on_shared_instance(
-                caller,
-                "ec2:GetPasswordData",
-                &tags,
-                json!({}),
-                policies,
-            )],
-            owner,
-        ));
+        cells.push(password_cell(setting, caller, &tags, policies, owner));
         // a guest gets no right on the instance itself, and no command
         for action in [
             "ec2:StopInstances",
@@ -2793,15 +2804,11 @@ fn the_owner_reads_their_own_windows_password_and_nobody_else_does_with_or_witho
             (format!("{sharing}, no guards"), &unguarded),
         ] {
             for caller in ["tim", "ana", "mallory", "Tim"] {
-                cells.push((
-                    format!("{setting}: {caller} ec2:GetPasswordData"),
-                    vec![on_shared_instance(
-                        caller,
-                        "ec2:GetPasswordData",
-                        &tags,
-                        json!({}),
-                        policies,
-                    )],
+                cells.push(password_cell(
+                    &setting,
+                    caller,
+                    &tags,
+                    policies,
                     caller == "tim",
                 ));
             }

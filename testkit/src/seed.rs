@@ -166,6 +166,16 @@ pub async fn run_instances(
         .collect()
 }
 
+/// Write one tag on an EC2 resource, as a portal or an owner would.
+pub async fn put_tag(ec2: &aws_sdk_ec2::Client, resource: &str, key: &str, value: &str) {
+    ec2.create_tags()
+        .resources(resource)
+        .tags(Tag::builder().key(key).value(value).build())
+        .send()
+        .await
+        .expect("moto CreateTags");
+}
+
 /// Launch `count` instances with `tags` through an instant EC2 Fleet (moto implements
 /// CreateFleet) and return their ids.
 pub async fn create_instant_fleet(
@@ -178,10 +188,12 @@ pub async fn create_instant_fleet(
         FleetLaunchTemplateOverridesRequest, FleetLaunchTemplateSpecificationRequest, FleetType,
         InstanceType, RequestLaunchTemplateData, TargetCapacitySpecificationRequest,
     };
-    let name = format!("fleet-{}", std::process::id());
+    // A name no other fleet of this process has taken.
+    static FLEETS: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+    let n = FLEETS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
     let template = ec2
         .create_launch_template()
-        .launch_template_name(format!("{name}-{count}-{}", tags.len()))
+        .launch_template_name(format!("fleet-{}-{n}", std::process::id()))
         .launch_template_data(RequestLaunchTemplateData::builder().image_id(AMI).build())
         .send()
         .await

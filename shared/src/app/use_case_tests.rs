@@ -83,6 +83,23 @@ fn event(json: &str) -> serde_json::Value {
     serde_json::from_str(json).unwrap()
 }
 
+fn at(time: &str) -> chrono::DateTime<chrono::Utc> {
+    chrono::DateTime::parse_from_rfc3339(time)
+        .unwrap()
+        .with_timezone(&chrono::Utc)
+}
+
+/// The owner's share request on `instance` in `region`, written at 12:00.
+fn share_request(instance: &str, region: &str) -> serde_json::Value {
+    let mut request = event(sample_event!("tag-change-share-with-added.json"));
+    request["region"] = serde_json::json!(region);
+    request["resources"] = serde_json::json!([format!(
+        "arn:aws:ec2:{region}:123456789012:instance/{instance}"
+    )]);
+    request["time"] = serde_json::json!("2026-12-06T12:00:00Z");
+    request
+}
+
 /// The session-policy use case on the fake, with `config` and `store`.
 fn policies_on<S: PolicyStore + Sync>(
     config: Config,
@@ -740,11 +757,6 @@ async fn a_share_that_ends_ends_its_guests_sessions_and_nobody_elses() {
     }
     let config = Config::for_tests(&[("SHARING", "true"), ("REGIONS", "us-east-1")]);
     let tagger = OwnerTagger::new(config, fake.clone(), fake.clone()).with_sessions(fake.clone());
-    let at = |time: &str| {
-        chrono::DateTime::parse_from_rfc3339(time)
-            .unwrap()
-            .with_timezone(&chrono::Utc)
-    };
 
     // WHEN the sweep runs before the share's end, THEN no session ends
     tagger
@@ -867,16 +879,7 @@ async fn each_share_gets_a_schedule_at_its_end_and_the_expiry_event_ends_it_then
         .insert(id.clone(), "eu-west-1".into());
     let config = Config::for_tests(&[("SHARING", "true"), ("REGIONS", "us-east-1,eu-west-1")]);
     let tagger = OwnerTagger::new(config, fake.clone(), fake.clone()).with_expiries(fake.clone());
-    let at = |time: &str| {
-        chrono::DateTime::parse_from_rfc3339(time)
-            .unwrap()
-            .with_timezone(&chrono::Utc)
-    };
-    let mut request = event(sample_event!("tag-change-share-with-added.json"));
-    request["region"] = serde_json::json!("eu-west-1");
-    request["resources"] =
-        serde_json::json!([format!("arn:aws:ec2:eu-west-1:123456789012:instance/{id}")]);
-    request["time"] = serde_json::json!("2026-12-06T12:00:00Z");
+    let request = share_request(id.as_str(), "eu-west-1");
 
     // WHEN the request arrives THEN the share is written and one schedule is made at its end,
     // in the instance's region
@@ -952,14 +955,11 @@ async fn a_share_ending_within_a_minute_is_scheduled_a_minute_from_now() {
     );
     let config = Config::for_tests(&[("SHARING", "true"), ("REGIONS", "us-east-1")]);
     let tagger = OwnerTagger::new(config, fake.clone(), fake.clone()).with_expiries(fake.clone());
-    let mut request = event(sample_event!("tag-change-share-with-added.json"));
-    request["resources"] =
-        serde_json::json!([format!("arn:aws:ec2:us-east-1:123456789012:instance/{id}")]);
-    request["time"] = serde_json::json!("2026-12-06T12:00:00Z");
-    let now = chrono::DateTime::parse_from_rfc3339("2026-12-06T12:00:30Z")
-        .unwrap()
-        .with_timezone(&chrono::Utc);
-    tagger.handle_at(request, now).await.unwrap();
+    let now = at("2026-12-06T12:00:30Z");
+    tagger
+        .handle_at(share_request(id.as_str(), "us-east-1"), now)
+        .await
+        .unwrap();
     assert_eq!(
         fake.world().expiry_schedules[&("us-east-1".to_owned(), id)],
         now + chrono::Duration::minutes(1)

@@ -39,6 +39,26 @@ impl World {
         OwnerTagger::new(config, self.clients.ec2.clone(), self.clients.iam.clone())
     }
 
+    /// Every instance of `ids` and its volumes carry `user`'s id, and the launch cost one read
+    /// of the instances, one of their volumes and one CreateTags.
+    async fn assert_owned_in_one_pass(&self, ids: &[String], user: &str) {
+        let expected = format!("{}:{user}", self.role_id);
+        for id in ids {
+            assert_eq!(self.user_id_tag(id).await, Some(expected.clone()), "{id}");
+            for volume in volumes_of(&self.admin.ec2, id).await {
+                assert_eq!(self.user_id_tag(&volume).await, Some(expected.clone()));
+            }
+        }
+        assert_eq!(
+            calls(&self.counter),
+            counts(&[
+                ("ec2:DescribeInstances", 1),
+                ("ec2:DescribeVolumes", 1),
+                ("ec2:CreateTags", 1)
+            ])
+        );
+    }
+
     async fn user_id_tag(&self, instance_id: &str) -> Option<String> {
         tags_of(&self.admin.ec2, instance_id)
             .await
@@ -72,21 +92,7 @@ async fn owner_in_event_tags_every_instance_with_one_call_and_a_replay_changes_n
     assert_eq!(outcome.status, Status::Changed);
     assert_eq!(outcome.counts.instances_tagged, 2);
     assert_eq!(outcome.counts.volumes_tagged, 2);
-    let expected = format!("{}:tim.malone", w.role_id);
-    for id in &ids {
-        assert_eq!(w.user_id_tag(id).await, Some(expected.clone()));
-        for volume in volumes_of(&w.admin.ec2, id).await {
-            assert_eq!(w.user_id_tag(&volume).await, Some(expected.clone()));
-        }
-    }
-    assert_eq!(
-        calls(&w.counter),
-        counts(&[
-            ("ec2:DescribeInstances", 1),
-            ("ec2:DescribeVolumes", 1),
-            ("ec2:CreateTags", 1)
-        ])
-    );
+    w.assert_owned_in_one_pass(&ids, "tim.malone").await;
 
     // WHEN the same event is delivered again
     let before: Vec<_> = tags_of_all(&w, &ids).await;
@@ -544,21 +550,7 @@ async fn an_instant_fleet_tags_every_instance_it_launched_in_one_pass() {
     // volumes, one CreateTags
     assert_eq!(outcome.status, Status::Changed, "{outcome:?}");
     assert_eq!(outcome.counts.instances_tagged, 3);
-    let expected = format!("{}:ada.lovelace", w.role_id);
-    for id in &ids {
-        assert_eq!(w.user_id_tag(id).await, Some(expected.clone()), "{id}");
-        for volume in volumes_of(&w.admin.ec2, id).await {
-            assert_eq!(w.user_id_tag(&volume).await, Some(expected.clone()));
-        }
-    }
-    assert_eq!(
-        calls(&w.counter),
-        counts(&[
-            ("ec2:DescribeInstances", 1),
-            ("ec2:DescribeVolumes", 1),
-            ("ec2:CreateTags", 1)
-        ])
-    );
+    w.assert_owned_in_one_pass(&ids, "ada.lovelace").await;
 
     // WHEN a maintain fleet's record arrives THEN it is left to the sweep, for no call
     let mut maintain = event.clone();

@@ -579,24 +579,8 @@ async fn a_guest_slot_grants_the_guest_and_a_forged_slot_event_grants_nobody() {
     let ada = format!("{}:ada.lovelace", w.role_id);
     let bob = format!("{}:bob", w.role_id);
     let labelled = w.launch_for("grace.hopper").await;
-    for (id, key, value) in [
-        (&instance, "AwsUserIdGuest1", &ada),
-        (&labelled, "Note", &bob),
-    ] {
-        w.admin
-            .ec2
-            .create_tags()
-            .resources(id.as_str())
-            .tags(
-                aws_sdk_ec2::types::Tag::builder()
-                    .key(key)
-                    .value(value)
-                    .build(),
-            )
-            .send()
-            .await
-            .unwrap();
-    }
+    testkit::put_tag(&w.admin.ec2, &instance, "AwsUserIdGuest1", &ada).await;
+    testkit::put_tag(&w.admin.ec2, &labelled, "Note", &bob).await;
     let role_id = w.role_id.to_string();
     let config = shared::Config::from_lookup(|k| match k {
         "SESSION_ROLE_NAME" => Some(ROLE.into()),

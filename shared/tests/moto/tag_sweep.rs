@@ -233,19 +233,7 @@ async fn a_late_created_by_is_tagged_from_its_tag_change_event() {
     let instance = run_instances(&w.admin.ec2, 1, &[("Name", "fleet-worker")])
         .await
         .remove(0);
-    w.admin
-        .ec2
-        .create_tags()
-        .resources(&instance)
-        .tags(
-            aws_sdk_ec2::types::Tag::builder()
-                .key("CreatedBy")
-                .value("ada.lovelace")
-                .build(),
-        )
-        .send()
-        .await
-        .unwrap();
+    testkit::put_tag(&w.admin.ec2, &instance, "CreatedBy", "ada.lovelace").await;
 
     // WHEN its Tag Change event arrives
     let tagger = tagger(&w, w.session_config(ROLE));

@@ -7,7 +7,9 @@ use aws_config::{BehaviorVersion, Region, SdkConfig};
 use aws_sdk_ec2::error::{DisplayErrorContext, ProvideErrorMetadata};
 use aws_sdk_ec2::types::{Filter, Instance, Tag};
 
-use crate::reach::{reach, Keys, Row};
+use shared::domain::sharing::ShareRules;
+
+use crate::reach::{reach, Row};
 use crate::Problem;
 
 /// The states in which an instance can be reached, or soon can.
@@ -40,6 +42,14 @@ pub struct Aws {
     sdk: SdkConfig,
 }
 
+/// Credentials that are missing or expired, and how to get them.
+fn no_credentials(cause: &str) -> Problem {
+    Problem::Setup(format!(
+        "no usable AWS credentials ({cause}); sign in first: `aws sso login --profile NAME` \
+         (Identity Center) or your SAML tool, then pass --profile NAME or set AWS_PROFILE"
+    ))
+}
+
 fn aws_problem<E>(what: &str, err: &aws_sdk_ec2::error::SdkError<E>) -> Problem
 where
     E: ProvideErrorMetadata + std::error::Error + 'static,
@@ -53,14 +63,11 @@ where
             "{what}: access denied ({code}); your operator can check the users' role with the access doctor"
         ));
     }
-    if code.is_empty() && format!("{}", DisplayErrorContext(err)).contains("credentials") {
-        return Problem::Setup(format!(
-            "{what}: no usable AWS credentials ({}); sign in first: `aws sso login --profile NAME` \
-             (Identity Center) or your SAML tool, then pass --profile NAME or set AWS_PROFILE",
-            DisplayErrorContext(err)
-        ));
+    let text = DisplayErrorContext(err).to_string();
+    if code.is_empty() && text.contains("credentials") {
+        return no_credentials(&format!("{what}: {text}"));
     }
-    Problem::Aws(format!("{what}: {}", DisplayErrorContext(err)))
+    Problem::Aws(format!("{what}: {text}"))
 }
 
 impl Aws {
@@ -104,10 +111,7 @@ impl Aws {
         let answer = sts.get_caller_identity().send().await.map_err(|err| {
             let text = DisplayErrorContext(&err).to_string();
             if text.contains("credentials") || text.contains("ExpiredToken") {
-                Problem::Setup(format!(
-                    "no usable AWS credentials ({text}); sign in first: `aws sso login --profile NAME` \
-                     (Identity Center) or your SAML tool, then pass --profile NAME or set AWS_PROFILE"
-                ))
+                no_credentials(&text)
             } else {
                 Problem::Aws(format!("sts:GetCallerIdentity: {text}"))
             }
@@ -155,7 +159,7 @@ impl Aws {
         &self,
         region: &str,
         caller: &Caller,
-        keys: &Keys,
+        rules: &ShareRules,
     ) -> Result<Vec<Row>, Problem> {
         let filters = vec![
             Filter::builder()
@@ -169,7 +173,7 @@ impl Aws {
             .iter()
             .filter_map(|instance| {
                 let tags = tags_of(instance);
-                let reach = reach(&tags, &caller.user_id, keys)?;
+                let reach = reach(&tags, &caller.user_id, rules)?;
                 Some(Row {
                     id: instance.instance_id()?.to_owned(),
                     region: region.to_owned(),
@@ -248,17 +252,25 @@ impl Aws {
         &self,
         region: &str,
         id: &str,
-        keys: &Keys,
+        rules: &ShareRules,
         with: &str,
         duration: Option<&str>,
     ) -> Result<(), Problem> {
         let ec2 = self.ec2(region);
-        let mut tags = vec![Tag::builder().key(&keys.share_with).value(with).build()];
+        let mut tags = vec![Tag::builder()
+            .key(&rules.share_with_key)
+            .value(with)
+            .build()];
         if let Some(duration) = duration {
-            tags.push(Tag::builder().key(&keys.share_for).value(duration).build());
+            tags.push(
+                Tag::builder()
+                    .key(&rules.share_for_key)
+                    .value(duration)
+                    .build(),
+            );
         } else {
             // The previous share's length must not carry over to this one.
-            self.remove(&ec2, id, &[keys.share_for.as_str()])
+            remove(&ec2, id, &[rules.share_for_key.as_str()])
                 .await
                 .map_err(|err| aws_problem(&format!("ec2:DeleteTags on {id}"), &err))?;
         }
@@ -272,37 +284,40 @@ impl Aws {
     }
 
     /// Remove the owner's request: the product then ends the share.
-    pub async fn end_share(&self, region: &str, id: &str, keys: &Keys) -> Result<(), Problem> {
+    pub async fn end_share(
+        &self,
+        region: &str,
+        id: &str,
+        rules: &ShareRules,
+    ) -> Result<(), Problem> {
         let ec2 = self.ec2(region);
-        self.remove(
+        remove(
             &ec2,
             id,
-            &[keys.share_with.as_str(), keys.share_for.as_str()],
+            &[rules.share_with_key.as_str(), rules.share_for_key.as_str()],
         )
         .await
         .map_err(|err| aws_problem(&format!("ec2:DeleteTags on {id}"), &err))
     }
+}
 
-    async fn remove(
-        &self,
-        ec2: &aws_sdk_ec2::Client,
-        id: &str,
-        keys: &[&str],
-    ) -> Result<
-        (),
-        aws_sdk_ec2::error::SdkError<aws_sdk_ec2::operation::delete_tags::DeleteTagsError>,
-    > {
-        let tags = keys
-            .iter()
-            .map(|key| Tag::builder().key(*key).build())
-            .collect();
-        ec2.delete_tags()
-            .resources(id)
-            .set_tags(Some(tags))
-            .send()
-            .await
-            .map(|_| ())
-    }
+/// Delete `keys` from instance `id`, whatever their values.
+async fn remove(
+    ec2: &aws_sdk_ec2::Client,
+    id: &str,
+    keys: &[&str],
+) -> Result<(), aws_sdk_ec2::error::SdkError<aws_sdk_ec2::operation::delete_tags::DeleteTagsError>>
+{
+    let tags = keys
+        .iter()
+        .map(|key| Tag::builder().key(*key).build())
+        .collect();
+    ec2.delete_tags()
+        .resources(id)
+        .set_tags(Some(tags))
+        .send()
+        .await
+        .map(|_| ())
 }
 
 fn state_filter() -> Filter {

@@ -18,7 +18,9 @@ use shared::domain::session_name::SessionName;
 use shared::domain::sharing::read_request;
 
 use crate::aws::{Aws, Caller, Found};
-use crate::reach::{reach, table, why_not, Keys, Reach, Row};
+use shared::domain::sharing::ShareRules;
+
+use crate::reach::{reach, rules, table, why_not, Reach, Row};
 use crate::run::{program, spawn, ssh_options, Cli, Documents};
 
 const AFTER_HELP: &str = "\
@@ -185,22 +187,24 @@ async fn main() -> ExitCode {
 struct Context {
     aws: Aws,
     caller: Caller,
-    keys: Keys,
+    rules: ShareRules,
     region: Option<String>,
 }
 
 impl Context {
     async fn new(args: &Args) -> Result<Self, Problem> {
         let aws = Aws::load(args.profile.as_deref(), args.region.as_deref()).await;
+        let rules = rules(
+            &args.user_id_tag_key,
+            &args.share_with_tag_key,
+            &args.share_for_tag_key,
+        )
+        .map_err(Problem::Setup)?;
         let caller = aws.caller().await?;
         Ok(Self {
             aws,
             caller,
-            keys: Keys {
-                user_id: args.user_id_tag_key.clone(),
-                share_with: args.share_with_tag_key.clone(),
-                share_for: args.share_for_tag_key.clone(),
-            },
+            rules,
             region: args.region.clone(),
         })
     }
@@ -225,11 +229,11 @@ impl Context {
                 }
             )));
         };
-        match reach(&found.tags, &self.caller.user_id, &self.keys) {
+        match reach(&found.tags, &self.caller.user_id, &self.rules) {
             Some(reach) => Ok((found, reach)),
             None => Err(Problem::Refused(format!(
                 "you cannot reach {instance}: {}. If it should be yours, ask your operator to run: doctor check {} {instance}",
-                why_not(&found.tags, &self.caller.user_id, &self.keys),
+                why_not(&found.tags, &self.caller.user_id, &self.rules),
                 self.caller.username()
             ))),
         }
@@ -260,7 +264,7 @@ async fn run(args: Args) -> Result<i32, Problem> {
             let found = owned(&context, &instance, "end a share of").await?;
             context
                 .aws
-                .end_share(&found.region, &instance, &context.keys)
+                .end_share(&found.region, &instance, &context.rules)
                 .await?;
             println!(
                 "asked to end the share of {instance}: the product removes the guest slots and ends the guests' sessions within seconds"
@@ -306,7 +310,7 @@ async fn list(context: &Context, json: bool) -> Result<i32, Problem> {
     let lookups = regions.iter().map(|region| {
         context
             .aws
-            .reachable_in(region, &context.caller, &context.keys)
+            .reachable_in(region, &context.caller, &context.rules)
     });
     let mut rows: Vec<Row> = Vec::new();
     let mut failed = Vec::new();
@@ -359,18 +363,18 @@ async fn share(
     // The product's own reader of a request says what it would refuse, before anything is
     // written; the product checks again with the deployment's limits.
     let owner = own_user_id(&context.caller)?;
-    let mut request = BTreeMap::from([(context.keys.share_with.clone(), with.clone())]);
+    let rules = &context.rules;
+    let mut request = BTreeMap::from([(rules.share_with_key.clone(), with.clone())]);
     if let Some(duration) = duration {
-        request.insert(context.keys.share_for.clone(), duration.to_owned());
+        request.insert(rules.share_for_key.clone(), duration.to_owned());
     }
-    let rules = context.keys.rules().map_err(Problem::Setup)?;
-    if let Some(Err(reason)) = read_request(&request, &owner, &rules) {
+    if let Some(Err(reason)) = read_request(&request, &owner, rules) {
         return Err(Problem::Setup(format!("not shared: {}", reason.text)));
     }
     let found = owned(&context, &instance, "share").await?;
     context
         .aws
-        .request_share(&found.region, &instance, &context.keys, &with, duration)
+        .request_share(&found.region, &instance, &context.rules, &with, duration)
         .await?;
     println!(
         "asked to share {instance} with {with} for {}: the product gives each a guest slot within seconds (see `connect ls`); `connect unshare {instance}` ends it",

@@ -7,30 +7,21 @@ use chrono::{DateTime, Utc};
 use serde::Serialize;
 use shared::domain::sharing::{read_until, ShareDuration, ShareRules, MAX_SLOTS};
 
-/// The tag keys of the deployment the user connects to (`--user-id-tag-key`, ...).
-#[derive(Debug, Clone)]
-pub struct Keys {
-    pub user_id: String,
-    pub share_with: String,
-    pub share_for: String,
-}
-
-impl Keys {
-    /// The sharing rules as far as a user can know them: every slot any deployment may have
-    /// (the product never honours one beyond its own number, and removes it), and no maximum
-    /// below the parser's own (the product refuses a longer share and says why).
-    pub fn rules(&self) -> Result<ShareRules, String> {
-        Ok(ShareRules {
-            enabled: true,
-            share_with_key: self.share_with.clone(),
-            share_for_key: self.share_for.clone(),
-            user_id_key: self.user_id.clone(),
-            slots: MAX_SLOTS,
-            default_duration: ShareDuration::parse("8h")?,
-            max_duration: ShareDuration::parse("366d")?,
-            policy_name: String::new(),
-        })
-    }
+/// The deployment's sharing keys as far as a user can know them (`--user-id-tag-key`, ...):
+/// every slot any deployment may have (the product never honours one beyond its own number, and
+/// removes it), and no maximum below the parser's own (the product refuses a longer share and
+/// says why).
+pub fn rules(user_id: &str, share_with: &str, share_for: &str) -> Result<ShareRules, String> {
+    Ok(ShareRules {
+        enabled: true,
+        share_with_key: share_with.to_owned(),
+        share_for_key: share_for.to_owned(),
+        user_id_key: user_id.to_owned(),
+        slots: MAX_SLOTS,
+        default_duration: ShareDuration::parse("8h")?,
+        max_duration: ShareDuration::parse("366d")?,
+        policy_name: String::new(),
+    })
 }
 
 /// How the caller reaches an instance.
@@ -71,9 +62,8 @@ fn username(user_id: &str) -> String {
 
 /// What `caller` (their `${aws:userid}`) may reach on an instance with these tags, exactly as
 /// the shipped policies read them: the user-id tag, or a guest slot. `None`: nothing.
-pub fn reach(tags: &BTreeMap<String, String>, caller: &str, keys: &Keys) -> Option<Reach> {
-    let rules = keys.rules().ok()?;
-    if tags.get(&keys.user_id).map(String::as_str) == Some(caller) {
+pub fn reach(tags: &BTreeMap<String, String>, caller: &str, rules: &ShareRules) -> Option<Reach> {
+    if tags.get(&rules.user_id_key).map(String::as_str) == Some(caller) {
         let guests: Vec<String> = rules
             .slot_keys()
             .iter()
@@ -83,7 +73,7 @@ pub fn reach(tags: &BTreeMap<String, String>, caller: &str, keys: &Keys) -> Opti
         let shared_until = if guests.is_empty() {
             None
         } else {
-            until(tags, &rules)
+            until(tags, rules)
         };
         return Some(Reach::Owner {
             guests,
@@ -98,11 +88,11 @@ pub fn reach(tags: &BTreeMap<String, String>, caller: &str, keys: &Keys) -> Opti
         return None;
     }
     let owner = tags
-        .get(&keys.user_id)
+        .get(&rules.user_id_key)
         .map_or_else(|| "(no owner)".to_owned(), |id| username(id));
     Some(Reach::Guest {
         owner,
-        shared_until: until(tags, &rules),
+        shared_until: until(tags, rules),
     })
 }
 
@@ -114,18 +104,18 @@ fn until(tags: &BTreeMap<String, String>, rules: &ShareRules) -> Option<DateTime
 }
 
 /// Why the caller cannot reach an instance, in one line, from its tags.
-pub fn why_not(tags: &BTreeMap<String, String>, caller: &str, keys: &Keys) -> String {
-    match tags.get(&keys.user_id) {
+pub fn why_not(tags: &BTreeMap<String, String>, caller: &str, rules: &ShareRules) -> String {
+    match tags.get(&rules.user_id_key) {
         None => format!(
             "it has no {} tag yet: the product has not given it an owner",
-            keys.user_id
+            rules.user_id_key
         ),
         Some(owner)
             if owner.split_once(':').map(|(r, _)| r) != caller.split_once(':').map(|(r, _)| r) =>
         {
             format!(
                 "its {} tag names another role's user ({owner}), not you ({caller})",
-                keys.user_id
+                rules.user_id_key
             )
         }
         Some(owner) => format!(
@@ -208,12 +198,8 @@ mod tests {
     const ME: &str = "AROAEXAMPLEROLEID0001:ada.lovelace";
     const TIM: &str = "AROAEXAMPLEROLEID0001:tim.malone";
 
-    fn keys() -> Keys {
-        Keys {
-            user_id: "AwsUserId".into(),
-            share_with: "ShareWith".into(),
-            share_for: "ShareFor".into(),
-        }
+    fn keys() -> ShareRules {
+        rules("AwsUserId", "ShareWith", "ShareFor").unwrap()
     }
 
     fn tags(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {

@@ -563,19 +563,7 @@ async fn a_share_through_connect_and_replay_lets_the_guest_list_it_until_it_ends
     // it before writing) THEN replay changes nothing and says why
     let now = chrono::Utc::now();
     let at = |d: chrono::Duration| (now + d).to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
-    w.admin
-        .ec2
-        .create_tags()
-        .resources(&instance)
-        .tags(
-            aws_sdk_ec2::types::Tag::builder()
-                .key("ShareWith")
-                .value("tim.malone")
-                .build(),
-        )
-        .send()
-        .await
-        .unwrap();
+    testkit::put_tag(&w.admin.ec2, &instance, "ShareWith", "tim.malone").await;
     let before = tags_of(&w.admin.ec2, &instance).await;
     let line = replay(
         &w.moto,
