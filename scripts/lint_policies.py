@@ -330,6 +330,13 @@ def main():
         for name, document in template_policies(path, EVERY_OPTION_ON)
         if name.endswith("EndUserPolicy")
     ]
+    # Managed nodes outside EC2: the hybrid-nodes policy, and the guards and boundary it changes.
+    documents += [
+        (f"{name} (HybridNodes=true)", document)
+        for path in paths
+        for name, document in template_policies(path, dict(EVERY_OPTION_ON, HybridNodes="true"))
+        if name.endswith(("HybridNodesPolicy", "GuardPolicy", "UsersBoundary", "OwnerTaggerRole/owner-tagger"))
+    ]
     # The Identity Center deploy: its guards name the permission set's role by its path.
     documents += [
         (f"{name} (Identity Center)", document)

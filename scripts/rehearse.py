@@ -53,6 +53,8 @@ PARAMETER_SETS = {
     "static": {"SessionRights": "static"},
     "identity-center": dict(lint_policies.IDENTITY_CENTER),
     "every-option-on": dict(lint_policies.EVERY_OPTION_ON),
+    # every option on, and managed nodes outside EC2 (HybridNodesPolicy, HybridNodeRole)
+    "hybrid-nodes": dict(lint_policies.EVERY_OPTION_ON, HybridNodes="true"),
 }
 # CloudFormation's limits for a template passed as --template-body, and for any template.
 TEMPLATE_BODY_LIMIT = 51_200

@@ -58,6 +58,7 @@ pub(crate) const SSH_OS_USERS: &str = "SSH_OS_USERS";
 // Sharing (template Sharing, ShareWithTagKey, ShareForTagKey, GuestSlots, ShareDefaultDuration,
 // ShareMaxDuration).
 pub(crate) const SHARING: &str = "SHARING";
+pub(crate) const HYBRID_NODES: &str = "HYBRID_NODES";
 pub(crate) const SHARE_WITH_TAG_KEY: &str = "SHARE_WITH_TAG_KEY";
 pub(crate) const SHARE_FOR_TAG_KEY: &str = "SHARE_FOR_TAG_KEY";
 pub(crate) const GUEST_SLOTS: &str = "GUEST_SLOTS";
@@ -148,6 +149,9 @@ pub struct Config {
     /// Where the owner-tagger makes each share's one-time expiry schedule; `None`: shares end at
     /// the first sweep after their time.
     pub share_expiry: Option<ExpirySchedule>,
+    /// On-premises and hybrid managed nodes (`mi-*`) are owned too (`HYBRID_NODES`): at their
+    /// registration and by the sweep.
+    pub hybrid_nodes: bool,
 }
 
 /// EventBridge Scheduler's side of a share's end: the schedule group, the role the schedules
@@ -233,6 +237,7 @@ impl Config {
             session_kinds: session_kinds(&value)?,
             sharing: share_rules(&value, &ownership)?,
             share_expiry: expiry_schedule(&value)?,
+            hybrid_nodes: flag(value(HYBRID_NODES), false).map_err(|p| bad(HYBRID_NODES, p))?,
             users_role,
             session_role_id,
             ownership,
@@ -718,6 +723,7 @@ mod tests {
                     policy_name: "SsmSessionOwnerSharing".into(),
                 },
                 share_expiry: None,
+                hybrid_nodes: false,
             }
         );
     }

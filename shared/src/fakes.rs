@@ -16,15 +16,17 @@ use std::sync::{Arc, Mutex, MutexGuard};
 
 use crate::domain::evaluation::{evaluate, NamedPolicy, Request};
 use crate::domain::ids::{
-    InstanceId, InstanceState, ResolvedRole, RoleId, RoleIdentity, TagTarget, VolumeId,
+    InstanceId, InstanceState, ManagedNodeId, ResolvedRole, RoleId, RoleIdentity, TagTarget,
+    VolumeId,
 };
 use crate::error::Error;
 use crate::ports::{
-    BucketState, DescribedInstance, DescribedVolume, EnabledRegions, InRegion, InstanceDirectory,
-    InstanceInventory, InstanceTagger, KeyFacts, LiveInstances, LogGroupFacts, LoggingTargets,
-    ManagedNode, ManagedNodes, ManagedPolicies, ManagedPolicy, PolicySimulator, PolicyVersion,
-    RoleDirectory, RoleEvaluationInputs, RolePolicies, RolePolicyDocument, SessionDocumentReader,
-    SessionTerminator, Simulated, Simulation, Visit, VolumeDirectory, VolumeVisit,
+    BucketState, DescribedInstance, DescribedVolume, EnabledRegions, HybridNodes, InRegion,
+    InstanceDirectory, InstanceInventory, InstanceTagger, KeyFacts, LiveInstances, LogGroupFacts,
+    LoggingTargets, ManagedNode, ManagedNodes, ManagedPolicies, ManagedPolicy, PolicySimulator,
+    PolicyVersion, RegisteredNode, RoleDirectory, RoleEvaluationInputs, RolePolicies,
+    RolePolicyDocument, SessionDocumentReader, SessionTerminator, Simulated, Simulation, Visit,
+    VolumeDirectory, VolumeVisit,
 };
 
 /// A customer-managed policy and its versions.
@@ -48,6 +50,13 @@ impl FakePolicy {
             .map(|(_, d)| d.as_str())
             .unwrap_or("")
     }
+}
+
+/// A managed node outside EC2 in the fake: the activation it registered with and its tags.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct FakeHybridNode {
+    pub activation_id: Option<String>,
+    pub tags: BTreeMap<String, String>,
 }
 
 /// The trust policy of a role federated through a SAML identity provider.
@@ -94,6 +103,10 @@ pub struct World {
     pub policies_created: u64,
     /// Instance → its managed-node record (in the instance's region).
     pub nodes: BTreeMap<InstanceId, ManagedNode>,
+    /// Managed nodes outside EC2 (`mi-*`): (region, node) → activation id and resource tags.
+    pub hybrid_nodes: BTreeMap<(String, ManagedNodeId), FakeHybridNode>,
+    /// Activations: (region, activation id) → tags.
+    pub activations: BTreeMap<(String, String), BTreeMap<String, String>>,
     /// Whether the policy simulator answers; it is denied (like an operator without
     /// `iam:SimulatePrincipalPolicy`) unless set.
     pub simulator_available: bool,
@@ -856,6 +869,78 @@ impl ManagedNodes for FakeAws {
             .get(instance_id)
             .filter(|_| world.in_region(instance_id, &self.region))
             .cloned())
+    }
+}
+
+impl HybridNodes for FakeAws {
+    async fn registered_node(&self, node: &ManagedNodeId) -> Result<Option<RegisteredNode>, Error> {
+        let world = self.call("ssm:DescribeInstanceInformation")?;
+        Ok(world
+            .hybrid_nodes
+            .get(&(self.region.clone(), node.clone()))
+            .map(|found| RegisteredNode {
+                node_id: node.clone(),
+                activation_id: found.activation_id.clone(),
+            }))
+    }
+
+    async fn registered_nodes(&self) -> Result<Vec<RegisteredNode>, Error> {
+        let world = self.call("ssm:DescribeInstanceInformation")?;
+        Ok(world
+            .hybrid_nodes
+            .iter()
+            .filter(|((region, _), _)| *region == self.region)
+            .map(|((_, id), found)| RegisteredNode {
+                node_id: id.clone(),
+                activation_id: found.activation_id.clone(),
+            })
+            .collect())
+    }
+
+    async fn node_tags(&self, node: &ManagedNodeId) -> Result<BTreeMap<String, String>, Error> {
+        let world = self.call("ssm:ListTagsForResource")?;
+        world
+            .hybrid_nodes
+            .get(&(self.region.clone(), node.clone()))
+            .map(|found| found.tags.clone())
+            .ok_or_else(|| Error::Aws {
+                operation: "ssm:ListTagsForResource",
+                code: "InvalidResourceId".into(),
+                message: format!("{node} is not registered"),
+                retryable: false,
+            })
+    }
+
+    async fn activation_tags(
+        &self,
+        activation_id: &str,
+    ) -> Result<Option<BTreeMap<String, String>>, Error> {
+        let world = self.call("ssm:DescribeActivations")?;
+        Ok(world
+            .activations
+            .get(&(self.region.clone(), activation_id.to_owned()))
+            .cloned())
+    }
+
+    async fn tag_node(&self, node: &ManagedNodeId, key: &str, value: &str) -> Result<(), Error> {
+        let mut world = self.call("ssm:AddTagsToResource")?;
+        let found = world
+            .hybrid_nodes
+            .get_mut(&(self.region.clone(), node.clone()))
+            .expect("tagging a node the fake does not hold");
+        found.tags.insert(key.to_owned(), value.to_owned());
+        Ok(())
+    }
+
+    async fn untag_node(&self, node: &ManagedNodeId, key: &str) -> Result<(), Error> {
+        let mut world = self.call("ssm:RemoveTagsFromResource")?;
+        if let Some(found) = world
+            .hybrid_nodes
+            .get_mut(&(self.region.clone(), node.clone()))
+        {
+            found.tags.remove(key);
+        }
+        Ok(())
     }
 }
 

@@ -8,7 +8,8 @@ use crate::config::WriteMode;
 use crate::domain::capacity::{Capacity, Refused};
 use crate::domain::evaluation::{Decision, NamedPolicy, Request};
 use crate::domain::ids::{
-    InstanceId, InstanceState, ResolvedRole, RoleId, RoleIdentity, TagTarget, VolumeId,
+    InstanceId, InstanceState, ManagedNodeId, ResolvedRole, RoleId, RoleIdentity, TagTarget,
+    VolumeId,
 };
 use crate::domain::session_name::SessionName;
 use crate::domain::statements::Scope;
@@ -432,6 +433,50 @@ pub struct ManagedNode {
     pub platform: Option<String>,
     /// When the agent last reported, as AWS gives it.
     pub last_ping: Option<String>,
+}
+
+/// A managed node outside EC2 (`mi-*`) as Systems Manager lists it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RegisteredNode {
+    pub node_id: ManagedNodeId,
+    /// The activation it registered with, when Systems Manager names one.
+    pub activation_id: Option<String>,
+}
+
+/// Managed nodes outside EC2 (`mi-*`, registered with an activation): Systems Manager's record
+/// of them, their resource tags and their activations' tags. moto has no activations, no
+/// `DescribeInstanceInformation`, and refuses `ManagedInstance` tags: the adapter is covered
+/// with aws-smithy-mocks, the use cases with the fakes.
+pub trait HybridNodes {
+    /// The node, or None when it is not registered in this region.
+    fn registered_node(
+        &self,
+        node: &ManagedNodeId,
+    ) -> impl Future<Output = Result<Option<RegisteredNode>, Error>> + Send;
+    /// Every node outside EC2 registered in this region.
+    fn registered_nodes(&self) -> impl Future<Output = Result<Vec<RegisteredNode>, Error>> + Send;
+    /// The node's resource tags.
+    fn node_tags(
+        &self,
+        node: &ManagedNodeId,
+    ) -> impl Future<Output = Result<BTreeMap<String, String>, Error>> + Send;
+    /// The activation's tags (copied onto every node registered with it), or None when the
+    /// activation no longer exists.
+    fn activation_tags(
+        &self,
+        activation_id: &str,
+    ) -> impl Future<Output = Result<Option<BTreeMap<String, String>>, Error>> + Send;
+    fn tag_node(
+        &self,
+        node: &ManagedNodeId,
+        key: &str,
+        value: &str,
+    ) -> impl Future<Output = Result<(), Error>> + Send;
+    fn untag_node(
+        &self,
+        node: &ManagedNodeId,
+        key: &str,
+    ) -> impl Future<Output = Result<(), Error>> + Send;
 }
 
 /// Managed nodes (`ssm:DescribeInstanceInformation`).

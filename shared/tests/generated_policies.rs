@@ -104,7 +104,7 @@ fn every_deploy_command_the_project_gives_carries_capability_named_iam() {
         "{text}"
     );
     assert!(
-        text.contains("deploy-commands.md:6: deploys template.yaml without CAPABILITY_NAMED_IAM, which it needs for EndUserPolicy (ManagedPolicyName), GuardPolicy (ManagedPolicyName), SharingPolicy (ManagedPolicyName), UsersBoundary (ManagedPolicyName)"),
+        text.contains("deploy-commands.md:6: deploys template.yaml without CAPABILITY_NAMED_IAM, which it needs for EndUserPolicy (ManagedPolicyName), GuardPolicy (ManagedPolicyName), HybridNodesPolicy (ManagedPolicyName), SharingPolicy (ManagedPolicyName), UsersBoundary (ManagedPolicyName)"),
         "{text}"
     );
     assert!(
@@ -127,12 +127,12 @@ fn every_rule_as_cloudformation_builds_it_is_named_under_the_prefix_and_keeps_it
         repository.join("template.yaml"),
         repository.join("forwarder.yaml"),
     );
-    // WHEN rehearsed THEN the seven rules SAM generates and the three forwarder rules are each named
+    // WHEN rehearsed THEN the eight rules SAM generates and the four forwarder rules are each named
     // under RuleNamePrefix, and every target retries and keeps its dead letters
     let (code, text) = script("rehearse.py", &[&template, &forwarder]);
     assert_eq!(code, 0, "{text}");
     assert!(
-        text.contains("rehearsal: 10 rule(s), 4 parameter set(s) rendered, 0 problem(s)"),
+        text.contains("rehearsal: 12 rule(s), 5 parameter set(s) rendered, 0 problem(s)"),
         "{text}"
     );
     assert!(
@@ -155,6 +155,7 @@ fn every_rule_as_cloudformation_builds_it_is_named_under_the_prefix_and_keeps_it
             ("static", 10),
             ("identity-center", 10),
             ("every-option-on", 11),
+            ("hybrid-nodes", 12),
         ] {
             assert!(
                 text.contains(&format!(

@@ -873,6 +873,15 @@ fn the_users_roles_policies_with_every_option_on_fit_a_managed_policy_each() {
         "the sharing policy with every option on and 5 guest slots: {sharing} of 6144 characters"
     );
     assert!(sharing <= 6144, "sharing: {sharing}");
+    // The hybrid-nodes policy (HybridNodes=true), and the guard policy beside it.
+    for (policy, what) in [
+        ("HybridNodesPolicy", "hybrid-nodes"),
+        ("GuardPolicy", "guard"),
+    ] {
+        let size = longest_size(policy, &["every-option-on", "HybridNodes=true"]);
+        println!("the {what} policy with every option on and HybridNodes=true: {size} of 6144 characters");
+        assert!(size <= 6144, "{what} with hybrid nodes: {size}");
+    }
     // With sharing off, the end-user policy guards sessions and SSH keys itself.
     let unshared = longest_size("EndUserPolicy", &["every-option-on", "Sharing=false"]);
     println!("the end-user policy with every option on but sharing: {unshared} of 6144 characters");
@@ -2826,4 +2835,258 @@ fn the_owner_reads_their_own_windows_password_and_nobody_else_does_with_or_witho
         "iam-simulate, Windows passwords: {} cells, 0 wrong",
         cells.len()
     );
+}
+
+/// A raw judge request by `caller` for `action` on `resource`, with `context`.
+fn by_caller(
+    caller: &str,
+    action: &str,
+    resource: &str,
+    context: Value,
+    policies: &[Value],
+) -> Value {
+    let mut context = context;
+    context["aws:userid"] = json!(user_id(caller));
+    json!({
+        "policies": policies,
+        "principal": format!("arn:aws:sts::{ACCOUNT}:assumed-role/Okta-ServiceWorkbenchUser/{caller}"),
+        "action": action,
+        "resource": resource,
+        "context": context,
+    })
+}
+
+/// The request context of a `CreateActivation` carrying `tags`.
+fn activation_tags(tags: &[(&str, String)]) -> Value {
+    let mut context = json!({"aws:TagKeys": tags.iter().map(|(k, _)| *k).collect::<Vec<_>>()});
+    for (key, value) in tags {
+        context[format!("aws:RequestTag/{key}")] = json!(value);
+    }
+    context
+}
+
+/// The cells of one hybrid-nodes deployment: activations, the hybrid service role, tags and
+/// sessions on tim's managed node.
+fn hybrid_cells(setting: &str, policies: &[Value]) -> Vec<JudgedCell> {
+    const NODE: &str = "arn:aws:ssm:eu-west-1:123456789012:managed-instance/mi-0a1b2c3d4e5f60001";
+    let hybrid_role = format!("arn:aws:iam::{ACCOUNT}:role/HybridNodeRole");
+    let mut cells: Vec<JudgedCell> = Vec::new();
+    let mut cell = |what: String, request: Value, allowed: bool| {
+        cells.push((format!("{setting}: {what}"), vec![request], allowed));
+    };
+    for caller in ["tim", "ana"] {
+        let own = user_id(caller);
+        // an activation carrying the caller's own id, alone or with the owner tag and another
+        // key: allowed; another user's id, an id under a case variant of the key only, no id, or
+        // any guest slot, share or expiry key in any spelling beside the own id: refused
+        for (what, tags, allowed) in [
+            ("own id", vec![("AwsUserId", own.clone())], true),
+            (
+                "own id, owner tag and a Name",
+                vec![
+                    ("AwsUserId", own.clone()),
+                    ("CreatedBy", caller.to_owned()),
+                    ("Name", "lab".to_owned()),
+                ],
+                true,
+            ),
+            (
+                "another user's id",
+                vec![("AwsUserId", user_id("mallory"))],
+                false,
+            ),
+            ("no tag", vec![], false),
+            ("only a Name", vec![("Name", "lab".to_owned())], false),
+            (
+                "another's id under a case variant",
+                vec![("awsuserid", user_id("mallory"))],
+                false,
+            ),
+            (
+                "own id with a guest slot",
+                vec![
+                    ("AwsUserId", own.clone()),
+                    ("AwsUserIdGuest1", user_id("mallory")),
+                ],
+                false,
+            ),
+            (
+                "own id with a guest slot in lower case",
+                vec![
+                    ("AwsUserId", own.clone()),
+                    ("awsuseridguest2", user_id("mallory")),
+                ],
+                false,
+            ),
+            (
+                "own id with the expiry",
+                vec![
+                    ("AwsUserId", own.clone()),
+                    ("AwsUserIdSharedUntil", "2099-01-01T00:00:00Z".to_owned()),
+                ],
+                false,
+            ),
+            (
+                "own id with a share request",
+                vec![
+                    ("AwsUserId", own.clone()),
+                    ("SHAREWITH", "mallory".to_owned()),
+                ],
+                false,
+            ),
+        ] {
+            cell(
+                format!("{caller} ssm:CreateActivation with {what}"),
+                by_caller(
+                    caller,
+                    "ssm:CreateActivation",
+                    "*",
+                    activation_tags(&tags),
+                    policies,
+                ),
+                allowed,
+            );
+        }
+        // the hybrid service role to Systems Manager: yes; any other role to it: no (explicitly
+        // when guarded)
+        cell(
+            format!("{caller} iam:PassRole HybridNodeRole to ssm"),
+            by_caller(
+                caller,
+                "iam:PassRole",
+                &hybrid_role,
+                json!({"iam:PassedToService": "ssm.amazonaws.com"}),
+                policies,
+            ),
+            true,
+        );
+        cell(
+            format!("{caller} iam:PassRole an administrator's role to ssm"),
+            by_caller(
+                caller,
+                "iam:PassRole",
+                &format!("arn:aws:iam::{ACCOUNT}:role/Admin"),
+                json!({"iam:PassedToService": "ssm.amazonaws.com"}),
+                policies,
+            ),
+            false,
+        );
+        // nobody adds, changes or removes an ownership tag on a managed node, in any spelling,
+        // the owner included; a Name is the account's business (no foreign grant: refused)
+        let node_tags = json!({"aws:ResourceTag/AwsUserId": user_id("tim"), "ssm:resourceTag/AwsUserId": user_id("tim")});
+        for key in [
+            "AwsUserId",
+            "awsuserid",
+            "CreatedBy",
+            "CREATEDBY",
+            "AwsUserIdGuest1",
+        ] {
+            for action in ["ssm:AddTagsToResource", "ssm:RemoveTagsFromResource"] {
+                let mut context = node_tags.clone();
+                context["aws:TagKeys"] = json!([key]);
+                context[format!("aws:RequestTag/{key}")] = json!(own);
+                cell(
+                    format!("{caller} {action} {key} on tim's node"),
+                    by_caller(caller, action, NODE, context, policies),
+                    false,
+                );
+            }
+        }
+        // sessions: the owner on their node; nobody else
+        let mut session = node_tags.clone();
+        session["ssm:SessionDocumentAccessCheck"] = json!("true");
+        cell(
+            format!("{caller} ssm:StartSession on tim's node"),
+            by_caller(caller, "ssm:StartSession", NODE, session, policies),
+            caller == "tim",
+        );
+        // nobody runs a command on another's node or deregisters one
+        if caller != "tim" {
+            cell(
+                format!("{caller} ssm:SendCommand on tim's node"),
+                by_caller(caller, "ssm:SendCommand", NODE, node_tags.clone(), policies),
+                false,
+            );
+        }
+        cell(
+            format!("{caller} ssm:DeregisterManagedInstance tim's node"),
+            by_caller(
+                caller,
+                "ssm:DeregisterManagedInstance",
+                NODE,
+                node_tags.clone(),
+                policies,
+            ),
+            false,
+        );
+    }
+    cells
+}
+
+#[test]
+fn hybrid_nodes_a_user_activates_only_for_themself_and_nobody_touches_a_nodes_ownership_tags() {
+    // GIVEN HybridNodes=true with every option on: with the guards and a foreign Allow *, with
+    // the guards alone, and without the guards
+    let guarded = testkit::shipped_users_policies(&["every-option-on", "HybridNodes=true"]);
+    assert_eq!(
+        guarded.len(),
+        4,
+        "end-user, guard, sharing and hybrid-nodes policies"
+    );
+    let mut with_foreign = guarded.clone();
+    with_foreign.push(allow_everything());
+    let unguarded = testkit::shipped_users_policies(&[
+        "every-option-on",
+        "HybridNodes=true",
+        "GuardDenies=false",
+    ]);
+    assert_eq!(
+        unguarded.len(),
+        3,
+        "end-user, sharing and hybrid-nodes policies"
+    );
+    let mut cells = Vec::new();
+    cells.extend(hybrid_cells("guarded, foreign Allow *", &with_foreign));
+    cells.extend(hybrid_cells("guarded", &guarded));
+    cells.extend(hybrid_cells("no guards", &unguarded));
+
+    // WHEN judged THEN no cell is wrong, and under a foreign Allow * every refusal is explicit
+    let wrong = wrong_cells(&cells, |what| what.contains("foreign"));
+    assert!(
+        wrong.is_empty(),
+        "{} wrong of {}:\n{}",
+        wrong.len(),
+        cells.len(),
+        wrong.join("\n")
+    );
+    println!(
+        "iam-simulate, hybrid nodes: {} cells ({} allowed), 0 wrong",
+        cells.len(),
+        cells.iter().filter(|(_, _, a)| *a).count()
+    );
+
+    // and with HybridNodes=false (the default) nobody creates an activation at all
+    let off = testkit::shipped_users_policies(&["every-option-on"]);
+    let mut off_cells = Vec::new();
+    for (setting, policies) in [
+        ("off", off.clone()),
+        (
+            "off, foreign Allow *",
+            [off, vec![allow_everything()]].concat(),
+        ),
+    ] {
+        off_cells.push((
+            format!("{setting}: tim ssm:CreateActivation with own id"),
+            vec![by_caller(
+                "tim",
+                "ssm:CreateActivation",
+                "*",
+                activation_tags(&[("AwsUserId", user_id("tim"))]),
+                &policies,
+            )],
+            false,
+        ));
+    }
+    let wrong = wrong_cells(&off_cells, |what| what.contains("foreign"));
+    assert!(wrong.is_empty(), "{}", wrong.join("\n"));
 }

@@ -28,16 +28,21 @@ pub fn shipped_policy_with(resource: &str, settings: &[&str]) -> serde_json::Val
 /// where those settings create them.
 pub fn shipped_users_policies(settings: &[&str]) -> Vec<serde_json::Value> {
     let found = dump("--dump", "template.yaml", settings);
-    ["EndUserPolicy", "GuardPolicy", "SharingPolicy"]
-        .iter()
-        .filter_map(|resource| {
-            let name = format!("template.yaml {resource}");
-            found
-                .iter()
-                .find(|p| p["name"] == name.as_str())
-                .map(|p| p["document"].clone())
-        })
-        .collect()
+    [
+        "EndUserPolicy",
+        "GuardPolicy",
+        "SharingPolicy",
+        "HybridNodesPolicy",
+    ]
+    .iter()
+    .filter_map(|resource| {
+        let name = format!("template.yaml {resource}");
+        found
+            .iter()
+            .find(|p| p["name"] == name.as_str())
+            .map(|p| p["document"].clone())
+    })
+    .collect()
 }
 
 /// A policy resource of `template` (`template.yaml` or `forwarder.yaml`) with `settings` over

@@ -14,8 +14,9 @@ async fn main() -> Result<(), lambda_runtime::Error> {
             .map(|at| ExpirySchedules::new(clients.scheduler, at));
         OwnerTagger::new(config, clients.ec2, clients.iam)
             .with_trails(clients.cloudtrail)
-            .with_sessions(clients.ssm)
+            .with_sessions(clients.ssm.clone())
             .with_expiries(expiries)
+            .with_hybrid_nodes(clients.ssm)
     })
     .await
 }

@@ -5,6 +5,7 @@
 pub mod capacity;
 pub mod doctor;
 pub mod inline_store;
+pub mod managed_nodes;
 pub mod managed_store;
 pub mod owner_tagging;
 pub(crate) mod regions;

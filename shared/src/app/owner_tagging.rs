@@ -10,6 +10,7 @@ use chrono::{DateTime, Utc};
 use serde_json::Value;
 use tracing::{info, warn};
 
+use super::managed_nodes::{self, NoHybridNodes};
 use super::regions::RegionalClients;
 use super::role_resolver::RoleResolver;
 use super::sharing::{self, NoExpiries, NoSessions};
@@ -28,12 +29,12 @@ use crate::domain::sharing::Trigger;
 use crate::domain::trust;
 use crate::error::Error;
 use crate::ports::{
-    DescribedInstance, DescribedVolume, GuestSessions, InRegion, RoleDirectory, ShareExpiries,
-    TaggerEc2, TrailDirectory,
+    DescribedInstance, DescribedVolume, GuestSessions, HybridNodes, InRegion, RoleDirectory,
+    ShareExpiries, TaggerEc2, TrailDirectory,
 };
 
 /// Everything the function needs, built once per process.
-pub struct OwnerTagger<E, R, T = NoTrails, S = NoSessions, X = NoExpiries> {
+pub struct OwnerTagger<E, R, T = NoTrails, S = NoSessions, X = NoExpiries, N = NoHybridNodes> {
     config: Config,
     ec2: RegionalClients<E>,
     iam: R,
@@ -47,6 +48,9 @@ pub struct OwnerTagger<E, R, T = NoTrails, S = NoSessions, X = NoExpiries> {
     /// EventBridge Scheduler, to end each share at its time (`with_expiries`); without it a
     /// share ends at the first sweep after its time.
     expiries: X,
+    /// Systems Manager, for managed nodes outside EC2 (`with_hybrid_nodes`; read only with
+    /// `HYBRID_NODES` on).
+    nodes: RegionalClients<N>,
 }
 
 impl<E, R> OwnerTagger<E, R>
@@ -59,6 +63,7 @@ where
         Self {
             ec2: RegionalClients::new(ec2, &config),
             sessions: RegionalClients::new(NoSessions, &config),
+            nodes: RegionalClients::new(NoHybridNodes, &config),
             config,
             iam,
             role,
@@ -81,6 +86,7 @@ where
             role: self.role,
             sessions: self.sessions,
             expiries: self.expiries,
+            nodes: self.nodes,
         }
     }
 }
@@ -100,6 +106,7 @@ impl<E, R, T> OwnerTagger<E, R, T> {
             role: self.role,
             trails: self.trails,
             expiries: self.expiries,
+            nodes: self.nodes,
         }
     }
 }
@@ -119,17 +126,39 @@ impl<E, R, T, S> OwnerTagger<E, R, T, S> {
             role: self.role,
             trails: self.trails,
             sessions: self.sessions,
+            nodes: self.nodes,
         }
     }
 }
 
-impl<E, R, T, S, X> OwnerTagger<E, R, T, S, X>
+impl<E, R, T, S, X> OwnerTagger<E, R, T, S, X> {
+    /// The same, which also owns managed nodes outside EC2 (`mi-*`) at their registration and
+    /// in the sweep, when `HYBRID_NODES` is on.
+    pub fn with_hybrid_nodes<N>(self, nodes: N) -> OwnerTagger<E, R, T, S, X, N>
+    where
+        N: HybridNodes + InRegion + Clone + Send + Sync,
+    {
+        OwnerTagger {
+            nodes: RegionalClients::new(nodes, &self.config),
+            config: self.config,
+            ec2: self.ec2,
+            iam: self.iam,
+            role: self.role,
+            trails: self.trails,
+            sessions: self.sessions,
+            expiries: self.expiries,
+        }
+    }
+}
+
+impl<E, R, T, S, X, N> OwnerTagger<E, R, T, S, X, N>
 where
     E: TaggerEc2,
     R: RoleDirectory + Sync,
     T: TrailDirectory + InRegion + Clone + Send + Sync,
     S: GuestSessions + InRegion + Clone + Send + Sync,
     X: ShareExpiries + Sync,
+    N: HybridNodes + InRegion + Clone + Send + Sync,
 {
     /// Handle one EventBridge event. `Err` only for failures a later delivery may fix or an
     /// operator must see (AWS errors, a missing role); invalid events are `Ok(ignored)`.
@@ -164,6 +193,21 @@ where
                 ),
             )),
             Event::ShareExpiry(detail) => self.on_share_expiry(event_id, &detail, now).await,
+            Event::ManagedNodeRegistration(node) => {
+                if !self.config.hybrid_nodes {
+                    return Ok(ignored(
+                        event_id,
+                        Reason::new(
+                            ReasonCode::HybridNodesOff,
+                            format!("{node} registered, and HYBRID_NODES is off: managed nodes outside EC2 are not owned"),
+                        ),
+                    ));
+                }
+                let role_id = self.role.get(&self.iam).await?;
+                let nodes = self.nodes.get(incoming.region.as_deref());
+                let rules = &self.config.ownership;
+                managed_nodes::on_registration(&nodes, event_id, &node, &role_id, rules).await
+            }
         }
     }
 
@@ -369,13 +413,14 @@ where
     }
 }
 
-impl<E, R, T, S, X> OwnerTagger<E, R, T, S, X>
+impl<E, R, T, S, X, N> OwnerTagger<E, R, T, S, X, N>
 where
     E: TaggerEc2,
     R: RoleDirectory + Sync,
     T: TrailDirectory + InRegion + Clone + Send + Sync,
     S: GuestSessions + InRegion + Clone + Send + Sync,
     X: ShareExpiries + Sync,
+    N: HybridNodes + InRegion + Clone + Send + Sync,
 {
     /// The scheduled sweep: every live instance in every covered region, one
     /// `DescribeInstances` page per 1,000 per region. Every region is read before anything is
@@ -440,10 +485,44 @@ where
         let region_names: Vec<String> = regions.iter().map(|(r, _)| r.clone()).collect();
         let regions_without_trail = self.check_trails(event_id, &region_names).await;
         let mut outcome = self.apply_regions(event_id, regions, (&role, now)).await?;
+        if self.config.hybrid_nodes {
+            self.sweep_hybrid_nodes(event_id, &region_names, role_id, &mut outcome)
+                .await?;
+        }
         outcome.counts.trust_policy_findings = trust_policy_findings;
         outcome.counts.regions_without_trail = regions_without_trail;
         info!(event_id, decision = "sweep", role_id = %role_id, reason = %outcome.reason);
         Ok(outcome)
+    }
+
+    /// The sweep's second part with `HYBRID_NODES` on: the managed nodes outside EC2 of every
+    /// covered region, after the instances.
+    async fn sweep_hybrid_nodes(
+        &self,
+        event_id: Option<&str>,
+        regions: &[String],
+        role_id: &RoleId,
+        outcome: &mut Outcome,
+    ) -> Result<(), Error> {
+        for region in regions {
+            let nodes = self.nodes.get(Some(region));
+            let rules = &self.config.ownership;
+            let done = managed_nodes::sweep_region(&nodes, event_id, role_id, rules)
+                .await
+                .map_err(|e| Error::RegionUnreadable {
+                    region: region.clone(),
+                    cause: e.to_string(),
+                })?;
+            if done.status == Status::Changed {
+                outcome.status = Status::Changed;
+            }
+            outcome.reason = format!("{}; {region}: {}", outcome.reason, done.reason);
+            outcome.changed.extend(done.changed);
+            outcome.skipped.extend(done.skipped);
+            outcome.counts.instances_tagged += done.counts.instances_tagged;
+            outcome.counts.tags_tampered += done.counts.tags_tampered;
+        }
+        Ok(())
     }
 
     /// Write what the sweep read in each region: ownership tags, then shares.

@@ -118,11 +118,13 @@ where
                     .await
             }
             Event::Scheduled => self.reconcile(mode).await,
-            Event::RunInstances(_) | Event::ShareExpiry(_) => Ok(ignored(
+            Event::RunInstances(_)
+            | Event::ShareExpiry(_)
+            | Event::ManagedNodeRegistration(_) => Ok(ignored(
                 id,
                 Reason::new(
                     ReasonCode::OtherEvent,
-                    "launches and share expiries are the owner-tagger's events",
+                    "launches, share expiries and managed-node registrations are the owner-tagger's events",
                 ),
             )),
         }

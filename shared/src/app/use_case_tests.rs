@@ -965,3 +965,371 @@ async fn a_share_ending_within_a_minute_is_scheduled_a_minute_from_now() {
         now + chrono::Duration::minutes(1)
     );
 }
+
+/// A managed node outside EC2 in the fake, in `region`, registered with `activation`.
+fn add_hybrid_node(
+    fake: &FakeAws,
+    region: &str,
+    node: &str,
+    activation: Option<&str>,
+    tags: &[(&str, &str)],
+) -> crate::domain::ids::ManagedNodeId {
+    let id = crate::domain::ids::ManagedNodeId::parse(node).unwrap();
+    fake.world().hybrid_nodes.insert(
+        (region.to_owned(), id.clone()),
+        crate::fakes::FakeHybridNode {
+            activation_id: activation.map(str::to_owned),
+            tags: tags
+                .iter()
+                .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+                .collect(),
+        },
+    );
+    id
+}
+
+fn add_activation(fake: &FakeAws, region: &str, activation: &str, tags: &[(&str, &str)]) {
+    fake.world().activations.insert(
+        (region.to_owned(), activation.to_owned()),
+        tags.iter()
+            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+            .collect(),
+    );
+}
+
+fn node_tags(
+    fake: &FakeAws,
+    region: &str,
+    node: &crate::domain::ids::ManagedNodeId,
+) -> Vec<(String, String)> {
+    fake.world().hybrid_nodes[&(region.to_owned(), node.clone())]
+        .tags
+        .clone()
+        .into_iter()
+        .collect()
+}
+
+/// The sample registration event, naming `node` in `region`.
+fn registration(node: &str, region: &str) -> serde_json::Value {
+    let mut registered = event(sample_event!("managed-node-registration.json"));
+    registered["region"] = serde_json::json!(region);
+    registered["resources"] = serde_json::json!([format!(
+        "arn:aws:ssm:{region}:123456789012:managed-instance/{node}"
+    )]);
+    registered["detail"] = serde_json::json!({ "instance-id": node });
+    registered
+}
+
+/// The owner-tagger with HybridNodes=true over two regions, managed nodes in the fake.
+fn hybrid_tagger_on(
+    fake: &FakeAws,
+) -> OwnerTagger<
+    FakeAws,
+    FakeAws,
+    super::trails::NoTrails,
+    super::sharing::NoSessions,
+    super::sharing::NoExpiries,
+    FakeAws,
+> {
+    let config = Config::for_tests(&[("HYBRID_NODES", "true"), ("REGIONS", "us-east-1,eu-west-1")]);
+    OwnerTagger::new(config, fake.clone(), fake.clone()).with_hybrid_nodes(fake.clone())
+}
+
+#[tokio::test]
+async fn an_ownerless_node_registered_with_a_users_activation_is_owner_tagged_from_it() {
+    // GIVEN ada's activation in eu-west-1 (her user id in its tag, as HybridNodesPolicy makes
+    // her write it), and a node registered with it that carries no user id of its own (Systems
+    // Manager copies the activation's tags at registration; this node lost them)
+    let fake = fake();
+    let adas = format!("{ROLE_ID}:ada");
+    add_activation(
+        &fake,
+        "eu-west-1",
+        "act-ada",
+        &[("AwsUserId", &adas), ("Name", "lab")],
+    );
+    let node = add_hybrid_node(
+        &fake,
+        "eu-west-1",
+        "mi-0a1b2c3d4e5f60001",
+        Some("act-ada"),
+        &[("Name", "lab")],
+    );
+    let tagger = hybrid_tagger_on(&fake);
+
+    // WHEN its registration event is handled
+    let outcome = tagger
+        .handle(registration(node.as_str(), "eu-west-1"))
+        .await
+        .unwrap();
+
+    // THEN the node carries ada's user id, written once in its own region
+    assert_eq!(outcome.status, Status::Changed, "{outcome:?}");
+    assert_eq!(
+        outcome.changed,
+        [format!("mi-0a1b2c3d4e5f60001: AwsUserId={adas}")]
+    );
+    assert_eq!(
+        node_tags(&fake, "eu-west-1", &node),
+        [
+            ("AwsUserId".to_owned(), adas.clone()),
+            ("Name".to_owned(), "lab".to_owned())
+        ]
+    );
+    assert_eq!(
+        fake.take_calls(),
+        BTreeMap::from([
+            ("iam:GetRole", 1),
+            ("ssm:DescribeInstanceInformation", 1),
+            ("ssm:ListTagsForResource", 1),
+            ("ssm:DescribeActivations", 1),
+            ("ssm:AddTagsToResource", 1),
+        ])
+    );
+
+    // WHEN it is delivered again THEN the node is owned and left alone: two reads, no write
+    let again = tagger
+        .handle(registration(node.as_str(), "eu-west-1"))
+        .await
+        .unwrap();
+    assert_eq!(again.status, Status::Unchanged, "{again:?}");
+    assert_eq!(
+        fake.take_calls(),
+        BTreeMap::from([
+            ("ssm:DescribeInstanceInformation", 1),
+            ("ssm:ListTagsForResource", 1),
+        ])
+    );
+}
+
+/// A node case: its id, its activation, its own tags, the tags it ends with, and the outcome.
+type NodeCase = (
+    &'static str,
+    Option<&'static str>,
+    String,
+    String,
+    (Status, Option<ReasonCode>),
+);
+
+#[tokio::test]
+async fn a_node_is_owned_by_its_own_id_then_its_activations_then_created_by_and_else_reported() {
+    let fake = fake();
+    let (ada, tim) = (
+        format!("AwsUserId={ROLE_ID}:ada"),
+        format!("AwsUserId={ROLE_ID}:tim"),
+    );
+    let region = "us-east-1";
+    add_activation(&fake, region, "act-ada", &tag_pairs(&ada));
+    // an administrator's activation names no owner; a broken one names no user id
+    add_activation(&fake, region, "act-admin", &[("Team", "lab")]);
+    add_activation(&fake, region, "act-broken", &[("AwsUserId", "ada")]);
+    let tagger = hybrid_tagger_on(&fake);
+    let (changed, unchanged) = ((Status::Changed, None), (Status::Unchanged, None));
+    let cases: [NodeCase; 7] = [
+        // owned from its first second: left alone
+        (
+            "mi-0a1b2c3d4e5f60002",
+            Some("act-ada"),
+            ada.clone(),
+            ada.clone(),
+            unchanged,
+        ),
+        // the activation's id comes before a CreatedBy on the node
+        (
+            "mi-0a1b2c3d4e5f60003",
+            Some("act-ada"),
+            "CreatedBy=tim".into(),
+            format!("{ada};CreatedBy=tim"),
+            changed,
+        ),
+        // no owner in the activation: CreatedBy, as on an instance
+        (
+            "mi-0a1b2c3d4e5f60004",
+            Some("act-admin"),
+            "CreatedBy=tim".into(),
+            format!("{tim};CreatedBy=tim"),
+            changed,
+        ),
+        // nothing names an owner: reported, nothing written
+        (
+            "mi-0a1b2c3d4e5f60005",
+            Some("act-admin"),
+            String::new(),
+            String::new(),
+            (Status::Ignored, Some(ReasonCode::NoOwnerTag)),
+        ),
+        // an older id of the role: rewritten with the current one
+        (
+            "mi-0a1b2c3d4e5f60006",
+            None,
+            "AwsUserId=AROAOLDROLEID0000000:tim".into(),
+            tim.clone(),
+            changed,
+        ),
+        // a case variant planted beside the exact key: the variant goes, the exact key stays
+        (
+            "mi-0a1b2c3d4e5f60007",
+            None,
+            format!("{ada};aws{}", &tim[3..]),
+            ada.clone(),
+            changed,
+        ),
+        // an activation whose tag is no user id: refused, nothing written
+        (
+            "mi-0a1b2c3d4e5f60008",
+            Some("act-broken"),
+            String::new(),
+            String::new(),
+            (Status::Ignored, Some(ReasonCode::UserIdMalformed)),
+        ),
+    ];
+    for (node, activation, tags, after, expected) in cases {
+        let id = add_hybrid_node(&fake, region, node, activation, &tag_pairs(&tags));
+        let outcome = tagger.handle(registration(node, region)).await.unwrap();
+        assert_eq!(
+            (outcome.status, outcome.code),
+            expected,
+            "{node}: {outcome:?}"
+        );
+        let after: Vec<(String, String)> = tag_pairs(&after)
+            .into_iter()
+            .map(|(k, v)| (k.to_owned(), v.to_owned()))
+            .collect();
+        assert_eq!(node_tags(&fake, region, &id), after, "{node}");
+    }
+}
+
+/// `key=value` pairs separated by `;`, as tags.
+fn tag_pairs(pairs: &str) -> Vec<(&str, &str)> {
+    pairs
+        .split(';')
+        .filter(|p| !p.is_empty())
+        .map(|p| p.split_once('=').unwrap())
+        .collect()
+}
+
+#[tokio::test]
+async fn a_registration_is_read_again_and_bad_or_unreadable_answers_change_nothing() {
+    let fake = fake();
+    let adas = format!("{ROLE_ID}:ada");
+    add_activation(&fake, "us-east-1", "act-ada", &[("AwsUserId", &adas)]);
+    let node = add_hybrid_node(
+        &fake,
+        "us-east-1",
+        "mi-0a1b2c3d4e5f60009",
+        Some("act-ada"),
+        &[],
+    );
+    let tagger = hybrid_tagger_on(&fake);
+
+    // a node that is not registered (a forged or late event): ignored, nothing read beyond it
+    let gone = tagger
+        .handle(registration("mi-0a1b2c3d4e5f6000a", "us-east-1"))
+        .await
+        .unwrap();
+    assert_eq!(gone.code, Some(ReasonCode::InstanceGone), "{gone:?}");
+    // an event naming no node, or a node id that is not one
+    let mut nameless = registration(node.as_str(), "us-east-1");
+    nameless["resources"] = serde_json::json!([]);
+    nameless["detail"] = serde_json::json!({});
+    let mut bad_id = registration(node.as_str(), "us-east-1");
+    bad_id["resources"] = serde_json::json!([]);
+    bad_id["detail"] = serde_json::json!({"instance-id": "mi-../../etc"});
+    for (bad, code) in [
+        (nameless, ReasonCode::Malformed),
+        (bad_id, ReasonCode::InvalidInstanceId),
+    ] {
+        let outcome = tagger.handle(bad).await.unwrap();
+        assert_eq!(outcome.code, Some(code), "{outcome:?}");
+    }
+    // an activation that cannot be read: a retryable error, nothing written
+    fake.world().failing.insert("ssm:DescribeActivations");
+    let err = tagger
+        .handle(registration(node.as_str(), "us-east-1"))
+        .await
+        .unwrap_err();
+    assert!(err.is_retryable(), "{err}");
+    assert_eq!(node_tags(&fake, "us-east-1", &node), []);
+    assert_eq!(fake.take_calls().get("ssm:AddTagsToResource"), None);
+
+    // with HybridNodes=false the event is ignored with its reason, and nothing is read
+    let off =
+        OwnerTagger::new(config(), fake.clone(), fake.clone()).with_hybrid_nodes(fake.clone());
+    let outcome = off
+        .handle(registration(node.as_str(), "us-east-1"))
+        .await
+        .unwrap();
+    assert_eq!(
+        outcome.code,
+        Some(ReasonCode::HybridNodesOff),
+        "{outcome:?}"
+    );
+    assert_eq!(fake.take_calls(), BTreeMap::new());
+}
+
+#[tokio::test]
+async fn the_sweep_owns_every_regions_ownerless_nodes_and_fails_whole_on_an_unreadable_region() {
+    let fake = fake();
+    fake.world().enabled_regions = vec!["us-east-1".into(), "eu-west-1".into()];
+    let (adas, tims) = (format!("{ROLE_ID}:ada"), format!("{ROLE_ID}:tim"));
+    add_activation(&fake, "eu-west-1", "act-ada", &[("AwsUserId", &adas)]);
+    let in_eu = add_hybrid_node(
+        &fake,
+        "eu-west-1",
+        "mi-0a1b2c3d4e5f6000b",
+        Some("act-ada"),
+        &[],
+    );
+    let in_us = add_hybrid_node(
+        &fake,
+        "us-east-1",
+        "mi-0a1b2c3d4e5f6000c",
+        None,
+        &[("CreatedBy", "tim")],
+    );
+    let owned = add_hybrid_node(
+        &fake,
+        "us-east-1",
+        "mi-0a1b2c3d4e5f6000d",
+        None,
+        &[("AwsUserId", &tims)],
+    );
+    let tagger = hybrid_tagger_on(&fake);
+
+    // an unreadable region: the sweep fails (retryable) and no node is written there
+    fake.world().unreadable_regions.insert("eu-west-1".into());
+    assert!(tagger
+        .handle(event(sample_event!("scheduled-tag-sweep.json")))
+        .await
+        .is_err());
+    assert_eq!(node_tags(&fake, "eu-west-1", &in_eu), []);
+    fake.world().unreadable_regions.clear();
+
+    let outcome = tagger
+        .handle(event(sample_event!("scheduled-tag-sweep.json")))
+        .await
+        .unwrap();
+    assert_eq!(outcome.status, Status::Changed, "{outcome:?}");
+    assert_eq!(
+        node_tags(&fake, "eu-west-1", &in_eu),
+        [("AwsUserId".to_owned(), adas)]
+    );
+    assert_eq!(
+        node_tags(&fake, "us-east-1", &in_us),
+        [
+            ("AwsUserId".to_owned(), tims.clone()),
+            ("CreatedBy".to_owned(), "tim".to_owned())
+        ]
+    );
+    assert_eq!(
+        node_tags(&fake, "us-east-1", &owned),
+        [("AwsUserId".to_owned(), tims)]
+    );
+    assert!(
+        outcome
+            .reason
+            .contains("eu-west-1: 1 managed node(s) outside EC2: tagged 1"),
+        "{}",
+        outcome.reason
+    );
+}

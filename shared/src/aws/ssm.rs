@@ -5,15 +5,18 @@
 //! `DescribeInstanceInformation`, so this adapter is covered with `aws-smithy-mocks`
 //! (`shared/tests/moto/session_ending.rs`, `tools/doctor/tests/doctor_mocked.rs`).
 
-use aws_sdk_ssm::types::{SessionFilter, SessionFilterKey, SessionState};
+use std::collections::BTreeMap;
+
+use aws_sdk_ssm::types::{ResourceTypeForTagging, SessionFilter, SessionFilterKey, SessionState};
 use tracing::instrument;
 
 use super::sdk_error::from_sdk;
-use crate::domain::ids::InstanceId;
+use crate::domain::ids::{InstanceId, ManagedNodeId};
 use crate::error::Error;
 use crate::ports::PingStatus;
 use crate::ports::{
-    GuestSessions, ManagedNode, ManagedNodes, OpenSession, SessionDocumentReader, SessionTerminator,
+    GuestSessions, HybridNodes, ManagedNode, ManagedNodes, OpenSession, SessionDocumentReader,
+    SessionTerminator,
 };
 
 impl ManagedNodes for aws_sdk_ssm::Client {
@@ -59,6 +62,170 @@ impl ManagedNodes for aws_sdk_ssm::Client {
                 }),
             last_ping: node.last_ping_date_time().map(|t| t.to_string()),
         }))
+    }
+}
+
+/// A filter of `DescribeInstanceInformation`.
+fn information_filter(
+    key: &str,
+    value: &str,
+) -> Result<aws_sdk_ssm::types::InstanceInformationStringFilter, Error> {
+    aws_sdk_ssm::types::InstanceInformationStringFilter::builder()
+        .key(key)
+        .values(value)
+        .build()
+        .map_err(|e| Error::Aws {
+            operation: DESCRIBE_NODES,
+            code: "InvalidFilter".into(),
+            message: e.to_string(),
+            retryable: false,
+        })
+}
+
+const DESCRIBE_NODES: &str = "ssm:DescribeInstanceInformation";
+
+/// One node of a `DescribeInstanceInformation` answer, read as a node outside EC2: an id that
+/// is missing or is not `mi-…` is an answer that cannot be read, never "no node".
+fn registered(
+    node: &aws_sdk_ssm::types::InstanceInformation,
+) -> Result<crate::ports::RegisteredNode, Error> {
+    let id = node
+        .instance_id()
+        .ok_or_else(|| Error::unreadable(DESCRIBE_NODES, "a node's id"))?;
+    let node_id = ManagedNodeId::parse(id)
+        .map_err(|_| Error::unreadable(DESCRIBE_NODES, format!("a managed node id ({id:?})")))?;
+    Ok(crate::ports::RegisteredNode {
+        node_id,
+        activation_id: node.activation_id().map(str::to_owned),
+    })
+}
+
+/// Tags as Systems Manager gives them.
+fn tag_map(tags: &[aws_sdk_ssm::types::Tag]) -> BTreeMap<String, String> {
+    tags.iter()
+        .map(|tag| (tag.key().to_owned(), tag.value().to_owned()))
+        .collect()
+}
+
+/// moto has no activations, no `DescribeInstanceInformation` and refuses `ManagedInstance`
+/// tags: covered with aws-smithy-mocks (`shared/tests/moto/hybrid_nodes.rs`).
+impl HybridNodes for aws_sdk_ssm::Client {
+    #[instrument(skip(self))]
+    async fn registered_node(
+        &self,
+        node: &ManagedNodeId,
+    ) -> Result<Option<crate::ports::RegisteredNode>, Error> {
+        let output = self
+            .describe_instance_information()
+            .filters(information_filter("InstanceIds", node.as_str())?)
+            .send()
+            .await
+            .map_err(|e| from_sdk(DESCRIBE_NODES, e))?;
+        output
+            .instance_information_list()
+            .iter()
+            .filter(|n| n.instance_id() == Some(node.as_str()))
+            .map(registered)
+            .next()
+            .transpose()
+    }
+
+    #[instrument(skip(self))]
+    async fn registered_nodes(&self) -> Result<Vec<crate::ports::RegisteredNode>, Error> {
+        let mut pages = self
+            .describe_instance_information()
+            .filters(information_filter("ResourceType", "ManagedInstance")?)
+            .max_results(50)
+            .into_paginator()
+            .send();
+        let mut nodes = Vec::new();
+        while let Some(page) = pages.next().await {
+            let page = page.map_err(|e| from_sdk(DESCRIBE_NODES, e))?;
+            for node in page.instance_information_list() {
+                nodes.push(registered(node)?);
+            }
+        }
+        Ok(nodes)
+    }
+
+    #[instrument(skip(self))]
+    async fn node_tags(&self, node: &ManagedNodeId) -> Result<BTreeMap<String, String>, Error> {
+        let output = self
+            .list_tags_for_resource()
+            .resource_type(ResourceTypeForTagging::ManagedInstance)
+            .resource_id(node.as_str())
+            .send()
+            .await
+            .map_err(|e| from_sdk("ssm:ListTagsForResource", e))?;
+        Ok(tag_map(output.tag_list()))
+    }
+
+    #[instrument(skip(self))]
+    async fn activation_tags(
+        &self,
+        activation_id: &str,
+    ) -> Result<Option<BTreeMap<String, String>>, Error> {
+        const DESCRIBE: &str = "ssm:DescribeActivations";
+        let filter = aws_sdk_ssm::types::DescribeActivationsFilter::builder()
+            .filter_key(aws_sdk_ssm::types::DescribeActivationsFilterKeys::ActivationIds)
+            .filter_values(activation_id)
+            .build();
+        let mut next_token = None;
+        loop {
+            let output = self
+                .describe_activations()
+                .filters(filter.clone())
+                .set_next_token(next_token)
+                .send()
+                .await
+                .map_err(|e| from_sdk(DESCRIBE, e))?;
+            if let Some(found) = output
+                .activation_list()
+                .iter()
+                .find(|a| a.activation_id() == Some(activation_id))
+            {
+                return Ok(Some(tag_map(found.tags())));
+            }
+            match output.next_token() {
+                Some(token) if !token.is_empty() => next_token = Some(token.to_owned()),
+                _ => return Ok(None),
+            }
+        }
+    }
+
+    #[instrument(skip(self))]
+    async fn tag_node(&self, node: &ManagedNodeId, key: &str, value: &str) -> Result<(), Error> {
+        const ADD: &str = "ssm:AddTagsToResource";
+        let tag = aws_sdk_ssm::types::Tag::builder()
+            .key(key)
+            .value(value)
+            .build()
+            .map_err(|e| Error::Aws {
+                operation: ADD,
+                code: "InvalidTag".into(),
+                message: e.to_string(),
+                retryable: false,
+            })?;
+        self.add_tags_to_resource()
+            .resource_type(ResourceTypeForTagging::ManagedInstance)
+            .resource_id(node.as_str())
+            .tags(tag)
+            .send()
+            .await
+            .map_err(|e| from_sdk(ADD, e))?;
+        Ok(())
+    }
+
+    #[instrument(skip(self))]
+    async fn untag_node(&self, node: &ManagedNodeId, key: &str) -> Result<(), Error> {
+        self.remove_tags_from_resource()
+            .resource_type(ResourceTypeForTagging::ManagedInstance)
+            .resource_id(node.as_str())
+            .tag_keys(key)
+            .send()
+            .await
+            .map_err(|e| from_sdk("ssm:RemoveTagsFromResource", e))?;
+        Ok(())
     }
 }
 

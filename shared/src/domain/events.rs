@@ -6,6 +6,7 @@ use aws_lambda_events::event::eventbridge::EventBridgeEvent;
 use serde::Deserialize;
 use serde_json::Value;
 
+use crate::domain::ids::ManagedNodeId;
 use crate::domain::reason::{Reason, ReasonCode};
 
 pub(crate) const CLOUDTRAIL_API_CALL: &str = "AWS API Call via CloudTrail";
@@ -25,6 +26,9 @@ pub enum Route {
     /// The product's own "Share Expiry", sent by a one-time schedule at a share's end: the
     /// owner-tagger ends the share on that instance.
     ShareExpiry,
+    /// Systems Manager's "SSM Managed Instance Registration": a node outside EC2 (`mi-*`)
+    /// registered with an activation; the owner-tagger gives it its owner.
+    ManagedNodeRegistration,
 }
 
 /// The owner-tagging function.
@@ -45,7 +49,9 @@ impl Route {
         user_id_key: &str,
     ) -> Vec<&'static str> {
         match self {
-            Route::RunInstances | Route::ShareExpiry => vec![OWNER_TAGGER],
+            Route::RunInstances | Route::ShareExpiry | Route::ManagedNodeRegistration => {
+                vec![OWNER_TAGGER]
+            }
             Route::StateChange => vec![SESSION_POLICY],
             Route::Scheduled => vec![OWNER_TAGGER, SESSION_POLICY],
             Route::TagChange => {
@@ -72,6 +78,9 @@ pub(crate) const SCHEDULED: &str = "Scheduled Event";
 /// (a custom source: `aws.` ones are AWS's).
 pub const SHARE_EXPIRY_SOURCE: &str = "ssm-session-owner.sharing";
 pub const SHARE_EXPIRY: &str = "Share Expiry";
+/// Systems Manager's event when a managed node registers (AWS-FACTS; no public sample of its
+/// detail was found, so the node is read from `resources` or the detail's instance id).
+pub(crate) const MANAGED_NODE_REGISTRATION: &str = "SSM Managed Instance Registration";
 
 /// Parse the envelope of any EventBridge event.
 pub fn parse_envelope(event: Value) -> Result<EventBridgeEvent<Value>, Reason> {
@@ -98,6 +107,7 @@ pub fn route(envelope: &EventBridgeEvent<Value>) -> Result<Route, Reason> {
         ("aws.ec2", STATE_CHANGE, _) => Ok(Route::StateChange),
         ("aws.events", SCHEDULED, _) => Ok(Route::Scheduled),
         (SHARE_EXPIRY_SOURCE, SHARE_EXPIRY, _) => Ok(Route::ShareExpiry),
+        ("aws.ssm", MANAGED_NODE_REGISTRATION, _) => Ok(Route::ManagedNodeRegistration),
         (source, detail_type, Some(name)) => Err(Reason::new(
             ReasonCode::OtherEvent,
             format!("no function handles {source} / {detail_type} / {name}"),
@@ -128,6 +138,7 @@ pub(crate) enum Event {
     StateChange(StateChangeDetail),
     Scheduled,
     ShareExpiry(ShareExpiryDetail),
+    ManagedNodeRegistration(ManagedNodeId),
 }
 
 /// An event no function acts on: its id (when it had one) and why.
@@ -170,6 +181,10 @@ pub(crate) fn dispatch(event: Value) -> Result<Incoming, Unhandled> {
         Route::ShareExpiry => Event::ShareExpiry(
             serde_json::from_value(detail).map_err(|e| malformed("share-expiry", e))?,
         ),
+        Route::ManagedNodeRegistration => Event::ManagedNodeRegistration(
+            registered_node(&detail, envelope.resources.as_deref().unwrap_or_default())
+                .map_err(unhandled)?,
+        ),
     };
     Ok(Incoming {
         id: envelope.id,
@@ -178,6 +193,29 @@ pub(crate) fn dispatch(event: Value) -> Result<Incoming, Unhandled> {
         resources: envelope.resources.unwrap_or_default(),
         event,
     })
+}
+
+/// The node a registration event names: the `managed-instance` ARN among its `resources`, or
+/// else an instance id in its detail (`instance-id`, `instanceId` or `InstanceId`). The event
+/// only says which node to look at: the owner-tagger reads the node, its tags and its
+/// activation itself, so a forged event owns nothing.
+fn registered_node(detail: &Value, resources: &[String]) -> Result<ManagedNodeId, Reason> {
+    if let Some(id) = resources
+        .iter()
+        .find_map(|arn| ManagedNodeId::from_arn(arn))
+    {
+        return Ok(id);
+    }
+    let named = ["instance-id", "instanceId", "InstanceId"]
+        .iter()
+        .find_map(|key| detail.get(*key).and_then(Value::as_str));
+    match named {
+        Some(id) => ManagedNodeId::parse(id),
+        None => Err(Reason::new(
+            ReasonCode::Malformed,
+            "the registration event names no managed node (no managed-instance ARN, no instance id)",
+        )),
+    }
 }
 
 /// `detail` of the product's "Share Expiry": which instance, in which region. Anyone who may
@@ -651,5 +689,42 @@ mod create_fleet_tests {
             launch_of(failed).unwrap().error_code.as_deref(),
             Some("Client.UnauthorizedOperation")
         );
+    }
+}
+
+#[cfg(test)]
+mod registration_tests {
+    use super::*;
+
+    #[test]
+    fn a_registration_names_its_node_by_arn_or_detail_and_goes_to_the_owner_tagger() {
+        let sample: Value =
+            serde_json::from_str(sample_event!("managed-node-registration.json")).unwrap();
+        let envelope = parse_envelope(sample.clone()).unwrap();
+        let route = route(&envelope).unwrap();
+        assert_eq!(route, Route::ManagedNodeRegistration);
+        assert_eq!(
+            route.functions(&envelope.detail, &[], "AwsUserId"),
+            [OWNER_TAGGER]
+        );
+        let node = |event: Value| match dispatch(event).map(|i| i.event) {
+            Ok(Event::ManagedNodeRegistration(node)) => Ok(node.to_string()),
+            Ok(other) => panic!("{other:?}"),
+            Err(unhandled) => Err(unhandled.reason.code),
+        };
+        assert_eq!(node(sample.clone()), Ok("mi-0a1b2c3d4e5f60001".into()));
+        // the ARN first; the detail's id when there is none
+        let mut by_detail = sample.clone();
+        by_detail["resources"] = serde_json::json!([]);
+        by_detail["detail"] = serde_json::json!({"InstanceId": "mi-0a1b2c3d4e5f60002"});
+        assert_eq!(node(by_detail), Ok("mi-0a1b2c3d4e5f60002".into()));
+        let mut nameless = sample.clone();
+        nameless["resources"] = serde_json::json!(["arn:aws:ec2:us-east-1:1:instance/i-1"]);
+        nameless["detail"] = serde_json::json!({});
+        assert_eq!(node(nameless), Err(ReasonCode::Malformed));
+        let mut hostile = sample;
+        hostile["resources"] = serde_json::json!([]);
+        hostile["detail"] = serde_json::json!({"instance-id": "mi-$(reboot)"});
+        assert_eq!(node(hostile), Err(ReasonCode::InvalidInstanceId));
     }
 }

@@ -261,6 +261,42 @@ impl fmt::Display for InstanceId {
     }
 }
 
+/// A managed node outside EC2 (on-premises or another cloud, registered with a Systems Manager
+/// activation): `mi-` followed by 17 lower-case hex digits.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct ManagedNodeId(String);
+
+impl ManagedNodeId {
+    pub fn parse(id: &str) -> Result<Self, Reason> {
+        if is_resource_id(id, "mi-") && id.len() == 20 {
+            Ok(Self(id.to_owned()))
+        } else {
+            Err(Reason::new(
+                ReasonCode::InvalidInstanceId,
+                format!("{id:?} is not a managed node id (mi- and 17 hex digits)"),
+            ))
+        }
+    }
+
+    /// The node named by an ARN `arn:<partition>:ssm:<region>:<account>:managed-instance/<id>`.
+    pub fn from_arn(arn: &str) -> Option<Self> {
+        let (head, id) = arn.rsplit_once(":managed-instance/")?;
+        head.starts_with("arn:")
+            .then(|| Self::parse(id).ok())
+            .flatten()
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Display for ManagedNodeId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
 /// An EBS volume id: `vol-` followed by 8 or 17 lower-case hex digits.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct VolumeId(String);
@@ -461,5 +497,34 @@ mod tests {
         assert_eq!(InstanceState::parse("rebooting"), None);
         assert!(InstanceState::Stopped.is_live());
         assert!(!InstanceState::ShuttingDown.is_live());
+    }
+
+    #[test]
+    fn a_managed_node_id_is_mi_and_17_hex_digits_and_an_arn_names_one() {
+        assert!(ManagedNodeId::parse("mi-0a1b2c3d4e5f60001").is_ok());
+        for bad in [
+            "mi-0a1b2c3d",
+            "mi-0A1B2C3D4E5F60001",
+            "i-0a1b2c3d4e5f60001",
+            "mi-0a1b2c3d4e5f600011",
+            "mi-../../etc/passwd00",
+            "",
+        ] {
+            let err = ManagedNodeId::parse(bad).unwrap_err();
+            assert_eq!(err.code, ReasonCode::InvalidInstanceId, "{bad}");
+        }
+        assert_eq!(
+            ManagedNodeId::from_arn(
+                "arn:aws-cn:ssm:cn-north-1:123456789012:managed-instance/mi-0a1b2c3d4e5f60001"
+            ),
+            ManagedNodeId::parse("mi-0a1b2c3d4e5f60001").ok()
+        );
+        for not_a_node in [
+            "arn:aws:ec2:us-east-1:123456789012:instance/i-0a1b2c3d4e5f60001",
+            "managed-instance/mi-0a1b2c3d4e5f60001",
+            "arn:aws:ssm:us-east-1:123456789012:managed-instance/mi-nothex",
+        ] {
+            assert_eq!(ManagedNodeId::from_arn(not_a_node), None, "{not_a_node}");
+        }
     }
 }

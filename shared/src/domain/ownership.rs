@@ -439,6 +439,62 @@ pub(crate) fn sweep(
     plan
 }
 
+/// Plan one managed node outside EC2 (`mi-*`) from its tags and, once it turns out to have no
+/// owner of its own, from its activation's tags (`activation`: Systems Manager copies them onto
+/// every node registered with the activation, and a user may create one only with their own id
+/// in the user-id tag).
+///
+/// - The node's own tags decide first, exactly as an instance's do in the sweep: an exact
+///   user-id tag stays, an older id of the role is rewritten, case variants go.
+/// - A node with no user-id tag takes the activation's: the role's current id as it is, an
+///   older id with its name part under the current id; a value that is no user id is refused
+///   (`UserIdMalformed`), and nothing is written.
+/// - With neither, the instance rules: the node's `CreatedBy`, unless `TRUSTED_LAUNCHER_ARNS`.
+///   The activation's id comes before the node's `CreatedBy`: IAM checked the one, any value
+///   may be in the other.
+pub(crate) fn node_plan(
+    node_tags: &BTreeMap<String, String>,
+    activation: Option<&BTreeMap<String, String>>,
+    role_id: &RoleId,
+    rules: &OwnershipRules,
+) -> SweepPlan {
+    let mut plan = sweep(node_tags, role_id, rules);
+    if has_own_id(node_tags, role_id, rules) {
+        return plan;
+    }
+    let Some(value) = activation.and_then(|tags| tags.get(&rules.user_id_tag_key)) else {
+        return plan;
+    };
+    plan.skip = None;
+    plan.write = None;
+    if let Ok(id) = UserId::parse_for(value, role_id) {
+        plan.write = Some(id);
+    } else if let Some(name) = stale_name(value) {
+        plan.write = Some(UserId::new(role_id.clone(), name));
+    } else {
+        plan.skip = Some(Reason::new(
+            ReasonCode::UserIdMalformed,
+            format!(
+                "the node's activation carries {}={value:?}, which is not <role-id>:<username>",
+                rules.user_id_tag_key
+            ),
+        ));
+    }
+    plan
+}
+
+/// Whether a node carries a user id of its own (the role's current or an older id); without
+/// one, its activation's user-id tag names its owner, before any `CreatedBy`.
+pub(crate) fn has_own_id(
+    node_tags: &BTreeMap<String, String>,
+    role_id: &RoleId,
+    rules: &OwnershipRules,
+) -> bool {
+    node_tags.get(&rules.user_id_tag_key).is_some_and(|value| {
+        UserId::parse_for(value, role_id).is_ok() || stale_name(value).is_some()
+    })
+}
+
 /// What the owner-tagger does to one volume attached to owned instances: give it its
 /// instance's owner, so that the guards keep other users off it.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]

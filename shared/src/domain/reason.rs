@@ -60,6 +60,8 @@ pub enum ReasonCode {
     /// An EC2 Fleet of type `maintain` or `request`: it launches later, in calls of its own,
     /// and the tag sweep gives those instances an owner.
     FleetNotInstant,
+    /// A managed node's (`mi-*`) registration in a deployment with `HybridNodes=false`.
+    HybridNodesOff,
 }
 
 impl ReasonCode {
@@ -88,6 +90,7 @@ impl ReasonCode {
             ReasonCode::OwnedByAnother => "OwnedByAnother",
             ReasonCode::ShareRefused => "ShareRefused",
             ReasonCode::FleetNotInstant => "FleetNotInstant",
+            ReasonCode::HybridNodesOff => "HybridNodesOff",
         }
     }
 }

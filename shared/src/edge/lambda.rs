@@ -22,13 +22,14 @@ pub trait Handler {
     fn handle(&self, event: Value) -> impl Future<Output = Result<Outcome, Error>> + Send;
 }
 
-impl<E, R, C, S, X> Handler for OwnerTagger<E, R, C, S, X>
+impl<E, R, C, S, X, N> Handler for OwnerTagger<E, R, C, S, X, N>
 where
     E: TaggerEc2,
     R: RoleDirectory + Sync,
     C: TrailDirectory + InRegion + Clone + Send + Sync,
     S: crate::ports::GuestSessions + InRegion + Clone + Send + Sync,
     X: crate::ports::ShareExpiries + Sync,
+    N: crate::ports::HybridNodes + InRegion + Clone + Send + Sync,
 {
     fn handle(&self, event: Value) -> impl Future<Output = Result<Outcome, Error>> + Send {
         OwnerTagger::handle(self, event)

@@ -10,6 +10,7 @@
 )]
 
 mod common;
+mod hybrid_nodes;
 mod identity_center;
 mod managed_store;
 mod owner_tagging;
