@@ -105,6 +105,8 @@ pub struct World {
     pub nodes: BTreeMap<InstanceId, ManagedNode>,
     /// Managed nodes outside EC2 (`mi-*`): (region, node) → activation id and resource tags.
     pub hybrid_nodes: BTreeMap<(String, ManagedNodeId), FakeHybridNode>,
+    /// The managed-instances tier per region (`standard` when absent).
+    pub activation_tiers: BTreeMap<String, String>,
     /// Activations: (region, activation id) → tags.
     pub activations: BTreeMap<(String, String), BTreeMap<String, String>>,
     /// Whether the policy simulator answers; it is denied (like an operator without
@@ -872,6 +874,17 @@ impl ManagedNodes for FakeAws {
     }
 }
 
+impl crate::ports::ActivationTier for FakeAws {
+    async fn activation_tier(&self) -> Result<String, Error> {
+        let world = self.call("ssm:GetServiceSetting")?;
+        Ok(world
+            .activation_tiers
+            .get(&self.region)
+            .cloned()
+            .unwrap_or_else(|| "standard".into()))
+    }
+}
+
 impl HybridNodes for FakeAws {
     async fn registered_node(&self, node: &ManagedNodeId) -> Result<Option<RegisteredNode>, Error> {
         let world = self.call("ssm:DescribeInstanceInformation")?;
@@ -894,6 +907,18 @@ impl HybridNodes for FakeAws {
                 node_id: id.clone(),
                 activation_id: found.activation_id.clone(),
             })
+            .collect())
+    }
+
+    async fn nodes_tagged(&self, key: &str, value: &str) -> Result<Vec<ManagedNodeId>, Error> {
+        let world = self.call("ssm:DescribeInstanceInformation")?;
+        Ok(world
+            .hybrid_nodes
+            .iter()
+            .filter(|((region, _), node)| {
+                *region == self.region && node.tags.get(key).map(String::as_str) == Some(value)
+            })
+            .map(|((_, id), _)| id.clone())
             .collect())
     }
 

@@ -455,6 +455,13 @@ pub trait HybridNodes {
     ) -> impl Future<Output = Result<Option<RegisteredNode>, Error>> + Send;
     /// Every node outside EC2 registered in this region.
     fn registered_nodes(&self) -> impl Future<Output = Result<Vec<RegisteredNode>, Error>> + Send;
+    /// The nodes outside EC2 registered in this region whose tag `key` is `value` (a user's
+    /// nodes, for their session rights).
+    fn nodes_tagged(
+        &self,
+        key: &str,
+        value: &str,
+    ) -> impl Future<Output = Result<Vec<ManagedNodeId>, Error>> + Send;
     /// The node's resource tags.
     fn node_tags(
         &self,
@@ -477,6 +484,13 @@ pub trait HybridNodes {
         node: &ManagedNodeId,
         key: &str,
     ) -> impl Future<Output = Result<(), Error>> + Send;
+}
+
+/// The account's managed-instances tier in a region (`ssm:GetServiceSetting` of
+/// `/ssm/managed-instance/activation-tier`): `standard` or `advanced`, as AWS spells it. Session
+/// Manager reaches a node outside EC2 only on the advanced tier.
+pub trait ActivationTier {
+    fn activation_tier(&self) -> impl Future<Output = Result<String, Error>> + Send;
 }
 
 /// Managed nodes (`ssm:DescribeInstanceInformation`).

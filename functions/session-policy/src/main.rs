@@ -9,7 +9,8 @@ use shared::edge::lambda::serve;
 async fn main() -> Result<(), lambda_runtime::Error> {
     serve("session-policy", |config, clients| {
         let store = AnyStore::from_config(clients.iam.clone(), &config);
-        SessionPolicies::new(config, clients.ec2, clients.iam, clients.ssm, store)
+        SessionPolicies::new(config, clients.ec2, clients.iam, clients.ssm.clone(), store)
+            .with_hybrid_nodes(clients.ssm)
     })
     .await
 }

@@ -39,6 +39,10 @@ impl HybridNodes for NoHybridNodes {
         Ok(Vec::new())
     }
 
+    async fn nodes_tagged(&self, _key: &str, _value: &str) -> Result<Vec<ManagedNodeId>, Error> {
+        Ok(Vec::new())
+    }
+
     async fn node_tags(&self, _node: &ManagedNodeId) -> Result<BTreeMap<String, String>, Error> {
         Ok(BTreeMap::new())
     }

@@ -20,13 +20,14 @@ use std::collections::BTreeSet;
 use serde_json::Value;
 use tracing::{info, warn};
 
+use super::managed_nodes::NoHybridNodes;
 use super::owner_tagging::ignored;
 use super::regions::RegionalClients;
 use super::role_resolver::RoleResolver;
 use crate::config::{Config, SessionRights, WriteMode};
 use crate::domain::capacity::Capacity;
 use crate::domain::events::{dispatch, Event, StateChangeDetail, TagChangeDetail};
-use crate::domain::ids::{InstanceId, ResolvedRole, RoleId, UserId};
+use crate::domain::ids::{InstanceId, ManagedNodeId, ResolvedRole, RoleId, UserId};
 use crate::domain::outcome::{Counts, Outcome, Skipped, Status};
 use crate::domain::reason::{Reason, ReasonCode};
 use crate::domain::session_iam::untaggable_reason;
@@ -34,8 +35,8 @@ use crate::domain::session_name::SessionName;
 use crate::domain::statements::Scope;
 use crate::error::Error;
 use crate::ports::{
-    DescribedInstance, EnabledRegions, InRegion, LiveInstances, PolicyStore, RoleDirectory,
-    SessionsEc2, SessionsSsm, StoreReport,
+    DescribedInstance, EnabledRegions, HybridNodes, InRegion, LiveInstances, PolicyStore,
+    RoleDirectory, SessionsEc2, SessionsSsm, StoreReport,
 };
 
 /// Rounds of write-then-verify for one user before giving up for this delivery.
@@ -51,12 +52,15 @@ enum Reads<'a> {
     Everywhere,
 }
 
-pub struct SessionPolicies<E, R, T, S> {
+pub struct SessionPolicies<E, R, T, S, N = NoHybridNodes> {
     config: Config,
     ec2: RegionalClients<E>,
     iam: R,
     ssm: RegionalClients<T>,
     store: S,
+    /// Systems Manager, for the managed nodes outside EC2 a user owns (`with_hybrid_nodes`;
+    /// read only with `HYBRID_NODES` on): they hold session rights as instances do.
+    nodes: RegionalClients<N>,
     role: RoleResolver,
     /// One writer at a time within this process, as reserved concurrency 1 gives across
     /// Lambda: the shards of the managed store are shared between users.
@@ -75,6 +79,7 @@ where
         Self {
             ec2: RegionalClients::new(ec2, &config),
             ssm: RegionalClients::new(ssm, &config),
+            nodes: RegionalClients::new(NoHybridNodes, &config),
             config,
             iam,
             store,
@@ -83,6 +88,33 @@ where
         }
     }
 
+    /// The same, whose users also hold their rights while a managed node outside EC2 (`mi-*`)
+    /// carries their user id, when `HYBRID_NODES` is on.
+    pub fn with_hybrid_nodes<N>(self, nodes: N) -> SessionPolicies<E, R, T, S, N>
+    where
+        N: HybridNodes + InRegion + Clone + Send + Sync,
+    {
+        SessionPolicies {
+            nodes: RegionalClients::new(nodes, &self.config),
+            config: self.config,
+            ec2: self.ec2,
+            iam: self.iam,
+            ssm: self.ssm,
+            store: self.store,
+            role: self.role,
+            writer: self.writer,
+        }
+    }
+}
+
+impl<E, R, T, S, N> SessionPolicies<E, R, T, S, N>
+where
+    E: SessionsEc2,
+    R: RoleDirectory + Sync,
+    T: SessionsSsm,
+    S: PolicyStore + Sync,
+    N: HybridNodes + InRegion + Clone + Send + Sync,
+{
     /// Handle one EventBridge event (tag change, state change or schedule).
     pub async fn handle(&self, event: Value) -> Result<Outcome, Error> {
         self.handle_with(event, self.config.rights.reconcile_mode)
@@ -118,13 +150,15 @@ where
                     .await
             }
             Event::Scheduled => self.reconcile(mode).await,
-            Event::RunInstances(_)
-            | Event::ShareExpiry(_)
-            | Event::ManagedNodeRegistration(_) => Ok(ignored(
+            Event::ManagedNodeRegistration(node) => {
+                self.on_registration(id, incoming.region.as_deref(), &node)
+                    .await
+            }
+            Event::RunInstances(_) | Event::ShareExpiry(_) => Ok(ignored(
                 id,
                 Reason::new(
                     ReasonCode::OtherEvent,
-                    "launches, share expiries and managed-node registrations are the owner-tagger's events",
+                    "launches and share expiries are the owner-tagger's events",
                 ),
             )),
         }
@@ -185,6 +219,58 @@ where
             }
         }
         Ok(combined(outcomes))
+    }
+
+    /// A managed node outside EC2 registered: grant its owner, read from the node's own tags
+    /// (its activation's, copied at registration). A node the owner-tagger has yet to own is
+    /// granted by the reconcile after it is.
+    async fn on_registration(
+        &self,
+        id: Option<&str>,
+        region: Option<&str>,
+        node: &ManagedNodeId,
+    ) -> Result<Outcome, Error> {
+        if !self.config.hybrid_nodes {
+            return Ok(ignored(
+                id,
+                Reason::new(
+                    ReasonCode::HybridNodesOff,
+                    format!("{node} registered, and HYBRID_NODES is off"),
+                ),
+            ));
+        }
+        if self.config.rights.session_rights == SessionRights::Static {
+            return Ok(ignored(
+                id,
+                Reason::new(
+                    ReasonCode::StaticSessionRights,
+                    "static session rights: the end-user policy already covers every user; nothing to grant",
+                ),
+            ));
+        }
+        let nodes = self.nodes.get(region);
+        let key = &self.config.ownership.user_id_tag_key;
+        let value = match nodes.registered_node(node).await? {
+            Some(_) => nodes.node_tags(node).await?.remove(key),
+            None => None,
+        };
+        let Some(value) = value else {
+            return Ok(ignored(
+                id,
+                Reason::new(
+                    ReasonCode::NoOwnerTag,
+                    format!("{node} is not registered or has no {key} tag yet; the reconcile grants its owner once it has one"),
+                ),
+            ));
+        };
+        let role = &self.role.resolved(&self.iam).await?;
+        match UserId::parse_for(&value, &role.id) {
+            Ok(user) => {
+                let here = Reads::GrantIn(region.filter(|r| !r.is_empty()));
+                self.converge_user(id, role, &user, here).await
+            }
+            Err(reason) => Ok(ignored(id, reason)),
+        }
     }
 
     async fn on_state_change(
@@ -299,6 +385,9 @@ where
         for round in 1..=rounds {
             let value = value.as_str();
             live_count = self.live_instances(reads, &keys, value).await?.len();
+            if live_count == 0 && self.config.hybrid_nodes {
+                live_count = self.live_nodes(reads, value).await?;
+            }
             let desired: BTreeSet<SessionName> = if live_count == 0 {
                 BTreeSet::new()
             } else {
@@ -389,6 +478,64 @@ where
             .collect())
     }
 
+    /// How many managed nodes outside EC2 carry `value` in the user-id tag, read where
+    /// [`Reads`] says (a user who has no live instance may still have one of these).
+    async fn live_nodes(&self, reads: Reads<'_>, value: &str) -> Result<usize, Error> {
+        let key = &self.config.ownership.user_id_tag_key;
+        let read = |region: Option<&str>| {
+            let nodes = self.nodes.get(region);
+            let region = region.unwrap_or("the home region").to_owned();
+            async move {
+                nodes
+                    .nodes_tagged(key, value)
+                    .await
+                    .map(|found| found.len())
+                    .map_err(|e| Error::RegionUnreadable {
+                        region,
+                        cause: e.to_string(),
+                    })
+            }
+        };
+        if let Reads::GrantIn(here) = reads {
+            let found = read(here).await?;
+            if found > 0 {
+                return Ok(found);
+            }
+        }
+        let mut found = 0;
+        for region in self.ec2.covered().await? {
+            found += read(Some(region)).await?;
+        }
+        Ok(found)
+    }
+
+    /// The owners of the managed nodes outside EC2 in every covered region, added to `live`.
+    async fn add_node_owners(&self, live: &mut LiveUsers, role: &RoleId) -> Result<(), Error> {
+        let key = &self.config.ownership.user_id_tag_key;
+        for region in self.ec2.covered().await? {
+            let nodes = self.nodes.get(Some(region));
+            let unreadable = |e: Error| Error::RegionUnreadable {
+                region: region.clone(),
+                cause: e.to_string(),
+            };
+            for node in nodes.registered_nodes().await.map_err(unreadable)? {
+                let tags = nodes.node_tags(&node.node_id).await.map_err(unreadable)?;
+                if let Some(value) = tags.get(key) {
+                    live.instances += 1;
+                    match UserId::parse_for(value, role) {
+                        Ok(user) => {
+                            live.users.insert(user.user().clone());
+                        }
+                        Err(reason) => live
+                            .skipped
+                            .push(Skipped::instance(node.node_id.to_string(), reason)),
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
+
     /// Converge every user: add missing statements, remove stale ones, repair edited ones.
     pub async fn reconcile(&self, mode: WriteMode) -> Result<Outcome, Error> {
         let role = &self.role.resolved(&self.iam).await?;
@@ -412,7 +559,10 @@ where
             outcome.reason = format!("static session rights: {}", outcome.reason);
             return Ok(outcome);
         }
-        let live = LiveUsers::read(&self.ec2, &self.config.rights_keys(), &role.id).await?;
+        let mut live = LiveUsers::read(&self.ec2, &self.config.rights_keys(), &role.id).await?;
+        if self.config.hybrid_nodes {
+            self.add_node_owners(&mut live, &role.id).await?;
+        }
         let report = self
             .store
             .converge(role, &Scope::All, &live.users, mode)

@@ -1333,3 +1333,102 @@ async fn the_sweep_owns_every_regions_ownerless_nodes_and_fails_whole_on_an_unre
         outcome.reason
     );
 }
+
+#[tokio::test]
+async fn a_user_whose_only_node_is_outside_ec2_holds_their_rights_until_their_last_node_of_any_kind_goes(
+) {
+    // GIVEN ada's managed node in eu-west-1 (her id from her activation) and one instance of
+    // hers in us-east-1, with HybridNodes=true and per-user rights
+    let fake = fake();
+    fake.world().enabled_regions = vec!["us-east-1".into(), "eu-west-1".into()];
+    let adas = format!("{ROLE_ID}:ada");
+    let node = add_hybrid_node(
+        &fake,
+        "eu-west-1",
+        "mi-0a1b2c3d4e5f60011",
+        None,
+        &[("AwsUserId", &adas)],
+    );
+    let config = || {
+        Config::for_tests(&[
+            ("HYBRID_NODES", "true"),
+            ("REGIONS", "us-east-1,eu-west-1"),
+            ("END_SESSIONS_ON_TERMINATE", "true"),
+        ])
+    };
+    let policies = policies_on(config(), &fake, managed(&fake)).with_hybrid_nodes(fake.clone());
+
+    // WHEN the node registers THEN ada is granted, from her node's own tag, reading only its
+    // region
+    let granted = policies
+        .handle(registration(node.as_str(), "eu-west-1"))
+        .await
+        .unwrap();
+    assert_eq!(granted.status, Status::Changed, "{granted:?}");
+    assert!(role_holds(&fake, "ada"));
+
+    // WHEN her instance terminates THEN she keeps her rights: her node still lives
+    fake.add_instance(
+        "i-0a1b2c3d4e5f60011",
+        InstanceState::Running,
+        &[("AwsUserId", &adas)],
+    );
+    let terminated = terminate_in_eu_west_1(&fake, "i-0a1b2c3d4e5f60011");
+    fake.world().instance_regions.insert(
+        crate::domain::ids::InstanceId::parse("i-0a1b2c3d4e5f60011").unwrap(),
+        "eu-west-1".into(),
+    );
+    let kept = policies.handle(terminated).await.unwrap();
+    assert_eq!(kept.status, Status::Unchanged, "{kept:?}");
+    assert!(role_holds(&fake, "ada"));
+
+    // AND the reconcile keeps her; a region whose nodes cannot be read fails it, revoking no one
+    let reconciled = policies
+        .handle(event(sample_event!("scheduled-reconcile.json")))
+        .await
+        .unwrap();
+    assert_eq!(reconciled.status, Status::Unchanged, "{reconciled:?}");
+    fake.world().failing.insert("ssm:ListTagsForResource");
+    assert!(policies
+        .handle(event(sample_event!("scheduled-reconcile.json")))
+        .await
+        .is_err());
+    assert!(role_holds(&fake, "ada"));
+    fake.world().failing.clear();
+
+    // WHEN the node is deregistered (its tags go with it; the event names no owner) THEN the
+    // reconcile revokes her
+    fake.world().hybrid_nodes.clear();
+    let revoked = policies
+        .handle(event(sample_event!("scheduled-reconcile.json")))
+        .await
+        .unwrap();
+    assert_eq!(revoked.status, Status::Changed, "{revoked:?}");
+    assert!(!role_holds(&fake, "ada"));
+
+    // AND a registration of a node that is gone or ownerless grants nobody; with
+    // HybridNodes=false nothing is read
+    let ownerless = add_hybrid_node(&fake, "eu-west-1", "mi-0a1b2c3d4e5f60012", None, &[]);
+    let outcome = policies
+        .handle(registration(ownerless.as_str(), "eu-west-1"))
+        .await
+        .unwrap();
+    assert_eq!(outcome.code, Some(ReasonCode::NoOwnerTag), "{outcome:?}");
+    fake.take_calls();
+    let off =
+        policies_on(config_without_hybrid(), &fake, managed(&fake)).with_hybrid_nodes(fake.clone());
+    let outcome = off
+        .handle(registration(node.as_str(), "eu-west-1"))
+        .await
+        .unwrap();
+    assert_eq!(
+        outcome.code,
+        Some(ReasonCode::HybridNodesOff),
+        "{outcome:?}"
+    );
+    assert_eq!(fake.take_calls(), BTreeMap::new());
+}
+
+fn config_without_hybrid() -> Config {
+    Config::for_tests(&[("REGIONS", "us-east-1,eu-west-1")])
+}

@@ -149,6 +149,25 @@ impl HybridNodes for aws_sdk_ssm::Client {
     }
 
     #[instrument(skip(self))]
+    async fn nodes_tagged(&self, key: &str, value: &str) -> Result<Vec<ManagedNodeId>, Error> {
+        let mut pages = self
+            .describe_instance_information()
+            .filters(information_filter("ResourceType", "ManagedInstance")?)
+            .filters(information_filter(&format!("tag:{key}"), value)?)
+            .max_results(50)
+            .into_paginator()
+            .send();
+        let mut nodes = Vec::new();
+        while let Some(page) = pages.next().await {
+            let page = page.map_err(|e| from_sdk(DESCRIBE_NODES, e))?;
+            for node in page.instance_information_list() {
+                nodes.push(registered(node)?.node_id);
+            }
+        }
+        Ok(nodes)
+    }
+
+    #[instrument(skip(self))]
     async fn node_tags(&self, node: &ManagedNodeId) -> Result<BTreeMap<String, String>, Error> {
         let output = self
             .list_tags_for_resource()
@@ -226,6 +245,25 @@ impl HybridNodes for aws_sdk_ssm::Client {
             .await
             .map_err(|e| from_sdk("ssm:RemoveTagsFromResource", e))?;
         Ok(())
+    }
+}
+
+/// moto has no service settings: covered with aws-smithy-mocks.
+impl crate::ports::ActivationTier for aws_sdk_ssm::Client {
+    #[instrument(skip(self))]
+    async fn activation_tier(&self) -> Result<String, Error> {
+        const GET: &str = "ssm:GetServiceSetting";
+        let output = self
+            .get_service_setting()
+            .setting_id("/ssm/managed-instance/activation-tier")
+            .send()
+            .await
+            .map_err(|e| from_sdk(GET, e))?;
+        output
+            .service_setting()
+            .and_then(|s| s.setting_value())
+            .map(str::to_owned)
+            .ok_or_else(|| Error::unreadable(GET, "the tier's value"))
     }
 }
 

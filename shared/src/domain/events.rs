@@ -27,7 +27,8 @@ pub enum Route {
     /// owner-tagger ends the share on that instance.
     ShareExpiry,
     /// Systems Manager's "SSM Managed Instance Registration": a node outside EC2 (`mi-*`)
-    /// registered with an activation; the owner-tagger gives it its owner.
+    /// registered with an activation; the owner-tagger gives it its owner, and the
+    /// session-policy function grants the owner it carries.
     ManagedNodeRegistration,
 }
 
@@ -49,9 +50,8 @@ impl Route {
         user_id_key: &str,
     ) -> Vec<&'static str> {
         match self {
-            Route::RunInstances | Route::ShareExpiry | Route::ManagedNodeRegistration => {
-                vec![OWNER_TAGGER]
-            }
+            Route::RunInstances | Route::ShareExpiry => vec![OWNER_TAGGER],
+            Route::ManagedNodeRegistration => vec![OWNER_TAGGER, SESSION_POLICY],
             Route::StateChange => vec![SESSION_POLICY],
             Route::Scheduled => vec![OWNER_TAGGER, SESSION_POLICY],
             Route::TagChange => {
@@ -697,15 +697,16 @@ mod registration_tests {
     use super::*;
 
     #[test]
-    fn a_registration_names_its_node_by_arn_or_detail_and_goes_to_the_owner_tagger() {
+    fn a_registration_names_its_node_by_arn_or_detail_and_goes_to_both_functions() {
         let sample: Value =
             serde_json::from_str(sample_event!("managed-node-registration.json")).unwrap();
         let envelope = parse_envelope(sample.clone()).unwrap();
         let route = route(&envelope).unwrap();
         assert_eq!(route, Route::ManagedNodeRegistration);
+        // the owner-tagger owns the node; the session-policy function grants its owner
         assert_eq!(
             route.functions(&envelope.detail, &[], "AwsUserId"),
-            [OWNER_TAGGER]
+            [OWNER_TAGGER, SESSION_POLICY]
         );
         let node = |event: Value| match dispatch(event).map(|i| i.event) {
             Ok(Event::ManagedNodeRegistration(node)) => Ok(node.to_string()),

@@ -121,6 +121,16 @@ impl Arns {
         self.instance_named(instance.as_str())
     }
 
+    /// A managed node outside EC2 (`mi-…`).
+    pub fn managed_node(&self, node: &crate::domain::ids::ManagedNodeId) -> String {
+        format!(
+            "arn:{}:ssm:{}:{}:managed-instance/{node}",
+            self.partition.as_str(),
+            self.region,
+            self.account
+        )
+    }
+
     /// An instance by id text (synthetic ids of `doctor --verify`).
     pub fn instance_named(&self, id: &str) -> String {
         format!(

@@ -36,12 +36,13 @@ where
     }
 }
 
-impl<E, R, T, S> Handler for SessionPolicies<E, R, T, S>
+impl<E, R, T, S, N> Handler for SessionPolicies<E, R, T, S, N>
 where
     E: SessionsEc2,
     R: RoleDirectory + Sync,
     T: SessionsSsm,
     S: PolicyStore + Sync,
+    N: crate::ports::HybridNodes + InRegion + Clone + Send + Sync,
 {
     fn handle(&self, event: Value) -> impl Future<Output = Result<Outcome, Error>> + Send {
         SessionPolicies::handle(self, event)

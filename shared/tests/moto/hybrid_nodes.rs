@@ -281,3 +281,56 @@ async fn a_registration_through_the_adapter_owns_the_node_from_its_users_activat
         (1, 1, 1, 1)
     );
 }
+
+#[tokio::test]
+async fn a_users_nodes_are_asked_for_by_their_tag_among_managed_instances_only() {
+    let adas = format!("{ROLE_ID}:ada");
+    let wanted = adas.clone();
+    let tagged = mock!(Client::describe_instance_information)
+        .match_requests(move |req| {
+            let has = |key: &str, value: &str| {
+                req.filters()
+                    .iter()
+                    .any(|f| f.key() == key && f.values() == [value])
+            };
+            has("ResourceType", "ManagedInstance") && has("tag:AwsUserId", &wanted)
+        })
+        .then_output(|| {
+            DescribeInstanceInformationOutput::builder()
+                .instance_information_list(InstanceInformation::builder().instance_id(NODE).build())
+                .build()
+        });
+    let ssm = mock_client!(aws_sdk_ssm, RuleMode::MatchAny, [&tagged]);
+
+    assert_eq!(
+        ssm.nodes_tagged("AwsUserId", &adas).await.unwrap(),
+        [node()]
+    );
+    assert_eq!(tagged.num_calls(), 1);
+}
+
+#[tokio::test]
+async fn the_tier_is_read_from_its_service_setting_and_an_answer_without_a_value_is_an_error() {
+    use aws_sdk_ssm::operation::get_service_setting::GetServiceSettingOutput;
+    use aws_sdk_ssm::types::ServiceSetting;
+    use shared::ports::ActivationTier;
+    let advanced = mock!(Client::get_service_setting)
+        .match_requests(|req| req.setting_id() == Some("/ssm/managed-instance/activation-tier"))
+        .then_output(|| {
+            GetServiceSettingOutput::builder()
+                .service_setting(ServiceSetting::builder().setting_value("advanced").build())
+                .build()
+        });
+    let ssm = mock_client!(aws_sdk_ssm, RuleMode::MatchAny, [&advanced]);
+    assert_eq!(ssm.activation_tier().await.unwrap(), "advanced");
+
+    let empty = mock!(Client::get_service_setting)
+        .then_output(|| GetServiceSettingOutput::builder().build());
+    let ssm = mock_client!(aws_sdk_ssm, RuleMode::MatchAny, [&empty]);
+    let err = ssm.activation_tier().await.unwrap_err();
+    assert!(
+        err.to_string()
+            .starts_with("ssm:GetServiceSetting answered without the tier's value"),
+        "{err}"
+    );
+}

@@ -17,6 +17,7 @@
 pub mod audit;
 mod checks;
 mod context;
+mod node;
 mod report;
 pub mod verify;
 
@@ -69,7 +70,14 @@ pub async fn diagnose<E, I, S, L, T>(
 where
     E: InstanceDirectory + InRegion + EnabledRegions + Clone + Send + Sync,
     I: DoctorIam,
-    S: ManagedNodes + SessionDocumentReader + InRegion + Clone + Send + Sync,
+    S: ManagedNodes
+        + crate::ports::HybridNodes
+        + crate::ports::ActivationTier
+        + SessionDocumentReader
+        + InRegion
+        + Clone
+        + Send
+        + Sync,
     L: LoggingTargets + InRegion + Clone + Send + Sync,
     T: TrailDirectory + InRegion + Clone + Send + Sync,
 {
@@ -80,6 +88,10 @@ where
         logging,
         trails,
     } = services;
+    // A managed node outside EC2 has checks of its own.
+    if let Ok(node) = crate::domain::ids::ManagedNodeId::parse(question.instance) {
+        return node::diagnose_node(config, question, &node, iam, ssm).await;
+    }
     let subject = context::subject(config, question, ec2, iam).await?;
     let mut report = Diagnosis::new(question.user, question.instance, &subject.region);
     report.push(user::check_user(config, &subject).into());

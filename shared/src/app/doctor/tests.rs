@@ -1449,3 +1449,117 @@ fn check_3_finds_a_share_with_the_asker_by_value() {
         UserIdTag::Other { .. }
     ));
 }
+
+/// The hybrid-nodes policy's session statement, as the template ships it.
+const HYBRID_NODES: &str = r#"{"Version":"2012-10-17","Statement":[
+  {"Sid":"StartSessionOnOwnManagedNodes","Effect":"Allow","Action":"ssm:StartSession","Resource":"arn:aws:ssm:*:123456789012:managed-instance/*","Condition":{"StringEquals":{"ssm:resourceTag/AwsUserId":"${aws:userid}"},"BoolIfExists":{"ssm:SessionDocumentAccessCheck":"true"}}}]}"#;
+
+const NODE: &str = "mi-0a1b2c3d4e5f60001";
+
+/// tim's managed node in us-east-1, registered with his activation.
+fn add_tims_node(fake: &FakeAws) {
+    fake.world().hybrid_nodes.insert(
+        (
+            "us-east-1".into(),
+            crate::domain::ids::ManagedNodeId::parse(NODE).unwrap(),
+        ),
+        crate::fakes::FakeHybridNode {
+            activation_id: Some("act-tim".into()),
+            tags: [("AwsUserId".to_owned(), format!("{ROLE_ID}:tim"))].into(),
+        },
+    );
+}
+
+async fn ask_node(config: &Config, fake: &FakeAws, user: &str) -> Diagnosis {
+    diagnose(config, &question(user, NODE), services(fake))
+        .await
+        .unwrap()
+}
+
+/// Each check's pass or fail, by label.
+fn outcomes(report: &Diagnosis) -> Vec<(&'static str, Option<bool>)> {
+    report
+        .checks
+        .iter()
+        .map(|c| (c.id.label(), c.ok()))
+        .collect()
+}
+
+#[tokio::test]
+async fn a_managed_node_is_diagnosed_by_its_tag_the_policies_and_the_regions_tier() {
+    // GIVEN tim's node outside EC2, the end-user policy, and a region on the standard tier
+    let fake = account(ROLE).await;
+    add_tims_node(&fake);
+    let config = config(&[("HYBRID_NODES", "true")]);
+
+    // WHEN tim asks THEN denied: no statement allows sessions on nodes outside EC2, and the tier
+    // is standard; his tag is right
+    let report = ask_node(&config, &fake, "tim").await;
+    assert_eq!(report.verdict, Verdict::Denied);
+    let labels = |r: &Diagnosis| outcomes(r).into_iter().map(|(l, _)| l).collect::<Vec<_>>();
+    let expected = [
+        CheckId::User,
+        CheckId::Instance,
+        CheckId::Ownership,
+        CheckId::Policy,
+        CheckId::Reachability,
+    ]
+    .map(CheckId::label);
+    assert_eq!(labels(&report), expected);
+    let ok = |r: &Diagnosis, id: CheckId| r.check(id).and_then(Check::ok);
+    assert_eq!(ok(&report, CheckId::Ownership), Some(true));
+    assert_eq!(ok(&report, CheckId::Policy), Some(false));
+    let tier = report.check(CheckId::Reachability).unwrap();
+    assert_eq!(tier.ok(), Some(false));
+    assert!(
+        tier.detail.contains("on the standard instances tier"),
+        "{}",
+        tier.detail
+    );
+    assert!(tier.fix().unwrap().contains("--setting-value advanced"));
+
+    // WHEN the hybrid-nodes policy is attached and the region is on the advanced tier THEN tim
+    // is allowed, and ana, whose id the node does not carry, is not
+    let policy = fake
+        .create_policy("SsmSessionOwnerHybridNodes", "/", HYBRID_NODES)
+        .await
+        .unwrap();
+    fake.attach_role_policy(ROLE, &policy.arn).await.unwrap();
+    fake.world()
+        .activation_tiers
+        .insert("us-east-1".into(), "advanced".into());
+    let report = ask_node(&config, &fake, "tim").await;
+    assert_eq!(report.verdict, Verdict::Allowed, "{:?}", outcomes(&report));
+    assert_eq!(report.actions.start_session, ActionVerdict::Allowed);
+    let report = ask_node(&config, &fake, "ana").await;
+    assert_eq!(report.verdict, Verdict::Denied);
+    let ownership = report.check(CheckId::Ownership).unwrap();
+    assert!(
+        ownership.detail.ends_with("the node is another user's"),
+        "{}",
+        ownership.detail
+    );
+
+    // AND a node that is not registered here, or a tier that cannot be read, is said, never
+    // passed
+    let report = diagnose(
+        &config,
+        &question("tim", "mi-0a1b2c3d4e5f6000f"),
+        services(&fake),
+    )
+    .await
+    .unwrap();
+    assert_eq!(report.verdict, Verdict::Denied);
+    assert_eq!(
+        outcomes(&report),
+        [("user and role", Some(true)), ("instance", Some(false))]
+    );
+    fake.world().failing.insert("ssm:GetServiceSetting");
+    let report = ask_node(&config, &fake, "tim").await;
+    assert_eq!(report.verdict, Verdict::Denied);
+    assert!(report
+        .check(CheckId::Reachability)
+        .unwrap()
+        .detail
+        .starts_with("the managed-instances tier could not be read"));
+}
