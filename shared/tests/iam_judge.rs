@@ -2773,7 +2773,13 @@ fn the_sharing_matrix_has_no_wrong_cell() {
 
     // WHEN the judge answers every cell THEN the doctor's own evaluator agrees on each, and no
     // cell is wrong: under a foreign Allow *, whatever is not allowed is denied explicitly
-    let wrong = wrong_cells(&cells, |what| what.contains("foreign"));
+    assert_no_wrong_cell("sharing", &cells);
+}
+
+/// Judge `cells`: none wrong, and every refusal explicit in a setting with a foreign grant;
+/// print how many were judged and allowed.
+fn assert_no_wrong_cell(what: &str, cells: &[JudgedCell]) {
+    let wrong = wrong_cells(cells, |what| what.contains("foreign"));
     assert!(
         wrong.is_empty(),
         "{} wrong of {}:\n{}",
@@ -2782,7 +2788,7 @@ fn the_sharing_matrix_has_no_wrong_cell() {
         wrong.join("\n")
     );
     println!(
-        "iam-simulate, sharing: {} cells ({} allowed), 0 wrong",
+        "iam-simulate, {what}: {} cells ({} allowed), 0 wrong",
         cells.len(),
         cells.iter().filter(|(_, _, a)| *a).count()
     );
@@ -3052,19 +3058,7 @@ fn hybrid_nodes_a_user_activates_only_for_themself_and_nobody_touches_a_nodes_ow
     cells.extend(hybrid_cells("no guards", &unguarded));
 
     // WHEN judged THEN no cell is wrong, and under a foreign Allow * every refusal is explicit
-    let wrong = wrong_cells(&cells, |what| what.contains("foreign"));
-    assert!(
-        wrong.is_empty(),
-        "{} wrong of {}:\n{}",
-        wrong.len(),
-        cells.len(),
-        wrong.join("\n")
-    );
-    println!(
-        "iam-simulate, hybrid nodes: {} cells ({} allowed), 0 wrong",
-        cells.len(),
-        cells.iter().filter(|(_, _, a)| *a).count()
-    );
+    assert_no_wrong_cell("hybrid nodes", &cells);
 
     // and with HybridNodes=false (the default) nobody creates an activation at all
     let off = testkit::shipped_users_policies(&["every-option-on"]);

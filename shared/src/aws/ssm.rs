@@ -100,6 +100,30 @@ fn registered(
     })
 }
 
+/// Every node outside EC2 of the client's region (`ResourceType=ManagedInstance`), narrowed by
+/// `also` when given, pages of 50.
+async fn managed_instances(
+    client: &aws_sdk_ssm::Client,
+    also: Option<aws_sdk_ssm::types::InstanceInformationStringFilter>,
+) -> Result<Vec<crate::ports::RegisteredNode>, Error> {
+    let mut filters = vec![information_filter("ResourceType", "ManagedInstance")?];
+    filters.extend(also);
+    let mut pages = client
+        .describe_instance_information()
+        .set_filters(Some(filters))
+        .max_results(50)
+        .into_paginator()
+        .send();
+    let mut nodes = Vec::new();
+    while let Some(page) = pages.next().await {
+        let page = page.map_err(|e| from_sdk(DESCRIBE_NODES, e))?;
+        for node in page.instance_information_list() {
+            nodes.push(registered(node)?);
+        }
+    }
+    Ok(nodes)
+}
+
 /// Tags as Systems Manager gives them.
 fn tag_map(tags: &[aws_sdk_ssm::types::Tag]) -> BTreeMap<String, String> {
     tags.iter()
@@ -132,39 +156,14 @@ impl HybridNodes for aws_sdk_ssm::Client {
 
     #[instrument(skip(self))]
     async fn registered_nodes(&self) -> Result<Vec<crate::ports::RegisteredNode>, Error> {
-        let mut pages = self
-            .describe_instance_information()
-            .filters(information_filter("ResourceType", "ManagedInstance")?)
-            .max_results(50)
-            .into_paginator()
-            .send();
-        let mut nodes = Vec::new();
-        while let Some(page) = pages.next().await {
-            let page = page.map_err(|e| from_sdk(DESCRIBE_NODES, e))?;
-            for node in page.instance_information_list() {
-                nodes.push(registered(node)?);
-            }
-        }
-        Ok(nodes)
+        managed_instances(self, None).await
     }
 
     #[instrument(skip(self))]
     async fn nodes_tagged(&self, key: &str, value: &str) -> Result<Vec<ManagedNodeId>, Error> {
-        let mut pages = self
-            .describe_instance_information()
-            .filters(information_filter("ResourceType", "ManagedInstance")?)
-            .filters(information_filter(&format!("tag:{key}"), value)?)
-            .max_results(50)
-            .into_paginator()
-            .send();
-        let mut nodes = Vec::new();
-        while let Some(page) = pages.next().await {
-            let page = page.map_err(|e| from_sdk(DESCRIBE_NODES, e))?;
-            for node in page.instance_information_list() {
-                nodes.push(registered(node)?.node_id);
-            }
-        }
-        Ok(nodes)
+        let tagged = information_filter(&format!("tag:{key}"), value)?;
+        let nodes = managed_instances(self, Some(tagged)).await?;
+        Ok(nodes.into_iter().map(|n| n.node_id).collect())
     }
 
     #[instrument(skip(self))]

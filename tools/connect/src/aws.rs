@@ -105,6 +105,24 @@ impl Aws {
         aws_sdk_ec2::Client::from_conf(config)
     }
 
+    fn ssm(&self, region: &str) -> aws_sdk_ssm::Client {
+        let config = aws_sdk_ssm::config::Builder::from(&self.sdk)
+            .region(Region::new(region.to_owned()))
+            .build();
+        aws_sdk_ssm::Client::from_conf(config)
+    }
+
+    /// The caller's managed nodes outside EC2 in `region` (`node`: that one only).
+    pub async fn nodes_in(
+        &self,
+        region: &str,
+        caller: &Caller,
+        key: &str,
+        node: Option<&str>,
+    ) -> Result<Vec<Row>, Problem> {
+        owned_nodes(&self.ssm(region), region, &caller.user_id, key, node).await
+    }
+
     /// `sts:GetCallerIdentity`: any signed-in caller may make it.
     pub async fn caller(&self) -> Result<Caller, Problem> {
         let sts = aws_sdk_sts::Client::new(&self.sdk);
@@ -320,6 +338,74 @@ async fn remove(
         .map(|_| ())
 }
 
+/// The managed nodes outside EC2 in `region` whose tag `key` is `user_id`
+/// (`ssm:DescribeInstanceInformation`, which the end-user policy allows: the filter on the tag
+/// answers only the caller's own), each with its agent's ping status as its state. A node the
+/// answer does not name is an error, never "none".
+pub async fn owned_nodes(
+    ssm: &aws_sdk_ssm::Client,
+    region: &str,
+    user_id: &str,
+    key: &str,
+    node: Option<&str>,
+) -> Result<Vec<Row>, Problem> {
+    use aws_sdk_ssm::types::InstanceInformationStringFilter as StringFilter;
+    let filter = |key: &str, value: &str| {
+        StringFilter::builder()
+            .key(key)
+            .values(value)
+            .build()
+            .map_err(|e| Problem::Aws(format!("ssm:DescribeInstanceInformation: {e}")))
+    };
+    let mut filters = vec![
+        filter("ResourceType", "ManagedInstance")?,
+        filter(&format!("tag:{key}"), user_id)?,
+    ];
+    if let Some(node) = node {
+        filters.push(filter("InstanceIds", node)?);
+    }
+    let mut pages = ssm
+        .describe_instance_information()
+        .set_filters(Some(filters))
+        .max_results(50)
+        .into_paginator()
+        .send();
+    let mut rows = Vec::new();
+    while let Some(page) = pages.next().await {
+        let page = page.map_err(|err| {
+            aws_problem(
+                &format!("ssm:DescribeInstanceInformation in {region}"),
+                &err,
+            )
+        })?;
+        for info in page.instance_information_list() {
+            let unreadable = |what: &str| {
+                Problem::Aws(format!(
+                    "ssm:DescribeInstanceInformation in {region} answered a node without {what}"
+                ))
+            };
+            rows.push(Row {
+                id: info
+                    .instance_id()
+                    .ok_or_else(|| unreadable("an id"))?
+                    .to_owned(),
+                region: region.to_owned(),
+                state: info
+                    .ping_status()
+                    .ok_or_else(|| unreadable("a ping status"))?
+                    .as_str()
+                    .to_owned(),
+                name: info.name().unwrap_or_default().to_owned(),
+                reach: crate::reach::Reach::Owner {
+                    guests: Vec::new(),
+                    shared_until: None,
+                },
+            });
+        }
+    }
+    Ok(rows)
+}
+
 fn state_filter() -> Filter {
     Filter::builder()
         .name("instance-state-name")
@@ -340,4 +426,97 @@ fn tags_of(instance: &Instance) -> BTreeMap<String, String> {
         .iter()
         .filter_map(|tag| Some((tag.key()?.to_owned(), tag.value()?.to_owned())))
         .collect()
+}
+
+/// moto has no `DescribeInstanceInformation`: the node listing is covered with aws-smithy-mocks,
+/// each rule matching only the request it must send.
+#[cfg(test)]
+mod tests {
+    use aws_sdk_ssm::operation::describe_instance_information::DescribeInstanceInformationOutput;
+    use aws_sdk_ssm::types::{InstanceInformation, PingStatus};
+    use aws_sdk_ssm::Client;
+    use aws_smithy_mocks::{mock, mock_client, RuleMode};
+
+    use super::owned_nodes;
+    use crate::reach::Reach;
+
+    const ADA: &str = "AROAEXAMPLEROLEID1234:ada";
+
+    #[tokio::test]
+    async fn only_the_callers_managed_nodes_are_asked_for_and_listed_with_their_ping_status() {
+        let mine = mock!(Client::describe_instance_information)
+            .match_requests(|req| {
+                let has = |key: &str, value: &str| {
+                    req.filters()
+                        .iter()
+                        .any(|f| f.key() == key && f.values() == [value])
+                };
+                has("ResourceType", "ManagedInstance") && has("tag:AwsUserId", ADA)
+            })
+            .then_output(|| {
+                DescribeInstanceInformationOutput::builder()
+                    .instance_information_list(
+                        InstanceInformation::builder()
+                            .instance_id("mi-0a1b2c3d4e5f60001")
+                            .ping_status(PingStatus::Online)
+                            .name("lab-server")
+                            .build(),
+                    )
+                    .build()
+            });
+        let ssm = mock_client!(aws_sdk_ssm, RuleMode::MatchAny, [&mine]);
+
+        let rows = owned_nodes(&ssm, "eu-west-1", ADA, "AwsUserId", None)
+            .await
+            .unwrap();
+
+        assert_eq!(rows.len(), 1);
+        let row = &rows[0];
+        assert_eq!(
+            (
+                row.id.as_str(),
+                row.region.as_str(),
+                row.state.as_str(),
+                row.name.as_str()
+            ),
+            ("mi-0a1b2c3d4e5f60001", "eu-west-1", "Online", "lab-server")
+        );
+        assert!(matches!(&row.reach, Reach::Owner { guests, .. } if guests.is_empty()));
+        assert_eq!(mine.num_calls(), 1);
+    }
+
+    #[tokio::test]
+    async fn one_node_is_asked_for_by_id_and_an_answer_without_a_ping_status_is_an_error() {
+        let by_id = mock!(Client::describe_instance_information)
+            .match_requests(|req| {
+                req.filters()
+                    .iter()
+                    .any(|f| f.key() == "InstanceIds" && f.values() == ["mi-0a1b2c3d4e5f60001"])
+            })
+            .then_output(|| {
+                DescribeInstanceInformationOutput::builder()
+                    .instance_information_list(
+                        InstanceInformation::builder()
+                            .instance_id("mi-0a1b2c3d4e5f60001")
+                            .build(),
+                    )
+                    .build()
+            });
+        let ssm = mock_client!(aws_sdk_ssm, RuleMode::MatchAny, [&by_id]);
+
+        let err = owned_nodes(
+            &ssm,
+            "eu-west-1",
+            ADA,
+            "AwsUserId",
+            Some("mi-0a1b2c3d4e5f60001"),
+        )
+        .await
+        .unwrap_err();
+
+        assert_eq!(
+            err.to_string(),
+            "ssm:DescribeInstanceInformation in eu-west-1 answered a node without a ping status"
+        );
+    }
 }

@@ -13,7 +13,7 @@ use std::collections::BTreeMap;
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
-use shared::domain::ids::{InstanceId, RoleId, UserId};
+use shared::domain::ids::{InstanceId, ManagedNodeId, RoleId, UserId};
 use shared::domain::session_name::SessionName;
 use shared::domain::sharing::read_request;
 
@@ -90,6 +90,10 @@ struct Args {
         default_value = "SSM-SessionManagerRunShell"
     )]
     shell_document: String,
+    /// The deployment owns managed nodes outside EC2 (`HybridNodes=true`): `ls` lists yours too,
+    /// and `shell` and `forward` take a node id (`mi-…`).
+    #[arg(long, global = true, env = "CONNECT_HYBRID_NODES")]
+    hybrid_nodes: bool,
     #[command(subcommand)]
     command: Command,
 }
@@ -189,6 +193,7 @@ struct Context {
     caller: Caller,
     rules: ShareRules,
     region: Option<String>,
+    hybrid_nodes: bool,
 }
 
 impl Context {
@@ -206,6 +211,7 @@ impl Context {
             caller,
             rules,
             region: args.region.clone(),
+            hybrid_nodes: args.hybrid_nodes,
         })
     }
 
@@ -216,9 +222,13 @@ impl Context {
         }
     }
 
-    /// The instance, and how the caller reaches it; a refusal in one line when they cannot.
+    /// The instance, and how the caller reaches it; a refusal in one line when they cannot. A
+    /// managed node outside EC2 is found only among the caller's own (its user-id tag).
     async fn reachable(&self, instance: &str) -> Result<(Found, Reach), Problem> {
         let regions = self.regions().await?;
+        if is_node(instance) {
+            return self.own_node(&regions, instance).await;
+        }
         let Some(found) = self.aws.find(&regions, instance).await? else {
             return Err(Problem::Refused(format!(
                 "{instance}: no such live instance in {} (or you may not describe it)",
@@ -240,6 +250,57 @@ impl Context {
     }
 }
 
+impl Context {
+    async fn own_node(&self, regions: &[String], node: &str) -> Result<(Found, Reach), Problem> {
+        let key = &self.rules.user_id_key;
+        let lookups = regions
+            .iter()
+            .map(|region| self.aws.nodes_in(region, &self.caller, key, Some(node)));
+        for result in futures_util::future::join_all(lookups).await {
+            if let Some(row) = result?.into_iter().next() {
+                let found = Found {
+                    region: row.region,
+                    state: row.state,
+                    tags: BTreeMap::new(),
+                };
+                return Ok((found, row.reach));
+            }
+        }
+        Err(Problem::Refused(format!(
+            "{node}: no managed node of yours in {} (its {key} tag must be your id; if it should be, ask your operator to run: doctor check {} {node})",
+            if regions.len() == 1 {
+                regions[0].clone()
+            } else {
+                "any region enabled for the account".to_owned()
+            },
+            self.caller.username()
+        )))
+    }
+}
+
+/// Whether `text` names a managed node outside EC2 (`mi-…`).
+fn is_node(text: &str) -> bool {
+    ManagedNodeId::parse(text).is_ok()
+}
+
+/// An instance id, or with `--hybrid-nodes` a managed node id, as the user typed it.
+fn target_id(args: &Args, text: &str) -> Result<String, Problem> {
+    if args.hybrid_nodes && is_node(text) {
+        return Ok(text.to_owned());
+    }
+    instance_id(text)
+}
+
+/// Sharing, ssh, scp and sftp are for instances only: a node outside EC2 is refused in one line.
+fn instances_only(args: &Args, text: &str, what: &str) -> Result<(), Problem> {
+    if args.hybrid_nodes && is_node(text) {
+        return Err(Problem::Refused(format!(
+            "{text} is a managed node outside EC2: {what}"
+        )));
+    }
+    Ok(())
+}
+
 fn instance_id(text: &str) -> Result<String, Problem> {
     InstanceId::parse(text)
         .map(|id| id.as_str().to_owned())
@@ -259,6 +320,7 @@ async fn run(args: Args) -> Result<i32, Problem> {
             duration,
         } => share(&args, instance, users, duration.as_deref()).await,
         Command::Unshare { instance } => {
+            instances_only(&args, instance, "sharing is for instances only")?;
             let instance = instance_id(instance)?;
             let context = Context::new(&args).await?;
             let found = owned(&context, &instance, "end a share of").await?;
@@ -320,6 +382,18 @@ async fn list(context: &Context, json: bool) -> Result<i32, Problem> {
             Err(problem) => failed.push(problem),
         }
     }
+    if context.hybrid_nodes {
+        let key = &context.rules.user_id_key;
+        let lookups = regions
+            .iter()
+            .map(|region| context.aws.nodes_in(region, &context.caller, key, None));
+        for result in futures_util::future::join_all(lookups).await {
+            match result {
+                Ok(found) => rows.extend(found),
+                Err(problem) => failed.push(problem),
+            }
+        }
+    }
     rows.sort_by(|a, b| (&a.region, &a.id).cmp(&(&b.region, &b.id)));
     if json {
         let out = serde_json::json!({"user_id": context.caller.user_id, "instances": rows});
@@ -357,6 +431,7 @@ async fn share(
     users: &[String],
     duration: Option<&str>,
 ) -> Result<i32, Problem> {
+    instances_only(args, instance, "sharing is for instances only")?;
     let instance = instance_id(instance)?;
     let context = Context::new(args).await?;
     let with = users.join(" ");
@@ -403,7 +478,7 @@ async fn prepare(
     instance: &str,
     programs: &[&str],
 ) -> Result<(String, Cli, String), Problem> {
-    let instance = instance_id(instance)?;
+    let instance = target_id(args, instance)?;
     let aws_cli = program("aws")?;
     program("session-manager-plugin")?;
     for name in programs {
@@ -411,7 +486,13 @@ async fn prepare(
     }
     let context = Context::new(args).await?;
     let (found, _) = context.reachable(&instance).await?;
-    if found.state != "running" {
+    // a node outside EC2 has no EC2 state: its agent is online or not
+    let ready = if is_node(&instance) {
+        "Online"
+    } else {
+        "running"
+    };
+    if found.state != ready {
         return Err(Problem::Refused(format!(
             "{instance} is {}: a session needs it running",
             found.state
@@ -455,6 +536,11 @@ async fn secure_shell(
     os_user: &str,
     rest: &[String],
 ) -> Result<i32, Problem> {
+    instances_only(
+        args,
+        instance,
+        "EC2 Instance Connect cannot push a key to it; ssh with your own key on it through the deployment's SSH document (docs/users.md)",
+    )?;
     let (instance, cli, user) = prepare(args, instance, &[tool, "ssh-keygen"]).await?;
     if tool == "scp" && !rest.iter().any(|a| a.starts_with(&format!("{instance}:"))) {
         return Err(Problem::Setup(format!(

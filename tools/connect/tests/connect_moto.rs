@@ -140,6 +140,48 @@ fn connect_behaves_like_a_cli() {
     testkit::assert_behaves_like_a_cli(CONNECT, "connect");
 }
 
+#[test]
+fn a_managed_node_is_refused_in_one_line_where_only_instances_go_and_needs_the_flag() {
+    // No AWS call is made for any of these: they are refused before signing in.
+    let node = "mi-0a1b2c3d4e5f60001";
+    let hybrid = [("CONNECT_HYBRID_NODES", "true".to_owned())];
+    for (args, said) in [
+        (
+            vec!["ssh", node],
+            "EC2 Instance Connect cannot push a key to it",
+        ),
+        (
+            vec!["scp", node, "--", "f", "mi-0a1b2c3d4e5f60001:f"],
+            "EC2 Instance Connect cannot push a key to it",
+        ),
+        (vec!["share", node, "ana"], "sharing is for instances only"),
+        (vec!["unshare", node], "sharing is for instances only"),
+    ] {
+        let output = connect(&hybrid, None, &args);
+        assert_eq!(
+            output.status.code(),
+            Some(1),
+            "{args:?}: {}",
+            stderr(&output)
+        );
+        assert!(
+            stderr(&output).starts_with(&format!(
+                "connect: {node} is a managed node outside EC2: {said}"
+            )),
+            "{args:?}: {}",
+            stderr(&output)
+        );
+    }
+    // without CONNECT_HYBRID_NODES a node id is not an instance id
+    let output = connect(&[], None, &["shell", node]);
+    assert_eq!(output.status.code(), Some(2), "{}", stderr(&output));
+    assert!(
+        stderr(&output).contains("is not an instance id"),
+        "{}",
+        stderr(&output)
+    );
+}
+
 #[tokio::test]
 async fn ls_lists_exactly_the_callers_own_and_shared_instances_in_every_region() {
     // GIVEN ada's instances in two regions, tim's instance shared with ada, and instances that
