@@ -127,12 +127,12 @@ fn every_rule_as_cloudformation_builds_it_is_named_under_the_prefix_and_keeps_it
         repository.join("template.yaml"),
         repository.join("forwarder.yaml"),
     );
-    // WHEN rehearsed THEN the nine rules SAM generates and the four forwarder rules are each named
+    // WHEN rehearsed THEN the ten rules SAM generates and the four forwarder rules are each named
     // under RuleNamePrefix, and every target retries and keeps its dead letters
     let (code, text) = script("rehearse.py", &[&template, &forwarder]);
     assert_eq!(code, 0, "{text}");
     assert!(
-        text.contains("rehearsal: 13 rule(s), 5 parameter set(s) rendered, 0 problem(s)"),
+        text.contains("rehearsal: 14 rule(s), 5 parameter set(s) rendered, 0 problem(s)"),
         "{text}"
     );
     assert!(

@@ -185,11 +185,11 @@ where
                 self.on_launch(&ec2, event_id, incoming.time, &detail, now)
                     .await
             }
-            Event::StateChange(_) => Ok(ignored(
+            Event::StateChange(_) | Event::ManagedNodeDeregistration(_) => Ok(ignored(
                 event_id,
                 Reason::new(
                     ReasonCode::OtherEvent,
-                    "an instance state change is the session-policy function's event",
+                    "an instance state change or a node's deregistration is the session-policy function's event",
                 ),
             )),
             Event::ShareExpiry(detail) => self.on_share_expiry(event_id, &detail, now).await,

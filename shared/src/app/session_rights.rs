@@ -154,6 +154,7 @@ where
                 self.on_registration(id, incoming.region.as_deref(), &node)
                     .await
             }
+            Event::ManagedNodeDeregistration(node) => self.on_deregistration(id, &node, mode).await,
             Event::RunInstances(_) | Event::ShareExpiry(_) => Ok(ignored(
                 id,
                 Reason::new(
@@ -271,6 +272,39 @@ where
             }
             Err(reason) => Ok(ignored(id, reason)),
         }
+    }
+
+    /// A managed node outside EC2 left. Its tags went with it, so the event cannot say whose it
+    /// was: every user is converged (the reconcile), which revokes its owner when it was their
+    /// last node of any kind.
+    async fn on_deregistration(
+        &self,
+        id: Option<&str>,
+        node: &ManagedNodeId,
+        mode: WriteMode,
+    ) -> Result<Outcome, Error> {
+        if !self.config.hybrid_nodes {
+            return Ok(ignored(
+                id,
+                Reason::new(
+                    ReasonCode::HybridNodesOff,
+                    format!("{node} deregistered, and HYBRID_NODES is off"),
+                ),
+            ));
+        }
+        if self.config.rights.session_rights == SessionRights::Static {
+            return Ok(ignored(
+                id,
+                Reason::new(
+                    ReasonCode::StaticSessionRights,
+                    "static session rights: no per-user statement to revoke",
+                ),
+            ));
+        }
+        let mut outcome = self.reconcile(mode).await?;
+        outcome.reason = format!("{node} deregistered: {}", outcome.reason);
+        info!(event_id = id, node_id = %node, decision = "deregistered", reason = %outcome.reason);
+        Ok(outcome)
     }
 
     async fn on_state_change(

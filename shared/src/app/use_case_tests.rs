@@ -1009,6 +1009,13 @@ fn node_tags(
         .collect()
 }
 
+/// The registration event's deregistration twin, naming `node` in `region`.
+fn deregistration(node: &str, region: &str) -> serde_json::Value {
+    let mut deregistered = registration(node, region);
+    deregistered["detail-type"] = serde_json::json!("SSM Managed Instance Deregistration");
+    deregistered
+}
+
 /// The sample registration event, naming `node` in `region`.
 fn registration(node: &str, region: &str) -> serde_json::Value {
     let mut registered = event(sample_event!("managed-node-registration.json"));
@@ -1397,17 +1404,40 @@ async fn a_user_whose_only_node_is_outside_ec2_holds_their_rights_until_their_la
     assert!(role_holds(&fake, "ada"));
     fake.world().failing.clear();
 
-    // WHEN the node is deregistered (its tags go with it; the event names no owner) THEN the
-    // reconcile revokes her
+    // WHEN the node is deregistered (its tags go with it; the event names no owner) THEN its
+    // deregistration converges every user, and she, with no node left, is revoked at once
     fake.world().hybrid_nodes.clear();
     let revoked = policies
-        .handle(event(sample_event!("scheduled-reconcile.json")))
+        .handle(deregistration(node.as_str(), "eu-west-1"))
         .await
         .unwrap();
     assert_eq!(revoked.status, Status::Changed, "{revoked:?}");
+    assert!(
+        revoked
+            .reason
+            .starts_with("mi-0a1b2c3d4e5f60011 deregistered: reconcile"),
+        "{}",
+        revoked.reason
+    );
     assert!(!role_holds(&fake, "ada"));
+}
 
-    // AND a registration of a node that is gone or ownerless grants nobody; with
+#[tokio::test]
+async fn a_node_event_grants_nobody_without_an_owner_and_reads_nothing_with_hybrid_nodes_off() {
+    let fake = fake();
+    fake.world().enabled_regions = vec!["us-east-1".into(), "eu-west-1".into()];
+    let adas = format!("{ROLE_ID}:ada");
+    let node = add_hybrid_node(
+        &fake,
+        "eu-west-1",
+        "mi-0a1b2c3d4e5f60011",
+        None,
+        &[("AwsUserId", &adas)],
+    );
+    let config = Config::for_tests(&[("HYBRID_NODES", "true"), ("REGIONS", "us-east-1,eu-west-1")]);
+    let policies = policies_on(config, &fake, managed(&fake)).with_hybrid_nodes(fake.clone());
+
+    // a registration of a node that is gone or ownerless grants nobody; with
     // HybridNodes=false nothing is read
     let ownerless = add_hybrid_node(&fake, "eu-west-1", "mi-0a1b2c3d4e5f60012", None, &[]);
     let outcome = policies
@@ -1418,11 +1448,20 @@ async fn a_user_whose_only_node_is_outside_ec2_holds_their_rights_until_their_la
     fake.take_calls();
     let off =
         policies_on(config_without_hybrid(), &fake, managed(&fake)).with_hybrid_nodes(fake.clone());
-    let outcome = off
-        .handle(registration(node.as_str(), "eu-west-1"))
+    for event in [
+        registration(node.as_str(), "eu-west-1"),
+        deregistration(node.as_str(), "eu-west-1"),
+    ] {
+        let outcome = off.handle(event).await.unwrap();
+        assert_ignored_without_a_call(&outcome, &fake, ReasonCode::HybridNodesOff);
+    }
+    // AND the owner-tagger leaves a deregistration to the session-policy function
+    let tagger = hybrid_tagger_on(&fake);
+    let outcome = tagger
+        .handle(deregistration(node.as_str(), "eu-west-1"))
         .await
         .unwrap();
-    assert_ignored_without_a_call(&outcome, &fake, ReasonCode::HybridNodesOff);
+    assert_ignored_without_a_call(&outcome, &fake, ReasonCode::OtherEvent);
 }
 
 fn config_without_hybrid() -> Config {

@@ -30,6 +30,9 @@ pub enum Route {
     /// registered with an activation; the owner-tagger gives it its owner, and the
     /// session-policy function grants the owner it carries.
     ManagedNodeRegistration,
+    /// "SSM Managed Instance Deregistration": a node outside EC2 left; the session-policy
+    /// function converges every user, since the node's tags, and so its owner, went with it.
+    ManagedNodeDeregistration,
 }
 
 /// The owner-tagging function.
@@ -52,6 +55,7 @@ impl Route {
         match self {
             Route::RunInstances | Route::ShareExpiry => vec![OWNER_TAGGER],
             Route::ManagedNodeRegistration => vec![OWNER_TAGGER, SESSION_POLICY],
+            Route::ManagedNodeDeregistration => vec![SESSION_POLICY],
             Route::StateChange => vec![SESSION_POLICY],
             Route::Scheduled => vec![OWNER_TAGGER, SESSION_POLICY],
             Route::TagChange => {
@@ -81,6 +85,7 @@ pub const SHARE_EXPIRY: &str = "Share Expiry";
 /// Systems Manager's event when a managed node registers (AWS-FACTS; no public sample of its
 /// detail was found, so the node is read from `resources` or the detail's instance id).
 pub(crate) const MANAGED_NODE_REGISTRATION: &str = "SSM Managed Instance Registration";
+pub(crate) const MANAGED_NODE_DEREGISTRATION: &str = "SSM Managed Instance Deregistration";
 
 /// Parse the envelope of any EventBridge event.
 pub fn parse_envelope(event: Value) -> Result<EventBridgeEvent<Value>, Reason> {
@@ -108,6 +113,7 @@ pub fn route(envelope: &EventBridgeEvent<Value>) -> Result<Route, Reason> {
         ("aws.events", SCHEDULED, _) => Ok(Route::Scheduled),
         (SHARE_EXPIRY_SOURCE, SHARE_EXPIRY, _) => Ok(Route::ShareExpiry),
         ("aws.ssm", MANAGED_NODE_REGISTRATION, _) => Ok(Route::ManagedNodeRegistration),
+        ("aws.ssm", MANAGED_NODE_DEREGISTRATION, _) => Ok(Route::ManagedNodeDeregistration),
         (source, detail_type, Some(name)) => Err(Reason::new(
             ReasonCode::OtherEvent,
             format!("no function handles {source} / {detail_type} / {name}"),
@@ -139,6 +145,7 @@ pub(crate) enum Event {
     Scheduled,
     ShareExpiry(ShareExpiryDetail),
     ManagedNodeRegistration(ManagedNodeId),
+    ManagedNodeDeregistration(ManagedNodeId),
 }
 
 /// An event no function acts on: its id (when it had one) and why.
@@ -182,6 +189,10 @@ pub(crate) fn dispatch(event: Value) -> Result<Incoming, Unhandled> {
             serde_json::from_value(detail).map_err(|e| malformed("share-expiry", e))?,
         ),
         Route::ManagedNodeRegistration => Event::ManagedNodeRegistration(
+            registered_node(&detail, envelope.resources.as_deref().unwrap_or_default())
+                .map_err(unhandled)?,
+        ),
+        Route::ManagedNodeDeregistration => Event::ManagedNodeDeregistration(
             registered_node(&detail, envelope.resources.as_deref().unwrap_or_default())
                 .map_err(unhandled)?,
         ),
@@ -723,6 +734,20 @@ mod registration_tests {
         nameless["resources"] = serde_json::json!(["arn:aws:ec2:us-east-1:1:instance/i-1"]);
         nameless["detail"] = serde_json::json!({});
         assert_eq!(node(nameless), Err(ReasonCode::Malformed));
+        // a deregistration names its node the same way, for the session-policy function only
+        let mut deregistered = sample.clone();
+        deregistered["detail-type"] = serde_json::json!("SSM Managed Instance Deregistration");
+        let envelope = parse_envelope(deregistered.clone()).unwrap();
+        let routed = super::route(&envelope).unwrap();
+        assert_eq!(routed, Route::ManagedNodeDeregistration);
+        assert_eq!(
+            routed.functions(&envelope.detail, &[], "AwsUserId"),
+            [SESSION_POLICY]
+        );
+        assert!(matches!(
+            dispatch(deregistered).map(|i| i.event),
+            Ok(Event::ManagedNodeDeregistration(node)) if node.as_str() == "mi-0a1b2c3d4e5f60001"
+        ));
         let mut hostile = sample;
         hostile["resources"] = serde_json::json!([]);
         hostile["detail"] = serde_json::json!({"instance-id": "mi-$(reboot)"});
