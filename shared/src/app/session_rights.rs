@@ -222,6 +222,30 @@ where
         Ok(combined(outcomes))
     }
 
+    /// Why a managed node's registration or deregistration (`what`) changes no per-user
+    /// statement: `HYBRID_NODES` off, or static session rights; None when it may.
+    fn node_event_skipped(
+        &self,
+        id: Option<&str>,
+        node: &ManagedNodeId,
+        what: &str,
+    ) -> Option<Outcome> {
+        let reason = if !self.config.hybrid_nodes {
+            Reason::new(
+                ReasonCode::HybridNodesOff,
+                format!("{node} {what}, and HYBRID_NODES is off"),
+            )
+        } else if self.config.rights.session_rights == SessionRights::Static {
+            Reason::new(
+                ReasonCode::StaticSessionRights,
+                format!("{node} {what}; static session rights: the end-user policy covers every user, no per-user statement to write"),
+            )
+        } else {
+            return None;
+        };
+        Some(ignored(id, reason))
+    }
+
     /// A managed node outside EC2 registered: grant its owner, read from the node's own tags
     /// (its activation's, copied at registration). A node the owner-tagger has yet to own is
     /// granted by the reconcile after it is.
@@ -231,23 +255,8 @@ where
         region: Option<&str>,
         node: &ManagedNodeId,
     ) -> Result<Outcome, Error> {
-        if !self.config.hybrid_nodes {
-            return Ok(ignored(
-                id,
-                Reason::new(
-                    ReasonCode::HybridNodesOff,
-                    format!("{node} registered, and HYBRID_NODES is off"),
-                ),
-            ));
-        }
-        if self.config.rights.session_rights == SessionRights::Static {
-            return Ok(ignored(
-                id,
-                Reason::new(
-                    ReasonCode::StaticSessionRights,
-                    "static session rights: the end-user policy already covers every user; nothing to grant",
-                ),
-            ));
+        if let Some(skipped) = self.node_event_skipped(id, node, "registered") {
+            return Ok(skipped);
         }
         let nodes = self.nodes.get(region);
         let key = &self.config.ownership.user_id_tag_key;
@@ -283,23 +292,8 @@ where
         node: &ManagedNodeId,
         mode: WriteMode,
     ) -> Result<Outcome, Error> {
-        if !self.config.hybrid_nodes {
-            return Ok(ignored(
-                id,
-                Reason::new(
-                    ReasonCode::HybridNodesOff,
-                    format!("{node} deregistered, and HYBRID_NODES is off"),
-                ),
-            ));
-        }
-        if self.config.rights.session_rights == SessionRights::Static {
-            return Ok(ignored(
-                id,
-                Reason::new(
-                    ReasonCode::StaticSessionRights,
-                    "static session rights: no per-user statement to revoke",
-                ),
-            ));
+        if let Some(skipped) = self.node_event_skipped(id, node, "deregistered") {
+            return Ok(skipped);
         }
         let mut outcome = self.reconcile(mode).await?;
         outcome.reason = format!("{node} deregistered: {}", outcome.reason);

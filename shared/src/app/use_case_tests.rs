@@ -1342,11 +1342,9 @@ async fn the_sweep_owns_every_regions_ownerless_nodes_and_fails_whole_on_an_unre
     );
 }
 
-#[tokio::test]
-async fn a_user_whose_only_node_is_outside_ec2_holds_their_rights_until_their_last_node_of_any_kind_goes(
-) {
-    // GIVEN ada's managed node in eu-west-1 (her id from her activation) and one instance of
-    // hers in us-east-1, with HybridNodes=true and per-user rights
+/// Two enabled regions and ada's managed node in eu-west-1 (her id from her activation): the
+/// fake, the node and her user id.
+fn adas_node_in_eu_west_1() -> (FakeAws, crate::domain::ids::ManagedNodeId, String) {
     let fake = fake();
     fake.world().enabled_regions = vec!["us-east-1".into(), "eu-west-1".into()];
     let adas = format!("{ROLE_ID}:ada");
@@ -1357,6 +1355,15 @@ async fn a_user_whose_only_node_is_outside_ec2_holds_their_rights_until_their_la
         None,
         &[("AwsUserId", &adas)],
     );
+    (fake, node, adas)
+}
+
+#[tokio::test]
+async fn a_user_whose_only_node_is_outside_ec2_holds_their_rights_until_their_last_node_of_any_kind_goes(
+) {
+    // GIVEN ada's managed node in eu-west-1 (her id from her activation) and one instance of
+    // hers in us-east-1, with HybridNodes=true and per-user rights
+    let (fake, node, adas) = adas_node_in_eu_west_1();
     let config = || {
         Config::for_tests(&[
             ("HYBRID_NODES", "true"),
@@ -1424,16 +1431,7 @@ async fn a_user_whose_only_node_is_outside_ec2_holds_their_rights_until_their_la
 
 #[tokio::test]
 async fn a_node_event_grants_nobody_without_an_owner_and_reads_nothing_with_hybrid_nodes_off() {
-    let fake = fake();
-    fake.world().enabled_regions = vec!["us-east-1".into(), "eu-west-1".into()];
-    let adas = format!("{ROLE_ID}:ada");
-    let node = add_hybrid_node(
-        &fake,
-        "eu-west-1",
-        "mi-0a1b2c3d4e5f60011",
-        None,
-        &[("AwsUserId", &adas)],
-    );
+    let (fake, node, _) = adas_node_in_eu_west_1();
     let config = Config::for_tests(&[("HYBRID_NODES", "true"), ("REGIONS", "us-east-1,eu-west-1")]);
     let policies = policies_on(config, &fake, managed(&fake)).with_hybrid_nodes(fake.clone());
 
