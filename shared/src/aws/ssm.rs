@@ -22,18 +22,8 @@ use crate::ports::{
 impl ManagedNodes for aws_sdk_ssm::Client {
     #[instrument(skip(self))]
     async fn managed_node(&self, instance_id: &InstanceId) -> Result<Option<ManagedNode>, Error> {
-        use aws_sdk_ssm::types::InstanceInformationStringFilter;
-        const DESCRIBE: &str = "ssm:DescribeInstanceInformation";
-        let filter = InstanceInformationStringFilter::builder()
-            .key("InstanceIds")
-            .values(instance_id.as_str())
-            .build()
-            .map_err(|e| Error::Aws {
-                operation: DESCRIBE,
-                code: "InvalidFilter".into(),
-                message: e.to_string(),
-                retryable: false,
-            })?;
+        const DESCRIBE: &str = DESCRIBE_NODES;
+        let filter = information_filter("InstanceIds", instance_id.as_str())?;
         let output = self
             .describe_instance_information()
             .filters(filter)

@@ -83,6 +83,28 @@ where
 }
 
 /// The question, parsed, and the role as IAM has it now.
+/// The question's USER as a session name, and its region (`--region`, else the client's):
+/// usage errors when either can never be valid.
+pub(crate) fn user_and_region(
+    question: &Question<'_>,
+    client: &impl InRegion,
+) -> Result<(SessionName, String), DoctorError> {
+    let user = question.user;
+    let name = SessionName::parse(user).map_err(|e| {
+        DoctorError::Usage(format!(
+            "USER {user:?} can never be a user of the role: {e}"
+        ))
+    })?;
+    let region = match question.region {
+        Some(r) => r.to_owned(),
+        None => client.region_name().ok_or_else(|| {
+            DoctorError::Usage("no region: set AWS_REGION or pass --region".into())
+        })?,
+    };
+    checked_region(&region)?;
+    Ok((name, region))
+}
+
 pub(crate) async fn subject<E: InRegion, I>(
     config: &Config,
     question: &Question<'_>,
@@ -92,21 +114,9 @@ pub(crate) async fn subject<E: InRegion, I>(
 where
     I: RoleDirectory + RoleEvaluationInputs + Sync,
 {
-    let user = question.user;
-    let name = SessionName::parse(user).map_err(|e| {
-        DoctorError::Usage(format!(
-            "USER {user:?} can never be a user of the role: {e}"
-        ))
-    })?;
+    let (name, region) = user_and_region(question, ec2)?;
     let instance_id =
         InstanceId::parse(question.instance).map_err(|r| DoctorError::Usage(r.text))?;
-    let region = match question.region {
-        Some(r) => r.to_owned(),
-        None => ec2.region_name().ok_or_else(|| {
-            DoctorError::Usage("no region: set AWS_REGION or pass --region".into())
-        })?,
-    };
-    checked_region(&region)?;
     let facts = role_facts(config, iam).await?;
     Ok(Subject {
         user_id: UserId::new(facts.role.id.clone(), name.clone()),

@@ -4,15 +4,14 @@
 //! (the product's own evaluation), and the region's managed-instances tier, without which
 //! Session Manager does not reach such a node whatever IAM allows.
 
-use super::context::{first_document, role_facts};
+use super::context::{first_document, role_facts, user_and_region};
 use super::report::{ActionVerdict, Actions, Check, CheckId, Diagnosis, Verdict};
-use super::{checked_region, DoctorError, Question};
+use super::{DoctorError, Question};
 use crate::app::regions::RegionalClients;
 use crate::config::Config;
 use crate::domain::evaluation::{evaluate, Decision, NamedPolicy};
 use crate::domain::ids::{ManagedNodeId, UserId};
 use crate::domain::session_iam;
-use crate::domain::session_name::SessionName;
 use crate::ports::{ActivationTier, DoctorIam, HybridNodes, InRegion, RolePolicyDocument};
 
 /// The tier Session Manager needs for nodes outside EC2, as AWS spells it.
@@ -30,19 +29,7 @@ where
     I: DoctorIam,
     N: HybridNodes + ActivationTier + InRegion + Clone + Send + Sync,
 {
-    let name = SessionName::parse(question.user).map_err(|e| {
-        DoctorError::Usage(format!(
-            "USER {:?} can never be a user of the role: {e}",
-            question.user
-        ))
-    })?;
-    let region = match question.region {
-        Some(r) => r.to_owned(),
-        None => nodes.region_name().ok_or_else(|| {
-            DoctorError::Usage("no region: set AWS_REGION or pass --region".into())
-        })?,
-    };
-    checked_region(&region)?;
+    let (name, region) = user_and_region(question, nodes)?;
     let facts = role_facts(config, iam).await?;
     let user_id = UserId::new(facts.role.id.clone(), name);
     let here = RegionalClients::new(nodes.clone(), config).get(Some(&region));
